@@ -1,0 +1,169 @@
+"""The basiskit command line: a thin shell over the same run function the API uses."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .config import load_run_config, preset_names, read_preset
+from .data.dataset import Dataset, resolve_data_dir
+from .engine.run import Backtest
+from .errors import BasiskitError, ConfigError
+from .results.store import new_run_id, write_run
+from .results.summary import summarize
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the fund's basis strategies.")
+data_app = typer.Typer(no_args_is_help=True, help="Check datasets and build the embedded sample.")
+app.add_typer(data_app, name="data")
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(exc: BasiskitError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+@app.command()
+def backtest(
+    mode: Annotated[str, typer.Argument(help="A preset name (see `basiskit modes`).")],
+    start: Annotated[str | None, typer.Option(help="Window start, ISO 8601 UTC (default: data start).")] = None,
+    end: Annotated[str | None, typer.Option(help="Window end, exclusive, ISO 8601 UTC.")] = None,
+    capital: Annotated[float | None, typer.Option(help="Initial capital in share-class units.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value override (repeatable).")] = None,
+    config: Annotated[list[Path] | None, typer.Option(help="YAML deep-merged over the preset.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Dataset folder (else $BASISKIT_DATA, else the sample).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for run results.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")] = False,
+) -> None:
+    """Run a backtest of MODE and print its summary."""
+    t0 = time.perf_counter()
+    extra = {k: v for k, v in (("start", start), ("end", end), ("initial_capital", capital)) if v is not None}
+    try:
+        cfg = load_run_config(mode, config or [], set_ or [], extra)
+        root, source = resolve_data_dir(data)
+        bt = Backtest(cfg, Dataset(root))
+        with _progress(bt.market.n_points, enabled=not as_json and sys.stderr.isatty()) as advance:
+            result = bt.run(advance)
+        summary = summarize(result)
+        run_id = new_run_id(cfg.mode, result.config_hash)
+        summary = {"run_id": run_id, **summary, "data_source": f"{root} ({source})"}
+        folder = write_run(result, summary, out_dir, run_id)
+        summary["wall_seconds"] = time.perf_counter() - t0
+        summary["results_dir"] = str(folder)
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    except BasiskitError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        _print_summary(summary)
+
+
+class _progress:
+    """A rich progress bar on stderr, or nothing when not on a terminal."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        self.bar = Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed}/{task.total} h"),
+                            TimeRemainingColumn(), console=err, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("run", total=self.total)
+        return lambda k: self.bar.update(task, completed=k)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+
+
+def _print_summary(s: dict) -> None:
+    ccy = s["share_class"]
+    t = Table(title=f"{s['mode']}  {s['start']} .. {s['end']}  ({s['steps']} hourly steps)", show_header=False)
+    t.add_column("metric", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("initial capital", f"{s['initial_capital']:,.6f} {ccy}")
+    t.add_row("final NAV", f"{s['final_nav']:,.6f} {ccy}")
+    t.add_row("final NAV (USD)", f"{s['final_nav_usd']:,.2f} USD")
+    t.add_row("total return", f"{s['total_return']:.6%}")
+    t.add_row("APY", f"{s['apy']:.4%}")
+    t.add_row("max drawdown", f"{s['max_drawdown']:.4%}")
+    t.add_row("balance PnL", f"{s['balance_pnl']:,.6f} {ccy}")
+    for name, amount in s["pnl_attribution"].items():
+        t.add_row(f"  {name}", f"{amount:,.6f} {ccy}")
+    t.add_row("max |residual|", f"{s['reconciliation_max_residual']:.3e} {ccy}")
+    t.add_row("data warnings", str(s["data_warnings"]))
+    t.add_row("executions", str(s["executions"]))
+    t.add_row("engine", f"{s['engine_seconds']:.3f} s ({s['steps_per_second']:,.0f} steps/s)")
+    t.add_row("wall", f"{s['wall_seconds']:.3f} s")
+    t.add_row("results", s["results_dir"])
+    out.print(t)
+
+
+@app.command()
+def modes() -> None:
+    """List every preset with its strategy, share class and description."""
+    t = Table(title="basiskit modes")
+    for col in ("mode", "strategy", "share class", "description"):
+        t.add_column(col)
+    for name in preset_names():
+        p = read_preset(name)
+        t.add_row(name, p.get("strategy", ""), p.get("share_class", ""), p.get("description", ""))
+    out.print(t)
+
+
+@data_app.command("check")
+def data_check(directory: Annotated[Path, typer.Argument(help="A dataset folder with MANIFEST.json.")]) -> None:
+    """Validate every series of a dataset and print its coverage."""
+    from .data.check import check_dataset
+
+    try:
+        rows = check_dataset(Dataset(directory))
+    except BasiskitError as exc:
+        _fail(exc)
+    t = Table(title=f"dataset {directory}")
+    for col in ("series", "kind", "start", "end", "rows", "gaps", "largest gap (h)"):
+        t.add_column(col, justify="right" if col in ("rows", "gaps", "largest gap (h)") else "left")
+    for r in rows:
+        t.add_row(r.series, r.kind, r.start, r.end, str(r.rows), str(r.gaps), f"{r.largest_gap_hours:g}")
+    out.print(t)
+    out.print(f"{len(rows)} series valid")
+
+
+@data_app.command("sample")
+def data_sample(
+    source: Annotated[Path | None, typer.Option(help="Full dataset (default: $BASISKIT_DATA).")] = None,
+    start: Annotated[str, typer.Option(help="Sample window start.")] = "2024-10-06",
+    end: Annotated[str, typer.Option(help="Sample window end.")] = "2025-01-06",
+    dest: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the package).")] = None,
+) -> None:
+    """Build the embedded sample: a small real slice of the full dataset."""
+    from .data.dataset import ENV_VAR, SAMPLE_DIR
+    from .data.sample import build_sample
+
+    import os
+
+    src = source or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
+    if src is None:
+        err.print(f"error: pass --source DIR (the full dataset) or set {ENV_VAR}.")
+        raise typer.Exit(2)
+    try:
+        written = build_sample(Dataset(src), dest or SAMPLE_DIR, start, end)
+    except BasiskitError as exc:
+        _fail(exc)
+    out.print(f"sample written to {dest or SAMPLE_DIR}: {written['files']} files, {written['bytes']:,} bytes")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,26 @@
+"""UTC timestamps as int64 seconds since the epoch, the representation used inside the engine."""
+
+from datetime import UTC, datetime
+
+HOUR = 3600
+
+
+def to_epoch(dt: datetime) -> int:
+    """Seconds since the epoch of a datetime (naive datetimes are taken as UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def iso(ts: int | float) -> str:
+    """ISO 8601 UTC text of epoch seconds, as the dataset writes it."""
+    return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_seconds(timestamps) -> "np.ndarray":
+    """Epoch seconds of tz-aware pandas timestamps, whatever their internal resolution."""
+    import numpy as np
+    import pandas as pd
+
+    naive = pd.DatetimeIndex(timestamps).tz_convert("UTC").tz_localize(None)
+    return naive.to_numpy().astype("datetime64[s]").astype(np.int64)

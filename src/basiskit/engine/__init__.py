@@ -1,0 +1,1 @@
+"""The event-driven loop, clocks, the run object and the event log."""

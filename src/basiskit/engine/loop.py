@@ -1,0 +1,61 @@
+"""The per-tick loop (DESIGN §1): accrue, external flows, strategy and execution, record balances.
+
+Only plain floats and lists are touched here; valuation and reconciliation of the recorded
+balances happen vectorised after the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import RunError
+from ..portfolio.book import Book
+from ..strategies.base import Strategy
+from .clock import BacktestClock
+from .events import EventLog
+
+PROGRESS_EVERY = 2048
+
+
+def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, flows: list[float], wallet: int,
+             events: EventLog, progress: Callable[[int], None] | None = None) -> list[list[float]]:
+    """Run every tick; returns the quantity of each position after each tick."""
+    n = len(clock)
+    qty = book.qty
+    n_pos = len(qty)
+    history = [[0.0] * n for _ in range(n_pos)]
+    accrue = book.accrue
+    on_tick = strategy.on_tick
+    positions = list(zip(range(n_pos), history, strict=True))
+    for k in clock.ticks():
+        if k:
+            accrue(k)
+        flow = flows[k]
+        if flow != 0.0:
+            _apply_flow(k, flow, book, strategy, wallet, events)
+        on_tick(k)
+        for j, h in positions:
+            h[k] = qty[j]
+        if progress is not None and not k % PROGRESS_EVERY:
+            progress(k)
+    if progress is not None:
+        progress(n)
+    return history
+
+
+def _apply_flow(k: int, flow: float, book: Book, strategy: Strategy, wallet: int, events: EventLog) -> None:
+    """A deposit lands in the wallet; a withdrawal first has the strategy free the cash."""
+    if flow > 0.0:
+        book.qty[wallet] += flow
+        events.add(k, "deposit", f"deposit {flow:.6f}", amount=flow)
+        return
+    amount = -flow
+    strategy.raise_cash(k, amount)
+    available = book.qty[wallet]
+    if available < amount * (1.0 - 1e-12):
+        raise RunError(
+            f"withdrawal of {amount:.6f} at point {k} exceeds what the portfolio can free "
+            f"({available:.6f} in the wallet after unwinding); lower the withdrawal in `flows`."
+        )
+    book.qty[wallet] -= amount
+    events.add(k, "withdrawal", f"withdrawal {amount:.6f}", amount=amount)

@@ -1,0 +1,23 @@
+"""Errors a user can act on: each message names what is wrong and how to fix it."""
+
+
+class BasiskitError(Exception):
+    """Base of every error basiskit reports to a user."""
+
+
+class DataError(BasiskitError):
+    """A dataset file is missing, corrupt or does not cover what a run needs."""
+
+
+class ConfigError(BasiskitError):
+    """A run configuration is invalid; `problems` lists every (field, value, reason)."""
+
+    def __init__(self, problems: list[tuple[str, object, str]]):
+        self.problems = problems
+        lines = [f"{len(problems)} problem(s) in the run configuration:"]
+        lines += [f"  - {field}: {value!r} -> {reason}" for field, value, reason in problems]
+        super().__init__("\n".join(lines))
+
+
+class RunError(BasiskitError):
+    """A run cannot go on (e.g. a withdrawal larger than what the portfolio holds)."""

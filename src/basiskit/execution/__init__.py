@@ -1,0 +1,1 @@
+"""Execution: orders become venue actions that change balances, with their costs."""

@@ -1,0 +1,1 @@
+"""Instruments, the position book, share-class valuation and PnL attribution."""

@@ -1,0 +1,1 @@
+"""Result tables, metrics, the run summary and where they are written."""

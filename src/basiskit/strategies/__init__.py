@@ -1,0 +1,1 @@
+"""Strategies: one small class per family, registered by name (see registry.BUILTIN)."""

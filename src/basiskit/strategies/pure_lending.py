@@ -1,0 +1,69 @@
+"""pure_lending: all capital supplied to one Aave v3 reserve, the share-class asset."""
+
+from __future__ import annotations
+
+from ..data.market import MarketData, Need
+from ..portfolio.attribution import SPOT_PRICE, SUPPLY_YIELD, VOID
+from ..portfolio.book import PositionSpec
+from ..portfolio.currency import SHARE_CLASS_ASSET
+from ..venues.aave import RESERVES, AaveReserve
+from .base import Strategy
+from .registry import register
+
+
+@register
+class PureLending(Strategy):
+    name = "pure_lending"
+    description = "Supply the whole NAV to an Aave v3 reserve of the share-class asset"
+
+    @classmethod
+    def validate_config(cls, cfg) -> list[str]:
+        if cfg.lending is None:
+            return ["lending: required by strategy pure_lending (e.g. lending: {reserve: USDT})"]
+        asset = RESERVES[cfg.lending.reserve][1]
+        if asset != SHARE_CLASS_ASSET[cfg.share_class]:
+            return [
+                f"lending.reserve {cfg.lending.reserve} holds {asset}, but share_class {cfg.share_class} "
+                f"needs a {SHARE_CLASS_ASSET[cfg.share_class]} reserve ("
+                + ", ".join(s for s, (_, a) in RESERVES.items() if a == SHARE_CLASS_ASSET[cfg.share_class])
+                + ")"
+            ]
+        return []
+
+    def __init__(self, cfg, pricer, gas):
+        super().__init__(cfg, pricer, gas)
+        self.reserve = AaveReserve(cfg.lending.reserve)
+        self.threshold = cfg.position_deviation_threshold
+
+    def needs(self) -> list[Need]:
+        return self.reserve.needs()
+
+    def bind(self, market: MarketData) -> list[PositionSpec]:
+        self.reserve.bind(market)
+        ones = [1.0] * market.n_points
+        price = self.pricer.price(self.reserve.asset).tolist()
+        return [
+            PositionSpec(self.reserve.atoken, self.reserve.liquidity_index, ones, price,
+                         index_slot=SUPPLY_YIELD, rate_slot=VOID, price_slot=SPOT_PRICE)
+        ]
+
+    def attach(self, ctx) -> None:
+        super().attach(ctx)
+        self.qty = ctx.book.qty
+        self.position = ctx.book.slot_of(self.reserve.atoken.key)
+        self.supply_units = self.gas.units.supply
+        self.withdraw_units = self.gas.units.withdraw
+
+    def on_tick(self, k: int) -> None:
+        """Target: everything supplied. Act when idle cash exceeds the deviation threshold of NAV."""
+        idle = self.qty[self.ctx.wallet]
+        if idle <= 0.0 or idle <= self.threshold * self.ctx.book.nav(k):
+            return
+        amount = idle - self.gas.cost(self.supply_units, k)
+        if amount > 0.0:
+            self.ctx.executor.aave_supply(k, self.reserve, self.position, amount)
+
+    def raise_cash(self, k: int, amount: float) -> None:
+        needed = amount + self.gas.cost(self.withdraw_units, k) - self.qty[self.ctx.wallet]
+        if needed > 0.0:
+            self.ctx.executor.aave_withdraw(k, self.reserve, self.position, needed)
