@@ -25,11 +25,13 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 
+FULL_DATA ?= ../shared/market-data
+
 bench: $(STAMP)
-	$(BIN)/python -m basiskit.bench
+	$(BIN)/python -m basiskit.bench $(if $(wildcard $(FULL_DATA)/MANIFEST.json),--data $(FULL_DATA))
 
 sample: $(STAMP)
-	$(BIN)/basiskit data sample
+	$(BIN)/basiskit data sample --source $(FULL_DATA)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -23,8 +23,9 @@ from .results.summary import summarize
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the fund's basis strategies.")
 data_app = typer.Typer(no_args_is_help=True, help="Check datasets and build the embedded sample.")
 app.add_typer(data_app, name="data")
-err = Console(stderr=True)
-out = Console()
+# Off a terminal (pipes, CI logs) rich would cut tables at 80 columns: give them room instead.
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(exc: BasiskitError) -> None:
@@ -149,10 +150,10 @@ def data_sample(
     dest: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the package).")] = None,
 ) -> None:
     """Build the embedded sample: a small real slice of the full dataset."""
+    import os
+
     from .data.dataset import ENV_VAR, SAMPLE_DIR
     from .data.sample import build_sample
-
-    import os
 
     src = source or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
     if src is None:

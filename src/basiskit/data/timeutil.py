@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime
 
+import numpy as np
+import pandas as pd
+
 HOUR = 3600
 
 
@@ -17,10 +20,7 @@ def iso(ts: int | float) -> str:
     return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def epoch_seconds(timestamps) -> "np.ndarray":
+def epoch_seconds(timestamps) -> np.ndarray:
     """Epoch seconds of tz-aware pandas timestamps, whatever their internal resolution."""
-    import numpy as np
-    import pandas as pd
-
     naive = pd.DatetimeIndex(timestamps).tz_convert("UTC").tz_localize(None)
     return naive.to_numpy().astype("datetime64[s]").astype(np.int64)

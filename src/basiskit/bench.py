@@ -1,0 +1,62 @@
+"""Benchmark: dataset load time and engine steps/s per mode over the whole dataset.
+
+python -m basiskit.bench [--data DIR] [--repeat N]   (make bench uses ../shared/market-data when present)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from .config import load_run_config, preset_names, read_preset
+from .data.dataset import Dataset, resolve_data_dir
+from .engine.run import Backtest
+from .strategies.registry import strategy_names
+
+# Engine-loop targets (steps/s) from the issues, by strategy.
+TARGETS = {"pure_lending": 200_000}
+LOAD_TARGET_SECONDS = 2.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", default=None, help="dataset folder (default: $BASISKIT_DATA, else the sample)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per mode; the best is reported")
+    args = ap.parse_args()
+    root, source = resolve_data_dir(args.data)
+    console = Console(width=120)
+    console.print(f"dataset: {root} ({source})")
+
+    t0 = time.perf_counter()
+    dataset = Dataset(root)
+    dataset.load_all()
+    load_s = time.perf_counter() - t0
+    console.print(f"load + validate all {len(dataset.names())} series: {load_s:.3f} s "
+                  f"(target < {LOAD_TARGET_SECONDS:g} s) {'OK' if load_s < LOAD_TARGET_SECONDS else 'SLOW'}")
+
+    table = Table(title="engine loop, whole dataset window")
+    for col in ("mode", "steps", "align s", "engine s (best)", "steps/s", "target", ""):
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    for mode in preset_names():
+        strategy = read_preset(mode).get("strategy")
+        if strategy not in strategy_names():
+            continue
+        cfg = load_run_config(mode)
+        t1 = time.perf_counter()
+        bt = Backtest(cfg, dataset)
+        align_s = time.perf_counter() - t1
+        best = min(bt.run().engine_seconds for _ in range(args.repeat))
+        steps = bt.market.n_points - 1
+        rate = steps / best
+        target = TARGETS.get(strategy)
+        verdict = "" if target is None else ("OK" if rate >= target else "SLOW")
+        table.add_row(mode, f"{steps:,}", f"{align_s:.3f}", f"{best:.4f}", f"{rate:,.0f}",
+                      f"{target:,}" if target else "-", verdict)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

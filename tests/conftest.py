@@ -1,0 +1,42 @@
+"""Shared fixtures: the full real dataset beside the repo (tests skip without it) and the sample."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from basiskit.data.dataset import SAMPLE_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+FULL_DATA = Path(os.environ.get("BASISKIT_FULL_DATA", REPO.parent / "shared" / "market-data"))
+
+
+@pytest.fixture(autouse=True)
+def _no_data_env(monkeypatch):
+    """Tests choose their dataset explicitly; a BASISKIT_DATA in the shell must not leak in."""
+    monkeypatch.delenv("BASISKIT_DATA", raising=False)
+
+
+@pytest.fixture(scope="session")
+def full_data() -> Path:
+    if not (FULL_DATA / "MANIFEST.json").is_file():
+        pytest.skip(f"full market data not found at {FULL_DATA} "
+                    "(set BASISKIT_FULL_DATA or place shared/market-data beside the repo)")
+    return FULL_DATA
+
+
+@pytest.fixture
+def sample_copy(tmp_path) -> Path:
+    """A writable copy of the embedded sample, for corrupting."""
+    dest = tmp_path / "data"
+    shutil.copytree(SAMPLE_DIR, dest)
+    return dest
+
+
+def raw_csv(root: Path, series: str) -> pd.DataFrame:
+    """A series read straight from its CSV, indexed by its timestamp text (independent of basiskit)."""
+    return pd.read_csv(root / f"{series}.csv.gz").set_index("timestamp")
