@@ -60,12 +60,54 @@ class CostsConfig(Strict):
     gas_series: str = "gas/ethereum_gas_1h"
     gas_column: str = "gas_price_gwei"
     gas_units: GasUnits = GasUnits()
+    # Slippage in bps by pair (e.g. BTC_USDT, ETHUSDT-PERP); pairs not listed use the dataset's
+    # params/execution_costs_bps.json table by trade size.
+    slippage_bps: dict[str, float] = Field(default_factory=dict)
+
+
+VENUES = ("binance", "bybit", "okx")
+
+
+class VenueConfig(Strict):
+    """Overrides of a CEX venue's dataset parameters (params/cex_venues.json); None keeps the dataset's."""
+
+    perp_taker_fee: float | None = Field(None, ge=0, lt=0.05)
+    spot_taker_fee: float | None = Field(None, ge=0, lt=0.05)
+    maintenance_margin_rate: float | None = Field(None, gt=0, lt=1)
+    initial_margin_rate: float = Field(0.1, gt=0, le=1)
+    liquidation_fee_rate: float = Field(0.01, ge=0, lt=0.5)
+    transfer_fee_usdt: float = Field(1.0, ge=0)
+
+
+class VenuesConfig(Strict):
+    binance: VenueConfig = VenueConfig()
+    bybit: VenueConfig = VenueConfig()
+    okx: VenueConfig = VenueConfig()
+
+
+class BasisConfig(Strict):
+    """Long spot, short perps: what, where, and how much margin beside the hedge."""
+
+    asset: Literal["BTC", "ETH"]
+    spot_venue: Literal["binance", "bybit", "okx"] = "bybit"
+    margin_buffer: float = Field(0.3, gt=0, le=2, description="perp margin per unit of hedge notional")
+    margin_ratio_limit: float = Field(0.1, gt=0, le=1, description="rebalance when a venue's MM/equity reaches it")
+    fixed_units: float | None = Field(None, gt=0, description="hold this hedge size instead of sizing from NAV")
+
+
+class RiskConfig(Strict):
+    margin_ratio_alert: float = Field(0.2, gt=0, le=1)
+    max_net_delta_pct: float = Field(0.05, gt=0)
+    # Override: above this margin ratio the target exposure is scaled down by reduce_fraction.
+    margin_ratio_override: float = Field(0.5, gt=0, le=1)
+    reduce_fraction: float = Field(0.5, gt=0, lt=1)
 
 
 class PricesConfig(Strict):
-    """Where hourly prices come from: series names of the dataset."""
+    """Where hourly prices of assets no venue of the run prices come from: dataset series names."""
 
     eth_usdt: str = "spot/uniswapv3_wethusdt_1h"
+    btc_usdt: str = "spot/bybit_btcusdt_1h"
     usdt_usd: str = "aave/usdt_reserve_1d"
 
 
@@ -101,6 +143,10 @@ class RunConfig(Strict):
     position_deviation_threshold: float = Field(0.001, ge=0, lt=1)
     reconciliation_tolerance: float = Field(1e-9, gt=0)
     lending: LendingConfig | None = None
+    basis: BasisConfig | None = None
+    hedge_allocation: dict[str, float] | None = None
+    venues: VenuesConfig = VenuesConfig()
+    risk: RiskConfig = RiskConfig()
     costs: CostsConfig = CostsConfig()
     prices: PricesConfig = PricesConfig()
     data: DataConfig = DataConfig()
@@ -112,6 +158,19 @@ class RunConfig(Strict):
     def _registered(cls, v: str) -> str:
         if v not in strategy_names():
             raise ValueError(f"unknown strategy; registered: {', '.join(strategy_names())}")
+        return v
+
+    @field_validator("hedge_allocation")
+    @classmethod
+    def _allocation(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        problems = [f"unknown venue {k!r} (venues: {', '.join(VENUES)})" for k in v if k not in VENUES]
+        problems += [f"weight of {k} is {w}; weights must be >= 0" for k, w in v.items() if w < 0]
+        if not problems and abs(sum(v.values()) - 1.0) > 1e-9:
+            problems.append(f"weights sum to {sum(v.values()):g}; they must sum to 1")
+        if problems:
+            raise ValueError("; ".join(problems))
         return v
 
     @model_validator(mode="after")

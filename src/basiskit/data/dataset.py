@@ -140,6 +140,9 @@ class Dataset:
             self._params[name] = json.loads(raw)
         return self._params[name]
 
+    def loaded_params(self) -> list[str]:
+        return list(self._params)
+
     def load_all(self) -> None:
         for name in self.names():
             self.series(name)

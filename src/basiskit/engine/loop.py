@@ -17,9 +17,14 @@ from .events import EventLog
 PROGRESS_EVERY = 2048
 
 
-def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, flows: list[float], wallet: int,
-             events: EventLog, progress: Callable[[int], None] | None = None) -> list[list[float]]:
-    """Run every tick; returns the quantity of each position after each tick."""
+def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: list[Callable[[int], None]],
+             flows: list[float], wallet: int, events: EventLog,
+             progress: Callable[[int], None] | None = None) -> list[list[float]]:
+    """Run every tick; returns the quantity of each position after each tick.
+
+    Per tick: accrue (indexes, prices), venue hooks (funding, liquidations, risk monitors),
+    external flows, the strategy (which acts through the executor), then record balances.
+    """
     n = len(clock)
     qty = book.qty
     n_pos = len(qty)
@@ -30,6 +35,8 @@ def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, flows: list[f
     for k in clock.ticks():
         if k:
             accrue(k)
+            for hook in hooks:
+                hook(k)
         flow = flows[k]
         if flow != 0.0:
             _apply_flow(k, flow, book, strategy, wallet, events)

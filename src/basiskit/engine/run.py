@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from ..portfolio.attribution import ATTRIBUTION_TYPES, N_SLOTS, SPOT_PRICE, TRAN
 from ..portfolio.book import Book, PositionSpec
 from ..portfolio.currency import SHARE_CLASS_ASSET, ShareClassPricer
 from ..portfolio.instruments import Instrument
-from ..strategies.base import Strategy, StrategyContext
+from ..strategies.base import Strategy, StrategyContext, StrategyEnv
 from ..strategies.registry import get_strategy
-from ..venues.costs import GasModel
+from ..venues.costs import GasModel, slippage_from_dataset
 from .clock import BacktestClock
 from .events import EventLog
 from .loop import run_loop
@@ -44,6 +45,8 @@ class RunResult:
     nav_usd: np.ndarray
     attribution_usd: np.ndarray
     residual_usd: np.ndarray
+    extra_columns: dict[str, np.ndarray]
+    extra_summary: dict
     reported_types: list[str]
     reported_types_usd: list[str]
     events: EventLog
@@ -62,8 +65,10 @@ class Backtest:
         self.dataset = dataset
         self.pricer = ShareClassPricer(cfg)
         self.gas = GasModel(cfg.costs, self.pricer)
-        self.strategy: Strategy = get_strategy(cfg.strategy)(cfg, self.pricer, self.gas)
-        needs = self.pricer.needs() + self.gas.needs() + self.strategy.needs()
+        self.slippage = slippage_from_dataset(dataset, cfg.costs)
+        env = StrategyEnv(dataset, self.pricer, self.gas, self.slippage)
+        self.strategy: Strategy = get_strategy(cfg.strategy)(cfg, env)
+        needs = self.gas.needs() + self.strategy.needs() + self.pricer.needs()
         start = to_epoch(cfg.start) if cfg.start else None
         end = to_epoch(cfg.end) if cfg.end else None
         self.market = MarketData(dataset, cfg.data, needs, start, end)
@@ -76,6 +81,9 @@ class Backtest:
                               index_slot=VOID, rate_slot=VOID, price_slot=VOID)
         self.specs = [wallet, *self.strategy.bind(self.market)]
         self.flows = self._flows(n)
+        # The data hash covers every series and parameter file the run read.
+        params = {name: dataset.params_files[name] for name in sorted(dataset.loaded_params())}
+        self.data_hash = hashlib.sha256(f"{self.market.data_hash}{params}".encode()).hexdigest()
 
     def _flows(self, n: int) -> list[float]:
         flows = [0.0] * n
@@ -92,10 +100,11 @@ class Backtest:
             k = int(np.clip((max(w.after, self.market.start) - self.market.start) // HOUR, 0, n - 1))
             events.add(k, "data_warning", w.message(), series=w.series, after=iso(w.after),
                        until=iso(w.until), hours=w.hours, limit_hours=w.limit_hours)
-        executor = Executor(book, self.gas, events, wallet=0)
-        self.strategy.attach(StrategyContext(book, executor, self.gas, self.pricer, wallet=0))
+        executor = Executor(book, self.gas, events, wallet=0, slippage=self.slippage)
+        self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         t0 = time.perf_counter()
-        history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.flows, 0, events, progress)
+        history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.strategy.hooks(),
+                           self.flows, 0, events, progress)
         engine_seconds = time.perf_counter() - t0
         return self._reconcile(book, history, events, engine_seconds)
 
@@ -131,16 +140,19 @@ class Backtest:
             for factor, slot in ((s.index, s.index_slot), (s.rate, s.rate_slot), (s.price, s.price_slot)):
                 if slot != VOID and min(factor) != max(factor):
                     used.add(slot)
+        used |= {i for i in range(len(ATTRIBUTION_TYPES)) if attribution[i].any()}  # cash-flow types (funding)
         used_usd = used | ({SPOT_PRICE} if fx.min() != fx.max() else set())
+        report = self.strategy.report(quantities, nav)
         return RunResult(
             cfg=self.cfg, grid=self.market.grid, position_keys=[s.instrument.key for s in self.specs],
             quantities=quantities, values=values, nav=nav, flows=flows, balance_pnl=balance_pnl,
             attribution=attribution, residual=residual, unit_usd=fx, nav_usd=nav_usd,
             attribution_usd=attribution_usd, residual_usd=residual_usd,
+            extra_columns=report.columns, extra_summary=report.summary,
             reported_types=[ATTRIBUTION_TYPES[i] for i in sorted(used)],
             reported_types_usd=[ATTRIBUTION_TYPES[i] for i in sorted(used_usd)],
             events=events, data_warnings=list(self.market.warnings), engine_seconds=engine_seconds,
-            config_hash=config_hash(self.cfg), data_hash=self.market.data_hash, data_root=str(self.dataset.root),
+            config_hash=config_hash(self.cfg), data_hash=self.data_hash, data_root=str(self.dataset.root),
         )
 
 

@@ -40,6 +40,23 @@ class Book:
             (j, s.index, s.rate, s.price, s.index_slot, s.rate_slot, s.price_slot, s.sign)
             for j, s in enumerate(specs)
         ]
+        # Accrual fast paths: positions whose factors never move are skipped; those where one factor
+        # moves need one term (the others are constants folded into `c`).
+        self._single: list[tuple[int, list[float], int, float]] = []
+        self._general = []
+        for row in self._rows:
+            j, f1, f2, p, s1, s2, s3, sign = row
+            factors = ((f1, s1), (f2, s2), (p, s3))
+            moving = [(f, slot) for f, slot in factors if min(f) != max(f)]
+            if len(moving) == 1:
+                f, slot = moving[0]
+                c = sign
+                for g, _ in factors:
+                    if g is not f:
+                        c *= g[0]
+                self._single.append((j, f, slot, c))
+            elif moving:
+                self._general.append(row)
         # Per-tick attribution, one list per slot; filled by accrue() and book_cost().
         self.attribution = [[0.0] * n_points for _ in range(n_slots)]
 
@@ -50,7 +67,11 @@ class Book:
         """Attribute the value change of every held position from point k-1 to point k."""
         qty = self.qty
         attr = self.attribution
-        for j, f1, f2, p, s1, s2, s3, sign in self._rows:
+        for j, f, slot, c in self._single:
+            q = qty[j]
+            if q != 0.0:
+                attr[slot][k] += q * c * (f[k] - f[k - 1])
+        for j, f1, f2, p, s1, s2, s3, sign in self._general:
             q = qty[j]
             if q == 0.0:
                 continue

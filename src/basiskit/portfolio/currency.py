@@ -1,15 +1,18 @@
-"""Share-class valuation: every asset's hourly price in share-class units, and the unit's USD value."""
+"""Share-class valuation: every asset's hourly price in share-class units, and the unit's USD value.
+
+Each asset a run holds is priced by one series: by default `prices.*` in the config; a venue that
+trades the asset (e.g. a basis strategy's spot venue) names its own series instead.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..config.models import RunConfig
-from ..data.market import Need
+from ..data.market import MarketData, Need
 
-# Asset of each share class, and which assets are priced off ETH/USDT.
 SHARE_CLASS_ASSET = {"USDT": "USDT", "ETH": "ETH"}
-ETH_LIKE = {"ETH", "WETH"}
+ALIASES = {"WETH": "ETH"}
 
 
 class ShareClassPricer:
@@ -17,31 +20,46 @@ class ShareClassPricer:
 
     def __init__(self, cfg: RunConfig):
         self.share_class = cfg.share_class
-        self.eth_usdt = Need(cfg.prices.eth_usdt, "open", "bar_price")
+        self.ccy = SHARE_CLASS_ASSET[cfg.share_class]
+        self.sources = {"ETH": cfg.prices.eth_usdt, "BTC": cfg.prices.btc_usdt}
         self.usdt_usd = Need(cfg.prices.usdt_usd, "oracle_price_usd", "last")
+        self.used: set[str] = {self.ccy}
+        self._usdt: dict[str, np.ndarray] = {}
+
+    def use(self, asset: str, series: str | None = None) -> None:
+        """Declare that the run holds `asset`, optionally priced by a venue's own `series`."""
+        asset = ALIASES.get(asset, asset)
+        if series is not None:
+            self.sources[asset] = series
+        self.used.add(asset)
+
+    def need_for(self, asset: str) -> Need:
+        return Need(self.sources[ALIASES.get(asset, asset)], "open", "bar_price")
 
     def needs(self) -> list[Need]:
-        return [self.eth_usdt, self.usdt_usd]
+        return [self.usdt_usd] + [self.need_for(a) for a in sorted(self.used) if a != "USDT"]
 
-    def bind(self, market) -> None:
-        self._eth = market.array(self.eth_usdt)
+    def bind(self, market: MarketData) -> None:
+        self._usdt = {a: market.array(self.need_for(a)) for a in self.used if a != "USDT"}
+        self._usdt["USDT"] = np.ones(market.n_points)
         self._usdt_usd = market.array(self.usdt_usd)
-        self._ones = np.ones(market.n_points)
 
     def price_usdt(self, asset: str) -> np.ndarray:
-        if asset == "USDT":
-            return self._ones
-        if asset in ETH_LIKE:
-            return self._eth
-        raise KeyError(f"no price source for asset {asset!r}")
+        asset = ALIASES.get(asset, asset)
+        if asset not in self._usdt:
+            raise KeyError(f"asset {asset!r} was not declared with use() before the market was built")
+        return self._usdt[asset]
+
+    def is_unit(self, asset: str) -> bool:
+        """True when one unit of `asset` is one share-class unit (its price never moves)."""
+        return ALIASES.get(asset, asset) == self.ccy
 
     def price(self, asset: str) -> np.ndarray:
         """Price of one unit of `asset` in share-class units."""
-        ccy = SHARE_CLASS_ASSET[self.share_class]
-        if asset == ccy or (asset in ETH_LIKE and ccy in ETH_LIKE):
-            return self._ones
-        return self.price_usdt(asset) / self.price_usdt(ccy)
+        if self.is_unit(asset):
+            return self._usdt["USDT"]
+        return self.price_usdt(asset) / self.price_usdt(self.ccy)
 
     def unit_usd(self) -> np.ndarray:
         """USD value of one share-class unit at each point."""
-        return self.price_usdt(SHARE_CLASS_ASSET[self.share_class]) * self._usdt_usd
+        return self.price_usdt(self.ccy) * self._usdt_usd

@@ -42,4 +42,5 @@ def summarize(r: RunResult) -> dict:
         "config_hash": r.config_hash,
         "data_hash": r.data_hash,
         "data_source": r.data_root,
+        **r.extra_summary,
     }

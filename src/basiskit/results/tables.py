@@ -33,6 +33,7 @@ def ticks_table(r: RunResult) -> pd.DataFrame:
     for j, key in enumerate(r.position_keys):
         cols[f"qty:{key}"] = r.quantities[j]
         cols[f"value:{key}"] = r.values[j]
+    cols.update(r.extra_columns)
     cols["drawdown"] = metrics.drawdown(cols["share_index"])
     return pd.DataFrame(cols)
 

@@ -3,36 +3,60 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from ..config.models import RunConfig
+from ..data.dataset import Dataset
 from ..data.market import MarketData, Need
+from ..engine.events import EventLog
 from ..execution.executor import Executor
 from ..portfolio.book import Book, PositionSpec
 from ..portfolio.currency import ShareClassPricer
-from ..venues.costs import GasModel
+from ..venues.costs import GasModel, SlippageModel
+
+
+@dataclass
+class StrategyEnv:
+    """What a strategy may use to set itself up: the dataset's parameters, prices, cost models."""
+
+    dataset: Dataset
+    pricer: ShareClassPricer
+    gas: GasModel
+    slippage: SlippageModel
 
 
 @dataclass
 class StrategyContext:
-    """What a strategy sees during the run: balances (read), executor (to act), gas, prices."""
+    """What a strategy sees during the run: balances (read), executor (to act), the event log."""
 
     book: Book
     executor: Executor
-    gas: GasModel
-    pricer: ShareClassPricer
+    events: EventLog
     wallet: int
+    n_points: int
+
+
+@dataclass
+class Report:
+    """A strategy's own per-tick columns and summary keys, computed after the loop."""
+
+    columns: dict[str, np.ndarray]
+    summary: dict
 
 
 class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
 
-    def __init__(self, cfg: RunConfig, pricer: ShareClassPricer, gas: GasModel):
+    def __init__(self, cfg: RunConfig, env: StrategyEnv):
         self.cfg = cfg
-        self.pricer = pricer
-        self.gas = gas
+        self.env = env
+        self.pricer = env.pricer
+        self.gas = env.gas
 
     @classmethod
     def validate_config(cls, cfg: RunConfig) -> list[str]:
@@ -50,6 +74,10 @@ class Strategy(ABC):
     def attach(self, ctx: StrategyContext) -> None:
         self.ctx = ctx
 
+    def hooks(self) -> list[Callable[[int], None]]:
+        """Per-tick venue work run after accrual and before the strategy (funding, liquidations, risk)."""
+        return []
+
     @abstractmethod
     def on_tick(self, k: int) -> None:
         """Compare actual to target positions at point k and act through the executor if needed."""
@@ -57,3 +85,6 @@ class Strategy(ABC):
     @abstractmethod
     def raise_cash(self, k: int, amount: float) -> None:
         """Free `amount` share-class units into the wallet for a withdrawal at point k."""
+
+    def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:
+        return Report({}, {})

@@ -30,9 +30,10 @@ class PureLending(Strategy):
             ]
         return []
 
-    def __init__(self, cfg, pricer, gas):
-        super().__init__(cfg, pricer, gas)
+    def __init__(self, cfg, env):
+        super().__init__(cfg, env)
         self.reserve = AaveReserve(cfg.lending.reserve)
+        self.pricer.use(self.reserve.asset)
         self.threshold = cfg.position_deviation_threshold
 
     def needs(self) -> list[Need]:
@@ -42,9 +43,10 @@ class PureLending(Strategy):
         self.reserve.bind(market)
         ones = [1.0] * market.n_points
         price = self.pricer.price(self.reserve.asset).tolist()
+        price_slot = VOID if self.pricer.is_unit(self.reserve.asset) else SPOT_PRICE
         return [
             PositionSpec(self.reserve.atoken, self.reserve.liquidity_index, ones, price,
-                         index_slot=SUPPLY_YIELD, rate_slot=VOID, price_slot=SPOT_PRICE)
+                         index_slot=SUPPLY_YIELD, rate_slot=VOID, price_slot=price_slot)
         ]
 
     def attach(self, ctx) -> None:

@@ -15,7 +15,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-BUILTIN = ("pure_lending",)
+BUILTIN = ("pure_lending", "basis")
 
 
 def _load_builtins() -> None:

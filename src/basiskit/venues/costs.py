@@ -6,6 +6,7 @@ import numpy as np
 
 from ..config.models import CostsConfig
 from ..data.market import MarketData, Need
+from ..errors import DataError
 from ..portfolio.currency import ShareClassPricer
 
 GWEI = 1e-9
@@ -19,6 +20,8 @@ class GasModel:
         self.units = cfg.gas_units
         self.gas_price = Need(cfg.gas_series, cfg.gas_column, "last")
         self.pricer = pricer
+        if self.enabled:
+            pricer.use("ETH")
         self.per_unit: list[float] = []
 
     def needs(self) -> list[Need]:
@@ -34,3 +37,43 @@ class GasModel:
 
     def cost(self, units: int, k: int) -> float:
         return units * self.per_unit[k]
+
+
+class SlippageModel:
+    """Slippage in bps by pair: config overrides first, else the dataset's table by trade size.
+
+    Table buckets (params/execution_costs_bps.json): the smallest bucket >= the trade's USD notional,
+    the largest bucket for bigger trades.
+    """
+
+    def __init__(self, table: dict, overrides: dict[str, float], enabled: bool):
+        self.enabled = enabled
+        self.overrides = overrides
+        self.buckets = sorted((v, k) for k, v in table["size_buckets_usd"].items())
+        self.table = table["slippage_bps"]
+
+    def check(self, pair: str) -> None:
+        if pair not in self.overrides and pair not in self.table:
+            raise DataError(
+                f"no slippage for pair {pair!r} in params/execution_costs_bps.json (pairs: "
+                f"{', '.join(sorted(self.table))}); set costs.slippage_bps.{pair} in the config."
+            )
+
+    def rate(self, pair: str, notional_usd: float) -> float:
+        """Slippage as a fraction of notional."""
+        if not self.enabled:
+            return 0.0
+        if pair in self.overrides:
+            return self.overrides[pair] * 1e-4
+        row = self.table[pair]
+        for size, bucket in self.buckets:
+            if notional_usd <= size:
+                return row[bucket] * 1e-4
+        return row[self.buckets[-1][1]] * 1e-4
+
+
+def slippage_from_dataset(dataset, cfg: CostsConfig) -> SlippageModel:
+    """The dataset's slippage table when it has one; otherwise only config overrides apply."""
+    name = "params/execution_costs_bps"
+    table = dataset.params(name) if name in dataset.params_files else {"size_buckets_usd": {}, "slippage_bps": {}}
+    return SlippageModel(table, cfg.slippage_bps, cfg.enabled)

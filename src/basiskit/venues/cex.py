@@ -1,0 +1,66 @@
+"""Centralised exchanges: per-venue parameters (dataset params/cex_venues.json, overridden by config)
+and the series each venue's products read. Venue differences are data, not code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config.models import RunConfig
+from ..data.dataset import Dataset
+from ..data.market import Need
+from ..errors import DataError
+
+# Which funding column a venue settles with (OKX: realized_funding_rate, dataset README).
+FUNDING_COLUMN = {"binance": "funding_rate", "bybit": "funding_rate", "okx": "realized_funding_rate"}
+
+
+@dataclass(frozen=True)
+class CexVenue:
+    """Fees and margin rules of one venue for one linear USDT perp symbol."""
+
+    name: str
+    perp_taker_fee: float
+    spot_taker_fee: float
+    maintenance_margin_rate: float
+    initial_margin_rate: float
+    liquidation_fee_rate: float
+    transfer_fee_usdt: float
+
+
+def load_venue(dataset: Dataset, cfg: RunConfig, name: str, symbol: str) -> CexVenue:
+    params = dataset.params("params/cex_venues")
+    if name not in params:
+        raise DataError(f"params/cex_venues.json has no venue {name!r}; it has {', '.join(sorted(params))}.")
+    p = params[name]
+    over = getattr(cfg.venues, name)
+    mmr = over.maintenance_margin_rate
+    if mmr is None:
+        if symbol not in p.get("maintenance_margin_rate", {}):
+            raise DataError(
+                f"params/cex_venues.json has no maintenance margin rate for {name} {symbol}; "
+                f"set venues.{name}.maintenance_margin_rate."
+            )
+        mmr = p["maintenance_margin_rate"][symbol]
+    costs = cfg.costs.enabled
+    return CexVenue(
+        name=name,
+        perp_taker_fee=(over.perp_taker_fee if over.perp_taker_fee is not None else p["perp_taker_fee"]) * costs,
+        spot_taker_fee=(over.spot_taker_fee if over.spot_taker_fee is not None else p["spot_taker_fee"]) * costs,
+        maintenance_margin_rate=mmr,
+        initial_margin_rate=over.initial_margin_rate,
+        liquidation_fee_rate=over.liquidation_fee_rate,
+        transfer_fee_usdt=over.transfer_fee_usdt * costs,
+    )
+
+
+def perp_mark_need(venue: str, asset: str) -> Need:
+    """Mark price: the venue's own perp bars, open at t (no look-ahead)."""
+    return Need(f"perp/{venue}_{asset.lower()}usdt_1h", "open", "bar_price")
+
+
+def funding_need(venue: str, asset: str) -> Need:
+    return Need(f"funding/{venue}_{asset.lower()}usdt_8h", FUNDING_COLUMN[venue], "events")
+
+
+def spot_series(venue: str, asset: str) -> str:
+    return f"spot/{venue}_{asset.lower()}usdt_1h"

@@ -1,0 +1,54 @@
+"""Linear USDT-margined perpetuals: signed size in base units, entry price, mark from the venue's
+own perp bars, unrealised PnL = size x (mark - entry), realised on reduce.
+
+In the book a perp is two positions: the contract (size, valued at mark) and the venue's USDT
+margin account (cash). Opening `d` contracts at price p moves cash by -d x p, so
+cash + size x mark = wallet balance + unrealised PnL: the account's equity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..data.market import MarketData
+from ..portfolio.instruments import Instrument
+from .cex import CexVenue, funding_need, perp_mark_need
+
+
+@dataclass
+class PerpMarket:
+    venue: CexVenue
+    asset: str
+    entry_price: float = 0.0
+    realized_pnl: float = 0.0
+    mark: list[float] = field(default_factory=list)
+    funding_rate: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.symbol = f"{self.asset}USDT"
+        self.instrument = Instrument(self.venue.name, "Perp", self.symbol, "USDT")
+        self.margin = Instrument(self.venue.name, "BaseToken", "USDT", "USDT")
+        self.pair = f"{self.symbol}-PERP"
+        self.mark_need = perp_mark_need(self.venue.name, self.asset)
+        self.funding_need = funding_need(self.venue.name, self.asset)
+
+    def needs(self):
+        return [self.mark_need, self.funding_need]
+
+    def bind(self, market: MarketData) -> None:
+        self.mark = market.values(self.mark_need)
+        self.funding_rate = market.values(self.funding_need)
+
+    def on_fill(self, size_before: float, delta: float, price: float) -> None:
+        """Track entry price (size-weighted on increase) and realised PnL on reduce."""
+        size_after = size_before + delta
+        if size_before == 0.0 or (size_before > 0) == (delta > 0):
+            self.entry_price = (size_before * self.entry_price + delta * price) / size_after
+            return
+        closed = min(abs(delta), abs(size_before)) * (1.0 if size_before > 0 else -1.0)
+        # realised PnL = closed size x (exit price - entry price) (linear contract)
+        self.realized_pnl += closed * (price - self.entry_price)
+        if size_after == 0.0:
+            self.entry_price = 0.0
+        elif (size_after > 0) != (size_before > 0):  # flipped: the remainder opens at the fill price
+            self.entry_price = price
