@@ -206,7 +206,7 @@ class Basis(Strategy):
             cols[f"funding:{v}"] = np.asarray(f.per_tick)
             max_ratio[v] = float(ratio.max())
             funding[v] = float(np.sum(f.per_tick))
-        liquidations = [l for a in self.accounts for l in a.liquidations]
+        liquidations = [event for a in self.accounts for event in a.liquidations]
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = np.where(nav > 0, np.abs(net * price * np.asarray(self.fx)) / nav, 0.0)
         return Report(cols, {
@@ -214,7 +214,7 @@ class Basis(Strategy):
             "rebalances": len(self.rebalances),
             "rebalances_by_action": {a: sum(r["action"] == a for r in self.rebalances)
                                      for a in sorted({r["action"] for r in self.rebalances})},
-            "liquidations": {"count": len(liquidations), "loss": float(sum(l["loss"] for l in liquidations)),
+            "liquidations": {"count": len(liquidations), "loss": float(sum(event["loss"] for event in liquidations)),
                              "events": liquidations},
             "max_margin_ratio": max_ratio,
             "max_abs_net_delta_pct": float(pct.max()),
