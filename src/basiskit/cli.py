@@ -104,6 +104,14 @@ def _print_summary(s: dict) -> None:
     for name, amount in s["pnl_attribution"].items():
         t.add_row(f"  {name}", f"{amount:,.6f} {ccy}")
     t.add_row("max |residual|", f"{s['reconciliation_max_residual']:.3e} {ccy}")
+    for venue, amount in s.get("funding_by_venue", {}).items():
+        t.add_row(f"funding {venue}", f"{amount:,.2f} {ccy}")
+    for venue, ratio in s.get("max_margin_ratio", {}).items():
+        t.add_row(f"max margin ratio {venue}", f"{ratio:.4f}")
+    if "rebalances" in s:
+        t.add_row("rebalances", str(s["rebalances"]))
+        t.add_row("liquidations", f"{s['liquidations']['count']} (loss {s['liquidations']['loss']:,.2f} {ccy})")
+        t.add_row("max |net delta| / NAV", f"{s['max_abs_net_delta_pct']:.4%}")
     t.add_row("data warnings", str(s["data_warnings"]))
     t.add_row("executions", str(s["executions"]))
     t.add_row("engine", f"{s['engine_seconds']:.3f} s ({s['steps_per_second']:,.0f} steps/s)")
