@@ -78,7 +78,8 @@ def test_basis_full_history(full_data, mode, asset):
     ticks.index = ticks["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     # net delta after each rebalance, from the recorded balances and the raw spot price
     spot = raw_csv(full_data, f"spot/bybit_{asset.lower()}usdt_1h")
-    units = ticks[f"qty:bybit:BaseToken:{asset}"] + sum(ticks[f"qty:{v}:Perp:{asset}USDT"] for v in ("binance", "bybit"))
+    perps = sum(ticks[f"qty:{v}:Perp:{asset}USDT"] for v in ("binance", "bybit"))
+    units = ticks[f"qty:bybit:BaseToken:{asset}"] + perps
     rebalance_ts = [e.k for e in r.events.of_type("rebalance")]
     assert s["rebalances"] == len(rebalance_ts) >= 1
     for k in rebalance_ts:
