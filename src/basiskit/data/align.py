@@ -158,3 +158,15 @@ def align_events(series: Series, column: str, grid: np.ndarray) -> np.ndarray:
     k = np.searchsorted(grid, ts[inside], side="left")
     np.add.at(out, k, values[inside])
     return out
+
+
+def snapshot_ratio(num: Series, den: Series, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """num[column] / den[column] on the snapshots both series have; every snapshot must match."""
+    if len(num.ts) != len(np.intersect1d(num.ts, den.ts)):
+        missing = np.setdiff1d(num.ts, den.ts)
+        raise DataError(
+            f"{den.path}: no snapshot at {iso(missing[0])}, which {num.path} has; the ratio of their "
+            f"{column!r} needs both on the same timestamps. Fix the data."
+        )
+    idx = np.searchsorted(den.ts, num.ts)
+    return num.ts, num.column(column) / den.column(column)[idx]

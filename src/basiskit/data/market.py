@@ -22,11 +22,18 @@ HOW = ("bar_price", "last", "geometric", "events")
 
 @dataclass(frozen=True)
 class Need:
-    """One aligned array a component needs: a column of a series and how it meets the grid."""
+    """One aligned array a component needs: a column of a series and how it meets the grid.
+
+    `ratio_of`: divide by the same column of another snapshot series on the same timestamps before
+    aligning (an LST's exchange rate = its oracle price / WETH's). `partial`: the series may cover
+    only part of the window (reward data): outside its coverage events are 0 and prices 0.
+    """
 
     series: str
     column: str
     how: str
+    ratio_of: str | None = None
+    partial: bool = False
 
     def __post_init__(self) -> None:
         if self.how not in HOW:
@@ -39,7 +46,8 @@ class MarketData:
     def __init__(self, dataset: Dataset, data_cfg: DataConfig, needs: list[Need],
                  start: int | None, end: int | None):
         self.dataset = dataset
-        names = sorted({n.series for n in needs})
+        names = sorted({n.series for n in needs if not n.partial} | {n.ratio_of for n in needs if n.ratio_of})
+        partial = sorted({n.series for n in needs if n.partial} - set(names))
         if start is None or end is None:
             lo, hi = self.common_window(dataset, names)
             start = start if start is not None else -(-lo // HOUR) * HOUR
@@ -57,13 +65,19 @@ class MarketData:
             series = dataset.series(name)
             limit, key = self._limit(data_cfg, name, series.meta.kind)
             self.warnings += align.check_holes(series, start, end, limit, key)
+        self.partial_coverage: dict[str, tuple[int, int]] = {}
+        for name in partial:
+            series = dataset.series(name)
+            lo, hi = align.coverage(series.meta)
+            self.partial_coverage[name] = (max(lo, start), min(hi, end))
+            limit, key = self._limit(data_cfg, name, series.meta.kind)
+            self.warnings += align.check_holes(series, max(lo, start), min(hi, end), limit, key)
         self.warnings.sort(key=lambda w: (w.after, w.series))
         self._arrays = {need: self._align(need) for need in needs}
-        digest = hashlib.sha256(
-            json.dumps({n: dataset.series_meta(n).sha256 for n in names}, sort_keys=True).encode()
-        )
+        used = names + partial
+        digest = hashlib.sha256(json.dumps({n: dataset.series_meta(n).sha256 for n in used}, sort_keys=True).encode())
         self.data_hash = digest.hexdigest()
-        self.series_used = names
+        self.series_used = used
 
     @staticmethod
     def common_window(dataset: Dataset, names: list[str]) -> tuple[int, int]:
@@ -78,6 +92,11 @@ class MarketData:
 
     def _align(self, need: Need) -> np.ndarray:
         series = self.dataset.series(need.series)
+        if need.partial:
+            return self._align_partial(need, series)
+        if need.ratio_of:
+            ts, values = align.snapshot_ratio(series, self.dataset.series(need.ratio_of), need.column)
+            return align.align_geometric(ts, values, self.grid, f"{need.series} / {need.ratio_of}")
         if need.how == "bar_price":
             return align.align_bar_price(series, self.grid)
         if need.how == "last":
@@ -85,6 +104,18 @@ class MarketData:
         if need.how == "geometric":
             return align.align_geometric(series.ts, series.column(need.column), self.grid, need.series)
         return align.align_events(series, need.column, self.grid)
+
+    def _align_partial(self, need: Need, series) -> np.ndarray:
+        out = np.zeros(len(self.grid))
+        if need.how == "events":
+            return align.align_events(series, need.column, self.grid)
+        lo, hi = self.partial_coverage[need.series]
+        inside = (self.grid >= lo) & (self.grid <= hi)
+        if inside.any():
+            sub = self.grid[inside]
+            out[inside] = (align.align_bar_price(series, sub) if need.how == "bar_price"
+                           else align.align_last(series, need.column, sub))
+        return out
 
     @property
     def n_points(self) -> int:

@@ -21,27 +21,45 @@ class ShareClassPricer:
     def __init__(self, cfg: RunConfig):
         self.share_class = cfg.share_class
         self.ccy = SHARE_CLASS_ASSET[cfg.share_class]
-        self.sources = {"ETH": cfg.prices.eth_usdt, "BTC": cfg.prices.btc_usdt}
+        # asset -> (series of its price, the asset that price is quoted in, partial coverage allowed)
+        self.sources: dict[str, tuple[str, str, bool]] = {
+            "ETH": (cfg.prices.eth_usdt, "USDT", False), "BTC": (cfg.prices.btc_usdt, "USDT", False),
+        }
         self.usdt_usd = Need(cfg.prices.usdt_usd, "oracle_price_usd", "last")
         self.used: set[str] = {self.ccy}
         self._usdt: dict[str, np.ndarray] = {}
 
-    def use(self, asset: str, series: str | None = None) -> None:
-        """Declare that the run holds `asset`, optionally priced by a venue's own `series`."""
+    def use(self, asset: str, series: str | None = None, quote: str = "USDT", partial: bool = False) -> None:
+        """Declare that the run holds `asset`, optionally priced by a venue's own `series` (in `quote`).
+
+        `partial`: the price series may cover only part of the window (reward tokens); outside it the
+        price is 0 and the asset must not be held there.
+        """
         asset = ALIASES.get(asset, asset)
         if series is not None:
-            self.sources[asset] = series
+            self.sources[asset] = (series, quote, partial)
+        if asset not in self.sources and asset != "USDT":
+            raise KeyError(f"no price source for asset {asset!r}")
         self.used.add(asset)
+        if asset != "USDT":
+            self.use(self.sources[asset][1])
 
     def need_for(self, asset: str) -> Need:
-        return Need(self.sources[ALIASES.get(asset, asset)], "open", "bar_price")
+        series, _, partial = self.sources[ALIASES.get(asset, asset)]
+        return Need(series, "open", "bar_price", partial=partial)
 
     def needs(self) -> list[Need]:
         return [self.usdt_usd] + [self.need_for(a) for a in sorted(self.used) if a != "USDT"]
 
     def bind(self, market: MarketData) -> None:
-        self._usdt = {a: market.array(self.need_for(a)) for a in self.used if a != "USDT"}
-        self._usdt["USDT"] = np.ones(market.n_points)
+        self._usdt = {"USDT": np.ones(market.n_points)}
+        pending = sorted(a for a in self.used if a != "USDT")
+        while pending:  # quotes first: a price in ETH needs ETH's price in USDT
+            for a in list(pending):
+                quote = self.sources[a][1]
+                if quote in self._usdt:
+                    self._usdt[a] = market.array(self.need_for(a)) * self._usdt[quote]
+                    pending.remove(a)
         self._usdt_usd = market.array(self.usdt_usd)
 
     def price_usdt(self, asset: str) -> np.ndarray:

@@ -6,6 +6,8 @@ the strategy to reduce exposure; it can never ask for more.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..config.models import RiskConfig
 from ..engine.events import EventLog
 from ..venues.margin import MarginAccount
@@ -15,12 +17,12 @@ NAV_REFRESH_TICKS = 24
 
 class RiskMonitor:
     def __init__(self, cfg: RiskConfig, accounts: list[MarginAccount], events: EventLog, book,
-                 delta_positions: list[int], price: list[float]):
+                 net_delta: Callable[[int], float], price: list[float]):
         self.cfg = cfg
         self.accounts = accounts
         self.events = events
         self.book = book
-        self.delta_positions = delta_positions
+        self.net_delta = net_delta
         self.price = price
         self.worst_ratio = 0.0
         self.override = False
@@ -44,13 +46,16 @@ class RiskMonitor:
         self.override = worst >= self.cfg.margin_ratio_override
         if not k % NAV_REFRESH_TICKS:
             self._nav = self.book.nav(k)
-        qty = self.book.qty
-        delta = 0.0
-        for j in self.delta_positions:
-            delta += qty[j]
+        delta = self.net_delta(k)
         over = self._nav > 0.0 and abs(delta) * self.price[k] > self.cfg.max_net_delta_pct * self._nav
         if over != self._delta_alerting:
             self._delta_alerting = over
             if over:
                 self.events.add(k, "risk_alert", f"net delta {delta:+.6f} over {self.cfg.max_net_delta_pct:.1%} of NAV",
                                 net_delta=delta, limit=self.cfg.max_net_delta_pct)
+
+
+def liquidation_summary(records: list[dict]) -> dict:
+    """Liquidations of every venue (CEX and Aave): count, total loss in share-class units, details."""
+    return {"count": len(records), "loss": float(sum(r["loss"] for r in records)),
+            "events": sorted(records, key=lambda r: r["k"])}

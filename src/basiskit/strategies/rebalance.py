@@ -1,0 +1,47 @@
+"""The record of a strategy's rebalances: standard action names, counts and the net delta after each."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.events import EventLog
+
+
+def action_name(before: float, after: float) -> str:
+    """entry_full / exit_full / entry_partial / exit_partial by exposure before and after."""
+    if before == 0.0 and after > 0.0:
+        return "entry_full"
+    if after == 0.0 and before > 0.0:
+        return "exit_full"
+    if after > before:
+        return "entry_partial"
+    if after < before:
+        return "exit_partial"
+    return "margin"
+
+
+class RebalanceLog:
+    def __init__(self, events: EventLog, asset: str):
+        self.events = events
+        self.asset = asset
+        self.records: list[dict] = []
+        self.nav_hint = 0.0  # NAV after the last rebalance, for cheap per-tick pre-filters
+
+    def record(self, k: int, reason: str, before: float, after: float, net_delta: float, price: float,
+               nav: float) -> None:
+        self.nav_hint = nav
+        action = action_name(before, after)
+        record = {"action": action, "reason": reason, "units_before": before, "units_after": after,
+                  "net_delta": net_delta, "net_delta_pct": net_delta * price / nav if nav else 0.0}
+        self.records.append({"k": k, **record})
+        self.events.add(k, "rebalance", f"{action} ({reason}): {self.asset} {before:.6f} -> {after:.6f}", **record)
+
+    def summary(self, net_delta_value: np.ndarray, nav: np.ndarray) -> dict:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(nav > 0, np.abs(net_delta_value) / nav, 0.0)
+        return {
+            "rebalances": len(self.records),
+            "rebalances_by_action": {a: sum(r["action"] == a for r in self.records)
+                                     for a in sorted({r["action"] for r in self.records})},
+            "max_abs_net_delta_pct": float(pct.max()),
+        }
