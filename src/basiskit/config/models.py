@@ -53,6 +53,10 @@ class GasUnits(Strict):
     withdraw: int = Field(220_000, ge=0)
     borrow: int = Field(260_000, ge=0)
     repay: int = Field(200_000, ge=0)
+    stake: int = Field(150_000, ge=0)
+    unstake: int = Field(120_000, ge=0)
+    swap: int = Field(180_000, ge=0)
+    flash_loan_bundle: int = Field(1_000_000, ge=0)
 
 
 class CostsConfig(Strict):
@@ -93,6 +97,38 @@ class BasisConfig(Strict):
     margin_buffer: float = Field(0.3, gt=0, le=2, description="perp margin per unit of hedge notional")
     margin_ratio_limit: float = Field(0.1, gt=0, le=1, description="rebalance when a venue's MM/equity reaches it")
     fixed_units: float | None = Field(None, gt=0, description="hold this hedge size instead of sizing from NAV")
+
+
+class StakingConfig(Strict):
+    """How ETH becomes the LST and back: protocol mint/redeem at the rate (gas) or a DEX swap (slippage)."""
+
+    entry: Literal["mint", "swap"] = "mint"
+    exit: Literal["redeem", "swap"] = "redeem"
+    use_aave: bool = False  # supply the LST to Aave even without borrowing (earns its supply rate)
+
+
+class LeverageConfig(Strict):
+    """Aave eMode leverage: how the target LTV is reached and kept."""
+
+    entry: Literal["loop", "flash_loan"] = "flash_loan"
+    loop_max_steps: int = Field(40, ge=1, le=200)
+    ltv_tolerance: float = Field(0.005, gt=0, lt=0.1)
+    hf_floor: float = Field(1.02, gt=1)
+    releverage_threshold: float = Field(0.02, gt=0, lt=0.5)
+    flash_loan_premium: float = Field(0.0005, ge=0, lt=0.01)  # Aave v3 FLASHLOAN_PREMIUM_TOTAL 0.05%
+
+
+class RewardsConfig(Strict):
+    """EtherFi rewards (EIGEN, ETHFI) credited on their distribution dates."""
+
+    enabled: bool = True
+    sell_dust: bool = True
+    min_sell_value_usd: float = Field(100.0, ge=0)
+
+
+class MarketNeutralConfig(Strict):
+    spot_venue: Literal["binance", "bybit", "okx"] = "bybit"
+    margin_ratio_limit: float = Field(0.1, gt=0, le=1)
 
 
 class RiskConfig(Strict):
@@ -145,6 +181,13 @@ class RunConfig(Strict):
     lending: LendingConfig | None = None
     basis: BasisConfig | None = None
     hedge_allocation: dict[str, float] | None = None
+    lst: Literal["weETH", "wstETH"] | None = None
+    target_ltv: float | None = Field(None, ge=0, lt=1)
+    stake_allocation: float | None = Field(None, gt=0, lt=1)
+    staking: StakingConfig = StakingConfig()
+    leverage: LeverageConfig = LeverageConfig()
+    rewards: RewardsConfig = RewardsConfig()
+    market_neutral: MarketNeutralConfig = MarketNeutralConfig()
     venues: VenuesConfig = VenuesConfig()
     risk: RiskConfig = RiskConfig()
     costs: CostsConfig = CostsConfig()

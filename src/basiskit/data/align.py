@@ -48,7 +48,7 @@ def coverage(meta: SeriesMeta) -> tuple[int, int]:
     Bars serve their open at the label and their close one bar later; events cover up to one
     spacing after the last; snapshots and points cover [first, last] (no extrapolation).
     """
-    if meta.kind in ("bar", "event"):
+    if meta.kind in ("bar", "event", "reward"):
         return meta.start, meta.end + spacing_seconds(meta)
     return meta.start, meta.end
 

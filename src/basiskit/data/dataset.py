@@ -27,7 +27,7 @@ FOLDER_KIND = {
     "gas": "point",
     "benchmarks": "point",
     "funding": "event",  # settled at the first tick at or after the timestamp
-    "rewards": "event",
+    "rewards": "reward",  # irregular credit dates: events without a staleness limit
 }
 
 # Columns that must be strictly positive (prices, indexes, exchange rates).

@@ -63,6 +63,8 @@ class MarketData:
         self.warnings: list[align.DataWarning] = []
         for name in names:
             series = dataset.series(name)
+            if series.meta.kind == "reward":
+                continue
             limit, key = self._limit(data_cfg, name, series.meta.kind)
             self.warnings += align.check_holes(series, start, end, limit, key)
         self.partial_coverage: dict[str, tuple[int, int]] = {}
@@ -70,8 +72,9 @@ class MarketData:
             series = dataset.series(name)
             lo, hi = align.coverage(series.meta)
             self.partial_coverage[name] = (max(lo, start), min(hi, end))
-            limit, key = self._limit(data_cfg, name, series.meta.kind)
-            self.warnings += align.check_holes(series, max(lo, start), min(hi, end), limit, key)
+            if series.meta.kind != "reward":
+                limit, key = self._limit(data_cfg, name, series.meta.kind)
+                self.warnings += align.check_holes(series, max(lo, start), min(hi, end), limit, key)
         self.warnings.sort(key=lambda w: (w.after, w.series))
         self._arrays = {need: self._align(need) for need in needs}
         used = names + partial

@@ -101,6 +101,7 @@ class Backtest:
             events.add(k, "data_warning", w.message(), series=w.series, after=iso(w.after),
                        until=iso(w.until), hours=w.hours, limit_hours=w.limit_hours)
         executor = Executor(book, self.gas, events, wallet=0, slippage=self.slippage)
+        executor.unit_usd = self.pricer.unit_usd().tolist()
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         t0 = time.perf_counter()
         history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.strategy.hooks(),

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from ..engine.events import EventLog
-from ..portfolio.attribution import TRANSACTION_COSTS
+from ..portfolio.attribution import SLOT, TRANSACTION_COSTS
 from ..portfolio.book import Book
 from ..venues.aave import AaveReserve
 from ..venues.costs import GasModel, SlippageModel
 from ..venues.perp import PerpMarket
 from ..venues.spot import SpotMarket
+from ..venues.staking import LiquidStaking
+
+LST_PRICE = SLOT["lst_price"]
 
 
 class Executor:
@@ -19,32 +24,123 @@ class Executor:
         self.slippage = slippage
         self.events = events
         self.wallet = wallet
+        self._bundle: list[str] | None = None
+        self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
+        self.gas_units_total = 0
 
-    def pay_gas(self, k: int, units: int, operation: str, amount: float) -> float:
+    @contextmanager
+    def bundle(self, k: int, name: str, flash_amount: float, premium: float, unit_value: float):
+        """An atomic flash-loan bundle: its operations pay no gas of their own; the bundle pays one
+        bundle of gas plus the flash-loan premium (premium x flash amount, Aave v3 flashLoanSimple)."""
+        self._bundle = []
+        try:
+            yield
+        finally:
+            ops, self._bundle = self._bundle, None
+        fee = premium * flash_amount * unit_value
+        self._cost(k, self.wallet, fee, 1.0)
+        self.pay_gas(k, self.gas.units.flash_loan_bundle, name, flash_amount, steps=",".join(ops), flash_fee=fee)
+
+    def pay_gas(self, k: int, units: int, operation: str, amount: float, **details) -> float:
         """Pay an operation's gas from the wallet; returns the cost in share-class units."""
+        if self._bundle is not None:
+            self._bundle.append(operation)
+            self.events.add(k, "execution", f"{operation} {amount:.6f} (in bundle)", operation=operation,
+                            amount=amount, gas_units=0, cost=0.0)
+            return 0.0
+        self.gas_units_total += units
         cost = self.gas.cost(units, k)
         self.book.qty[self.wallet] -= cost
         self.book.book_cost(k, TRANSACTION_COSTS, -cost)
         self.events.add(k, "execution", f"{operation} {amount:.6f}", operation=operation, amount=amount,
-                        gas_units=units, cost=cost)
+                        gas_units=units, cost=cost, **details)
         return cost
 
-    def aave_supply(self, k: int, reserve: AaveReserve, position: int, amount: float) -> None:
-        """Supply `amount` tokens from the wallet to an Aave reserve."""
+    # --- Aave v3 -------------------------------------------------------------------------------
+    def aave_supply(self, k: int, reserve: AaveReserve, position: int, amount: float, source: int | None = None):
+        """Supply `amount` tokens (from the wallet, or `source`) to an Aave reserve."""
         qty = self.book.qty
-        qty[self.wallet] -= amount
+        qty[self.wallet if source is None else source] -= amount
         qty[position] += reserve.scaled_amount(amount, k)
         self.pay_gas(k, self.gas.units.supply, f"aave_supply_{reserve.symbol}", amount)
 
-    def aave_withdraw(self, k: int, reserve: AaveReserve, position: int, amount: float) -> float:
-        """Withdraw up to `amount` tokens to the wallet; returns the amount withdrawn."""
+    def aave_withdraw(self, k: int, reserve: AaveReserve, position: int, amount: float,
+                      dest: int | None = None) -> float:
+        """Withdraw up to `amount` tokens (to the wallet, or `dest`); returns the amount withdrawn."""
         qty = self.book.qty
         scaled = min(reserve.scaled_amount(amount, k), qty[position])
         amount = reserve.balance(scaled, k)
         qty[position] -= scaled
-        qty[self.wallet] += amount
+        qty[self.wallet if dest is None else dest] += amount
         self.pay_gas(k, self.gas.units.withdraw, f"aave_withdraw_{reserve.symbol}", amount)
         return amount
+
+    def aave_borrow(self, k: int, reserve: AaveReserve, debt_pos: int, dest: int, amount: float) -> None:
+        """Borrow `amount` at the variable rate: scaled debt += amount / variableBorrowIndex."""
+        self.book.qty[debt_pos] += reserve.scaled_debt(amount, k)
+        self.book.qty[dest] += amount
+        self.pay_gas(k, self.gas.units.borrow, f"aave_borrow_{reserve.symbol}", amount)
+
+    def aave_repay(self, k: int, reserve: AaveReserve, debt_pos: int, source: int, amount: float) -> float:
+        """Repay up to `amount` of debt from `source`; returns the amount repaid."""
+        qty = self.book.qty
+        scaled = min(reserve.scaled_debt(amount, k), qty[debt_pos])
+        amount = reserve.debt(scaled, k)
+        qty[debt_pos] -= scaled
+        qty[source] -= amount
+        self.pay_gas(k, self.gas.units.repay, f"aave_repay_{reserve.symbol}", amount)
+        return amount
+
+    # --- liquid staking ------------------------------------------------------------------------
+    def stake(self, k: int, lst: LiquidStaking, eth_pos: int, lst_pos: int, eth: float, eth_value: float,
+              via_swap: bool) -> float:
+        """ETH -> LST: minted at the rate (gas), or swapped at the DEX rate less slippage. Returns units."""
+        qty = self.book.qty
+        rate = lst.rate[k]
+        qty[eth_pos] -= eth
+        if not via_swap:
+            units = eth / rate  # EtherFi deposit + wrap / Lido submit + wrap: weETH = ETH / rate
+            qty[lst_pos] += units
+            self.pay_gas(k, self.gas.units.stake, f"stake_{lst.symbol}", eth)
+            return units
+        market = lst.market_rate[k]
+        slip = self.slippage.rate(lst.pair, eth * eth_value * self.unit_usd[k])
+        units = eth / market * (1.0 - slip)
+        qty[lst_pos] += units
+        # valued at the oracle rate: the DEX/oracle gap is LST price PnL, the slippage a cost
+        self.book.book_cost(k, LST_PRICE, eth * (rate / market - 1.0) * eth_value)
+        self.book.book_cost(k, TRANSACTION_COSTS, -eth * slip * rate / market * eth_value)
+        self.pay_gas(k, self.gas.units.swap, f"swap_ETH_to_{lst.symbol}", eth)
+        return units
+
+    def unstake(self, k: int, lst: LiquidStaking, lst_pos: int, eth_pos: int, units: float, eth_value: float,
+                via_swap: bool) -> float:
+        """LST -> ETH: redeemed at the rate (gas), or swapped at the DEX rate less slippage. Returns ETH."""
+        qty = self.book.qty
+        rate = lst.rate[k]
+        qty[lst_pos] -= units
+        if not via_swap:
+            eth = units * rate
+            qty[eth_pos] += eth
+            self.pay_gas(k, self.gas.units.unstake, f"redeem_{lst.symbol}", units)
+            return eth
+        market = lst.market_rate[k]
+        slip = self.slippage.rate(lst.pair, units * market * eth_value * self.unit_usd[k])
+        eth = units * market * (1.0 - slip)
+        qty[eth_pos] += eth
+        self.book.book_cost(k, LST_PRICE, units * (market - rate) * eth_value)
+        self.book.book_cost(k, TRANSACTION_COSTS, -units * market * slip * eth_value)
+        self.pay_gas(k, self.gas.units.swap, f"swap_{lst.symbol}_to_ETH", units)
+        return eth
+
+    def sell_to_wallet(self, k: int, position: int, units: float, price: float, pair: str, label: str) -> None:
+        """Swap a token for the share-class asset at `price` (share-class units) less slippage."""
+        slip = self.slippage.rate(pair, units * price * self.unit_usd[k])
+        qty = self.book.qty
+        qty[position] -= units
+        qty[self.wallet] += units * price
+        self._cost(k, self.wallet, units * price * slip, 1.0)
+        self.pay_gas(k, self.gas.units.swap, f"sell_{label}", units)
 
     # --- centralised exchanges -------------------------------------------------------------
     def _cost(self, k: int, position: int, amount_usdt: float, fx: float) -> None:

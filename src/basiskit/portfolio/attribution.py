@@ -8,6 +8,7 @@ ATTRIBUTION_TYPES = (
     "funding",
     "spot_price",
     "perp_price",
+    "lst_price",
     "transaction_costs",
 )
 SLOT = {name: i for i, name in enumerate(ATTRIBUTION_TYPES)}

@@ -15,7 +15,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-BUILTIN = ("pure_lending", "basis")
+BUILTIN = ("pure_lending", "basis", "staking", "market_neutral")
 
 
 def _load_builtins() -> None:

@@ -1,0 +1,322 @@
+"""StakingLeg: ETH staked into an LST, held in the wallet or supplied to Aave (eMode) against WETH
+debt at a target LTV, reached by a recursive loop or one flash-loan bundle; Aave liquidations and
+EtherFi rewards. Used by the ETH staking strategy and the market-neutral strategy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config.models import RunConfig
+from ..data.market import MarketData, Need
+from ..errors import ConfigError
+from ..portfolio.attribution import SLOT, SPOT_PRICE, SUPPLY_YIELD, TRANSACTION_COSTS, VOID
+from ..portfolio.book import PositionSpec
+from ..venues.aave import AaveReserve, emode_params, health_factor
+from ..venues.rewards import RewardsCredit, RewardToken
+from ..venues.staking import LiquidStaking
+
+STAKING_YIELD = SLOT["staking_yield"]
+BORROW_COST = SLOT["borrow_cost"]
+STAKING_REWARDS = SLOT["staking_rewards"]
+EPS = 1e-12
+
+
+class StakingLeg:
+    def __init__(self, cfg: RunConfig, env):
+        self.cfg = cfg
+        self.env = env
+        self.pricer = env.pricer
+        self.gas = env.gas
+        self.target_ltv = cfg.target_ltv or 0.0
+        self.lev = cfg.leverage
+        self.via_swap_in = cfg.staking.entry == "swap"
+        self.via_swap_out = cfg.staking.exit == "swap"
+        self.lst = LiquidStaking(cfg.lst, needs_market_rate=self.via_swap_in or self.via_swap_out)
+        if self.lst.needs_market_rate:
+            env.slippage.check(self.lst.pair)
+        self.use_aave = self.target_ltv > 0 or cfg.staking.use_aave
+        self.collateral = AaveReserve(cfg.lst) if self.use_aave else None
+        self.borrowing = self.target_ltv > 0
+        self.weth = AaveReserve("WETH", borrowed=True) if self.borrowing else None
+        self.emode = emode_params(env.dataset, cfg.lst, "WETH", emode=True)
+        if self.target_ltv >= self.emode.ltv:
+            raise ConfigError([("target_ltv", self.target_ltv,
+                                f"must be below the eMode max LTV {self.emode.ltv:g} of {cfg.lst}/WETH")])
+        self.pricer.use("ETH")
+        self.rewards = []
+        if cfg.rewards.enabled and cfg.lst == "weETH":
+            self.rewards = [RewardToken("EIGEN"), RewardToken("ETHFI")]
+            for t in self.rewards:
+                self.pricer.use(t.symbol, t.price_series, quote="ETH", partial=True)
+                if cfg.rewards.sell_dust:
+                    env.slippage.check(f"{t.symbol}_{self.pricer.ccy}")
+        self.liquidations: list[dict] = []
+
+    # --- set-up --------------------------------------------------------------------------------
+    def needs(self) -> list[Need]:
+        needs = self.lst.needs() + [t.need for t in self.rewards]
+        for reserve in (self.collateral, self.weth):
+            if reserve is not None:
+                needs += reserve.needs()
+        return needs
+
+    def bind(self, market: MarketData) -> list[PositionSpec]:
+        self.lst.bind(market)
+        for reserve in (self.collateral, self.weth):
+            if reserve is not None:
+                reserve.bind(market)
+        for t in self.rewards:
+            t.bind(market)
+        n = market.n_points
+        ones = [1.0] * n
+        self.grid = market.grid
+        self.eth_value = self.pricer.price("ETH").tolist()  # one ETH in share-class units
+        price_slot = VOID if self.pricer.is_unit("ETH") else SPOT_PRICE
+        specs = [PositionSpec(self.lst.instrument, ones, self.lst.rate, self.eth_value, index_slot=VOID,
+                              rate_slot=STAKING_YIELD, price_slot=price_slot)]
+        if self.collateral:
+            specs.append(PositionSpec(self.collateral.atoken, self.collateral.liquidity_index, self.lst.rate,
+                                      self.eth_value, SUPPLY_YIELD, STAKING_YIELD, price_slot))
+        if self.weth:
+            specs.append(PositionSpec(self.weth.debt_token, self.weth.borrow_index, ones, self.eth_value,
+                                      BORROW_COST, VOID, price_slot, sign=-1.0))
+        self.reward_prices = [self.pricer.price(t.symbol).tolist() for t in self.rewards]
+        for t, price in zip(self.rewards, self.reward_prices, strict=True):
+            specs.append(PositionSpec(t.instrument, ones, ones, price, VOID, VOID, SPOT_PRICE))
+        return specs
+
+    def attach(self, ctx, eth_pos: int) -> None:
+        self.ctx = ctx
+        book = ctx.book
+        self.qty = book.qty
+        self.eth_pos = eth_pos
+        self.lst_pos = book.slot_of(self.lst.instrument.key)
+        self.a_pos = book.slot_of(self.collateral.atoken.key) if self.collateral else None
+        self.debt_pos = book.slot_of(self.weth.debt_token.key) if self.weth else None
+        self.reward_pos = [book.slot_of(t.instrument.key) for t in self.rewards]
+        self._hooks = []
+        if self.borrowing:
+            self._hooks.append(self.check_liquidation)
+        if self.rewards:
+            self._hooks.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices, self.lst_units,
+                                             self.lst.rate, STAKING_REWARDS, self._sell_dust, self.grid))
+        self.unit_usd = ctx.executor.unit_usd
+
+    def hooks(self):
+        return self._hooks
+
+    # --- state ---------------------------------------------------------------------------------
+    def lst_units(self, k: int) -> float:
+        units = self.qty[self.lst_pos]
+        if self.a_pos is not None:
+            units += self.collateral.balance(self.qty[self.a_pos], k)
+        return units
+
+    def collateral_eth(self, k: int) -> float:
+        return self.lst_units(k) * self.lst.rate[k]
+
+    def debt_eth(self, k: int) -> float:
+        return self.weth.debt(self.qty[self.debt_pos], k) if self.debt_pos is not None else 0.0
+
+    def equity_eth(self, k: int) -> float:
+        """ETH exposure of the leg: LST at the oracle rate less WETH debt (wallet ETH not included)."""
+        return self.collateral_eth(k) - self.debt_eth(k)
+
+    def health_factor(self, k: int) -> float:
+        """HF with the eMode liquidation threshold; the oracle values the LST at rate x ETH (DESIGN §5)."""
+        if self.a_pos is None:
+            return math.inf
+        coll = self.collateral.balance(self.qty[self.a_pos], k) * self.lst.rate[k]
+        return health_factor(coll, self.debt_eth(k), self.emode.liquidation_threshold)
+
+    def ltv(self, k: int) -> float:
+        coll = self.collateral_eth(k)
+        return self.debt_eth(k) / coll if coll > 0 else 0.0
+
+    # --- liquidation (the protocol acts, not the strategy) ---------------------------------------
+    def check_liquidation(self, k: int) -> None:
+        if self.qty[self.debt_pos] > 0.0 and self.health_factor(k) < 1.0:
+            self.liquidate(k)
+
+    def liquidate(self, k: int) -> None:
+        """A liquidator repays up to the close factor of the debt and seizes collateral worth the
+        repaid debt x (1 + bonus) (Aave v3 LiquidationLogic; close factor 100% below HF 0.95)."""
+        qty = self.qty
+        hf = self.health_factor(k)
+        debt = self.debt_eth(k)
+        rate = self.lst.rate[k]
+        coll_units = self.collateral.balance(qty[self.a_pos], k)
+        close_factor = 1.0 if hf < self.emode.close_factor_hf else self.emode.close_factor
+        repaid = close_factor * debt
+        bonus = self.emode.liquidation_bonus
+        seized_units = repaid * (1.0 + bonus) / rate
+        if seized_units > coll_units:  # not enough collateral: seize it all, repay what it covers
+            seized_units = coll_units
+            repaid = coll_units * rate / (1.0 + bonus)
+        qty[self.a_pos] -= self.collateral.scaled_amount(seized_units, k)
+        qty[self.debt_pos] -= self.weth.scaled_debt(repaid, k)
+        loss = repaid * bonus * self.eth_value[k]
+        self.ctx.book.attribution[TRANSACTION_COSTS][k] -= loss
+        record = {"k": k, "venue": "aave_v3", "health_factor": hf, "close_factor": close_factor,
+                  "debt_before": debt, "repaid": repaid, "seized_units": seized_units, "rate": rate,
+                  "loss": loss, "health_factor_after": self.health_factor(k)}
+        self.liquidations.append(record)
+        self.ctx.events.add(k, "liquidation", f"aave_v3 liquidation at HF {hf:.4f}: repaid {repaid:.6f} WETH, "
+                            f"seized {seized_units:.6f} {self.lst.symbol}",
+                            **{key: v for key, v in record.items() if key != "k"})
+
+    # --- rewards ---------------------------------------------------------------------------------
+    def _sell_dust(self, k: int, token: RewardToken, pos: int) -> None:
+        if not self.cfg.rewards.sell_dust:
+            return
+        units = self.qty[pos]
+        price = self.reward_prices[self.rewards.index(token)][k]
+        if units * price * self.unit_usd[k] >= self.cfg.rewards.min_sell_value_usd:
+            self.ctx.executor.sell_to_wallet(k, pos, units, price, f"{token.symbol}_{self.pricer.ccy}",
+                                             token.symbol)
+
+    # --- actions -------------------------------------------------------------------------------
+    def planned_gas_units(self, k: int, equity_target: float) -> int:
+        """Gas units the next adjust() would use: to reserve gas before staking the wallet's ETH."""
+        units = self.gas.units
+        per_cycle = units.stake + units.supply * self.use_aave
+        if not self.borrowing:
+            return per_cycle
+        if self.lev.entry == "flash_loan":
+            return units.flash_loan_bundle
+        x, d = self.collateral_eth(k), self.debt_eth(k)
+        d_target = self.target_ltv * max(equity_target, 0.0) / (1.0 - self.target_ltv)
+        return per_cycle + _loop_steps(x + max(equity_target - (x - d), 0.0), d, d_target, self.emode.ltv,
+                                       self.lev.loop_max_steps) * (per_cycle + units.borrow)
+
+    def adjust(self, k: int, equity_target: float) -> None:
+        """Move the leg to equity_target ETH at the target LTV, using and returning ETH at eth_pos."""
+        equity_target = max(equity_target, 0.0)
+        ltv = self.target_ltv
+        x_target = equity_target / (1.0 - ltv)
+        d_target = ltv * x_target
+        x, d = self.collateral_eth(k), self.debt_eth(k)
+        tol = 1e-9 * max(x_target, x) + EPS  # the strategy decides when; adjust does what it is asked
+        if x_target > x + tol:
+            self._increase(k, equity_target - (x - d), d_target - d, d_target)
+        elif x_target < x - tol:
+            self._decrease(k, x - x_target, max(d - d_target, 0.0), d_target)
+
+    def _stake_and_supply(self, k: int, eth: float) -> None:
+        ex = self.ctx.executor
+        units = ex.stake(k, self.lst, self.eth_pos, self.lst_pos, eth, self.eth_value[k], self.via_swap_in)
+        if self.use_aave:
+            ex.aave_supply(k, self.collateral, self.a_pos, units, source=self.lst_pos)
+
+    def _increase(self, k: int, eth_in: float, borrow: float, d_target: float) -> None:
+        ex = self.ctx.executor
+        if self.borrowing and borrow > 0 and self.lev.entry == "flash_loan":
+            # flash-borrow WETH, stake it with the wallet's ETH, supply, borrow to repay the flash loan
+            with ex.bundle(k, "flash_loan_leverage", borrow, self.lev.flash_loan_premium, self.eth_value[k]):
+                self._stake_and_supply(k, eth_in + borrow)
+                self._borrow(k, borrow)
+            return
+        if eth_in > EPS:
+            self._stake_and_supply(k, eth_in)
+        if not self.borrowing:
+            return
+        for _ in range(self.lev.loop_max_steps):
+            x, d = self.collateral_eth(k), self.debt_eth(k)
+            room = self.emode.ltv * x * (1.0 - 1e-9) - d
+            b = min(d_target - d, room)
+            if b <= self.lev.ltv_tolerance * 1e-3 * x:
+                break
+            self._borrow(k, b)
+            self._stake_and_supply(k, b)
+        if abs(self.ltv(k) - self.target_ltv) > self.lev.ltv_tolerance:
+            self.ctx.events.add(k, "risk_alert", f"leverage loop stopped at LTV {self.ltv(k):.4f} after "
+                                f"{self.lev.loop_max_steps} steps (target {self.target_ltv:g})", ltv=self.ltv(k))
+
+    def _borrow(self, k: int, amount: float) -> None:
+        x, d = self.collateral_eth(k), self.debt_eth(k)
+        if (d + amount) > self.emode.ltv * x * (1.0 + 1e-12):
+            self.ctx.events.add(k, "error", f"borrow of {amount:.6f} WETH refused: LTV would be "
+                                f"{(d + amount) / x:.4f} > max {self.emode.ltv:g}", amount=amount)
+            return
+        self.ctx.executor.aave_borrow(k, self.weth, self.debt_pos, self.eth_pos, amount)
+
+    def _withdraw_and_unstake(self, k: int, eth_value: float) -> float:
+        """Take `eth_value` of LST out (Aave first if used, else the wallet) and turn it into ETH."""
+        ex = self.ctx.executor
+        units = eth_value / self.lst.rate[k]
+        if self.use_aave:
+            units = ex.aave_withdraw(k, self.collateral, self.a_pos, units, dest=self.lst_pos)
+        units = min(units, self.qty[self.lst_pos])
+        return ex.unstake(k, self.lst, self.lst_pos, self.eth_pos, units, self.eth_value[k], self.via_swap_out)
+
+    def _decrease(self, k: int, x_out: float, repay: float, d_target: float) -> None:
+        ex = self.ctx.executor
+        if not self.borrowing or repay <= EPS:
+            self._withdraw_and_unstake(k, x_out)
+            return
+        if self.lev.entry == "flash_loan":
+            with ex.bundle(k, "flash_loan_deleverage", repay, self.lev.flash_loan_premium, self.eth_value[k]):
+                ex.aave_repay(k, self.weth, self.debt_pos, self.eth_pos, repay)
+                self._withdraw_and_unstake(k, x_out)
+            return
+        remaining = x_out
+        for _ in range(self.lev.loop_max_steps):
+            x, d = self.collateral_eth(k), self.debt_eth(k)
+            can = x - d / self.emode.ltv if d > 0 else x
+            w = min(remaining, can * (1.0 - 1e-9))
+            if w <= EPS:
+                break
+            eth = self._withdraw_and_unstake(k, w)
+            remaining -= w
+            owed = self.debt_eth(k) - d_target
+            if owed > EPS:
+                ex.aave_repay(k, self.weth, self.debt_pos, self.eth_pos, min(eth, owed))
+            if remaining <= EPS:
+                break
+
+    # --- reporting -----------------------------------------------------------------------------
+    def report(self, quantities: np.ndarray) -> tuple[dict, dict]:
+        rate = np.asarray(self.lst.rate)
+        units = quantities[self.lst_pos].copy()
+        if self.a_pos is not None:
+            units += quantities[self.a_pos] * np.asarray(self.collateral.liquidity_index)
+        coll = units * rate
+        debt = quantities[self.debt_pos] * np.asarray(self.weth.borrow_index) if self.debt_pos is not None \
+            else np.zeros_like(coll)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ltv = np.where(coll > 0, debt / coll, 0.0)
+            aave_coll = (quantities[self.a_pos] * np.asarray(self.collateral.liquidity_index) * rate
+                         if self.a_pos is not None else np.zeros_like(coll))
+            hf = np.where(debt > 0, aave_coll * self.emode.liquidation_threshold / debt, np.inf)
+            leverage = np.where(coll - debt > 0, coll / (coll - debt), 0.0)
+        cols = {"lst_rate": rate, "collateral_eth": coll, "debt_eth": debt, "ltv": ltv, "health_factor": hf,
+                "leverage": leverage}
+        if self.lst.needs_market_rate:
+            cols["lst_market_rate"] = np.asarray(self.lst.market_rate)
+        held = coll > 0
+        summary = {
+            "min_health_factor": float(hf.min()) if np.isfinite(hf).any() else None,
+            "max_ltv": float(ltv.max()),
+            "leverage": {"mean": float(leverage[held].mean()) if held.any() else 0.0,
+                         "max": float(leverage.max())},
+            "rewards_by_token": {},
+        }
+        for hook in self._hooks:
+            if isinstance(hook, RewardsCredit):
+                summary["rewards_by_token"] = {s: {"units": u, "value": v} for s, (u, v) in hook.credited.items()}
+        return cols, summary
+
+
+def _loop_steps(x: float, d: float, d_target: float, ltv_max: float, max_steps: int) -> int:
+    """Borrow/stake/supply cycles a loop needs to take debt from d to d_target at max LTV per cycle."""
+    steps = 0
+    while d < d_target * (1 - 1e-9) and steps < max_steps:
+        b = min(d_target - d, ltv_max * x - d)
+        if b <= 0:
+            break
+        d += b
+        x += b
+        steps += 1
+    return steps

@@ -1,0 +1,40 @@
+"""Liquid staking tokens (EtherFi weETH, Lido wstETH): the exchange rate to ETH as Aave's oracle sees
+it (LST oracle price / WETH oracle price, interpolated geometrically between daily snapshots) and
+the DEX market rate a swap gets (the depeg view)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data.market import MarketData, Need
+from ..portfolio.instruments import Instrument
+
+# LST -> (protocol, Aave reserve series, DEX market-rate series, slippage pair ETH->LST)
+LSTS = {
+    "weETH": ("etherfi", "aave/weeth_reserve_1d", "staking/weeth_eth_dex_1h", "ETH_weETH"),
+    "wstETH": ("lido", "aave/wsteth_reserve_1d", "staking/wsteth_eth_dex_1h", "ETH_wstETH"),
+}
+WETH_RESERVE = "aave/weth_reserve_1d"
+
+
+@dataclass
+class LiquidStaking:
+    symbol: str
+    needs_market_rate: bool = False
+
+    def __post_init__(self) -> None:
+        self.protocol, reserve, dex, self.pair = LSTS[self.symbol]
+        self.instrument = Instrument(self.protocol, "BaseToken", self.symbol, self.symbol)
+        # rate = LST oracle price / WETH oracle price on the same snapshot (dataset README)
+        self.rate_need = Need(reserve, "oracle_price_usd", "geometric", ratio_of=WETH_RESERVE)
+        self.market_need = Need(dex, "market_rate", "last")
+        self.rate: list[float] = []
+        self.market_rate: list[float] = []
+
+    def needs(self) -> list[Need]:
+        return [self.rate_need] + ([self.market_need] if self.needs_market_rate else [])
+
+    def bind(self, market: MarketData) -> None:
+        self.rate = market.values(self.rate_need)
+        if self.needs_market_rate:
+            self.market_rate = market.values(self.market_need)
