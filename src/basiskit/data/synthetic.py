@@ -33,6 +33,7 @@ class SyntheticMarket:
     funding_rate: float = 1e-4
     gas_gwei: float = 10.0
     supply_apr: float = 0.05
+    lst_rate: np.ndarray | None = None  # hourly weETH/ETH rate: writes the weETH reserve and DEX series
 
     def __post_init__(self) -> None:
         self.hours = pd.date_range(self.start, self.end, freq="h", tz="UTC")
@@ -62,8 +63,14 @@ class SyntheticMarket:
             files["spot/uniswapv3_wethusdt_1h"] = (_bars(self.hours, self.paths["ETH"]), "1h")
         days = self.hours[self.hours.hour == 0]
         years = (days - days[0]).total_seconds().to_numpy() / (365 * 86400)
-        for reserve, price in (("usdt", np.ones(len(days))),
-                               ("weth", self.paths.get("ETH", np.full(len(self.hours), 3000.0))[self.hours.hour == 0])):
+        midnight = self.hours.hour == 0
+        eth_daily = self.paths.get("ETH", np.full(len(self.hours), 3000.0))[midnight]
+        reserves = [("usdt", np.ones(len(days))), ("weth", eth_daily)]
+        if self.lst_rate is not None:
+            reserves.append(("weeth", self.lst_rate[midnight] * eth_daily))
+            files["staking/weeth_eth_dex_1h"] = (pd.DataFrame({"timestamp": self.hours,
+                                                               "market_rate": self.lst_rate}), "1h")
+        for reserve, price in reserves:
             index = np.exp(self.supply_apr * years)
             files[f"aave/{reserve}_reserve_1d"] = (pd.DataFrame({
                 "timestamp": days, "block_number": np.arange(len(days)), "liquidity_index": index,

@@ -79,7 +79,7 @@ class Staking(Strategy):
         leg = self.leg
         reserve = self.gas.cost(leg.planned_gas_units(k, equity), k) * GAS_RESERVE
         if leg.borrowing and self.lev.entry == "flash_loan":
-            reserve += self.lev.flash_loan_premium * leg.target_ltv / (1 - leg.target_ltv) * equity
+            reserve += leg.flash_premium * leg.target_ltv / (1 - leg.target_ltv) * equity
         return reserve
 
     def rebalance(self, k: int, reason: str, keep: float = 0.0) -> None:

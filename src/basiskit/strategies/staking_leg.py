@@ -31,6 +31,7 @@ class StakingLeg:
         self.gas = env.gas
         self.target_ltv = cfg.target_ltv or 0.0
         self.lev = cfg.leverage
+        self.flash_premium = cfg.leverage.flash_loan_premium if cfg.costs.enabled else 0.0
         self.via_swap_in = cfg.staking.entry == "swap"
         self.via_swap_out = cfg.staking.exit == "swap"
         self.lst = LiquidStaking(cfg.lst, needs_market_rate=self.via_swap_in or self.via_swap_out)
@@ -214,9 +215,9 @@ class StakingLeg:
         ex = self.ctx.executor
         if self.borrowing and borrow > 0 and self.lev.entry == "flash_loan":
             # flash-borrow WETH, stake it with the wallet's ETH, supply, borrow to repay the flash loan
-            with ex.bundle(k, "flash_loan_leverage", borrow, self.lev.flash_loan_premium, self.eth_value[k]):
+            with ex.bundle(k, "flash_loan_leverage", borrow, self.flash_premium, self.eth_value[k]):
                 self._stake_and_supply(k, eth_in + borrow)
-                self._borrow(k, borrow)
+                self.borrow(k, borrow)
             return
         if eth_in > EPS:
             self._stake_and_supply(k, eth_in)
@@ -228,13 +229,13 @@ class StakingLeg:
             b = min(d_target - d, room)
             if b <= self.lev.ltv_tolerance * 1e-3 * x:
                 break
-            self._borrow(k, b)
+            self.borrow(k, b)
             self._stake_and_supply(k, b)
         if abs(self.ltv(k) - self.target_ltv) > self.lev.ltv_tolerance:
             self.ctx.events.add(k, "risk_alert", f"leverage loop stopped at LTV {self.ltv(k):.4f} after "
                                 f"{self.lev.loop_max_steps} steps (target {self.target_ltv:g})", ltv=self.ltv(k))
 
-    def _borrow(self, k: int, amount: float) -> None:
+    def borrow(self, k: int, amount: float) -> None:
         x, d = self.collateral_eth(k), self.debt_eth(k)
         if (d + amount) > self.emode.ltv * x * (1.0 + 1e-12):
             self.ctx.events.add(k, "error", f"borrow of {amount:.6f} WETH refused: LTV would be "
@@ -257,7 +258,7 @@ class StakingLeg:
             self._withdraw_and_unstake(k, x_out)
             return
         if self.lev.entry == "flash_loan":
-            with ex.bundle(k, "flash_loan_deleverage", repay, self.lev.flash_loan_premium, self.eth_value[k]):
+            with ex.bundle(k, "flash_loan_deleverage", repay, self.flash_premium, self.eth_value[k]):
                 ex.aave_repay(k, self.weth, self.debt_pos, self.eth_pos, repay)
                 self._withdraw_and_unstake(k, x_out)
             return
