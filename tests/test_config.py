@@ -56,7 +56,7 @@ def test_cross_field_problems():
 def test_unknown_mode_and_strategy():
     with pytest.raises(ConfigError, match="no such preset; known modes: .*pure_lending_usdt"):
         load_run_config("pure_lendin")
-    with pytest.raises(ConfigError, match="unknown strategy; registered: basis, pure_lending"):
+    with pytest.raises(ConfigError, match="unknown strategy; registered: basis, market_neutral, pure_lending, staking"):
         load_run_config("pure_lending_usdt", sets=["strategy=moon"])
 
 
