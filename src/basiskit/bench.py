@@ -17,7 +17,8 @@ from .engine.run import Backtest
 from .strategies.registry import strategy_names
 
 # Engine-loop targets (steps/s) from the issues, by strategy.
-TARGETS = {"pure_lending": 200_000, "basis": 100_000}
+TARGETS = {"pure_lending": 200_000, "basis": 100_000, "market_neutral": 50_000, "staking": 50_000}
+MEMORY_TARGET_MB = 300
 LOAD_TARGET_SECONDS = 2.0
 
 
@@ -57,6 +58,22 @@ def main() -> None:
                       f"{target:,}" if target else "-", verdict)
     table.add_row(*_three_venue_btc_basis(args.repeat))
     console.print(table)
+    mb = _peak_memory_mb(root)
+    console.print(f"peak memory of one full usdt_market_neutral backtest (load, run, tables): {mb:.0f} MB "
+                  f"(target < {MEMORY_TARGET_MB} MB) {'OK' if mb < MEMORY_TARGET_MB else 'HIGH'}")
+
+
+def _peak_memory_mb(root) -> float:
+    """Max RSS of a fresh process that loads the data, runs the mode and builds its tables."""
+    import resource
+    import subprocess
+    import sys
+
+    code = ("from basiskit.config import load_run_config; from basiskit.data.dataset import Dataset; "
+            "from basiskit.engine.run import run_backtest; from basiskit.results.tables import ticks_table; "
+            f"r = run_backtest(load_run_config('usdt_market_neutral'), Dataset({str(root)!r})); ticks_table(r)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def _three_venue_btc_basis(repeat: int) -> list[str]:

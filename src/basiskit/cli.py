@@ -108,10 +108,17 @@ def _print_summary(s: dict) -> None:
         t.add_row(f"funding {venue}", f"{amount:,.2f} {ccy}")
     for venue, ratio in s.get("max_margin_ratio", {}).items():
         t.add_row(f"max margin ratio {venue}", f"{ratio:.4f}")
+    if s.get("min_health_factor") is not None:
+        t.add_row("min health factor", f"{s['min_health_factor']:.4f}")
+        t.add_row("max LTV", f"{s['max_ltv']:.4f}")
+        t.add_row("leverage mean / max", f"{s['leverage']['mean']:.3f} / {s['leverage']['max']:.3f}")
+    for token, r in s.get("rewards_by_token", {}).items():
+        t.add_row(f"rewards {token}", f"{r['units']:,.4f} {token} ({r['value']:,.4f} {ccy})")
     if "rebalances" in s:
         t.add_row("rebalances", str(s["rebalances"]))
         t.add_row("liquidations", f"{s['liquidations']['count']} (loss {s['liquidations']['loss']:,.2f} {ccy})")
-        t.add_row("max |net delta| / NAV", f"{s['max_abs_net_delta_pct']:.4%}")
+        if "max_abs_net_delta_pct" in s:
+            t.add_row("max |net delta| / NAV", f"{s['max_abs_net_delta_pct']:.4%}")
     t.add_row("data warnings", str(s["data_warnings"]))
     t.add_row("executions", str(s["executions"]))
     t.add_row("engine", f"{s['engine_seconds']:.3f} s ({s['steps_per_second']:,.0f} steps/s)")
