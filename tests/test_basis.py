@@ -177,3 +177,14 @@ def test_deposit_and_withdrawal_move_the_hedge():
     assert spot[k_wd] < spot[k_wd - 1]
     wallet = r.quantities[0]
     assert wallet.min() > -1e-6 * r.nav.max()  # the fund's wallet is never overdrawn
+
+
+def test_perp_pnl_is_realised_plus_unrealised_from_entry_prices():
+    cfg = load_run_config("eth_basis", sets=["costs.enabled=false", "basis.margin_ratio_limit=0.03"])
+    s = summarize(run_backtest(cfg, Dataset(SAMPLE_DIR)))
+    assert s["rebalances_by_action"].get("exit_partial", 0) >= 1  # something was realised on reduce
+    positions = s["perp_positions"].values()
+    for p in positions:
+        assert p["unrealized_pnl"] == pytest.approx(p["size"] * (p["mark"] - p["entry_price"]), rel=1e-12)
+    total = sum(p["realized_pnl"] + p["unrealized_pnl"] for p in positions)
+    assert s["pnl_attribution"]["perp_price"] == pytest.approx(total, rel=1e-9)

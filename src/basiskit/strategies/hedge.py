@@ -128,7 +128,16 @@ class PerpHedge:
             cols[f"funding:{v}"] = np.asarray(f.per_tick)
             max_ratio[v] = float(ratio.max())
             funding[v] = float(np.sum(f.per_tick))
-        return cols, {"funding_by_venue": funding, "max_margin_ratio": max_ratio}
+        last = quantities.shape[1] - 1
+        positions = {}
+        for perp, size_pos in zip(self.perps, self.size_pos, strict=True):
+            size, mark = float(quantities[size_pos][last]), perp.mark[last]
+            positions[perp.venue.name] = {
+                "size": size, "entry_price": perp.entry_price, "mark": mark,
+                # unrealised PnL = size x (mark - entry) (linear USDT-margined contract)
+                "unrealized_pnl": size * (mark - perp.entry_price), "realized_pnl": perp.realized_pnl,
+            }
+        return cols, {"funding_by_venue": funding, "max_margin_ratio": max_ratio, "perp_positions": positions}
 
     def liquidations(self) -> list[dict]:
         return [event for a in self.accounts for event in a.liquidations]
