@@ -4,13 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench sample clean
+.PHONY: setup run test lint bench sample serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "basiskit needs Python 3.11+, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Browser tests drive Debian's Chromium; install it where missing (needs root, as on CI).
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "note: chromium and chromium-driver are missing and this is not root: browser tests will skip"; fi; \
+	fi
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,6 +38,9 @@ bench: $(STAMP)
 
 sample: $(STAMP)
 	$(BIN)/basiskit data sample --source $(FULL_DATA)
+
+serve: $(STAMP)
+	$(BIN)/basiskit serve
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -16,9 +16,11 @@ FULL_DATA = Path(os.environ.get("BASISKIT_FULL_DATA", REPO.parent / "shared" / "
 
 
 @pytest.fixture(autouse=True)
-def _no_data_env(monkeypatch):
-    """Tests choose their dataset explicitly; a BASISKIT_DATA in the shell must not leak in."""
+def _isolated_env(monkeypatch, tmp_path):
+    """Tests choose their dataset explicitly (a BASISKIT_DATA in the shell must not leak in) and store
+    runs in a database of their own, never the user's."""
     monkeypatch.delenv("BASISKIT_DATA", raising=False)
+    monkeypatch.setenv("BASISKIT_DB", str(tmp_path / "runs.duckdb"))
 
 
 @pytest.fixture(scope="session")

@@ -13,16 +13,23 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .config import load_run_config, preset_names, read_preset
+from .cli_runs import report as report_command
+from .cli_runs import runs_app
+from .cli_runs import serve as serve_command
+from .config import config_hash, load_run_config, preset_names, read_preset
 from .data.dataset import Dataset, resolve_data_dir
-from .engine.run import Backtest
+from .engine.service import execute
 from .errors import BasiskitError, ConfigError
+from .results.db import RunStore, json_safe
+from .results.report import render as render_report
 from .results.store import new_run_id, write_run
-from .results.summary import summarize
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the fund's basis strategies.")
 data_app = typer.Typer(no_args_is_help=True, help="Check datasets and build the embedded sample.")
 app.add_typer(data_app, name="data")
+app.add_typer(runs_app, name="runs")
+app.command()(report_command)
+app.command()(serve_command)
 # Off a terminal (pipes, CI logs) rich would cut tables at 80 columns: give them room instead.
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -44,27 +51,33 @@ def backtest(
     data: Annotated[Path | None, typer.Option(help="Dataset folder (else $BASISKIT_DATA, else the sample).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for run results.")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Also write the HTML report to this file.")] = None,
+    db: Annotated[Path | None, typer.Option(help="Results database (default: $BASISKIT_DB or user data dir).")] = None,
 ) -> None:
-    """Run a backtest of MODE and print its summary."""
+    """Run a backtest of MODE, store it, and print its summary."""
     t0 = time.perf_counter()
     extra = {k: v for k, v in (("start", start), ("end", end), ("initial_capital", capital)) if v is not None}
     try:
         cfg = load_run_config(mode, config or [], set_ or [], extra)
         root, source = resolve_data_dir(data)
-        bt = Backtest(cfg, Dataset(root))
-        with _progress(bt.market.n_points, enabled=not as_json and sys.stderr.isatty()) as advance:
-            result = bt.run(advance)
-        summary = summarize(result)
-        run_id = new_run_id(cfg.mode, result.config_hash)
-        summary = {"run_id": run_id, **summary, "data_source": f"{root} ({source})"}
-        folder = write_run(result, summary, out_dir, run_id)
+        run_id = new_run_id(cfg.mode, config_hash(cfg))
+        with _progress(enabled=not as_json and sys.stderr.isatty()) as advance:
+            output = execute(cfg, root, f"{root} ({source})", run_id, advance)
+        summary = output.summary
+        folder = write_run(output.result, summary, out_dir, run_id)
+        config_dict = cfg.model_dump(mode="json")
+        store = RunStore(db)
+        store.create(run_id, cfg.mode, "running", "cli", config=config_dict)
+        store.save_result(run_id, summary, output.ticks, output.events, config_dict)
+        if report:
+            report.write_text(render_report(summary, output.ticks, output.events, config_dict))
         summary["wall_seconds"] = time.perf_counter() - t0
         summary["results_dir"] = str(folder)
-        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+        (folder / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
     except BasiskitError as exc:
         _fail(exc)
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json.dumps(json_safe(summary)) + "\n")
     else:
         _print_summary(summary)
 
@@ -72,8 +85,8 @@ def backtest(
 class _progress:
     """A rich progress bar on stderr, or nothing when not on a terminal."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
 
     def __enter__(self):
         if not self.enabled:
@@ -81,8 +94,8 @@ class _progress:
         self.bar = Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed}/{task.total} h"),
                             TimeRemainingColumn(), console=err, transient=True)
         self.bar.start()
-        task = self.bar.add_task("run", total=self.total)
-        return lambda k: self.bar.update(task, completed=k)
+        task = self.bar.add_task("run", total=None)
+        return lambda k, total: self.bar.update(task, completed=k, total=total)
 
     def __exit__(self, *exc):
         if self.enabled:

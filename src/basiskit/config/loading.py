@@ -22,10 +22,9 @@ def preset_names() -> list[str]:
 
 
 def read_preset(name: str) -> dict:
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
+    if name not in preset_names():  # never build a path from unchecked input
         raise ConfigError([("mode", name, f"no such preset; known modes: {', '.join(preset_names())}")])
-    return yaml.safe_load(path.read_text())
+    return yaml.safe_load((PRESETS_DIR / f"{name}.yaml").read_text())
 
 
 def deep_merge(base: dict, over: dict) -> dict:

@@ -12,7 +12,7 @@ import numpy as np
 from ..config import config_hash
 from ..config.models import RunConfig
 from ..data.dataset import Dataset
-from ..data.market import MarketData
+from ..data.market import MarketData, Need
 from ..data.timeutil import HOUR, iso, to_epoch
 from ..execution.executor import Executor
 from ..portfolio.attribution import ATTRIBUTION_TYPES, N_SLOTS, SPOT_PRICE, TRANSACTION_COSTS, VOID
@@ -25,6 +25,8 @@ from ..venues.costs import GasModel, slippage_from_dataset
 from .clock import BacktestClock
 from .events import EventLog
 from .loop import run_loop
+
+BENCHMARK = "benchmarks/ethena_susde_apy_1d"
 
 
 @dataclass
@@ -64,11 +66,16 @@ class Backtest:
         self.cfg = cfg
         self.dataset = dataset
         self.pricer = ShareClassPricer(cfg)
-        self.gas = GasModel(cfg.costs, self.pricer)
+        strategy_cls = get_strategy(cfg.strategy)
+        self.gas = GasModel(cfg.costs, self.pricer, on_chain=strategy_cls.on_chain)
         self.slippage = slippage_from_dataset(dataset, cfg.costs)
         env = StrategyEnv(dataset, self.pricer, self.gas, self.slippage)
-        self.strategy: Strategy = get_strategy(cfg.strategy)(cfg, env)
+        self.strategy: Strategy = strategy_cls(cfg, env)
         needs = self.gas.needs() + self.strategy.needs() + self.pricer.needs()
+        self.benchmark = None
+        if BENCHMARK in dataset.meta:  # Ethena sUSDe APY, reported beside the run where it covers it
+            self.benchmark = Need(BENCHMARK, "apy", "last", partial=True)
+            needs.append(self.benchmark)
         start = to_epoch(cfg.start) if cfg.start else None
         end = to_epoch(cfg.end) if cfg.end else None
         self.market = MarketData(dataset, cfg.data, needs, start, end)
@@ -144,6 +151,11 @@ class Backtest:
         used |= {i for i in range(len(ATTRIBUTION_TYPES)) if attribution[i].any()}  # cash-flow types (funding)
         used_usd = used | ({SPOT_PRICE} if fx.min() != fx.max() else set())
         report = self.strategy.report(quantities, nav)
+        if self.benchmark is not None:
+            lo, hi = self.market.partial_coverage[BENCHMARK]
+            grid = self.market.grid
+            apy = np.where((grid >= lo) & (grid <= hi), self.market.array(self.benchmark), np.nan)
+            report.columns["benchmark_susde_apy"] = apy
         return RunResult(
             cfg=self.cfg, grid=self.market.grid, position_keys=[s.instrument.key for s in self.specs],
             quantities=quantities, values=values, nav=nav, flows=flows, balance_pnl=balance_pnl,

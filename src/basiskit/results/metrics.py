@@ -40,3 +40,28 @@ def drawdown(index: np.ndarray) -> np.ndarray:
 
 def max_drawdown(index: np.ndarray) -> float:
     return float(drawdown(index).max())
+
+
+def volatility(index: np.ndarray) -> float:
+    """Annualised volatility of hourly returns: std x sqrt(8760)."""
+    r = np.diff(index) / index[:-1]
+    return float(r.std(ddof=1) * np.sqrt(HOURS_PER_YEAR)) if len(r) > 1 else 0.0
+
+
+def sharpe(index: np.ndarray, risk_free: float = 0.0) -> float | None:
+    """Annualised mean hourly return over annualised volatility (risk-free rate as a yearly decimal)."""
+    r = np.diff(index) / index[:-1]
+    vol = volatility(index)
+    if len(r) < 2 or vol == 0.0:
+        return None
+    return float((r.mean() * HOURS_PER_YEAR - risk_free) / vol)
+
+
+def time_under_water(index: np.ndarray) -> dict:
+    """Longest stretch (hours) below a previous peak, and the fraction of hours spent there."""
+    under = drawdown(index) > 1e-12
+    longest = run = 0
+    for u in under:
+        run = run + 1 if u else 0
+        longest = max(longest, run)
+    return {"longest_hours": int(longest), "fraction": float(under.mean())}

@@ -51,6 +51,7 @@ class Report:
 class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    on_chain: ClassVar[bool] = True  # uses Ethereum operations (pays gas)
 
     def __init__(self, cfg: RunConfig, env: StrategyEnv):
         self.cfg = cfg

@@ -27,6 +27,7 @@ from .registry import register
 class Basis(Strategy):
     name = "basis"
     description = "Long spot, short perps across venues (delta neutral), earning funding"
+    on_chain = False
 
     @classmethod
     def validate_config(cls, cfg: RunConfig) -> list[str]:

@@ -15,8 +15,8 @@ GWEI = 1e-9
 class GasModel:
     """Hourly cost of one gas unit in share-class units; zero everywhere when costs are off."""
 
-    def __init__(self, cfg: CostsConfig, pricer: ShareClassPricer):
-        self.enabled = cfg.enabled
+    def __init__(self, cfg: CostsConfig, pricer: ShareClassPricer, on_chain: bool = True):
+        self.enabled = cfg.enabled and on_chain  # strategies without on-chain operations need no gas data
         self.units = cfg.gas_units
         self.gas_price = Need(cfg.gas_series, cfg.gas_column, "last")
         self.pricer = pricer

@@ -1,0 +1,210 @@
+"""FastAPI app: modes, backtests (submit, status, result, timeseries, report, delete), dashboard."""
+
+from __future__ import annotations
+
+import io
+import math
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from plotly.offline import get_plotlyjs
+
+from .. import __version__
+from ..config import config_hash, load_run_config, preset_names, read_preset
+from ..config.loading import apply_set, deep_merge
+from ..config.models import RunConfig
+from ..data.dataset import Dataset, resolve_data_dir
+from ..engine.run import Backtest
+from ..errors import BasiskitError, ConfigError
+from ..results.db import RunStore, StoreError, json_safe
+from ..results.report import render as render_report
+from ..results.store import new_run_id
+from .jobs import INTERRUPTED, JobManager
+from .models import (
+    BacktestCreated,
+    BacktestPage,
+    BacktestRequest,
+    BacktestStatus,
+    Deleted,
+    ErrorBody,
+    Health,
+    ModeDetail,
+    ModeInfo,
+    Timeseries,
+    ValidationFailed,
+)
+
+STATIC = Path(__file__).resolve().parent / "static"
+NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run or mode"}}
+
+
+def create_app(db_path: Path | None = None, data_dir: Path | None = None, workers: int = 2) -> FastAPI:
+    root, source = resolve_data_dir(data_dir)
+    store = RunStore(db_path)
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store.mark_interrupted(INTERRUPTED)
+        state["jobs"] = JobManager(store, root, f"{root} ({source})", workers)
+        state["dataset"] = Dataset(root)
+        yield
+        state["jobs"].shutdown()
+
+    app = FastAPI(title="basiskit", version=__version__, lifespan=lifespan,
+                  description="Backtests of the fund's basis strategies: submit runs, follow them, read results.")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        problems = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)",
+                     "value": json_safe(_jsonable(e.get("input"))), "message": e["msg"]} for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": problems})
+
+    def _run_or_404(run_id: str) -> dict:
+        try:
+            return store.get(run_id)
+        except StoreError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def _status(run: dict) -> BacktestStatus:
+        progress = run["progress"] or 0.0
+        live = state["jobs"].live_progress(run["run_id"]) if run["status"] in ("queued", "running") else None
+        status = run["status"]
+        if live is not None:
+            progress, status = live, "running"
+        return BacktestStatus(id=run["run_id"], mode=run["mode"], status=status, progress=progress,
+                              source=run["source"], created_at=run["created_at"], started_at=run["started_at"],
+                              finished_at=run["finished_at"], error=run["error"])
+
+    @app.get("/health", response_model=Health)
+    def health() -> Health:
+        return Health(status="ok", version=__version__)
+
+    @app.get("/modes", response_model=list[ModeInfo])
+    def modes() -> list[ModeInfo]:
+        out = []
+        for name in preset_names():
+            p = read_preset(name)
+            out.append(ModeInfo(mode=name, strategy=p["strategy"], share_class=p["share_class"],
+                                description=p.get("description", "")))
+        return out
+
+    @app.get("/modes/{mode}", response_model=ModeDetail, responses=NOT_FOUND)
+    def mode_detail(mode: str) -> ModeDetail:
+        if mode not in preset_names():
+            raise HTTPException(404, f"no mode {mode!r}; GET /modes lists them")
+        cfg = load_run_config(mode)
+        return ModeDetail(mode=mode, preset=cfg.model_dump(mode="json"), config_schema=RunConfig.model_json_schema())
+
+    @app.post("/backtests", status_code=202, response_model=BacktestCreated,
+              responses={422: {"model": ValidationFailed, "description": "Every problem with the request"}})
+    def submit(req: BacktestRequest) -> BacktestCreated | JSONResponse:
+        try:
+            cfg = _config_from_request(req)
+            Backtest(cfg, state["dataset"])  # the data covers the window: fail now, not in the worker
+        except ConfigError as exc:
+            return JSONResponse(status_code=422, content={"detail": [
+                {"field": f, "value": json_safe(_jsonable(v)), "message": m} for f, v, m in exc.problems]})
+        except BasiskitError as exc:
+            return JSONResponse(status_code=422, content={"detail": str(exc)})
+        run_id = new_run_id(cfg.mode, config_hash(cfg))
+        config = cfg.model_dump(mode="json")
+        store.create(run_id, cfg.mode, "queued", "api", request=req.model_dump(mode="json"), config=config)
+        state["jobs"].submit(run_id, config)
+        return BacktestCreated(id=run_id, status="queued")
+
+    @app.get("/backtests", response_model=BacktestPage)
+    def list_backtests(page: int = Query(1, ge=1), page_size: int = Query(20, ge=1, le=200),
+                       mode: str | None = None) -> BacktestPage:
+        runs, total = store.list(mode=mode, limit=page_size, offset=(page - 1) * page_size)
+        return BacktestPage(items=[_status(r) for r in runs], total=total, page=page, page_size=page_size)
+
+    @app.get("/backtests/{run_id}", response_model=BacktestStatus, responses=NOT_FOUND)
+    def get_backtest(run_id: str) -> BacktestStatus:
+        return _status(_run_or_404(run_id))
+
+    def _done(run_id: str) -> dict:
+        run = _run_or_404(run_id)
+        if run["status"] != "done":
+            raise HTTPException(409, f"run {run_id} is {run['status']}; results exist once it is done"
+                                + (f" (error: {run['error']})" if run["error"] else ""))
+        return run
+
+    conflict = {409: {"model": ErrorBody, "description": "The run has not finished"}, **NOT_FOUND}
+
+    @app.get("/backtests/{run_id}/result", response_model=dict[str, Any], responses=conflict)
+    def result(run_id: str) -> dict[str, Any]:
+        return _done(run_id)["summary"]
+
+    @app.get("/backtests/{run_id}/timeseries", response_model=Timeseries, responses={
+        **conflict, 200: {"content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},
+                          "description": "The per-tick table as JSON (columns), CSV or Parquet"}})
+    def timeseries(run_id: str, format: Literal["json", "csv", "parquet"] = "json"):  # noqa: A002
+        _done(run_id)
+        ticks = store.ticks(run_id)
+        if format == "csv":
+            return Response(ticks.to_csv(index=False), media_type="text/csv")
+        if format == "parquet":
+            buf = io.BytesIO()
+            ticks.to_parquet(buf, index=False)
+            return Response(buf.getvalue(), media_type="application/vnd.apache.parquet")
+        data = {c: [None if isinstance(v, float) and not math.isfinite(v) else v for v in ticks[c].tolist()]
+                for c in ticks.columns if c != "timestamp"}
+        data["timestamp"] = ticks["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist()
+        return Timeseries(columns=list(ticks.columns), data=data)
+
+    @app.get("/backtests/{run_id}/report", response_class=HTMLResponse, responses=conflict)
+    def report(run_id: str) -> HTMLResponse:
+        run = _done(run_id)
+        return HTMLResponse(render_report(run["summary"], store.ticks(run_id), store.events(run_id), run["config"]))
+
+    @app.delete("/backtests/{run_id}", response_model=Deleted, responses=NOT_FOUND)
+    def delete(run_id: str) -> Deleted:
+        run = _run_or_404(run_id)
+        if run["status"] in ("queued", "running") and state["jobs"].cancel(run_id):
+            return Deleted(id=run_id, status="cancelled")
+        store.delete(run_id)
+        return Deleted(id=run_id, status="deleted")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        return Response(get_plotlyjs(), media_type="application/javascript")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        path = STATIC / name
+        if not path.is_file() or path.parent != STATIC:
+            raise HTTPException(404, f"no static file {name!r}")
+        return FileResponse(path)
+
+    return app
+
+
+def _config_from_request(req: BacktestRequest):
+    overrides: dict = {}
+    for key, value in req.config_overrides.items():
+        if "." in key:
+            apply_set(overrides, key.split("."), value)
+        else:
+            overrides = deep_merge(overrides, {key: value})
+    extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
+             if v is not None}
+    return load_run_config(req.mode, extra=deep_merge(overrides, extra))
+
+
+def _jsonable(value):
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return repr(value)

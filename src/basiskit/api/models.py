@@ -1,0 +1,86 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class ModeInfo(BaseModel):
+    mode: str
+    strategy: str
+    share_class: str
+    description: str
+
+
+class ModeDetail(BaseModel):
+    mode: str
+    preset: dict[str, Any] = Field(description="The preset's config, with every default filled in")
+    config_schema: dict[str, Any] = Field(description="JSON schema of a run config")
+
+
+class BacktestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(description="A preset name, see GET /modes", examples=["pure_lending_usdt"])
+    start: str | None = Field(None, description="Window start, ISO 8601 UTC on a whole hour")
+    end: str | None = Field(None, description="Window end, ISO 8601 UTC on a whole hour")
+    capital: float | None = Field(None, description="Initial capital in share-class units (> 0)")
+    config_overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Deep-merged over the preset; keys may be nested mappings or dotted paths (costs.enabled)")
+
+
+class ConfigProblem(BaseModel):
+    field: str
+    value: Any = None
+    message: str
+
+
+class ValidationFailed(BaseModel):
+    detail: list[ConfigProblem] | str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class BacktestCreated(BaseModel):
+    id: str
+    status: str
+
+
+class BacktestStatus(BaseModel):
+    id: str
+    mode: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: float
+    source: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+class BacktestPage(BaseModel):
+    items: list[BacktestStatus]
+    total: int
+    page: int
+    page_size: int
+
+
+class Deleted(BaseModel):
+    id: str
+    status: Literal["cancelled", "deleted"]
+
+
+class Timeseries(BaseModel):
+    columns: list[str]
+    data: dict[str, list[Any]]

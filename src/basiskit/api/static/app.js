@@ -1,0 +1,142 @@
+// basiskit dashboard: every number comes from the API.
+const $ = (id) => document.getElementById(id);
+let presetValues = {};
+
+async function api(path, options) {
+  const res = await fetch(path, options);
+  const body = res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text();
+  if (!res.ok) throw { status: res.status, body };
+  return body;
+}
+
+function flatten(obj, prefix = "", out = {}) {
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) flatten(v, key, out);
+    else out[key] = v;
+  }
+  return out;
+}
+
+const SKIP = new Set(["mode", "description", "strategy", "start", "end", "initial_capital", "flows"]);
+
+async function loadModes() {
+  const modes = await api("/modes");
+  $("mode").innerHTML = modes.map((m) => `<option value="${m.mode}">${m.mode} (${m.share_class})</option>`).join("");
+  $("mode").addEventListener("change", loadPreset);
+  await loadPreset();
+}
+
+async function loadPreset() {
+  const detail = await api(`/modes/${$("mode").value}`);
+  presetValues = flatten(detail.preset);
+  $("capital").value = detail.preset.initial_capital;
+  $("mode-description").textContent = detail.preset.description;
+  const rows = Object.entries(presetValues).filter(([k, v]) => !SKIP.has(k) && !Array.isArray(v));
+  $("overrides").innerHTML = rows.map(([k, v]) => {
+    const type = typeof v === "boolean" ? "checkbox" : typeof v === "number" ? "number" : "text";
+    const value = typeof v === "boolean" ? (v ? "checked" : "") : `value="${v ?? ""}"`;
+    return `<label>${k} <input data-key="${k}" type="${type}" step="any" ${value}></label>`;
+  }).join("");
+}
+
+function overrides() {
+  const out = {};
+  for (const input of $("overrides").querySelectorAll("input")) {
+    const key = input.dataset.key, old = presetValues[key];
+    let value = input.type === "checkbox" ? input.checked : input.type === "number" ? Number(input.value) : input.value;
+    if (input.type === "text" && input.value === "" && old === null) continue;
+    if (value !== old) out[key] = value;
+  }
+  return out;
+}
+
+async function submitRun(event) {
+  event.preventDefault();
+  $("errors").textContent = "";
+  const body = { mode: $("mode").value, config_overrides: overrides() };
+  if ($("start").value) body.start = $("start").value;
+  if ($("end").value) body.end = $("end").value;
+  if ($("capital").value) body.capital = Number($("capital").value);
+  try {
+    const created = await api("/backtests", { method: "POST", headers: { "content-type": "application/json" },
+                                              body: JSON.stringify(body) });
+    $("status").textContent = `${created.id}: queued`;
+    await follow(created.id);
+  } catch (err) {
+    const detail = err.body?.detail;
+    $("errors").textContent = Array.isArray(detail)
+      ? detail.map((d) => `${d.field}: ${JSON.stringify(d.value)} -> ${d.message}`).join("\n")
+      : (detail || JSON.stringify(err));
+  }
+}
+
+async function follow(id) {
+  for (;;) {
+    const s = await api(`/backtests/${id}`);
+    $("progress").value = s.progress;
+    $("status").textContent = `${id}: ${s.status} ${(100 * s.progress).toFixed(0)}%` + (s.error ? ` (${s.error})` : "");
+    if (["done", "failed", "cancelled"].includes(s.status)) {
+      if (s.status === "done") await showResult(id);
+      await loadRuns();
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+const fmtPct = (v) => (v === null || v === undefined ? "" : `${(100 * v).toFixed(4)}%`);
+const fmtNum = (v) => (v === null || v === undefined ? "" : Number(v).toLocaleString("en-US", { maximumFractionDigits: 6 }));
+
+async function showResult(id) {
+  const [summary, ts] = await Promise.all([api(`/backtests/${id}/result`), api(`/backtests/${id}/timeseries`)]);
+  $("result").hidden = false;
+  $("result-title").textContent = `${summary.mode} ${summary.start} .. ${summary.end}`;
+  $("report-link").href = `/backtests/${id}/report`;
+  const rows = [["final NAV", `${fmtNum(summary.final_nav)} ${summary.share_class}`], ["total return", fmtPct(summary.total_return)],
+                ["APY", fmtPct(summary.apy)], ["max drawdown", fmtPct(summary.max_drawdown)],
+                ["max |residual|", Number(summary.reconciliation_max_residual).toExponential(3)],
+                ...Object.entries(summary.pnl_attribution).map(([k, v]) => [`PnL ${k}`, fmtNum(v)])];
+  $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td data-metric="${k}">${v}</td></tr>`).join("");
+  const x = ts.data.timestamp;
+  Plotly.newPlot("nav-chart", [{ x, y: ts.data.nav, name: `NAV (${summary.share_class})` }],
+                 { title: { text: "NAV" }, margin: { t: 40 } });
+  const cum = ts.columns.filter((c) => c.startsWith("cum_pnl_"));
+  Plotly.newPlot("attr-chart", cum.map((c) => ({ x, y: ts.data[c], name: c.slice(8) })),
+                 { title: { text: "Cumulative attribution" }, margin: { t: 40 } });
+  const risk = ts.columns.filter((c) => c === "health_factor" || c === "ltv" || c.startsWith("margin_ratio:"));
+  if (risk.length) Plotly.newPlot("risk-chart", risk.map((c) => ({ x, y: ts.data[c], name: c })),
+                                  { title: { text: "Risk: health factor, LTV, margin ratio" }, margin: { t: 40 } });
+  else Plotly.purge("risk-chart");
+}
+
+async function loadRuns() {
+  const page = await api("/backtests?page=1&page_size=50");
+  const details = await Promise.all(page.items.map((r) => r.status === "done" ? api(`/backtests/${r.id}/result`) : null));
+  $("runs").querySelector("tbody").innerHTML = page.items.map((r, i) => {
+    const s = details[i];
+    return `<tr><td><input type="checkbox" class="pick" value="${r.id}"></td><td><a href="#" data-open="${r.id}">${r.id}</a></td>
+      <td>${r.mode}</td><td>${r.status}</td><td>${s ? fmtPct(s.total_return) : ""}</td><td>${s ? fmtPct(s.apy) : ""}</td>
+      <td>${s ? fmtNum(s.final_nav) + " " + s.share_class : (r.error || "")}</td></tr>`;
+  }).join("");
+  for (const a of document.querySelectorAll("[data-open]")) a.onclick = (e) => { e.preventDefault(); showResult(a.dataset.open); };
+}
+
+async function compare() {
+  const ids = [...document.querySelectorAll(".pick:checked")].map((c) => c.value);
+  if (ids.length < 2) { $("errors").textContent = "select two runs to compare"; return; }
+  const results = await Promise.all(ids.map((id) => api(`/backtests/${id}/result`)));
+  const series = await Promise.all(ids.map((id) => api(`/backtests/${id}/timeseries`)));
+  const keys = [["mode", (s) => s.mode], ["total return", (s) => fmtPct(s.total_return)], ["APY", (s) => fmtPct(s.apy)],
+                ["max drawdown", (s) => fmtPct(s.max_drawdown)], ["final NAV", (s) => fmtNum(s.final_nav)]];
+  $("compare-table").innerHTML = `<tr><th></th>${ids.map((id) => `<th>${id}</th>`).join("")}</tr>` +
+    keys.map(([k, f]) => `<tr><th>${k}</th>${results.map((s) => `<td>${f(s)}</td>`).join("")}</tr>`).join("");
+  Plotly.newPlot("compare-chart", series.map((ts, i) => ({ x: ts.data.timestamp, y: ts.data.share_index, name: ids[i] })),
+                 { title: { text: "Share index" }, margin: { t: 40 } });
+}
+
+$("run-form").addEventListener("submit", submitRun);
+$("refresh").addEventListener("click", loadRuns);
+$("compare").addEventListener("click", compare);
+api("/health").then((h) => { $("health").textContent = `API ${h.status}, v${h.version}`; });
+loadModes().then(loadRuns);

@@ -1,0 +1,147 @@
+"""CLI commands over stored runs: list, show, compare, export, report; and the HTTP service."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .errors import BasiskitError
+from .results.db import RunStore, json_safe
+from .results.report import render as render_report
+
+runs_app = typer.Typer(no_args_is_help=True, help="Stored runs: list, show, compare, export.")
+DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $BASISKIT_DB or user dir).")]
+
+
+def _store(db: Path | None) -> RunStore:
+    return RunStore(db)
+
+
+def _run_or_fail(fn):
+    from .cli import _fail
+
+    try:
+        return fn()
+    except BasiskitError as exc:
+        _fail(exc)
+
+
+@runs_app.command("list")
+def runs_list(
+    mode: Annotated[str | None, typer.Option(help="Only this mode.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status (queued, running, done, failed).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only runs created at or after this ISO date.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    db: DbOption = None,
+) -> None:
+    """Stored runs, newest first."""
+    from .cli import out
+
+    since_dt = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    runs, total = _run_or_fail(lambda: _store(db).list(mode=mode, status=status, since=since_dt, limit=limit))
+    t = Table(title=f"{len(runs)} of {total} runs")
+    for col in ("run_id", "mode", "status", "created", "window", "return", "APY", "final NAV"):
+        t.add_column(col)
+    for r in runs:
+        s = r["summary"] or {}
+        t.add_row(r["run_id"], r["mode"], r["status"], f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
+                  f"{s.get('start', '')[:10]} .. {s.get('end', '')[:10]}" if s else "",
+                  f"{s['total_return']:.4%}" if s else "", f"{s['apy']:.4%}" if s else "",
+                  f"{s['final_nav']:,.4f} {s['share_class']}" if s else (r["error"] or ""))
+    out.print(t)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, db: DbOption = None) -> None:
+    """A run's status and summary as JSON."""
+    run = _run_or_fail(lambda: _store(db).get(run_id))
+    typer.echo(json.dumps(json_safe(run), indent=2, default=str))
+
+
+@runs_app.command("compare")
+def runs_compare(run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+                 db: DbOption = None) -> None:
+    """Metrics and attribution of runs side by side."""
+    from .cli import out
+
+    store = _store(db)
+    runs = [_run_or_fail(lambda rid=rid: store.get(rid)) for rid in run_ids]
+    t = Table(title="comparison")
+    t.add_column("metric", style="bold")
+    for r in runs:
+        t.add_column(f"{r['run_id']}\n{r['mode']}", justify="right")
+    for key, label, fmt in compare_rows(runs):
+        t.add_row(label, *[fmt(r["summary"], key) for r in runs])
+    out.print(t)
+
+
+def compare_rows(runs: list[dict]):
+    def get(s, key):
+        return s.get(key) if s else None
+
+    def pct(s, key):
+        v = get(s, key)
+        return "" if v is None else f"{v:.4%}"
+
+    def num(s, key):
+        v = get(s, key)
+        return "" if v is None else (f"{v:,.4f}" if isinstance(v, float) else str(v))
+
+    def attr(s, key):
+        v = (s or {}).get("pnl_attribution", {}).get(key)
+        return "" if v is None else f"{v:,.4f}"
+
+    rows = [("share_class", "share class", num), ("start", "start", num), ("end", "end", num),
+            ("total_return", "total return", pct), ("apy", "APY", pct), ("volatility", "volatility", pct),
+            ("sharpe", "Sharpe", num), ("max_drawdown", "max drawdown", pct), ("final_nav", "final NAV", num),
+            ("reconciliation_max_residual", "max |residual|", num)]
+    types = sorted({k for r in runs for k in ((r["summary"] or {}).get("pnl_attribution") or {})})
+    return rows + [(t, f"PnL {t}", attr) for t in types]
+
+
+OutDir = Annotated[Path, typer.Option("-o", "--out", help="Folder to write to.")]
+
+
+@runs_app.command("export")
+def runs_export(run_id: str, out_dir: OutDir = Path("."), db: DbOption = None) -> None:
+    """Write a stored run as Parquet (ticks, events) and its summary as JSON."""
+    store = _store(db)
+    run = _run_or_fail(lambda: store.get(run_id))
+    folder = out_dir / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    _run_or_fail(lambda: store.ticks(run_id)).to_parquet(folder / "ticks.parquet", index=False)
+    store.events(run_id).to_parquet(folder / "events.parquet", index=False)
+    (folder / "summary.json").write_text(json.dumps(json_safe(run["summary"]), indent=2))
+    typer.echo(str(folder))
+
+
+def report(run_id: str, output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
+           db: DbOption = None) -> None:
+    """Write the self-contained HTML report of a stored run."""
+    store = _store(db)
+    run = _run_or_fail(lambda: store.get(run_id))
+    if run["status"] != "done":
+        from .cli import err
+
+        err.print(f"error: run {run_id} is {run['status']}; only finished runs have a report.")
+        raise typer.Exit(1)
+    output.write_text(render_report(run["summary"], store.ticks(run_id), store.events(run_id), run["config"]))
+    typer.echo(str(output))
+
+
+def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port.")] = 8000,
+          data: Annotated[Path | None, typer.Option(help="Dataset for API runs (else $BASISKIT_DATA, sample).")] = None,
+          workers: Annotated[int, typer.Option(help="Backtests run at once (processes).")] = 2,
+          db: DbOption = None) -> None:
+    """Start the HTTP API and the web dashboard."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    uvicorn.run(create_app(db_path=db, data_dir=data, workers=workers), host=host, port=port, log_level="info")

@@ -1,0 +1,68 @@
+"""A real basiskit server in a subprocess on 127.0.0.1, for the API, browser and restart tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, db: Path, data: Path, log: Path, port: int | None = None):
+        self.db, self.data, self.log = db, data, log
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> Server:
+        env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "basiskit.cli", "serve", "--port", str(self.port), "--db", str(self.db),
+             "--data", str(self.data), "--workers", "2"],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not answer in {timeout} s: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the server and its workers, as a crash would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def wait_for(client: httpx.Client, run_id: str, statuses=("done", "failed", "cancelled"), timeout: float = 120.0,
+             predicate=None) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = client.get(f"/backtests/{run_id}").json()
+        if s["status"] in statuses and (predicate is None or predicate(s)):
+            return s
+        time.sleep(0.1)
+    raise TimeoutError(f"run {run_id} did not reach {statuses}: last {s}")

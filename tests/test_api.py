@@ -1,0 +1,123 @@
+"""The HTTP API against a real server on 127.0.0.1: results equal the CLI's, validation, formats,
+deletion, and a crash during a run."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from basiskit.data.dataset import SAMPLE_DIR
+from basiskit.data.synthetic import SyntheticMarket
+from server import Server, wait_for
+
+VOLATILE = {"run_id", "wall_seconds", "engine_seconds", "steps_per_second", "data_source", "results_dir"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("api")
+    s = Server(tmp / "api.duckdb", SAMPLE_DIR, tmp / "server.log").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def test_api_run_equals_cli_run(client, tmp_path):
+    body = {"mode": "usdt_market_neutral", "start": "2024-10-15", "end": "2024-12-15", "capital": 250000,
+            "config_overrides": {"hedge_allocation": {"binance": 0.7, "bybit": 0.3}, "costs.enabled": True}}
+    r = client.post("/backtests", json=body)
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    assert wait_for(client, run_id)["status"] == "done"
+    api = client.get(f"/backtests/{run_id}/result").json()
+    cli = subprocess.run(
+        [sys.executable, "-m", "basiskit.cli", "backtest", "usdt_market_neutral", "--start", "2024-10-15", "--end",
+         "2024-12-15", "--capital", "250000", "--set", "hedge_allocation.binance=0.7", "--set",
+         "hedge_allocation.bybit=0.3", "--json", "--out", str(tmp_path), "--data", str(SAMPLE_DIR)],
+        capture_output=True, text=True, check=True)
+    cli = json.loads(cli.stdout)
+    assert {k: v for k, v in api.items() if k not in VOLATILE} == {k: v for k, v in cli.items() if k not in VOLATILE}
+    assert api["steps"] == 61 * 24 and api["funding_by_venue"]["binance"] != 0
+    ts = client.get(f"/backtests/{run_id}/timeseries").json()
+    cli_ticks = pd.read_parquet(tmp_path / cli["run_id"] / "ticks.parquet")
+    assert ts["data"]["nav"] == cli_ticks["nav"].tolist()
+
+
+def test_every_problem_of_a_request_is_listed(client):
+    r = client.post("/backtests", json={"mode": "btc_basis", "capital": -5, "config_overrides": {
+        "costs.enabeld": False, "hedge_allocation": {"binance": 0.5, "bybit": 0.2}}})
+    assert r.status_code == 422
+    fields = {p["field"] for p in r.json()["detail"]}
+    assert fields == {"initial_capital", "costs.enabeld", "hedge_allocation"}
+    assert all(p["message"] for p in r.json()["detail"])
+    r = client.post("/backtests", json={"mode": "no_such_mode"})
+    assert r.status_code == 422 and "known modes" in r.json()["detail"][0]["message"]
+    r = client.post("/backtests", json={"mode": "pure_lending_usdt", "start": "2023-01-01"})
+    assert r.status_code == 422 and "not covered" in r.json()["detail"]
+
+
+def test_modes_and_schema(client):
+    modes = {m["mode"]: m for m in client.get("/modes").json()}
+    assert len(modes) == 8 and modes["eth_leveraged"]["share_class"] == "ETH"
+    detail = client.get("/modes/eth_leveraged").json()
+    assert detail["preset"]["target_ltv"] == 0.85 and "properties" in detail["config_schema"]
+    assert client.get("/modes/nope").status_code == 404
+
+
+def test_timeseries_formats_report_listing_and_delete(client):
+    run_id = client.post("/backtests", json={"mode": "pure_lending_eth", "start": "2024-11-01",
+                                             "end": "2024-11-08"}).json()["id"]
+    wait_for(client, run_id)
+    as_json = client.get(f"/backtests/{run_id}/timeseries").json()
+    as_csv = pd.read_csv(io.StringIO(client.get(f"/backtests/{run_id}/timeseries?format=csv").text))
+    as_parquet = pd.read_parquet(io.BytesIO(client.get(f"/backtests/{run_id}/timeseries?format=parquet").content))
+    assert len(as_csv) == len(as_parquet) == len(as_json["data"]["nav"]) == 7 * 24 + 1
+    assert np.allclose(as_csv["nav"], as_parquet["nav"], rtol=1e-15)
+    html = client.get(f"/backtests/{run_id}/report").text
+    assert "Plotly" in html and run_id in html
+    page = client.get("/backtests?page=1&page_size=1").json()
+    assert page["page_size"] == 1 and len(page["items"]) == 1 and page["total"] >= 1
+    assert client.get("/backtests?page=0").status_code == 422
+    assert client.delete(f"/backtests/{run_id}").json()["status"] == "deleted"
+    assert client.get(f"/backtests/{run_id}").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def long_data(tmp_path_factory):
+    """Forty years of synthetic hourly BTC data: a run long enough to be killed mid-way."""
+    root = tmp_path_factory.mktemp("long") / "data"
+    return SyntheticMarket("1985-01-01", "2025-01-01", start_price={"BTC": 60_000.0}).write(
+        root, venues=("binance", "bybit"), spot_venues=("bybit",))
+
+
+def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_data):
+    server = Server(tmp_path / "jobs.duckdb", long_data, tmp_path / "server.log").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            short = c.post("/backtests", json={"mode": "btc_basis", "start": "2024-01-01", "end": "2024-02-01"}).json()
+            wait_for(c, short["id"])
+            before = c.get(f"/backtests/{short['id']}/result").json()
+            long = c.post("/backtests", json={"mode": "btc_basis"}).json()
+            wait_for(c, long["id"], statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.9)
+            server.kill()
+        server = Server(tmp_path / "jobs.duckdb", long_data, tmp_path / "server.log", port=server.port).start()
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            assert c.get(f"/backtests/{short['id']}").json()["status"] == "done"
+            assert c.get(f"/backtests/{short['id']}/result").json() == before
+            failed = c.get(f"/backtests/{long['id']}").json()
+            assert failed["status"] == "failed" and "interrupted" in failed["error"]
+            assert c.get(f"/backtests/{long['id']}/result").status_code == 409
+    finally:
+        server.stop()

@@ -1,0 +1,75 @@
+"""The web dashboard in Debian's Chromium (headless, driven by selenium) against a real server."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from basiskit.data.dataset import SAMPLE_DIR
+from server import Server
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("Debian chromium and chromium-driver are not installed (make setup installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1400,2200"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server = Server(tmp_path / "ui.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    try:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#mode option")) == 8)
+        Select(browser.find_element(By.ID, "mode")).select_by_value("eth_basis")
+        wait.until(lambda d: d.find_element(By.ID, "capital").get_attribute("value") == "1000000")
+        browser.find_element(By.ID, "start").send_keys("2024-11-01")
+        browser.find_element(By.ID, "end").send_keys("2024-12-01")
+        capital = browser.find_element(By.ID, "capital")
+        capital.clear()
+        capital.send_keys("500000")
+        browser.find_element(By.ID, "run").click()
+        wait.until(lambda d: "done" in d.find_element(By.ID, "status").text)
+        run_id = browser.find_element(By.ID, "status").text.split(":")[0]
+        wait.until(lambda d: d.execute_script("return (document.getElementById('nav-chart').data || []).length") > 0)
+        time.sleep(0.5)
+        result = httpx.get(f"{server.url}/backtests/{run_id}/result").json()
+        assert result["initial_capital"] == 500000 and result["start"] == "2024-11-01T00:00:00Z"
+        chart_nav = browser.execute_script("const y = document.getElementById('nav-chart').data[0].y;"
+                                           "return [y[0], y[y.length - 1], y.length];")
+        assert chart_nav[1] == result["final_nav"] and chart_nav[2] == result["steps"] + 1
+        shown = browser.find_element(By.CSS_SELECTOR, '[data-metric="final NAV"]').text
+        assert shown.startswith(f"{result['final_nav']:,.2f}"[:9])
+        cum = browser.execute_script("return document.getElementById('attr-chart').data.map(t => t.name)")
+        assert set(cum) == set(result["pnl_attribution"])
+        rows = browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
+        assert any(run_id in r.text for r in rows)
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+        assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    finally:
+        server.stop()
