@@ -16,7 +16,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -142,9 +142,8 @@ class RunStore:
             con.register("events_df", ev)
             con.execute("INSERT INTO events SELECT * FROM events_df")
             finished = now()
-            started = pd.Timestamp(finished) - pd.Timedelta(seconds=float(summary.get("wall_seconds") or 0.0))
-            con.execute("UPDATE runs SET started_at = coalesce(started_at, ?) WHERE run_id = ?",
-                        [started.to_pydatetime(), run_id])
+            started = finished - timedelta(seconds=float(summary.get("wall_seconds") or 0.0))
+            con.execute("UPDATE runs SET started_at = coalesce(started_at, ?) WHERE run_id = ?", [started, run_id])
             con.execute(
                 "UPDATE runs SET status = 'done', progress = 1, finished_at = ?, summary = ?, columns = ?, "
                 "config = ?, config_hash = ?, data_hash = ?, window_start = ?, window_end = ?, strategy = ?, "

@@ -110,7 +110,7 @@ class MarketNeutral(Strategy):
         if delta_value > bound or idle > bound:
             limit = self.threshold * self.ctx.book.nav(k)
             if idle > limit:
-                self.rebalance(k, "deposit")
+                self.rebalance(k, "idle_cash")
             elif delta_value > limit:
                 self.rehedge(k, "deviation")
 

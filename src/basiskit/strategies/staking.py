@@ -69,7 +69,7 @@ class Staking(Strategy):
         if idle > self.threshold * self.log.nav_hint:
             limit = self.threshold * self.ctx.book.nav(k)
             if idle > limit and idle - self.gas_reserve(k, leg.equity_eth(k) + idle) > limit:
-                self.rebalance(k, "deposit")
+                self.rebalance(k, "idle_cash")
 
     def raise_cash(self, k: int, amount: float) -> None:
         self.rebalance(k, "withdrawal", keep=amount)
@@ -87,7 +87,7 @@ class Staking(Strategy):
         leg = self.leg
         before = leg.equity_eth(k)
         wallet = self.qty[self.ctx.wallet] - keep
-        if reason in ("deposit", "withdrawal"):
+        if reason in ("idle_cash", "withdrawal"):
             available = before + wallet
             target = available - self.gas_reserve(k, available)
         else:  # the wallet pays the gas; only a shortfall comes out of the stake

@@ -1,0 +1,83 @@
+"""Stored runs: the CLI writes every run to DuckDB; list, show, compare, export and report read it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import duckdb
+import pandas as pd
+import pytest
+
+from basiskit.data.dataset import SAMPLE_DIR
+
+
+def basiskit(*args):
+    p = subprocess.run([sys.executable, "-m", "basiskit.cli", *args], capture_output=True, text=True,
+                       env=dict(os.environ), timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    out = tmp_path / "runs"
+    a = json.loads(basiskit("backtest", "eth_basis", "--json", "--out", str(out), "--data", str(SAMPLE_DIR)))
+    b = json.loads(basiskit("backtest", "pure_lending_usdt", "--json", "--out", str(out), "--data", str(SAMPLE_DIR),
+                            "--set", "costs.enabled=false"))
+    return a, b, out
+
+
+def test_runs_are_queryable_with_plain_sql(two_runs):
+    a, b, _ = two_runs
+    con = duckdb.connect(os.environ["BASISKIT_DB"], read_only=True)
+    rows = con.execute("SELECT run_id, mode, status, source, CAST(summary->>'final_nav' AS DOUBLE) FROM runs "
+                       "ORDER BY created_at").fetchall()
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(a["run_id"], "eth_basis", "done", "cli"),
+                                                         (b["run_id"], "pure_lending_usdt", "done", "cli")]
+    assert rows[0][4] == a["final_nav"]
+    nav = con.execute("SELECT value FROM tick_values WHERE run_id = ? AND metric = 'nav' ORDER BY tick",
+                      [a["run_id"]]).fetchall()
+    assert len(nav) == a["steps"] + 1 and nav[-1][0] == a["final_nav"]
+    funding = con.execute("SELECT sum(value) FROM tick_values WHERE run_id = ? AND metric LIKE 'funding:%'",
+                          [a["run_id"]]).fetchone()[0]
+    assert funding == pytest.approx(a["pnl_attribution"]["funding"], rel=1e-12)
+    con.close()
+
+
+def test_list_show_compare_export(two_runs, tmp_path):
+    a, b, out = two_runs
+    listing = basiskit("runs", "list", "--mode", "eth_basis")
+    assert a["run_id"][:20] in listing and b["run_id"][:20] not in listing
+    shown = json.loads(basiskit("runs", "show", b["run_id"]))
+    assert shown["status"] == "done" and shown["summary"]["final_nav"] == b["final_nav"]
+    compared = basiskit("runs", "compare", a["run_id"], b["run_id"])
+    assert "PnL funding" in compared and "PnL supply_yield" in compared
+    basiskit("runs", "export", a["run_id"], "-o", str(tmp_path / "exp"))
+    exported = pd.read_parquet(tmp_path / "exp" / a["run_id"] / "ticks.parquet")
+    original = pd.read_parquet(out / a["run_id"] / "ticks.parquet")
+    pd.testing.assert_frame_equal(exported.reset_index(drop=True), original, check_dtype=False)
+
+
+def test_report_is_self_contained_and_shows_the_runs_numbers(two_runs, tmp_path):
+    a, _, _ = two_runs
+    path = tmp_path / "r.html"
+    basiskit("report", a["run_id"], "-o", str(path))
+    html = path.read_text()
+    assert "<script src=" not in html and "plotly" in html.lower()  # JS embedded, nothing fetched
+    summary = json.loads(re.search(r'<script type="application/json" id="summary">(.*?)</script>', html, re.S)
+                         .group(1).replace("&quot;", '"'))
+    assert summary["final_nav"] == a["final_nav"] and summary["run_id"] == a["run_id"]
+    assert f"{a['apy']:.4%}" in html
+    for title in ("NAV and events", "Drawdown", "Cumulative PnL attribution", "margin ratio per venue",
+                  "Net delta per asset", "Cumulative funding by venue", "Ethena sUSDe"):
+        assert title in html, title
+
+
+def test_unknown_run_is_a_clear_error():
+    p = subprocess.run([sys.executable, "-m", "basiskit.cli", "runs", "show", "nope"], capture_output=True,
+                       text=True, env=dict(os.environ))
+    assert p.returncode == 1 and "no run 'nope'" in p.stderr
