@@ -69,7 +69,6 @@ class Basis(Strategy):
         self.qty = ctx.book.qty
         self.spot_pos = ctx.book.slot_of(self.spot.instrument.key)
         self.hedge.attach(ctx, self.net_units, self.price)
-        self.risk = self.hedge.risk
         # spot trade cost rate used to size the hedge so the wallet is not overdrawn
         self.spot_cost = self.spot.venue.spot_taker_fee + self.env.slippage.rate(self.spot.pair, 0.0)
         self.log = RebalanceLog(ctx.events, self.asset)
@@ -82,13 +81,7 @@ class Basis(Strategy):
 
     # --- decisions -----------------------------------------------------------------------------
     def on_tick(self, k: int) -> None:
-        if self.risk.override:
-            self.rebalance(k, "risk_override", reduce=True)
-            return
-        if self.risk.worst_ratio >= self.ratio_limit:
-            self.hedge.distribute_margin(k, 0.0, "margin_ratio")
-            if self.hedge.max_ratio(k) >= self.ratio_limit:
-                self.rebalance(k, "margin_ratio")
+        if self.hedge.handle_margin(k, self.ratio_limit, self.rebalance):
             return
         delta_value = abs(self.net_units(k)) * self.price[k]
         idle = abs(self.qty[self.ctx.wallet])

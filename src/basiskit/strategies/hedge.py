@@ -85,6 +85,19 @@ class PerpHedge:
     def max_ratio(self, k: int) -> float:
         return max(a.ratio(k) for a in self.accounts)
 
+    def handle_margin(self, k: int, limit: float, rebalance) -> bool:
+        """Risk override: reduce exposure. Margin ratio at `limit`: move margin between venues, then
+        rebalance if that is not enough. True when it acted."""
+        if self.risk.override:
+            rebalance(k, "risk_override", reduce=True)
+            return True
+        if self.risk.worst_ratio >= limit:
+            self.distribute_margin(k, 0.0, "margin_ratio")
+            if self.max_ratio(k) >= limit:
+                rebalance(k, "margin_ratio")
+            return True
+        return False
+
     def hedge(self, k: int, units: float, dust: float) -> None:
         """Trade each venue's perp to a short of units x weight."""
         ex, fx = self.ctx.executor, self.fx[k]

@@ -54,7 +54,6 @@ class MarketNeutral(Strategy):
         self.eth_wallet = Instrument("wallet", "BaseToken", "ETH", "ETH")
         self.allocation = cfg.stake_allocation
         self.threshold = cfg.position_deviation_threshold
-        self.lev = cfg.leverage
         self.ratio_limit = cfg.market_neutral.margin_ratio_limit
 
     def needs(self) -> list[Need]:
@@ -74,7 +73,6 @@ class MarketNeutral(Strategy):
         self.eth_pos = ctx.book.slot_of(self.eth_wallet.key)
         self.leg.attach(ctx, eth_pos=self.eth_pos)
         self.hedge.attach(ctx, self.net_eth, self.price)
-        self.risk = self.hedge.risk
         self.log = RebalanceLog(ctx.events, "ETH")
 
     def hooks(self):
@@ -88,22 +86,12 @@ class MarketNeutral(Strategy):
 
     # --- decisions -----------------------------------------------------------------------------
     def on_tick(self, k: int) -> None:
-        if self.risk.override:
-            self.rebalance(k, "risk_override", reduce=True)
+        if self.hedge.handle_margin(k, self.ratio_limit, self.rebalance):
             return
-        if self.risk.worst_ratio >= self.ratio_limit:
-            self.hedge.distribute_margin(k, 0.0, "margin_ratio")
-            if self.hedge.max_ratio(k) >= self.ratio_limit:
-                self.rebalance(k, "margin_ratio")
+        reason = self.leg.leverage_drift(k)
+        if reason:
+            self.relever(k, reason)
             return
-        leg = self.leg
-        if leg.borrowing and leg.qty[leg.debt_pos] > 0.0:
-            if leg.health_factor(k) < self.lev.hf_floor:
-                self.relever(k, "health_factor")
-                return
-            if leg.ltv(k) < leg.target_ltv - self.lev.releverage_threshold:
-                self.relever(k, "releverage")
-                return
         delta_value = abs(self.net_eth(k)) * self.price[k]
         idle = abs(self.qty[self.ctx.wallet])
         bound = self.threshold * self.log.nav_hint * 0.5

@@ -58,13 +58,10 @@ class Staking(Strategy):
 
     def on_tick(self, k: int) -> None:
         leg = self.leg
-        if leg.borrowing and leg.qty[leg.debt_pos] > 0.0:
-            if leg.health_factor(k) < self.lev.hf_floor:
-                self.rebalance(k, "health_factor")
-                return
-            if leg.ltv(k) < leg.target_ltv - self.lev.releverage_threshold:
-                self.rebalance(k, "releverage")
-                return
+        reason = leg.leverage_drift(k)
+        if reason:
+            self.rebalance(k, reason)
+            return
         idle = self.qty[self.ctx.wallet]
         if idle > self.threshold * self.log.nav_hint:
             limit = self.threshold * self.ctx.book.nav(k)

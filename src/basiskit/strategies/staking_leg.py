@@ -132,6 +132,16 @@ class StakingLeg:
         coll = self.collateral.balance(self.qty[self.a_pos], k) * self.lst.rate[k]
         return health_factor(coll, self.debt_eth(k), self.emode.liquidation_threshold)
 
+    def leverage_drift(self, k: int) -> str | None:
+        """Why the leverage needs fixing at k: HF under the floor, LTV drifted below target, or None."""
+        if not self.borrowing or self.qty[self.debt_pos] <= 0.0:
+            return None
+        if self.health_factor(k) < self.lev.hf_floor:
+            return "health_factor"
+        if self.ltv(k) < self.target_ltv - self.lev.releverage_threshold:
+            return "releverage"
+        return None
+
     def ltv(self, k: int) -> float:
         coll = self.collateral_eth(k)
         return self.debt_eth(k) / coll if coll > 0 else 0.0
