@@ -121,3 +121,18 @@ def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_d
             assert c.get(f"/backtests/{long['id']}/result").status_code == 409
     finally:
         server.stop()
+
+
+def test_delete_cancels_a_running_backtest(tmp_path, long_data):
+    server = Server(tmp_path / "cancel.duckdb", long_data, tmp_path / "server.log").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            run_id = c.post("/backtests", json={"mode": "btc_basis"}).json()["id"]
+            wait_for(c, run_id, statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.9)
+            assert c.delete(f"/backtests/{run_id}").json() == {"id": run_id, "status": "cancelled"}
+            final = wait_for(c, run_id, statuses=("cancelled", "done", "failed"))
+            assert final["status"] == "cancelled" and final["error"] == "cancelled by request"
+            assert c.get(f"/backtests/{run_id}/result").status_code == 409
+            assert c.delete(f"/backtests/{run_id}").json()["status"] == "deleted"
+    finally:
+        server.stop()

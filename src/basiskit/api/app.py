@@ -34,6 +34,7 @@ from .models import (
     Health,
     ModeDetail,
     ModeInfo,
+    RunSummary,
     Timeseries,
     ValidationFailed,
 )
@@ -136,9 +137,9 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
 
     conflict = {409: {"model": ErrorBody, "description": "The run has not finished"}, **NOT_FOUND}
 
-    @app.get("/backtests/{run_id}/result", response_model=dict[str, Any], responses=conflict)
-    def result(run_id: str) -> dict[str, Any]:
-        return _done(run_id)["summary"]
+    @app.get("/backtests/{run_id}/result", response_model=RunSummary, responses=conflict)
+    def result(run_id: str) -> JSONResponse:
+        return JSONResponse(_done(run_id)["summary"])  # stored as computed: every key, no re-validation
 
     @app.get("/backtests/{run_id}/timeseries", response_model=Timeseries, responses={
         **conflict, 200: {"content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},

@@ -84,3 +84,34 @@ class Deleted(BaseModel):
 class Timeseries(BaseModel):
     columns: list[str]
     data: dict[str, list[Any]]
+
+
+class RunSummary(BaseModel):
+    """A finished run's summary (the CLI's --json object); strategies add their own keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    mode: str
+    strategy: str
+    share_class: Literal["USDT", "ETH"]
+    start: str
+    end: str
+    steps: int
+    initial_capital: float
+    final_nav: float
+    final_nav_usd: float
+    total_return: float
+    apy: float
+    max_drawdown: float
+    volatility: float
+    sharpe: float | None
+    balance_pnl: float
+    pnl_attribution: dict[str, float] = Field(description="Cumulative PnL by source, share-class units")
+    pnl_attribution_usd: dict[str, float]
+    reconciliation_max_residual: float
+    data_warnings: int
+    engine_seconds: float
+    wall_seconds: float
+    config_hash: str
+    data_hash: str
