@@ -38,7 +38,8 @@ def test_rewards_credited_from_the_rewards_file():
     cfg = load_run_config("eth_staking_only", sets=["costs.enabled=false", "rewards.sell_dust=false"])
     r = run_backtest(cfg, Dataset(SAMPLE_DIR))
     s = summarize(r)
-    units = cfg.initial_capital / raw_rate(SAMPLE_DIR, s["start"])  # weETH minted at the start
+    units = cfg.initial_capital / raw_rate(SAMPLE_DIR, s["start"])  # weETH minted at the start, held after
+    run_start = pd.Timestamp(s["start"])
     for token, series, column, price_series in (
         ("EIGEN", "rewards/etherfi_eigen_distributions", "eigen_per_eeth", "spot/uniswapv3_eigenweth_1h"),
         ("ETHFI", "rewards/etherfi_ethfi_topups", "ethfi_per_eeth", "spot/uniswapv3_ethfiweth_1h"),
@@ -46,11 +47,16 @@ def test_rewards_credited_from_the_rewards_file():
         rows = raw_csv(SAMPLE_DIR, series)
         rows = rows[(rows.index > s["start"]) & (rows.index <= s["end"])]
         assert len(rows) > 0
-        expected_units = sum(per * units * raw_rate(SAMPLE_DIR, ts) for ts, per in rows[column].items())
+        expected_units = expected_value = 0.0
         price = raw_csv(SAMPLE_DIR, price_series)
-        # value at credit, in ETH: token/WETH price (the ETH share class values WETH at 1)
-        expected_value = sum(per * units * raw_rate(SAMPLE_DIR, ts) * price.loc[ts, "open"]
-                             for ts, per in rows[column].items())
+        for ts, row in rows.iterrows():
+            # per eETH held over [period_start, period_end + 1 day); nothing was held before the run
+            start, end = pd.Timestamp(row["period_start"], tz="UTC"), pd.Timestamp(row["period_end"], tz="UTC")
+            end += pd.Timedelta(days=1)
+            held = units * (end - max(start, run_start)) / (end - start)
+            credited = row[column] * held * raw_rate(SAMPLE_DIR, ts)
+            expected_units += credited
+            expected_value += credited * price.loc[ts, "open"]  # token/WETH: the ETH share class values WETH at 1
         got = s["rewards_by_token"][token]
         assert got["units"] == pytest.approx(expected_units, rel=1e-9)
         assert got["value"] == pytest.approx(expected_value, rel=1e-9)

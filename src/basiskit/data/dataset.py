@@ -229,7 +229,10 @@ def load_series(root: Path, meta: SeriesMeta) -> Series:
     columns: dict[str, np.ndarray] = {}
     for col in df.columns[1:]:
         if not pd.api.types.is_numeric_dtype(df[col]):
-            continue  # e.g. rewards' period_start: kept out of the numeric arrays
+            dates = pd.to_datetime(df[col], utc=True, format="ISO8601", errors="coerce")
+            if dates.notna().all():  # date columns (rewards' period_start/end) become epoch seconds
+                columns[col] = epoch_seconds(dates).astype(np.float64)
+            continue
         values = df[col].to_numpy(dtype=np.float64)
         _check_values(path, col, values, ts)
         columns[col] = values

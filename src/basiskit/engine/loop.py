@@ -28,7 +28,7 @@ def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: list[C
     n = len(clock)
     qty = book.qty
     n_pos = len(qty)
-    history = [[0.0] * n for _ in range(n_pos)]
+    history = book.history
     accrue = book.accrue
     on_tick = strategy.on_tick
     positions = list(zip(range(n_pos), history, strict=True))

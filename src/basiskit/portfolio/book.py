@@ -59,6 +59,8 @@ class Book:
                 self._general.append(row)
         # Per-tick attribution, one list per slot; filled by accrue() and book_cost().
         self.attribution = [[0.0] * n_points for _ in range(n_slots)]
+        # Quantity of each position after each tick, filled by the loop (read by hooks for past ticks).
+        self.history = [[0.0] * n_points for _ in specs]
 
     def slot_of(self, key: str) -> int:
         return self.position[key]

@@ -57,7 +57,7 @@ class StakingLeg:
 
     # --- set-up --------------------------------------------------------------------------------
     def needs(self) -> list[Need]:
-        needs = self.lst.needs() + [t.need for t in self.rewards]
+        needs = self.lst.needs() + [n for t in self.rewards for n in t.needs()]
         for reserve in (self.collateral, self.weth):
             if reserve is not None:
                 needs += reserve.needs()
@@ -101,8 +101,9 @@ class StakingLeg:
         if self.borrowing:
             self._hooks.append(self.check_liquidation)
         if self.rewards:
-            self._hooks.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices, self.lst_units,
-                                             self.lst.rate, STAKING_REWARDS, self._sell_dust, self.grid))
+            self._hooks.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
+                                             self.units_held, self.lst.rate, STAKING_REWARDS, self._sell_dust,
+                                             self.grid))
         self.unit_usd = ctx.executor.unit_usd
 
     def hooks(self):
@@ -113,6 +114,13 @@ class StakingLeg:
         units = self.qty[self.lst_pos]
         if self.a_pos is not None:
             units += self.collateral.balance(self.qty[self.a_pos], k)
+        return units
+
+    def units_held(self, history: list[list[float]], t: int) -> float:
+        """LST units held after tick t, from the recorded quantities."""
+        units = history[self.lst_pos][t]
+        if self.a_pos is not None:
+            units += self.collateral.balance(history[self.a_pos][t], t)
         return units
 
     def collateral_eth(self, k: int) -> float:

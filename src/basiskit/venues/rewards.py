@@ -1,7 +1,9 @@
 """EtherFi rewards: EIGEN distributions and ETHFI top-ups to weETH holders, credited on their dates.
 
-amount = per_eETH x weETH units x weETH/eETH rate (dataset rewards/ notes; eETH is 1:1 with ETH, so
-the weETH/eETH rate is the LST rate). Valued at market price; attribution staking_rewards.
+amount = per_eETH x weETH units held over the period x weETH/eETH rate (dataset rewards/ notes: amounts
+are per eETH held over [period_start, period_end]; eETH is 1:1 with ETH, so the weETH/eETH rate is the
+LST rate). Units held over the period = their hourly average over the whole period, zero before the
+run. Valued at market price; attribution staking_rewards.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from dataclasses import dataclass, field
 from ..data.market import MarketData, Need
 from ..errors import RunError
 from ..portfolio.instruments import Instrument
+
+HOUR = 3600
+DAY = 24 * HOUR
 
 TOKENS = {  # token -> (rewards series, column, price series (in WETH))
     "EIGEN": ("rewards/etherfi_eigen_distributions", "eigen_per_eeth", "spot/uniswapv3_eigenweth_1h"),
@@ -27,34 +32,53 @@ class RewardToken:
         series, column, self.price_series = TOKENS[self.symbol]
         self.instrument = Instrument("wallet", "BaseToken", self.symbol, self.symbol)
         self.need = Need(series, column, "events", partial=True)
+        self.start_need = Need(series, "period_start", "events", partial=True)
+        self.end_need = Need(series, "period_end", "events", partial=True)
         self.pair_eth = f"{self.symbol}_ETH"
+
+    def needs(self) -> list[Need]:
+        return [self.need, self.start_need, self.end_need]
 
     def bind(self, market: MarketData) -> None:
         self.per_unit = market.values(self.need)
+        self.period_start = market.values(self.start_need)
+        self.period_end = market.values(self.end_need)
 
 
 class RewardsCredit:
     """Per-tick hook: credits reward tokens to the holder and attributes their value."""
 
     def __init__(self, tokens: list[RewardToken], book, positions: list[int], prices: list[list[float]],
-                 lst_units, rate: list[float], slot: int, on_credit, grid):
+                 units_at, rate: list[float], slot: int, on_credit, grid):
         self.tokens = tokens
         self.book = book
         self.positions = positions
         self.prices = prices
-        self.lst_units = lst_units
+        self.units_at = units_at  # units_at(history, t): LST units held after tick t
         self.rate = rate
         self.slot = slot
         self.on_credit = on_credit
         self.grid = grid
         self.credited = {t.symbol: [0.0, 0.0] for t in tokens}  # units, value at credit
 
+    def held_over_period(self, k: int, token: RewardToken) -> float:
+        """Average LST units held over [period_start, period_end + 1 day): hours before the run count as 0."""
+        start, end = token.period_start[k], token.period_end[k] + DAY
+        t0 = self.grid[0]
+        first = max(int((start - t0) // HOUR), 0)
+        last = min(int((end - t0) // HOUR), k)  # holdings through the hour before the period ends
+        hours = (end - start) / HOUR
+        if hours <= 0 or last <= first:
+            return 0.0
+        history = self.book.history
+        return sum(self.units_at(history, t) for t in range(first, last)) / hours
+
     def __call__(self, k: int) -> None:
         for token, pos, price in zip(self.tokens, self.positions, self.prices, strict=True):
             per_unit = token.per_unit[k]
             if per_unit == 0.0:
                 continue
-            units = per_unit * self.lst_units(k) * self.rate[k]
+            units = per_unit * self.held_over_period(k, token) * self.rate[k]
             if units == 0.0:
                 continue
             if price[k] <= 0.0:
