@@ -64,3 +64,14 @@ def test_config_hash_changes_with_any_parameter():
     a = load_run_config("pure_lending_usdt")
     assert config_hash(a) == config_hash(load_run_config("pure_lending_usdt"))
     assert config_hash(a) != config_hash(load_run_config("pure_lending_usdt", sets=["costs.enabled=false"]))
+
+
+def test_cross_field_problems_each_name_their_field():
+    with pytest.raises(ConfigError) as exc:
+        load_run_config("pure_lending_usdt", sets=["lending.reserve=WETH", "start=2024-12-01", "end=2024-11-01"])
+    assert {field for field, _, _ in exc.value.problems} == {"start", "lending.reserve"}
+    with pytest.raises(ConfigError) as exc:
+        load_run_config("usdt_market_neutral", sets=["lst=null", "share_class=ETH", "stake_allocation=0.95"])
+    problems = {field: reason for field, _, reason in exc.value.problems}
+    assert set(problems) == {"lst", "share_class", "stake_allocation"}
+    assert "initial_margin_rate 0.1" in problems["stake_allocation"]  # 0.05/0.95 of margin per unit of hedge

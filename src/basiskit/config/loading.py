@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
-from .models import RunConfig
+from .models import RunConfig, cross_problems
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -91,10 +91,15 @@ def load_run_config(
 
 
 def validate(cfg: dict) -> RunConfig:
+    """Field problems (pydantic) first; when the fields are valid, the problems between them."""
     try:
-        return RunConfig.model_validate(cfg)
+        model = RunConfig.model_validate(cfg)
     except ValidationError as exc:
         raise ConfigError([_problem(e) for e in exc.errors()]) from None
+    problems = cross_problems(model)
+    if problems:
+        raise ConfigError(problems)
+    return model
 
 
 def _problem(err: dict) -> tuple[str, object, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..strategies.registry import strategy_names, validate_strategy_config
 
@@ -216,15 +216,13 @@ class RunConfig(Strict):
             raise ValueError("; ".join(problems))
         return v
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> RunConfig:
-        problems: list[str] = []
-        if self.start and self.end and self.start >= self.end:
-            problems.append(f"start {self.start.isoformat()} must be before end {self.end.isoformat()}")
-        for i, flow in enumerate(self.flows):
-            if (self.start and flow.at <= self.start) or (self.end and flow.at >= self.end):
-                problems.append(f"flows.{i}.at {flow.at.isoformat()} must lie strictly inside the window")
-        problems += validate_strategy_config(self)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+
+def cross_problems(cfg: RunConfig) -> list[tuple[str, object, str]]:
+    """Problems between fields of an otherwise valid config, each with its own field path."""
+    problems: list[tuple[str, object, str]] = []
+    if cfg.start and cfg.end and cfg.start >= cfg.end:
+        problems.append(("start", cfg.start.isoformat(), f"must be before end {cfg.end.isoformat()}"))
+    for i, flow in enumerate(cfg.flows):
+        if (cfg.start and flow.at <= cfg.start) or (cfg.end and flow.at >= cfg.end):
+            problems.append((f"flows.{i}.at", flow.at.isoformat(), "must lie strictly inside the window"))
+    return problems + validate_strategy_config(cfg)

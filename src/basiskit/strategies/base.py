@@ -48,6 +48,19 @@ class Report:
     summary: dict
 
 
+Problem = tuple[str, object, str]  # (field path, value given, what is wrong / allowed)
+
+
+def require(cfg: RunConfig, strategy: str, share_class: str | None = None, **keys: str) -> list[Problem]:
+    """Problems when `cfg` leaves a key the strategy needs unset (keys: name -> example) or uses
+    another share class than the strategy runs in."""
+    problems: list[Problem] = [(key, None, f"required by strategy {strategy} ({example})")
+                               for key, example in keys.items() if getattr(cfg, key) is None]
+    if share_class and cfg.share_class != share_class:
+        problems.append(("share_class", cfg.share_class, f"strategy {strategy} runs in the {share_class} share class"))
+    return problems
+
+
 class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -60,7 +73,7 @@ class Strategy(ABC):
         self.gas = env.gas
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[str]:
+    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
         """Problems with `cfg` for this strategy (missing sections, inconsistent choices)."""
         return []
 

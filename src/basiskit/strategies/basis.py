@@ -17,7 +17,7 @@ from ..portfolio.book import PositionSpec
 from ..portfolio.risk import liquidation_summary
 from ..venues.cex import load_venue, spot_series
 from ..venues.spot import SpotMarket
-from .base import Report, Strategy
+from .base import Problem, Report, Strategy, require
 from .hedge import DUST, PerpHedge, validate_hedge_config
 from .rebalance import RebalanceLog
 from .registry import register
@@ -30,13 +30,10 @@ class Basis(Strategy):
     on_chain = False
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[str]:
-        problems = []
-        if cfg.basis is None:
-            problems.append("basis: required by strategy basis (e.g. basis: {asset: BTC})")
-        if cfg.share_class != "USDT":
-            problems.append(f"share_class {cfg.share_class}: strategy basis runs in the USDT share class")
-        return problems + validate_hedge_config(cfg, cls.name, cfg.basis.margin_buffer if cfg.basis else None)
+    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
+        problems = require(cfg, cls.name, "USDT", basis="e.g. basis: {asset: BTC}")
+        margin = cfg.basis.margin_buffer if cfg.basis else None
+        return problems + validate_hedge_config(cfg, cls.name, "basis.margin_buffer", margin)
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)

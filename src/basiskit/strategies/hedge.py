@@ -21,16 +21,19 @@ PERP_PRICE = SLOT["perp_price"]
 DUST = 1e-9  # fraction of NAV below which a trade or transfer is not worth doing
 
 
-def validate_hedge_config(cfg: RunConfig, strategy: str, margin_per_notional: float | None) -> list[str]:
-    problems = []
+def validate_hedge_config(cfg: RunConfig, strategy: str, margin_field: str,
+                          margin_per_notional: float | None) -> list[tuple[str, object, str]]:
+    """Problems with the hedge: allocation missing, or less margin than a venue's initial margin."""
     if cfg.hedge_allocation is None:
-        problems.append(f"hedge_allocation: required by strategy {strategy} (e.g. {{binance: 0.5, bybit: 0.5}})")
-    elif margin_per_notional is not None:
+        return [("hedge_allocation", None, f"required by strategy {strategy} (e.g. {{binance: 0.5, bybit: 0.5}})")]
+    problems = []
+    if margin_per_notional is not None:
         for venue, w in cfg.hedge_allocation.items():
             im = getattr(cfg.venues, venue).initial_margin_rate
             if w > 0 and margin_per_notional < im:
-                problems.append(f"perp margin of {margin_per_notional:g} per unit of hedge is below "
-                                f"venues.{venue}.initial_margin_rate {im:g}: the hedge could not be opened")
+                problems.append((margin_field, margin_per_notional,
+                                 f"gives {margin_per_notional:g} of perp margin per unit of hedge, below "
+                                 f"venues.{venue}.initial_margin_rate {im:g}: the hedge could not be opened"))
     return problems
 
 

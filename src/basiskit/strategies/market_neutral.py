@@ -19,7 +19,7 @@ from ..portfolio.instruments import Instrument
 from ..portfolio.risk import liquidation_summary
 from ..venues.cex import load_venue, spot_series
 from ..venues.spot import SpotMarket
-from .base import Report, Strategy
+from .base import Problem, Report, Strategy, require
 from .hedge import DUST, PerpHedge, validate_hedge_config
 from .rebalance import RebalanceLog
 from .registry import register
@@ -32,16 +32,10 @@ class MarketNeutral(Strategy):
     description = "Staked (optionally levered) ETH hedged with short ETH perps; USDT share class"
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[str]:
-        problems = []
-        if cfg.lst is None:
-            problems.append("lst: required by strategy market_neutral (weETH or wstETH)")
-        if cfg.stake_allocation is None:
-            problems.append("stake_allocation: required by strategy market_neutral (e.g. 0.75)")
-        if cfg.share_class != "USDT":
-            problems.append(f"share_class {cfg.share_class}: strategy market_neutral runs in the USDT share class")
+    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
+        problems = require(cfg, cls.name, "USDT", lst="weETH or wstETH", stake_allocation="e.g. 0.75")
         margin = (1 - cfg.stake_allocation) / cfg.stake_allocation if cfg.stake_allocation else None
-        return problems + validate_hedge_config(cfg, cls.name, margin)
+        return problems + validate_hedge_config(cfg, cls.name, "stake_allocation", margin)
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)

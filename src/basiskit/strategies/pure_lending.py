@@ -7,7 +7,7 @@ from ..portfolio.attribution import SPOT_PRICE, SUPPLY_YIELD, VOID
 from ..portfolio.book import PositionSpec
 from ..portfolio.currency import SHARE_CLASS_ASSET
 from ..venues.aave import RESERVES, AaveReserve
-from .base import Strategy
+from .base import Strategy, require
 from .registry import register
 
 
@@ -19,15 +19,13 @@ class PureLending(Strategy):
     @classmethod
     def validate_config(cls, cfg) -> list[str]:
         if cfg.lending is None:
-            return ["lending: required by strategy pure_lending (e.g. lending: {reserve: USDT})"]
+            return require(cfg, cls.name, lending="e.g. lending: {reserve: USDT}")
         asset = RESERVES[cfg.lending.reserve][1]
         if asset != SHARE_CLASS_ASSET[cfg.share_class]:
-            return [
-                f"lending.reserve {cfg.lending.reserve} holds {asset}, but share_class {cfg.share_class} "
-                f"needs a {SHARE_CLASS_ASSET[cfg.share_class]} reserve ("
-                + ", ".join(s for s, (_, a) in RESERVES.items() if a == SHARE_CLASS_ASSET[cfg.share_class])
-                + ")"
-            ]
+            wanted = SHARE_CLASS_ASSET[cfg.share_class]
+            choices = ", ".join(s for s, (_, a) in RESERVES.items() if a == wanted)
+            return [("lending.reserve", cfg.lending.reserve,
+                     f"holds {asset}, but share_class {cfg.share_class} needs a {wanted} reserve ({choices})")]
         return []
 
     def __init__(self, cfg, env):

@@ -13,7 +13,7 @@ from ..config.models import RunConfig
 from ..data.market import MarketData, Need
 from ..portfolio.book import PositionSpec
 from ..portfolio.risk import liquidation_summary
-from .base import Report, Strategy
+from .base import Problem, Report, Strategy, require
 from .rebalance import RebalanceLog
 from .registry import register
 from .staking_leg import StakingLeg
@@ -27,13 +27,8 @@ class Staking(Strategy):
     description = "Stake ETH in an LST; optionally lever it on Aave eMode against WETH debt"
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[str]:
-        problems = []
-        if cfg.lst is None:
-            problems.append("lst: required by strategy staking (weETH or wstETH)")
-        if cfg.share_class != "ETH":
-            problems.append(f"share_class {cfg.share_class}: strategy staking runs in the ETH share class")
-        return problems
+    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
+        return require(cfg, cls.name, "ETH", lst="weETH or wstETH")
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
