@@ -68,6 +68,27 @@ def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
         assert set(cum) == set(result["pnl_attribution"])
         rows = browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
         assert any(run_id in r.text for r in rows)
+        # a second run with a parameter changed through the generated form, then compare the two
+        Select(browser.find_element(By.ID, "mode")).select_by_value("eth_staking_only")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, 'select[data-key="lst"]'))
+        browser.execute_script("document.querySelector('#overrides').parentElement.open = true")
+        Select(browser.find_element(By.CSS_SELECTOR, 'select[data-key="lst"]')).select_by_value("wstETH")
+        browser.find_element(By.ID, "run").click()
+        wait.until(lambda d: "done" in d.find_element(By.ID, "status").text
+                   and d.find_element(By.ID, "status").text.split(":")[0] != run_id)
+        second = browser.find_element(By.ID, "status").text.split(":")[0]
+        stored = httpx.get(f"{server.url}/backtests").json()["items"]
+        assert {r["id"] for r in stored} == {run_id, second}
+        columns = httpx.get(f"{server.url}/backtests/{second}/timeseries").json()["columns"]
+        assert "qty:lido:BaseToken:wstETH" in columns and "qty:etherfi:BaseToken:weETH" not in columns
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".pick")) == 2)
+        for box in browser.find_elements(By.CSS_SELECTOR, ".pick"):
+            box.click()
+        browser.find_element(By.ID, "compare").click()
+        wait.until(lambda d: d.execute_script(
+            "return (document.getElementById('compare-chart').data || []).length") == 2)
+        header = browser.find_element(By.ID, "compare-table").text
+        assert run_id in header and second in header
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
         assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

@@ -58,7 +58,8 @@ def figures(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: di
     for col in ("health_factor", "ltv", *_prefixed(ticks, "margin_ratio:")):
         if col in ticks:
             y = ticks[col].replace([np.inf, -np.inf], np.nan)
-            risk.add_trace(go.Scatter(x=t, y=y, name=col))
+            if y.fillna(0.0).ne(0.0).any():  # only what the mode has (no LTV line without debt)
+                risk.add_trace(go.Scatter(x=t, y=y, name=col))
     for name, level in _limits(config).items():
         risk.add_hline(y=level, line_dash="dot", annotation_text=name)
     if risk.data:

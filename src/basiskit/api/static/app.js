@@ -19,6 +19,37 @@ function flatten(obj, prefix = "", out = {}) {
 }
 
 const SKIP = new Set(["mode", "description", "strategy", "start", "end", "initial_capital", "flows"]);
+let configSchema = {};
+
+// The JSON schema of a dotted config key: follows $ref, Optional (anyOf with null) and mappings.
+function schemaFor(path) {
+  const resolve = (s) => {
+    while (s && (s.$ref || s.anyOf)) {
+      if (s.$ref) s = configSchema.$defs[s.$ref.split("/").pop()];
+      else s = s.anyOf.find((a) => a.type !== "null") || {};
+    }
+    return s || {};
+  };
+  let node = resolve(configSchema);
+  for (const part of path.split(".")) {
+    node = resolve(node.properties?.[part] ?? node.additionalProperties ?? {});
+  }
+  return node;
+}
+
+function inputFor(key, value) {
+  const s = schemaFor(key);
+  const title = (s.description || "").replaceAll('"', "'");
+  if (s.enum) {
+    const options = s.enum.map((e) => `<option value="${e}" ${e === value ? "selected" : ""}>${e}</option>`).join("");
+    return `<label title="${title}">${key} <select data-key="${key}">${options}</select></label>`;
+  }
+  const type = s.type === "boolean" || typeof value === "boolean" ? "checkbox"
+    : ["number", "integer"].includes(s.type) || typeof value === "number" ? "number" : "text";
+  const bounds = ["minimum", "maximum"].map((b) => (s[b] !== undefined ? `${b.slice(0, 3)}="${s[b]}"` : "")).join(" ");
+  const val = type === "checkbox" ? (value ? "checked" : "") : `value="${value ?? ""}"`;
+  return `<label title="${title}">${key} <input data-key="${key}" type="${type}" step="any" ${bounds} ${val}></label>`;
+}
 
 async function loadModes() {
   const modes = await api("/modes");
@@ -29,23 +60,20 @@ async function loadModes() {
 
 async function loadPreset() {
   const detail = await api(`/modes/${$("mode").value}`);
+  configSchema = detail.config_schema;
   presetValues = flatten(detail.preset);
   $("capital").value = detail.preset.initial_capital;
   $("mode-description").textContent = detail.preset.description;
   const rows = Object.entries(presetValues).filter(([k, v]) => !SKIP.has(k) && !Array.isArray(v));
-  $("overrides").innerHTML = rows.map(([k, v]) => {
-    const type = typeof v === "boolean" ? "checkbox" : typeof v === "number" ? "number" : "text";
-    const value = typeof v === "boolean" ? (v ? "checked" : "") : `value="${v ?? ""}"`;
-    return `<label>${k} <input data-key="${k}" type="${type}" step="any" ${value}></label>`;
-  }).join("");
+  $("overrides").innerHTML = rows.map(([k, v]) => inputFor(k, v)).join("");
 }
 
 function overrides() {
   const out = {};
-  for (const input of $("overrides").querySelectorAll("input")) {
+  for (const input of $("overrides").querySelectorAll("[data-key]")) {
     const key = input.dataset.key, old = presetValues[key];
-    let value = input.type === "checkbox" ? input.checked : input.type === "number" ? Number(input.value) : input.value;
-    if (input.type === "text" && input.value === "" && old === null) continue;
+    const value = input.type === "checkbox" ? input.checked : input.type === "number" ? Number(input.value) : input.value;
+    if (input.type !== "checkbox" && input.value === "" && old === null) continue;  // left unset
     if (value !== old) out[key] = value;
   }
   return out;
@@ -104,7 +132,8 @@ async function showResult(id) {
   const cum = ts.columns.filter((c) => c.startsWith("cum_pnl_"));
   Plotly.newPlot("attr-chart", cum.map((c) => ({ x, y: ts.data[c], name: c.slice(8) })),
                  { title: { text: "Cumulative attribution" }, margin: { t: 40 } });
-  const risk = ts.columns.filter((c) => c === "health_factor" || c === "ltv" || c.startsWith("margin_ratio:"));
+  const risk = ts.columns.filter((c) => (c === "health_factor" || c === "ltv" || c.startsWith("margin_ratio:"))
+    && ts.data[c].some((v) => v !== null && v !== 0));  // only what the mode has
   if (risk.length) Plotly.newPlot("risk-chart", risk.map((c) => ({ x, y: ts.data[c], name: c })),
                                   { title: { text: "Risk: health factor, LTV, margin ratio" }, margin: { t: 40 } });
   else Plotly.purge("risk-chart");
