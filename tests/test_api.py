@@ -110,7 +110,7 @@ def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_d
             wait_for(c, short["id"])
             before = c.get(f"/backtests/{short['id']}/result").json()
             long = c.post("/backtests", json={"mode": "btc_basis"}).json()
-            wait_for(c, long["id"], statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.9)
+            wait_for(c, long["id"], statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.5)
             server.kill()
         server = Server(tmp_path / "jobs.duckdb", long_data, tmp_path / "server.log", port=server.port).start()
         with httpx.Client(base_url=server.url, timeout=30) as c:
@@ -128,7 +128,7 @@ def test_delete_cancels_a_running_backtest(tmp_path, long_data):
     try:
         with httpx.Client(base_url=server.url, timeout=30) as c:
             run_id = c.post("/backtests", json={"mode": "btc_basis"}).json()["id"]
-            wait_for(c, run_id, statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.9)
+            wait_for(c, run_id, statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.5)
             assert c.delete(f"/backtests/{run_id}").json() == {"id": run_id, "status": "cancelled"}
             final = wait_for(c, run_id, statuses=("cancelled", "done", "failed"))
             assert final["status"] == "cancelled" and final["error"] == "cancelled by request"

@@ -75,3 +75,9 @@ def test_cross_field_problems_each_name_their_field():
     problems = {field: reason for field, _, reason in exc.value.problems}
     assert set(problems) == {"lst", "share_class", "stake_allocation"}
     assert "initial_margin_rate 0.1" in problems["stake_allocation"]  # 0.05/0.95 of margin per unit of hedge
+
+
+def test_mode_cannot_be_overridden():
+    with pytest.raises(ConfigError) as exc:
+        load_run_config("pure_lending_usdt", sets=["mode=eth_basis"])
+    assert exc.value.problems[0][:2] == ("mode", "eth_basis")

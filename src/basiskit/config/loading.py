@@ -87,6 +87,9 @@ def load_run_config(
         cfg = deep_merge(cfg, extra)
     for item in sets:
         apply_set(cfg, *parse_set(item))
+    if cfg.get("mode") != mode:
+        raise ConfigError([("mode", cfg.get("mode"), f"is the preset's name ({mode}); choose another preset "
+                            "instead of overriding it")])
     return validate(cfg)
 
 

@@ -34,7 +34,7 @@ class Flow(Strict):
     """An external deposit (amount > 0) or withdrawal (amount < 0), in share-class units."""
 
     at: datetime
-    amount: float
+    amount: float = Field(ge=-1e15, le=1e15)
 
     _at = field_validator("at", mode="before")(_utc_hour)
 
@@ -174,7 +174,7 @@ class RunConfig(Strict):
     share_class: Literal["USDT", "ETH"]
     start: datetime | None = None
     end: datetime | None = None
-    initial_capital: float = Field(gt=0)
+    initial_capital: float = Field(gt=0, le=1e15)
     flows: list[Flow] = Field(default_factory=list)
     position_deviation_threshold: float = Field(0.001, ge=0, lt=1)
     reconciliation_tolerance: float = Field(1e-9, gt=0)

@@ -9,21 +9,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import RunError
+from ..execution.executor import Executor
 from ..portfolio.book import Book
-from ..strategies.base import Strategy
+from ..strategies.base import Hooks, Strategy
 from .clock import BacktestClock
 from .events import EventLog
 
 PROGRESS_EVERY = 2048
 
 
-def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: list[Callable[[int], None]],
+def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: Hooks, executor: Executor,
              flows: list[float], wallet: int, events: EventLog,
              progress: Callable[[int], None] | None = None) -> list[list[float]]:
     """Run every tick; returns the quantity of each position after each tick.
 
-    Per tick: accrue (indexes, prices), venue hooks (funding, liquidations, risk monitors),
-    external flows, the strategy (which acts through the executor), then record balances.
+    Per tick: accrue (indexes, prices), accrual hooks (funding, rewards), external flows, monitors
+    (liquidations, risk), the strategy (acting through the executor); when it acted, the monitors run
+    again on the new positions and the strategy may answer once more (the tight loop); then record.
     """
     n = len(clock)
     qty = book.qty
@@ -31,16 +33,24 @@ def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: list[C
     history = book.history
     accrue = book.accrue
     on_tick = strategy.on_tick
+    accruals, monitors = hooks.accruals, hooks.monitors
     positions = list(zip(range(n_pos), history, strict=True))
     for k in clock.ticks():
         if k:
             accrue(k)
-            for hook in hooks:
+            for hook in accruals:
                 hook(k)
         flow = flows[k]
         if flow != 0.0:
             _apply_flow(k, flow, book, strategy, wallet, events)
+        for hook in monitors:
+            hook(k)
+        acted = executor.actions
         on_tick(k)
+        if executor.actions != acted:
+            for hook in monitors:
+                hook(k)
+            on_tick(k)
         for j, h in positions:
             h[k] = qty[j]
         if progress is not None and not k % PROGRESS_EVERY:

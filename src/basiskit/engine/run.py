@@ -111,7 +111,7 @@ class Backtest:
         executor.unit_usd = self.pricer.unit_usd().tolist()
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         t0 = time.perf_counter()
-        history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.strategy.hooks(),
+        history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.strategy.hooks(), executor,
                            self.flows, 0, events, progress)
         engine_seconds = time.perf_counter() - t0
         return self._reconcile(book, history, events, engine_seconds)

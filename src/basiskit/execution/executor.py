@@ -27,6 +27,7 @@ class Executor:
         self._bundle: list[str] | None = None
         self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
         self.gas_units_total = 0
+        self.actions = 0  # how many actions ran: the loop re-runs the monitors when it moves
 
     @contextmanager
     def bundle(self, k: int, name: str, flash_amount: float, premium: float, unit_value: float):
@@ -43,6 +44,7 @@ class Executor:
 
     def pay_gas(self, k: int, units: int, operation: str, amount: float, **details) -> float:
         """Pay an operation's gas from the wallet; returns the cost in share-class units."""
+        self.actions += 1
         if self._bundle is not None:
             self._bundle.append(operation)
             self.events.add(k, "execution", f"{operation} {amount:.6f} (in bundle)", operation=operation,
@@ -149,6 +151,7 @@ class Executor:
 
     def spot_trade(self, k: int, spot: SpotMarket, position: int, units: float, price: float, fx: float) -> None:
         """Buy (units > 0) or sell spot for wallet USDT at `price` (USDT); slippage and taker fee are costs."""
+        self.actions += 1
         notional = abs(units) * price
         slip = self.slippage.rate(spot.pair, notional * fx)
         qty = self.book.qty
@@ -162,6 +165,7 @@ class Executor:
 
     def perp_trade(self, k: int, perp: PerpMarket, size_pos: int, cash_pos: int, delta: float, fx: float) -> None:
         """Change a perp position by `delta` contracts at mark; slippage and taker fee from its margin."""
+        self.actions += 1
         mark = perp.mark[k]
         notional = abs(delta) * mark
         slip = self.slippage.rate(perp.pair, notional * fx)
@@ -176,6 +180,7 @@ class Executor:
 
     def transfer(self, k: int, source: int, dest: int, amount: float, fee: float, fx: float, label: str) -> None:
         """Move USDT between the wallet and a venue account; the fee is paid by the source."""
+        self.actions += 1
         qty = self.book.qty
         qty[source] -= amount
         qty[dest] += amount

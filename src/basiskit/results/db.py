@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -73,11 +74,17 @@ class RunStore:
         self.path = Path(path) if path else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
+        self._lock = threading.RLock()  # one operation at a time per process: no write-write conflicts
         with self._conn() as con:
             con.execute(SCHEMA)
 
     @contextmanager
     def _conn(self):
+        with self._lock, self._open() as con:
+            yield con
+
+    @contextmanager
+    def _open(self):
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:

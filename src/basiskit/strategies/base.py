@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -38,6 +38,18 @@ class StrategyContext:
     events: EventLog
     wallet: int
     n_points: int
+
+
+@dataclass
+class Hooks:
+    """Per-tick venue work. Accruals (funding, rewards) run once per tick after the index and price
+    accrual; monitors (liquidations, risk) run before the strategy and again after it acts."""
+
+    accruals: list[Callable[[int], None]] = field(default_factory=list)
+    monitors: list[Callable[[int], None]] = field(default_factory=list)
+
+    def __add__(self, other: Hooks) -> Hooks:
+        return Hooks(self.accruals + other.accruals, self.monitors + other.monitors)
 
 
 @dataclass
@@ -88,9 +100,9 @@ class Strategy(ABC):
     def attach(self, ctx: StrategyContext) -> None:
         self.ctx = ctx
 
-    def hooks(self) -> list[Callable[[int], None]]:
-        """Per-tick venue work run after accrual and before the strategy (funding, liquidations, risk)."""
-        return []
+    def hooks(self) -> Hooks:
+        """The strategy's venues' per-tick work (funding, rewards, liquidations, risk monitors)."""
+        return Hooks()
 
     @abstractmethod
     def on_tick(self, k: int) -> None:

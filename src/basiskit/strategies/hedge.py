@@ -16,6 +16,7 @@ from ..venues.cex import load_venue
 from ..venues.funding import FundingSettlement
 from ..venues.margin import MarginAccount
 from ..venues.perp import PerpMarket
+from .base import Hooks
 
 PERP_PRICE = SLOT["perp_price"]
 DUST = 1e-9  # fraction of NAV below which a trade or transfer is not worth doing
@@ -76,8 +77,10 @@ class PerpHedge:
         self.funding = [FundingSettlement(p, book, ctx.n_points, self.fx) for p in self.perps]
         self.risk = RiskMonitor(self.cfg.risk, self.accounts, ctx.events, book, net_delta, price)
 
-    def hooks(self):
-        return [*self.funding, *self.accounts, self.risk]
+    def hooks(self) -> Hooks:
+        for p in self.perps:  # a fresh run starts flat
+            p.entry_price = p.realized_pnl = 0.0
+        return Hooks(accruals=list(self.funding), monitors=[*self.accounts, self.risk])
 
     def short_units(self) -> float:
         total = 0.0

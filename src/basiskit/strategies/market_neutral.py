@@ -70,7 +70,7 @@ class MarketNeutral(Strategy):
         self.log = RebalanceLog(ctx.events, "ETH")
 
     def hooks(self):
-        return [*self.leg.hooks(), *self.hedge.hooks()]
+        return self.leg.hooks() + self.hedge.hooks()
 
     def eth_long(self, k: int) -> float:
         return self.leg.equity_eth(k) + self.qty[self.eth_pos]

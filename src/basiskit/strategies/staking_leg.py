@@ -16,6 +16,7 @@ from ..portfolio.book import PositionSpec
 from ..venues.aave import AaveReserve, emode_params, health_factor
 from ..venues.rewards import RewardsCredit, RewardToken
 from ..venues.staking import LiquidStaking
+from .base import Hooks
 
 STAKING_YIELD = SLOT["staking_yield"]
 BORROW_COST = SLOT["borrow_cost"]
@@ -97,16 +98,15 @@ class StakingLeg:
         self.a_pos = book.slot_of(self.collateral.atoken.key) if self.collateral else None
         self.debt_pos = book.slot_of(self.weth.debt_token.key) if self.weth else None
         self.reward_pos = [book.slot_of(t.instrument.key) for t in self.rewards]
-        self._hooks = []
-        if self.borrowing:
-            self._hooks.append(self.check_liquidation)
+        self.liquidations = []
+        self._hooks = Hooks(monitors=[self.check_liquidation] if self.borrowing else [])
         if self.rewards:
-            self._hooks.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
-                                             self.units_held, self.lst.rate, STAKING_REWARDS, self._sell_dust,
-                                             self.grid))
+            self._hooks.accruals.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
+                                                      self.units_held, self.lst.rate, STAKING_REWARDS,
+                                                      self._sell_dust, self.grid))
         self.unit_usd = ctx.executor.unit_usd
 
-    def hooks(self):
+    def hooks(self) -> Hooks:
         return self._hooks
 
     # --- state ---------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ class StakingLeg:
                          "max": float(leverage.max())},
             "rewards_by_token": {},
         }
-        for hook in self._hooks:
+        for hook in self._hooks.accruals:
             if isinstance(hook, RewardsCredit):
                 summary["rewards_by_token"] = {s: {"units": u, "value": v} for s, (u, v) in hook.credited.items()}
         return cols, summary
