@@ -28,8 +28,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the
 data_app = typer.Typer(no_args_is_help=True, help="Check datasets and build the embedded sample.")
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
-app.command()(report_command)
-app.command()(serve_command)
 # Off a terminal (pipes, CI logs) rich would cut tables at 80 columns: give them room instead.
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -193,6 +191,9 @@ def data_sample(
         _fail(exc)
     out.print(f"sample written to {dest or SAMPLE_DIR}: {written['files']} files, {written['bytes']:,} bytes")
 
+
+app.command()(report_command)
+app.command()(serve_command)
 
 if __name__ == "__main__":
     app()

@@ -87,10 +87,6 @@ class JobManager:
     def live_progress(self, run_id: str) -> float | None:
         return self.progress.get(run_id)
 
-    def is_active(self, run_id: str) -> bool:
-        with self._lock:
-            return run_id in self.futures
-
     def cancel(self, run_id: str) -> bool:
         with self._lock:
             fut = self.futures.get(run_id)

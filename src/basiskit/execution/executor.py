@@ -26,7 +26,6 @@ class Executor:
         self.wallet = wallet
         self._bundle: list[str] | None = None
         self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
-        self.gas_units_total = 0
         self.actions = 0  # how many actions ran: the loop re-runs the monitors when it moves
 
     @contextmanager
@@ -50,7 +49,6 @@ class Executor:
             self.events.add(k, "execution", f"{operation} {amount:.6f} (in bundle)", operation=operation,
                             amount=amount, gas_units=0, cost=0.0)
             return 0.0
-        self.gas_units_total += units
         cost = self.gas.cost(units, k)
         self.book.qty[self.wallet] -= cost
         self.book.book_cost(k, TRANSACTION_COSTS, -cost)

@@ -87,10 +87,6 @@ class Book:
             attr[s2][k] += q * a1 * (b1 - b0) * p0
             attr[s3][k] += q * a1 * b1 * (p[k] - p0)
 
-    def value(self, j: int, k: int) -> float:
-        _, f1, f2, p, _, _, _, sign = self._rows[j]
-        return sign * self.qty[j] * f1[k] * f2[k] * p[k]
-
     def nav(self, k: int) -> float:
         """Net asset value at point k in share-class units, from balances."""
         qty = self.qty

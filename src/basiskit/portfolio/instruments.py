@@ -1,4 +1,4 @@
-"""Instrument keys `venue:kind:symbol`, parsed once into a typed Instrument."""
+"""Typed instruments; their key `venue:kind:symbol` names them in tables and lookups set up before the loop."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ class Instrument:
     symbol: str
     asset: str  # the asset whose price values one unit (e.g. aUSDT -> USDT, aWETH -> ETH)
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or not self.venue or not self.symbol or ":" in self.venue + self.symbol:
+            raise ValueError(f"instrument {self.venue}:{self.kind}:{self.symbol}: kind must be one of {KINDS}")
+
     @property
     def key(self) -> str:
         return f"{self.venue}:{self.kind}:{self.symbol}"
 
-
-def parse_key(key: str, asset: str) -> Instrument:
-    parts = key.split(":")
-    if len(parts) != 3 or not all(parts) or parts[1] not in KINDS:
-        raise ValueError(f"instrument key {key!r} must be venue:kind:symbol with kind in {KINDS}")
-    return Instrument(parts[0], parts[1], parts[2], asset)

@@ -126,10 +126,6 @@ class RunStore:
         with self._conn() as con:
             con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*args, run_id])
 
-    def set_progress(self, run_id: str, progress: float) -> None:
-        with self._conn() as con:
-            con.execute("UPDATE runs SET progress = ? WHERE run_id = ?", [progress, run_id])
-
     def save_result(self, run_id: str, summary: dict, ticks: pd.DataFrame, events: pd.DataFrame,
                     config: dict) -> None:
         """Store a finished run: summary, per-tick values and events, in one transaction."""

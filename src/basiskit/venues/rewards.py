@@ -34,7 +34,6 @@ class RewardToken:
         self.need = Need(series, column, "events", partial=True)
         self.start_need = Need(series, "period_start", "events", partial=True)
         self.end_need = Need(series, "period_end", "events", partial=True)
-        self.pair_eth = f"{self.symbol}_ETH"
 
     def needs(self) -> list[Need]:
         return [self.need, self.start_need, self.end_need]
