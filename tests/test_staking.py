@@ -179,3 +179,14 @@ def test_every_attribution_type_in_use_with_swap_exit():
     assert set(s["pnl_attribution"]) == {"supply_yield", "borrow_cost", "staking_yield", "staking_rewards", "funding",
                                          "spot_price", "perp_price", "lst_price", "transaction_costs"}
     assert np.all(np.abs(r.residual) <= 1e-9 * r.nav)
+
+
+def test_depeg_view_is_dex_rate_against_oracle_rate(full_data):
+    cfg = load_run_config("eth_staking_only", extra={"start": "2024-05-12", "end": "2024-07-01"})
+    ticks = ticks_table(run_backtest(cfg, Dataset(full_data)))
+    ticks.index = ticks["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    dex = raw_csv(full_data, "staking/weeth_eth_dex_1h")
+    assert ticks["lst_depeg"].isna().sum() == 28  # the DEX series starts 2024-05-13T04:00: no view before
+    for ts in ("2024-05-20T00:00:00Z", "2024-06-15T00:00:00Z"):
+        assert ticks.loc[ts, "lst_depeg"] == pytest.approx(dex.loc[ts, "market_rate"] / raw_rate(full_data, ts) - 1,
+                                                           rel=1e-12)

@@ -66,6 +66,12 @@ def figures(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: di
         risk.update_layout(title="Risk: health factor, LTV, margin ratio per venue (limits dotted)")
         figs.append(risk)
 
+    if "lst_depeg" in ticks and ticks["lst_depeg"].notna().any():
+        depeg = go.Figure(go.Scatter(x=t, y=ticks["lst_depeg"], name="DEX rate / oracle rate - 1"))
+        depeg.update_layout(title="LST depeg view: DEX market rate against the oracle exchange rate",
+                            yaxis_tickformat=".2%")
+        figs.append(depeg)
+
     delta = go.Figure([go.Scatter(x=t, y=ticks[c], name=c) for c in _prefixed(ticks, "net_delta_usdt:")])
     if delta.data:
         delta.update_layout(title="Net delta per asset (USDT)")

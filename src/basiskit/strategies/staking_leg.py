@@ -15,7 +15,7 @@ from ..portfolio.attribution import SLOT, SPOT_PRICE, SUPPLY_YIELD, TRANSACTION_
 from ..portfolio.book import PositionSpec
 from ..venues.aave import AaveReserve, emode_params, health_factor
 from ..venues.rewards import RewardsCredit, RewardToken
-from ..venues.staking import LiquidStaking
+from ..venues.staking import LSTS, LiquidStaking
 from .base import Hooks
 
 STAKING_YIELD = SLOT["staking_yield"]
@@ -35,7 +35,9 @@ class StakingLeg:
         self.flash_premium = cfg.leverage.flash_loan_premium if cfg.costs.enabled else 0.0
         self.via_swap_in = cfg.staking.entry == "swap"
         self.via_swap_out = cfg.staking.exit == "swap"
-        self.lst = LiquidStaking(cfg.lst, needs_market_rate=self.via_swap_in or self.via_swap_out)
+        dex_series = LSTS[cfg.lst][2]
+        self.lst = LiquidStaking(cfg.lst, needs_market_rate=self.via_swap_in or self.via_swap_out,
+                                 depeg_view=dex_series in env.dataset.meta)
         if self.lst.needs_market_rate:
             env.slippage.check(self.lst.pair)
         self.use_aave = self.target_ltv > 0 or cfg.staking.use_aave
@@ -312,8 +314,12 @@ class StakingLeg:
             leverage = np.where(coll - debt > 0, coll / (coll - debt), 0.0)
         cols = {"lst_rate": rate, "collateral_eth": coll, "debt_eth": debt, "ltv": ltv, "health_factor": hf,
                 "leverage": leverage}
-        if self.lst.needs_market_rate:
-            cols["lst_market_rate"] = np.asarray(self.lst.market_rate)
+        if self.lst.market_rate:
+            lo, hi = self.lst.market_coverage
+            covered = (self.grid >= lo) & (self.grid <= hi)
+            market_rate = np.where(covered, np.asarray(self.lst.market_rate), np.nan)
+            cols["lst_market_rate"] = market_rate
+            cols["lst_depeg"] = market_rate / rate - 1.0  # DEX price against the oracle rate
         held = coll > 0
         summary = {
             "min_health_factor": float(hf.min()) if np.isfinite(hf).any() else None,

@@ -19,22 +19,29 @@ WETH_RESERVE = "aave/weth_reserve_1d"
 
 @dataclass
 class LiquidStaking:
+    """`needs_market_rate`: swaps trade at the DEX rate, so it must cover the window; otherwise it is
+    read where the dataset has it (partial coverage) for the depeg view only."""
+
     symbol: str
     needs_market_rate: bool = False
+    depeg_view: bool = False
 
     def __post_init__(self) -> None:
         self.protocol, reserve, dex, self.pair = LSTS[self.symbol]
         self.instrument = Instrument(self.protocol, "BaseToken", self.symbol, self.symbol)
         # rate = LST oracle price / WETH oracle price on the same snapshot (dataset README)
         self.rate_need = Need(reserve, "oracle_price_usd", "geometric", ratio_of=WETH_RESERVE)
-        self.market_need = Need(dex, "market_rate", "last")
+        self.market_need = Need(dex, "market_rate", "last", partial=not self.needs_market_rate)
         self.rate: list[float] = []
         self.market_rate: list[float] = []
+        self.market_coverage: tuple[int, int] | None = None
 
     def needs(self) -> list[Need]:
-        return [self.rate_need] + ([self.market_need] if self.needs_market_rate else [])
+        with_market = self.needs_market_rate or self.depeg_view
+        return [self.rate_need] + ([self.market_need] if with_market else [])
 
     def bind(self, market: MarketData) -> None:
         self.rate = market.values(self.rate_need)
-        if self.needs_market_rate:
+        if self.needs_market_rate or self.depeg_view:
             self.market_rate = market.values(self.market_need)
+            self.market_coverage = market.partial_coverage.get(self.market_need.series, (market.start, market.end))
