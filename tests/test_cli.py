@@ -89,3 +89,9 @@ def _flows_file(tmp_path):
     f = tmp_path / "flows.yaml"
     f.write_text("flows:\n  - {at: 2024-11-01T05:00:00Z, amount: 10}\n  - {at: 2024-12-01T00:00:00Z, amount: -20}\n")
     return f
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path):
+    p = basiskit("backtest", "pure_lending_usdt", "--out", str(tmp_path), "--set", "costs.gas_units=[1]")
+    assert p.returncode == 2 and p.stdout == ""
+    assert "costs.gas_units: [1] -> Input should be a valid dictionary" in p.stderr
