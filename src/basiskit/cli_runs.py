@@ -60,7 +60,7 @@ def runs_list(
 def runs_show(run_id: str, db: DbOption = None) -> None:
     """A run's status and summary as JSON."""
     run = _run_or_fail(lambda: _store(db).get(run_id))
-    typer.echo(json.dumps(json_safe(run), indent=2, default=str))
+    typer.echo(json.dumps(json_safe(run), indent=2))
 
 
 @runs_app.command("compare")

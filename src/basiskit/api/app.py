@@ -62,7 +62,7 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         problems = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)",
-                     "value": json_safe(_jsonable(e.get("input"))), "message": e["msg"]} for e in exc.errors()]
+                     "value": json_safe(e.get("input")), "message": e["msg"]} for e in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": problems})
 
     def _run_or_404(run_id: str) -> dict:
@@ -109,7 +109,7 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
             Backtest(cfg, state["dataset"])  # the data covers the window: fail now, not in the worker
         except ConfigError as exc:
             return JSONResponse(status_code=422, content={"detail": [
-                {"field": f, "value": json_safe(_jsonable(v)), "message": m} for f, v, m in exc.problems]})
+                {"field": f, "value": json_safe(v), "message": m} for f, v, m in exc.problems]})
         except BasiskitError as exc:
             return JSONResponse(status_code=422, content={"detail": str(exc)})
         run_id = new_run_id(cfg.mode, config_hash(cfg))
@@ -200,12 +200,3 @@ def _config_from_request(req: BacktestRequest):
              if v is not None}
     return load_run_config(req.mode, extra=deep_merge(overrides, extra))
 
-
-def _jsonable(value):
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return repr(value)

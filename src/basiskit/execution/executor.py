@@ -143,9 +143,10 @@ class Executor:
         self.pay_gas(k, self.gas.units.swap, f"sell_{label}", units)
 
     # --- centralised exchanges -------------------------------------------------------------
-    def _cost(self, k: int, position: int, amount_usdt: float, fx: float) -> None:
-        self.book.qty[position] -= amount_usdt
-        self.book.book_cost(k, TRANSACTION_COSTS, -amount_usdt * fx)
+    def _cost(self, k: int, position: int, amount: float, fx: float) -> None:
+        """Pay `amount` (in the position's units) from `position`; fx converts it to share-class units."""
+        self.book.qty[position] -= amount
+        self.book.book_cost(k, TRANSACTION_COSTS, -amount * fx)
 
     def spot_trade(self, k: int, spot: SpotMarket, position: int, units: float, price: float, fx: float) -> None:
         """Buy (units > 0) or sell spot for wallet USDT at `price` (USDT); slippage and taker fee are costs."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import threading
 import time
@@ -55,14 +56,17 @@ def default_db_path() -> Path:
 
 
 def json_safe(value):
-    """Replace inf/NaN (not JSON) by None, recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """A JSON-ready copy: inf/NaN become None, mappings and sequences are walked, other objects
+    (dates, paths) become their text."""
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Real):
+        return value if math.isfinite(value) else None
+    return str(value)
 
 
 def now() -> datetime:

@@ -69,6 +69,8 @@ class PerpHedge:
 
     def attach(self, ctx, net_delta: Callable[[int], float], price: list[float]) -> None:
         self.ctx = ctx
+        for p in self.perps:  # every run starts flat, also a second run of the same Backtest
+            p.entry_price = p.realized_pnl = 0.0
         book = ctx.book
         self.qty = book.qty
         self.size_pos = [book.slot_of(p.instrument.key) for p in self.perps]
@@ -78,8 +80,6 @@ class PerpHedge:
         self.risk = RiskMonitor(self.cfg.risk, self.accounts, ctx.events, book, net_delta, price)
 
     def hooks(self) -> Hooks:
-        for p in self.perps:  # a fresh run starts flat
-            p.entry_price = p.realized_pnl = 0.0
         return Hooks(accruals=list(self.funding), monitors=[*self.accounts, self.risk])
 
     def short_units(self) -> float:
