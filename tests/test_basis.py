@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from basiskit.config import load_run_config
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.data.synthetic import SyntheticMarket
 from basiskit.engine.run import run_backtest
 from basiskit.errors import ConfigError, DataError
 from basiskit.results.summary import summarize
 from basiskit.results.tables import ticks_table
+from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 FUNDING_COLUMN = {"binance": "funding_rate", "bybit": "funding_rate", "okx": "realized_funding_rate"}
@@ -103,7 +103,7 @@ def test_price_spike_liquidates_at_the_right_tick_with_the_right_loss(tmp_path):
                     funding_rate=0.0).write(tmp_path / "d", venues=("binance", "bybit"), spot_venues=("bybit",))
     cfg = load_run_config("btc_basis", sets=[
         "costs.enabled=false", "hedge_allocation.binance=1", "hedge_allocation.bybit=0", "basis.fixed_units=1",
-        "venues.binance.liquidation_fee_rate=0.002", "basis.margin_ratio_limit=1", "risk.margin_ratio_override=1",
+        "venues.binance.liquidation_fee_rate=0.002",
     ], extra={"initial_capital": 80_000})
     r = run_backtest(cfg, Dataset(tmp_path / "d"))
     # by hand: 1 BTC spot at 60,000 leaves 20,000 of margin for the 1 BTC short. At 79,800 the
@@ -171,7 +171,7 @@ def test_deposit_and_withdrawal_move_the_hedge():
     r = run_backtest(cfg, Dataset(SAMPLE_DIR))
     assert np.all(np.abs(r.residual) <= 1e-9 * r.nav)
     actions = [(e.details["reason"], e.details["action"]) for e in r.events.of_type("rebalance")]
-    assert ("deviation", "entry_partial") in actions and ("withdrawal", "exit_partial") in actions
+    assert ("idle_cash", "entry_partial") in actions and ("withdrawal", "exit_partial") in actions
     spot = r.quantities[r.position_keys.index("bybit:BaseToken:ETH")]
     k_wd = int((pd.Timestamp(flows[1]["at"]).timestamp() - r.grid[0]) // 3600)
     assert spot[k_wd] < spot[k_wd - 1]
@@ -180,7 +180,7 @@ def test_deposit_and_withdrawal_move_the_hedge():
 
 
 def test_perp_pnl_is_realised_plus_unrealised_from_entry_prices():
-    cfg = load_run_config("eth_basis", sets=["costs.enabled=false", "basis.margin_ratio_limit=0.03"])
+    cfg = load_run_config("eth_basis", sets=["costs.enabled=false", "basis.margin_ratio_limit=0.034"])
     s = summarize(run_backtest(cfg, Dataset(SAMPLE_DIR)))
     assert s["rebalances_by_action"].get("exit_partial", 0) >= 1  # something was realised on reduce
     positions = s["perp_positions"].values()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from basiskit.config import config_hash, load_run_config, preset_names
+from basiskit.config import config_hash, preset_names
 from basiskit.config.loading import parse_set
 from basiskit.errors import ConfigError
+from basiskit.runconfig import load_run_config
 
 
 def test_every_preset_validates():

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from basiskit.config import load_run_config
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import run_backtest
 from basiskit.results.summary import summarize
 from basiskit.results.tables import events_table
+from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 RESERVE = {"pure_lending_usdt": "aave/usdt_reserve_1d", "pure_lending_eth": "aave/weth_reserve_1d"}
@@ -115,7 +115,8 @@ def test_withdrawal_larger_than_nav_is_refused():
     from basiskit.errors import RunError
 
     cfg = load_run_config("pure_lending_usdt", extra={"flows": [{"at": "2024-11-01T05:00:00Z", "amount": -2e6}]})
-    with pytest.raises(RunError, match="withdrawal of 2000000"):
+    with pytest.raises(RunError, match="withdrawal flows.0 at 2024-11-01T05:00:00Z of 2,000,000.000000 exceeds the "
+                       "portfolio's NAV"):
         run_backtest(cfg, Dataset(SAMPLE_DIR))
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from basiskit.config import load_run_config
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.data.synthetic import SyntheticMarket
 from basiskit.engine.run import Backtest, run_backtest
 from basiskit.results.summary import summarize
 from basiskit.results.tables import ticks_table
+from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 
@@ -172,7 +172,7 @@ def test_every_new_mode_full_history(full_data, mode):
 
 
 def test_every_attribution_type_in_use_with_swap_exit():
-    cfg = load_run_config("usdt_market_neutral", sets=["staking.entry=swap", "staking.exit=swap"],
+    cfg = load_run_config("usdt_market_neutral", sets=["staking.exit=swap"],
                           extra={"flows": [{"at": "2024-12-01T00:00:00Z", "amount": -300_000}]})
     r = run_backtest(cfg, Dataset(SAMPLE_DIR))
     s = summarize(r)

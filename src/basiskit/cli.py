@@ -17,13 +17,14 @@ from rich.table import Table
 from .cli_runs import report as report_command
 from .cli_runs import runs_app
 from .cli_runs import serve as serve_command
-from .config import config_hash, load_run_config, preset_names, read_preset
+from .config import config_hash, preset_names, read_preset
 from .data.dataset import Dataset, resolve_data_dir
 from .engine.service import execute
 from .errors import BasiskitError, ConfigError
 from .results.db import RunStore, json_safe
 from .results.report import render as render_report
 from .results.store import new_run_id, write_run
+from .runconfig import load_run_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the fund's basis strategies.")
 data_app = typer.Typer(no_args_is_help=True, help="Check datasets and build the embedded sample.")
@@ -57,8 +58,8 @@ def backtest(
     t0 = time.perf_counter()
     extra = {k: v for k, v in (("start", start), ("end", end), ("initial_capital", capital)) if v is not None}
     try:
-        cfg = load_run_config(mode, config or [], set_ or [], extra)
         root, source = resolve_data_dir(data)
+        cfg = load_run_config(mode, config or [], set_ or [], extra, Dataset(root))
         run_id = new_run_id(cfg.mode, config_hash(cfg))
         with _progress(enabled=not as_json and sys.stderr.isatty()) as advance:
             output = execute(cfg, root, f"{root} ({source})", run_id, advance)
@@ -112,6 +113,8 @@ def _print_summary(s: dict) -> None:
     t.add_row("total return", f"{s['total_return']:.6%}")
     t.add_row("APY", f"{s['apy']:.4%}")
     t.add_row("max drawdown", f"{s['max_drawdown']:.4%}")
+    if s.get("metrics_note"):
+        t.add_row("note", s["metrics_note"])
     t.add_row("balance PnL", f"{s['balance_pnl']:,.6f} {ccy}")
     for name, amount in s["pnl_attribution"].items():
         t.add_row(f"  {name}", f"{amount:,.6f} {ccy}")

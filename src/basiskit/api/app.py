@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from plotly.offline import get_plotlyjs
 
 from .. import __version__
-from ..config import config_hash, load_run_config, preset_names, read_preset
+from ..config import config_hash, preset_names, read_preset
 from ..config.loading import apply_set, deep_merge
 from ..config.models import RunConfig
 from ..data.dataset import Dataset, resolve_data_dir
@@ -23,6 +23,8 @@ from ..errors import BasiskitError, ConfigError
 from ..results.db import RunStore, StoreError, json_safe
 from ..results.report import render as render_report
 from ..results.store import new_run_id
+from ..runconfig import load_run_config
+from ..strategies.registry import load_builtins
 from .jobs import INTERRUPTED, JobManager
 from .models import (
     BacktestCreated,
@@ -50,6 +52,7 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        load_builtins()  # every strategy registered before the first request is answered
         store.mark_interrupted(INTERRUPTED)
         state["jobs"] = JobManager(store, root, f"{root} ({source})", workers)
         state["dataset"] = Dataset(root)
@@ -98,14 +101,14 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
     def mode_detail(mode: str) -> ModeDetail:
         if mode not in preset_names():
             raise HTTPException(404, f"no mode {mode!r}; GET /modes lists them")
-        cfg = load_run_config(mode)
+        cfg = load_run_config(mode, dataset=state["dataset"])
         return ModeDetail(mode=mode, preset=cfg.model_dump(mode="json"), config_schema=RunConfig.model_json_schema())
 
     @app.post("/backtests", status_code=202, response_model=BacktestCreated,
               responses={422: {"model": ValidationFailed, "description": "Every problem with the request"}})
     def submit(req: BacktestRequest) -> BacktestCreated | JSONResponse:
         try:
-            cfg = _config_from_request(req)
+            cfg = _config_from_request(req, state["dataset"])
             Backtest(cfg, state["dataset"])  # the data covers the window: fail now, not in the worker
         except ConfigError as exc:
             return JSONResponse(status_code=422, content={"detail": [
@@ -189,7 +192,7 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
     return app
 
 
-def _config_from_request(req: BacktestRequest):
+def _config_from_request(req: BacktestRequest, dataset: Dataset):
     overrides: dict = {}
     for key, value in req.config_overrides.items():
         if "." in key:
@@ -198,5 +201,5 @@ def _config_from_request(req: BacktestRequest):
             overrides = deep_merge(overrides, {key: value})
     extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
              if v is not None}
-    return load_run_config(req.mode, extra=deep_merge(overrides, extra))
+    return load_run_config(req.mode, extra=deep_merge(overrides, extra), dataset=dataset)
 

@@ -10,7 +10,7 @@ import traceback
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from pathlib import Path
 
-from ..config.loading import validate
+from ..config import parse
 from ..engine.service import execute
 from ..results.db import RunStore
 
@@ -29,7 +29,7 @@ def run_job(run_id: str, config: dict, data_dir: str, data_label: str, progress,
             raise JobCancelled(run_id)
         progress[run_id] = done / total if total else 0.0
 
-    output = execute(validate(config), Path(data_dir), data_label, run_id, report)
+    output = execute(parse(config), Path(data_dir), data_label, run_id, report)  # rules: in Backtest
     return output.summary, output.ticks, output.events
 
 

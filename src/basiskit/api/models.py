@@ -104,8 +104,9 @@ class RunSummary(BaseModel):
     total_return: float
     apy: float
     max_drawdown: float
-    volatility: float
+    volatility: float | None
     sharpe: float | None
+    metrics_note: str | None = Field(None, description="Why volatility or Sharpe is null, when it is")
     balance_pnl: float
     pnl_attribution: dict[str, float] = Field(description="Cumulative PnL by source, share-class units")
     pnl_attribution_usd: dict[str, float]

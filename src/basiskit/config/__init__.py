@@ -1,6 +1,6 @@
-"""Run configuration: pydantic models, presets, overrides and validation with every error at once."""
+"""Run configuration as plain data: pydantic models, presets, overrides, field validation."""
 
-from .loading import config_hash, load_run_config, preset_names, read_preset
+from .loading import config_hash, parse, preset_names, raw_run_config, read_preset
 from .models import RunConfig
 
-__all__ = ["RunConfig", "config_hash", "load_run_config", "preset_names", "read_preset"]
+__all__ = ["RunConfig", "config_hash", "parse", "preset_names", "raw_run_config", "read_preset"]

@@ -1,4 +1,7 @@
-"""Presets (package YAML), --config files deep-merged over them, --set dotted overrides, validation."""
+"""Presets (package YAML), --config files deep-merged over them, --set dotted overrides, field validation.
+
+Plain data: the rules of strategies and those that read a dataset are applied where a run config is
+built (`basiskit.runconfig`)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
-from .models import RunConfig, cross_problems
+from .models import RunConfig
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -49,7 +52,9 @@ def parse_set(item: str) -> tuple[list[str], object]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError([(key, raw, f"not a YAML/JSON value ({exc.problem})")]) from exc
+        raise ConfigError([(key, raw, f"not a YAML/JSON value ({getattr(exc, 'problem', None) or exc})")]) from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. 2024-13-01 looks like a YAML date
+        raise ConfigError([(key, raw, f"not a valid value ({exc})")]) from None
     return path, value
 
 
@@ -65,21 +70,23 @@ def apply_set(cfg: dict, path: list[str], value: object) -> None:
     node[path[-1]] = value
 
 
-def load_run_config(
+def raw_run_config(
     mode: str,
     config_files: Iterable[str | Path] = (),
     sets: Iterable[str] = (),
     extra: dict | None = None,
-) -> RunConfig:
-    """Preset `mode`, then each --config file, then `extra` (CLI flags), then --set overrides."""
+) -> dict:
+    """Preset `mode`, then each --config file, then `extra` (CLI flags), then --set overrides, unvalidated."""
     cfg = read_preset(mode)
     cfg["mode"] = mode
     for f in config_files:
         path = Path(f)
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError([("--config", str(path), f"cannot read YAML ({exc})")]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError([("--config", str(path), f"cannot read YAML ({exc})")]) from None
+        except (OSError, ValueError, OverflowError, RecursionError) as exc:  # unreadable, not text, bad date
+            raise ConfigError([("--config", str(path), f"cannot read YAML ({exc})")]) from None
         if not isinstance(loaded, dict):
             raise ConfigError([("--config", str(path), "must hold a mapping of config keys")])
         cfg = deep_merge(cfg, loaded)
@@ -90,19 +97,15 @@ def load_run_config(
     if cfg.get("mode") != mode:
         raise ConfigError([("mode", cfg.get("mode"), f"is the preset's name ({mode}); choose another preset "
                             "instead of overriding it")])
-    return validate(cfg)
+    return cfg
 
 
-def validate(cfg: dict) -> RunConfig:
-    """Field problems (pydantic) first; when the fields are valid, the problems between them."""
+def parse(cfg: dict) -> RunConfig:
+    """The fields of a run config (pydantic), every field problem at once."""
     try:
-        model = RunConfig.model_validate(cfg)
+        return RunConfig.model_validate(cfg)
     except ValidationError as exc:
         raise ConfigError([_problem(e) for e in exc.errors()]) from None
-    problems = cross_problems(model)
-    if problems:
-        raise ConfigError(problems)
-    return model
 
 
 def _problem(err: dict) -> tuple[str, object, str]:

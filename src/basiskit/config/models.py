@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..strategies.registry import strategy_names, validate_strategy_config
-
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors; NaN and infinities are refused everywhere."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+BLOCK_GAS_LIMIT = 30_000_000  # Ethereum mainnet block gas limit: no operation uses more
+GasAmount = Annotated[int, Field(ge=0, le=BLOCK_GAS_LIMIT)]
+Bps = Annotated[float, Field(ge=0, le=10_000)]
+Hours = Annotated[float, Field(gt=0, le=24 * 366)]
 
 
 def _utc_hour(value: object) -> object:
@@ -49,24 +55,24 @@ class Flow(Strict):
 class GasUnits(Strict):
     """Gas used per on-chain operation (typical Aave v3 Pool calls on Ethereum mainnet)."""
 
-    supply: int = Field(200_000, ge=0)
-    withdraw: int = Field(220_000, ge=0)
-    borrow: int = Field(260_000, ge=0)
-    repay: int = Field(200_000, ge=0)
-    stake: int = Field(150_000, ge=0)
-    unstake: int = Field(120_000, ge=0)
-    swap: int = Field(180_000, ge=0)
-    flash_loan_bundle: int = Field(1_000_000, ge=0)
+    supply: GasAmount = 200_000
+    withdraw: GasAmount = 220_000
+    borrow: GasAmount = 260_000
+    repay: GasAmount = 200_000
+    stake: GasAmount = 150_000
+    unstake: GasAmount = 120_000
+    swap: GasAmount = 180_000
+    flash_loan_bundle: GasAmount = 1_000_000
 
 
 class CostsConfig(Strict):
     enabled: bool = True
-    gas_series: str = "gas/ethereum_gas_1h"
-    gas_column: str = "gas_price_gwei"
+    gas_series: str = Field("gas/ethereum_gas_1h", max_length=200)
+    gas_column: str = Field("gas_price_gwei", max_length=200)
     gas_units: GasUnits = GasUnits()
     # Slippage in bps by pair (e.g. BTC_USDT, ETHUSDT-PERP); pairs not listed use the dataset's
     # params/execution_costs_bps.json table by trade size.
-    slippage_bps: dict[str, float] = Field(default_factory=dict)
+    slippage_bps: dict[str, Bps] = Field(default_factory=dict)
 
 
 VENUES = ("binance", "bybit", "okx")
@@ -80,7 +86,12 @@ class VenueConfig(Strict):
     maintenance_margin_rate: float | None = Field(None, gt=0, lt=1)
     initial_margin_rate: float = Field(0.1, gt=0, le=1)
     liquidation_fee_rate: float = Field(0.01, ge=0, lt=0.5)
-    transfer_fee_usdt: float = Field(1.0, ge=0)
+    transfer_fee_usdt: float = Field(1.0, ge=0, le=1e6)
+    # Venue minimums (public trading rules; the dataset has none): smaller orders and transfers are
+    # not placed. Binance USDⓈ-M and Bybit linear perps: 5 USDT notional; spot: 5 USDT.
+    min_order_usdt: float = Field(5.0, ge=0, le=1e6, description="smallest perp order notional")
+    min_spot_order_usdt: float = Field(5.0, ge=0, le=1e6, description="smallest spot order notional")
+    min_transfer_usdt: float = Field(10.0, ge=0, le=1e6, description="smallest wallet/venue transfer")
 
 
 class VenuesConfig(Strict):
@@ -95,8 +106,8 @@ class BasisConfig(Strict):
     asset: Literal["BTC", "ETH"]
     spot_venue: Literal["binance", "bybit", "okx"] = "bybit"
     margin_buffer: float = Field(0.3, gt=0, le=2, description="perp margin per unit of hedge notional")
-    margin_ratio_limit: float = Field(0.1, gt=0, le=1, description="rebalance when a venue's MM/equity reaches it")
-    fixed_units: float | None = Field(None, gt=0, description="hold this hedge size instead of sizing from NAV")
+    margin_ratio_limit: float = Field(0.1, gt=0, lt=1, description="rebalance when a venue's MM/equity reaches it")
+    fixed_units: float | None = Field(None, gt=0, le=1e9, description="hold this hedge size instead of sizing from NAV")
 
 
 class StakingConfig(Strict):
@@ -113,7 +124,7 @@ class LeverageConfig(Strict):
     entry: Literal["loop", "flash_loan"] = "flash_loan"
     loop_max_steps: int = Field(40, ge=1, le=200)
     ltv_tolerance: float = Field(0.005, gt=0, lt=0.1)
-    hf_floor: float = Field(1.02, gt=1)
+    hf_floor: float = Field(1.02, gt=1, le=5)
     releverage_threshold: float = Field(0.02, gt=0, lt=0.5)
     flash_loan_premium: float = Field(0.0005, ge=0, lt=0.01)  # Aave v3 FLASHLOAN_PREMIUM_TOTAL 0.05%
 
@@ -123,17 +134,17 @@ class RewardsConfig(Strict):
 
     enabled: bool = True
     sell_dust: bool = True
-    min_sell_value_usd: float = Field(100.0, ge=0)
+    min_sell_value_usd: float = Field(100.0, ge=0, le=1e9)
 
 
 class MarketNeutralConfig(Strict):
     spot_venue: Literal["binance", "bybit", "okx"] = "bybit"
-    margin_ratio_limit: float = Field(0.1, gt=0, le=1)
+    margin_ratio_limit: float = Field(0.1, gt=0, lt=1)
 
 
 class RiskConfig(Strict):
     margin_ratio_alert: float = Field(0.2, gt=0, le=1)
-    max_net_delta_pct: float = Field(0.05, gt=0)
+    max_net_delta_pct: float = Field(0.05, gt=0, le=1)
     # Override: above this margin ratio the target exposure is scaled down by reduce_fraction.
     margin_ratio_override: float = Field(0.5, gt=0, le=1)
     reduce_fraction: float = Field(0.5, gt=0, lt=1)
@@ -142,23 +153,23 @@ class RiskConfig(Strict):
 class PricesConfig(Strict):
     """Where hourly prices of assets no venue of the run prices come from: dataset series names."""
 
-    eth_usdt: str = "spot/uniswapv3_wethusdt_1h"
-    btc_usdt: str = "spot/bybit_btcusdt_1h"
-    usdt_usd: str = "aave/usdt_reserve_1d"
+    eth_usdt: str = Field("spot/uniswapv3_wethusdt_1h", max_length=200)
+    btc_usdt: str = Field("spot/bybit_btcusdt_1h", max_length=200)
+    usdt_usd: str = Field("aave/usdt_reserve_1d", max_length=200)
 
 
 class StalenessHours(Strict):
     """Longest hole (hours between consecutive observations) a run may use, per series kind."""
 
-    bar: float = Field(24.0, gt=0)
-    point: float = Field(24.0, gt=0)
-    snapshot: float = Field(48.0, gt=0)
-    event: float = Field(8.0, gt=0)
+    bar: Hours = 24.0
+    point: Hours = 24.0
+    snapshot: Hours = 48.0
+    event: Hours = 8.0
 
 
 class DataConfig(Strict):
     staleness_hours: StalenessHours = StalenessHours()
-    staleness_hours_by_series: dict[str, float] = Field(default_factory=dict)
+    staleness_hours_by_series: dict[str, Hours] = Field(default_factory=dict)
 
 
 class LendingConfig(Strict):
@@ -168,16 +179,16 @@ class LendingConfig(Strict):
 
 
 class RunConfig(Strict):
-    mode: str
-    description: str = ""
-    strategy: str
+    mode: str = Field(max_length=100)
+    description: str = Field("", max_length=2000)
+    strategy: str = Field(max_length=100, description="a registered strategy (checked when the run is built)")
     share_class: Literal["USDT", "ETH"]
     start: datetime | None = None
     end: datetime | None = None
     initial_capital: float = Field(gt=0, le=1e15)
-    flows: list[Flow] = Field(default_factory=list)
+    flows: list[Flow] = Field(default_factory=list, max_length=100_000)
     position_deviation_threshold: float = Field(0.001, ge=0, lt=1)
-    reconciliation_tolerance: float = Field(1e-9, gt=0)
+    reconciliation_tolerance: float = Field(1e-9, gt=0, le=1)
     lending: LendingConfig | None = None
     basis: BasisConfig | None = None
     hedge_allocation: dict[str, float] | None = None
@@ -196,13 +207,6 @@ class RunConfig(Strict):
 
     _hours = field_validator("start", "end", mode="before")(_utc_hour)
 
-    @field_validator("strategy")
-    @classmethod
-    def _registered(cls, v: str) -> str:
-        if v not in strategy_names():
-            raise ValueError(f"unknown strategy; registered: {', '.join(strategy_names())}")
-        return v
-
     @field_validator("hedge_allocation")
     @classmethod
     def _allocation(cls, v: dict[str, float] | None) -> dict[str, float] | None:
@@ -218,11 +222,12 @@ class RunConfig(Strict):
 
 
 def cross_problems(cfg: RunConfig) -> list[tuple[str, object, str]]:
-    """Problems between fields of an otherwise valid config, each with its own field path."""
+    """Problems between general fields of an otherwise valid config, each with its own field path.
+    The rules of a strategy live with the strategy (strategies/) and run when a run config is built."""
     problems: list[tuple[str, object, str]] = []
     if cfg.start and cfg.end and cfg.start >= cfg.end:
         problems.append(("start", cfg.start.isoformat(), f"must be before end {cfg.end.isoformat()}"))
     for i, flow in enumerate(cfg.flows):
         if (cfg.start and flow.at <= cfg.start) or (cfg.end and flow.at >= cfg.end):
             problems.append((f"flows.{i}.at", flow.at.isoformat(), "must lie strictly inside the window"))
-    return problems + validate_strategy_config(cfg)
+    return problems

@@ -20,7 +20,8 @@ PROGRESS_EVERY = 2048
 
 def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: Hooks, executor: Executor,
              flows: list[float], wallet: int, events: EventLog,
-             progress: Callable[[int], None] | None = None) -> list[list[float]]:
+             progress: Callable[[int], None] | None = None,
+             flow_labels: dict[int, str] | None = None) -> list[list[float]]:
     """Run every tick; returns the quantity of each position after each tick.
 
     Per tick: accrue (indexes, prices), accrual hooks (funding, rewards), external flows, monitors
@@ -42,7 +43,7 @@ def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: Hooks,
                 hook(k)
         flow = flows[k]
         if flow != 0.0:
-            _apply_flow(k, flow, book, strategy, wallet, events)
+            _apply_flow(k, flow, book, strategy, wallet, events, (flow_labels or {}).get(k, f"flow at point {k}"))
         for hook in monitors:
             hook(k)
         acted = executor.actions
@@ -60,19 +61,26 @@ def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: Hooks,
     return history
 
 
-def _apply_flow(k: int, flow: float, book: Book, strategy: Strategy, wallet: int, events: EventLog) -> None:
-    """A deposit lands in the wallet; a withdrawal first has the strategy free the cash."""
+def _apply_flow(k: int, flow: float, book: Book, strategy: Strategy, wallet: int, events: EventLog,
+                label: str) -> None:
+    """A deposit lands in the wallet; a withdrawal first has the strategy free the cash. One that
+    exceeds the NAV, or what unwinding could free, stops the run."""
     if flow > 0.0:
         book.qty[wallet] += flow
         events.add(k, "deposit", f"deposit {flow:.6f}", amount=flow)
         return
     amount = -flow
+    nav = book.nav(k)
+    if amount > nav:
+        raise RunError(f"withdrawal {label} of {amount:,.6f} exceeds the portfolio's NAV {nav:,.6f} there: the "
+                       f"portfolio could free at most {max(nav, 0.0):,.6f} (less the costs of unwinding); lower "
+                       "the withdrawal in `flows`.")
     strategy.raise_cash(k, amount)
     available = book.qty[wallet]
     if available < amount * (1.0 - 1e-12):
         raise RunError(
-            f"withdrawal of {amount:.6f} at point {k} exceeds what the portfolio can free "
-            f"({available:.6f} in the wallet after unwinding); lower the withdrawal in `flows`."
+            f"withdrawal {label} of {amount:,.6f} exceeds what the portfolio could free: {available:,.6f} in the "
+            f"wallet after unwinding (NAV {nav:,.6f} before); lower the withdrawal in `flows`."
         )
     book.qty[wallet] -= amount
     events.add(k, "withdrawal", f"withdrawal {amount:.6f}", amount=amount)

@@ -14,6 +14,7 @@ from ..config.models import RunConfig
 from ..data.dataset import Dataset
 from ..data.market import MarketData, Need
 from ..data.timeutil import HOUR, iso, to_epoch
+from ..errors import ConfigError
 from ..execution.executor import Executor
 from ..portfolio.attribution import ATTRIBUTION_TYPES, N_SLOTS, SPOT_PRICE, TRANSACTION_COSTS, VOID
 from ..portfolio.book import Book, PositionSpec
@@ -21,6 +22,7 @@ from ..portfolio.currency import SHARE_CLASS_ASSET, ShareClassPricer
 from ..portfolio.instruments import Instrument
 from ..strategies.base import Strategy, StrategyContext, StrategyEnv
 from ..strategies.registry import get_strategy
+from ..strategies.rules import run_config_problems
 from ..venues.costs import GasModel, slippage_from_dataset
 from .clock import BacktestClock
 from .events import EventLog
@@ -63,6 +65,11 @@ class Backtest:
     """Components of one run, wired from config; `run()` executes it once."""
 
     def __init__(self, cfg: RunConfig, dataset: Dataset):
+        """Checks the config against this dataset (every rule, then the capital floor at the window
+        start), aligns the data and wires the components."""
+        problems = run_config_problems(cfg, dataset)
+        if problems:
+            raise ConfigError(problems)
         self.cfg = cfg
         self.dataset = dataset
         self.pricer = ShareClassPricer(cfg)
@@ -88,6 +95,10 @@ class Backtest:
                               index_slot=VOID, rate_slot=VOID, price_slot=VOID)
         self.specs = [wallet, *self.strategy.bind(self.market)]
         self.flows = self._flows(n)
+        floor = self.strategy.capital_floor(0, cfg.initial_capital)
+        problem = floor.problem(cfg.initial_capital, cfg.share_class, cfg.mode, iso(self.market.start))
+        if problem:
+            raise ConfigError([problem])
         # The data hash covers every series and parameter file the run read.
         params = {name: dataset.params_files[name] for name in sorted(dataset.loaded_params())}
         self.data_hash = hashlib.sha256(f"{self.market.data_hash}{params}".encode()).hexdigest()
@@ -95,8 +106,12 @@ class Backtest:
     def _flows(self, n: int) -> list[float]:
         flows = [0.0] * n
         flows[0] = self.cfg.initial_capital
-        for f in self.cfg.flows:
-            flows[(to_epoch(f.at) - self.market.start) // HOUR] += f.amount
+        self.flow_labels: dict[int, str] = {}
+        for i, f in enumerate(self.cfg.flows):
+            k = (to_epoch(f.at) - self.market.start) // HOUR
+            flows[k] += f.amount
+            label = f"flows.{i} at {iso(to_epoch(f.at))}"
+            self.flow_labels[k] = f"{self.flow_labels[k]} and {label}" if k in self.flow_labels else label
         return flows
 
     def run(self, progress: Callable[[int], None] | None = None) -> RunResult:
@@ -112,7 +127,7 @@ class Backtest:
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         t0 = time.perf_counter()
         history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.strategy.hooks(), executor,
-                           self.flows, 0, events, progress)
+                           self.flows, 0, events, progress, self.flow_labels)
         engine_seconds = time.perf_counter() - t0
         return self._reconcile(book, history, events, engine_seconds)
 

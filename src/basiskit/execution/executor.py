@@ -13,6 +13,7 @@ from ..venues.costs import GasModel, SlippageModel
 from ..venues.perp import PerpMarket
 from ..venues.spot import SpotMarket
 from ..venues.staking import LiquidStaking
+from .transaction import Transaction
 
 LST_PRICE = SLOT["lst_price"]
 
@@ -27,6 +28,11 @@ class Executor:
         self._bundle: list[str] | None = None
         self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
         self.actions = 0  # how many actions ran: the loop re-runs the monitors when it moves
+        self.perps: list[PerpMarket] = []  # perp markets whose fill state a transaction restores
+
+    def transaction(self, k: int) -> Transaction:
+        """Start a transaction of the actions that follow at point k (see execution/transaction.py)."""
+        return Transaction(self, k)
 
     @contextmanager
     def bundle(self, k: int, name: str, flash_amount: float, premium: float, unit_value: float):

@@ -57,6 +57,9 @@ class Book:
                 self._single.append((j, f, slot, c))
             elif moving:
                 self._general.append(row)
+        # Balances that may never be negative: all but debts and perp sizes (checked after actions).
+        self._cash_like = [(s.instrument.key, j, s.index, s.rate, s.price) for j, s in enumerate(specs)
+                           if s.sign > 0 and s.instrument.kind != "Perp"]
         # Per-tick attribution, one list per slot; filled by accrue() and book_cost().
         self.attribution = [[0.0] * n_points for _ in range(n_slots)]
         # Quantity of each position after each tick, filled by the loop (read by hooks for past ticks).
@@ -96,6 +99,12 @@ class Book:
             if q != 0.0:
                 total += sign * q * f1[k] * f2[k] * p[k]
         return total
+
+    def cash_like(self, k: int):
+        """(key, slot, value at k) of every balance that must not be negative."""
+        qty = self.qty
+        for key, j, f1, f2, p in self._cash_like:
+            yield key, j, qty[j] * f1[k] * f2[k] * p[k]
 
     def book_cost(self, k: int, slot: int, amount: float) -> None:
         """Record a cash flow attributed to `slot` (negative for a cost)."""

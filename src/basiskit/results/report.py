@@ -118,14 +118,15 @@ def metrics_rows(summary: dict) -> list[tuple[str, str]]:
     return [
         ("total return", f"{summary['total_return']:.4%}"),
         ("APY", f"{summary['apy']:.4%}"),
-        ("volatility (annualised)", f"{summary['volatility']:.4%}"),
+        ("volatility (annualised)", "n/a" if summary.get("volatility") is None else f"{summary['volatility']:.4%}"),
         ("Sharpe", "n/a" if sharpe is None else f"{sharpe:.2f}"),
         ("max drawdown", f"{summary['max_drawdown']:.4%}"),
         ("time under water", f"{tuw.get('longest_hours', 0)} h longest, {tuw.get('fraction', 0):.1%} of hours"),
         ("final NAV", f"{summary['final_nav']:,.4f} {summary['share_class']}"),
         ("max |residual|", f"{summary['reconciliation_max_residual']:.3e}"),
         ("data warnings", str(summary["data_warnings"])),
-    ] + [(f"PnL {k}", f"{v:,.4f}") for k, v in summary["pnl_attribution"].items()]
+    ] + [(f"PnL {k}", f"{v:,.4f}") for k, v in summary["pnl_attribution"].items()] + (
+        [("note", summary["metrics_note"])] if summary.get("metrics_note") else [])
 
 
 def render(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dict | None = None) -> str:

@@ -30,6 +30,7 @@ def summarize(r: RunResult) -> dict:
         "max_drawdown": metrics.max_drawdown(index),
         "volatility": metrics.volatility(index),
         "sharpe": metrics.sharpe(index),
+        "metrics_note": metrics.metrics_note(index, r.grid),
         "time_under_water": metrics.time_under_water(index),
         "balance_pnl": float(r.balance_pnl.sum()),
         "pnl_attribution": {n: float(r.attribution[SLOT[n]].sum()) for n in r.reported_types},

@@ -17,6 +17,8 @@ from ..execution.executor import Executor
 from ..portfolio.book import Book, PositionSpec
 from ..portfolio.currency import ShareClassPricer
 from ..venues.costs import GasModel, SlippageModel
+from .capital import CapitalFloor
+from .discipline import ActionGate
 
 
 @dataclass
@@ -85,8 +87,9 @@ class Strategy(ABC):
         self.gas = env.gas
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
-        """Problems with `cfg` for this strategy (missing sections, inconsistent choices)."""
+    def validate_config(cls, cfg: RunConfig, dataset: Dataset) -> list[Problem]:
+        """Problems with `cfg` for this strategy (missing sections, contradictions, limits the dataset's
+        risk parameters set), each naming its fields, the values and what is valid."""
         return []
 
     @abstractmethod
@@ -99,6 +102,12 @@ class Strategy(ABC):
 
     def attach(self, ctx: StrategyContext) -> None:
         self.ctx = ctx
+        self.gate = ActionGate(ctx.executor, ctx.events)
+
+    def capital_floor(self, k: int, capital: float) -> CapitalFloor:
+        """What entering with `capital` share-class units costs at point k (after bind), and so the least
+        capital worth holding a position with."""
+        return CapitalFloor()
 
     def hooks(self) -> Hooks:
         """The strategy's venues' per-tick work (funding, rewards, liquidations, risk monitors)."""

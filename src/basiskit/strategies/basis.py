@@ -18,7 +18,9 @@ from ..portfolio.risk import liquidation_summary
 from ..venues.cex import load_venue, spot_series
 from ..venues.spot import SpotMarket
 from .base import Problem, Report, Strategy, require
-from .hedge import DUST, PerpHedge, validate_hedge_config
+from .capital import MAX_COST_SHARE, CapitalFloor
+from .discipline import DUST, Trigger
+from .hedge import PerpHedge, validate_hedge_config
 from .rebalance import RebalanceLog
 from .registry import register
 
@@ -30,10 +32,13 @@ class Basis(Strategy):
     on_chain = False
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
+    def validate_config(cls, cfg: RunConfig, dataset) -> list[Problem]:
         problems = require(cfg, cls.name, "USDT", basis="e.g. basis: {asset: BTC}")
-        margin = cfg.basis.margin_buffer if cfg.basis else None
-        return problems + validate_hedge_config(cfg, cls.name, "basis.margin_buffer", margin)
+        if cfg.basis is None:
+            return problems
+        b = cfg.basis
+        return problems + validate_hedge_config(cfg, dataset, cls.name, b.asset, "basis.margin_buffer",
+                                                b.margin_buffer, "basis.margin_ratio_limit", b.margin_ratio_limit)
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
@@ -42,11 +47,13 @@ class Basis(Strategy):
         self.spot = SpotMarket(load_venue(env.dataset, cfg, b.spot_venue, f"{b.asset}USDT"), b.asset)
         self.pricer.use(b.asset, spot_series(b.spot_venue, b.asset))
         env.slippage.check(self.spot.pair)
-        self.hedge = PerpHedge(cfg, env, b.asset)
+        self.hedge = PerpHedge(cfg, env, b.asset, b.margin_ratio_limit)
         self.margin_buffer = b.margin_buffer
         self.ratio_limit = b.margin_ratio_limit
         self.fixed_units = b.fixed_units
         self.threshold = cfg.position_deviation_threshold
+        # spot trade cost rate used to size the hedge so the wallet is not overdrawn
+        self.spot_cost = self.spot.venue.spot_taker_fee + env.slippage.rate(self.spot.pair, 0.0)
 
     def needs(self) -> list[Need]:
         return self.hedge.needs()
@@ -56,6 +63,7 @@ class Basis(Strategy):
         ones = [1.0] * n
         self.price = self.pricer.price_usdt(self.asset).tolist()
         self.fx = self.pricer.price("USDT").tolist()  # USDT in share-class units
+        self.unit_usd = self.pricer.unit_usd().tolist()
         fx_slot = VOID if self.pricer.is_unit("USDT") else SPOT_PRICE
         spot = PositionSpec(self.spot.instrument, ones, ones, self.pricer.price(self.asset).tolist(),
                             index_slot=VOID, rate_slot=VOID, price_slot=SPOT_PRICE)
@@ -66,8 +74,6 @@ class Basis(Strategy):
         self.qty = ctx.book.qty
         self.spot_pos = ctx.book.slot_of(self.spot.instrument.key)
         self.hedge.attach(ctx, self.net_units, self.price)
-        # spot trade cost rate used to size the hedge so the wallet is not overdrawn
-        self.spot_cost = self.spot.venue.spot_taker_fee + self.env.slippage.rate(self.spot.pair, 0.0)
         self.log = RebalanceLog(ctx.events, self.asset)
 
     def hooks(self):
@@ -76,20 +82,61 @@ class Basis(Strategy):
     def net_units(self, k: int) -> float:
         return self.qty[self.spot_pos] - self.hedge.short_units()
 
+    def capital_floor(self, k: int, capital: float) -> CapitalFloor:
+        """Transfers in and out of every venue; spot and perp fees and slippage on the hedge notional
+        N = C / (1 + m + c); the venues' minimum sizes (hedge.capital_needs)."""
+        scale = 1.0 + self.margin_buffer + self.spot_cost
+        fx, usd = self.fx[k], self.unit_usd[k]
+        notional = capital / fx / scale  # USDT
+        spot = self.spot.venue
+        spot_rate = spot.spot_taker_fee + self.env.slippage.rate(self.spot.pair, notional * usd)
+        shares = {f"venues.{spot.name}.spot_taker_fee": (spot_rate / scale, spot.spot_taker_fee)}
+        need = [(spot.min_spot_order_usdt * scale, f"a {spot.name} spot order")]
+        for perp, w in zip(self.hedge.perps, self.hedge.weights, strict=True):
+            v = perp.venue
+            rate = v.perp_taker_fee + self.env.slippage.rate(perp.pair, notional * w * usd)
+            shares[f"venues.{v.name}.perp_taker_fee"] = (rate * w / scale, v.perp_taker_fee)
+        need += self.hedge.capital_needs(1.0 / scale, self.margin_buffer / scale, self.threshold)
+        amount, what = max(need)
+        fees = self.hedge.transfer_fees * fx
+        return CapitalFloor({"transfer fees": 2 * fees}, fees, shares, amount * fx,
+                            f"{what} would be under the venue's minimum size")
+
     # --- decisions -----------------------------------------------------------------------------
     def on_tick(self, k: int) -> None:
-        if self.hedge.handle_margin(k, self.ratio_limit, self.rebalance):
+        trigger = self.hedge.margin_trigger(k)
+        if trigger is not None:
+            self.act(k, trigger, lambda: self.hedge.fix_margin(
+                k, trigger, self.qty[self.ctx.wallet], lambda reduce=False: self.rebalance(k, reduce=reduce)))
             return
         delta_value = abs(self.net_units(k)) * self.price[k]
         idle = abs(self.qty[self.ctx.wallet])
         bound = self.threshold * self.log.nav_hint * 0.5  # cheap pre-filter; the exact test uses NAV at k
         if delta_value > bound or idle > bound:
-            limit = self.threshold * self.ctx.book.nav(k)
-            if delta_value > limit or idle > limit:
-                self.rebalance(k, "deviation")
+            nav = self.ctx.book.nav(k)
+            limit = max(self.threshold, DUST) * nav
+            if idle > limit:  # a deposit or leftovers: deploying it may cost at most 1% of it
+                cash = idle * self.fx[k]
+                trigger = Trigger("idle_cash", cash / nav, self.threshold, corrects=cash,
+                                  max_cost=MAX_COST_SHARE * cash)
+            elif delta_value > limit:
+                trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
+                                  corrects=delta_value * self.fx[k])
+            else:
+                return
+            self.act(k, trigger, lambda: self.rebalance(k))
 
     def raise_cash(self, k: int, amount: float) -> None:
-        self.rebalance(k, "withdrawal", keep=amount)
+        trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)
+        self.act(k, trigger, lambda: self.rebalance(k, keep=amount))
+
+    def act(self, k: int, trigger: Trigger, action) -> None:
+        """Run an action through the gate and log it when it committed."""
+        before = self.qty[self.spot_pos]
+        tx = self.gate.attempt(k, trigger, action, lambda: self.hedge.margin_problem(k))
+        if tx is not None:
+            self.log.record(k, trigger, before, self.qty[self.spot_pos], self.net_units(k), self.price[k],
+                            self.ctx.book.nav(k), tx.cost())
 
     # --- actions -------------------------------------------------------------------------------
     def target_units(self, k: int, equity: float) -> float:
@@ -100,21 +147,25 @@ class Basis(Strategy):
             return min(self.fixed_units, cap)
         return equity / (1.0 + self.margin_buffer + self.spot_cost) / self.price[k]
 
-    def rebalance(self, k: int, reason: str, keep: float = 0.0, reduce: bool = False) -> None:
-        """Trade spot and perps to the target for NAV - keep, then spread the margin."""
+    def rebalance(self, k: int, keep: float = 0.0, reduce: bool = False) -> None:
+        """Trade spot and perps to the target for NAV - keep, then spread the margin. Equity under the
+        capital floor is held as cash: a flat book is not entered, and a withdrawal leaving less exits."""
         qty = self.qty
         nav = self.ctx.book.nav(k)
         before = qty[self.spot_pos]
-        units = self.target_units(k, nav - keep)
+        equity = nav - keep
+        units = self.target_units(k, equity)
+        if (before == 0.0 or keep > 0.0) and equity < self.capital_floor(k, max(equity, 0.0)).amount:
+            units = 0.0
         if reduce:
             units = min(units, before * (1.0 - self.cfg.risk.reduce_fraction))
         dust = DUST * max(nav, 1.0)
         price = self.price[k]
-        if abs(units - before) * price > dust:
-            self.ctx.executor.spot_trade(k, self.spot, self.spot_pos, units - before, price, self.fx[k])
+        trade = units - before
+        if abs(trade) * price > dust and (units == 0.0 or abs(trade) * price >= self.spot.venue.min_spot_order_usdt):
+            self.ctx.executor.spot_trade(k, self.spot, self.spot_pos, trade, price, self.fx[k])
         self.hedge.hedge(k, units, dust)
-        self.hedge.distribute_margin(k, qty[self.ctx.wallet] - keep, reason)
-        self.log.record(k, reason, before, units, self.net_units(k), price, self.ctx.book.nav(k))
+        self.hedge.distribute_margin(k, qty[self.ctx.wallet] - keep, "rebalance")
 
     # --- reporting -----------------------------------------------------------------------------
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:

@@ -20,10 +20,14 @@ from ..portfolio.risk import liquidation_summary
 from ..venues.cex import load_venue, spot_series
 from ..venues.spot import SpotMarket
 from .base import Problem, Report, Strategy, require
-from .hedge import DUST, PerpHedge, validate_hedge_config
+from .capital import MAX_COST_SHARE, CapitalFloor
+from .discipline import DUST, Trigger
+from .hedge import PerpHedge, validate_hedge_config
 from .rebalance import RebalanceLog
 from .registry import register
-from .staking_leg import StakingLeg
+from .staking_leg import StakingLeg, validate_leverage_config
+
+GAS_RESERVE = 1.5  # USDT kept in the wallet for on-chain gas, as a multiple of one entry's gas
 
 
 @register
@@ -32,10 +36,14 @@ class MarketNeutral(Strategy):
     description = "Staked (optionally levered) ETH hedged with short ETH perps; USDT share class"
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
+    def validate_config(cls, cfg: RunConfig, dataset) -> list[Problem]:
         problems = require(cfg, cls.name, "USDT", lst="weETH or wstETH", stake_allocation="e.g. 0.75")
+        # the hedge is the staked ETH (allocation a of equity); the rest, 1 - a, is its margin
         margin = (1 - cfg.stake_allocation) / cfg.stake_allocation if cfg.stake_allocation else None
-        return problems + validate_hedge_config(cfg, cls.name, "stake_allocation", margin)
+        limit = cfg.market_neutral.margin_ratio_limit
+        return (problems + validate_hedge_config(cfg, dataset, cls.name, "ETH", "stake_allocation", margin,
+                                                 "market_neutral.margin_ratio_limit", limit)
+                + validate_leverage_config(cfg, dataset))
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
@@ -44,11 +52,11 @@ class MarketNeutral(Strategy):
         self.pricer.use("ETH", spot_series(venue, "ETH"))
         env.slippage.check(self.spot.pair)
         self.leg = StakingLeg(cfg, env)
-        self.hedge = PerpHedge(cfg, env, "ETH")
+        self.hedge = PerpHedge(cfg, env, "ETH", cfg.market_neutral.margin_ratio_limit)
         self.eth_wallet = Instrument("wallet", "BaseToken", "ETH", "ETH")
         self.allocation = cfg.stake_allocation
         self.threshold = cfg.position_deviation_threshold
-        self.ratio_limit = cfg.market_neutral.margin_ratio_limit
+        self.reserve_units = GAS_RESERVE * self.leg.round_trip_gas_units() / 2  # one way, by 1.5
 
     def needs(self) -> list[Need]:
         return self.leg.needs() + self.hedge.needs()
@@ -65,7 +73,7 @@ class MarketNeutral(Strategy):
         super().attach(ctx)
         self.qty = ctx.book.qty
         self.eth_pos = ctx.book.slot_of(self.eth_wallet.key)
-        self.leg.attach(ctx, eth_pos=self.eth_pos)
+        self.leg.attach(ctx, self.eth_pos, self.gate)
         self.hedge.attach(ctx, self.net_eth, self.price)
         self.log = RebalanceLog(ctx.events, "ETH")
 
@@ -78,61 +86,115 @@ class MarketNeutral(Strategy):
     def net_eth(self, k: int) -> float:
         return self.eth_long(k) - self.hedge.short_units()
 
+    def capital_floor(self, k: int, capital: float) -> CapitalFloor:
+        """Gas of entering and leaving the staking leg, transfers in and out of every venue; the leg's
+        premium and swap slippage, spot and perp fees and slippage on a x C (the hedge), 1 - a the
+        margin; the venues' minimum sizes (hedge.capital_needs)."""
+        a, fx, usd, leg = self.allocation, self.fx[k], self.leg.unit_usd_at[k], self.leg
+        notional = a * capital / fx  # USDT of ETH bought and hedged
+        spot = self.spot.venue
+        shares = {name: (a * share, value)
+                  for name, (share, value) in leg.entry_shares(k, notional / self.price[k]).items()}
+        shares[f"venues.{spot.name}.spot_taker_fee"] = (
+            a * (spot.spot_taker_fee + self.env.slippage.rate(self.spot.pair, notional * usd)), spot.spot_taker_fee)
+        need = [(spot.min_spot_order_usdt / a, f"a {spot.name} spot order")]
+        for perp, w in zip(self.hedge.perps, self.hedge.weights, strict=True):
+            v = perp.venue
+            rate = v.perp_taker_fee + self.env.slippage.rate(perp.pair, notional * w * usd)
+            shares[f"venues.{v.name}.perp_taker_fee"] = (a * w * rate, v.perp_taker_fee)
+        need += self.hedge.capital_needs(a, 1.0 - a, self.threshold)
+        amount, what = max(need)
+        fees = self.hedge.transfer_fees * fx
+        return CapitalFloor({"gas": self.gas.cost(leg.round_trip_gas_units(), k), "transfer fees": 2 * fees},
+                            self.gas.cost(leg.entry_gas_units(), k) + fees, shares, amount * fx,
+                            f"{what} would be under the venue's minimum size")
+
+    def gas_reserve(self, k: int) -> float:
+        """USDT (share-class units) kept in the wallet for the gas of the next on-chain action."""
+        return self.reserve_units * self.gas.per_unit[k]
+
+    def spare_cash(self, k: int, keep: float = 0.0) -> float:
+        return self.qty[self.ctx.wallet] - keep - self.gas_reserve(k)
+
     # --- decisions -----------------------------------------------------------------------------
     def on_tick(self, k: int) -> None:
-        if self.hedge.handle_margin(k, self.ratio_limit, self.rebalance):
+        trigger = self.hedge.margin_trigger(k)
+        if trigger is not None:
+            self.act(k, trigger, lambda: self.hedge.fix_margin(
+                k, trigger, self.spare_cash(k), lambda reduce=False: self.rebalance(k, reduce=reduce)))
             return
-        reason = self.leg.leverage_drift(k)
-        if reason:
-            self.relever(k, reason)
+        trigger = self.leg.leverage_drift(k)
+        if trigger is not None:
+            self.act(k, trigger, lambda: self.relever(k))
             return
         delta_value = abs(self.net_eth(k)) * self.price[k]
-        idle = abs(self.qty[self.ctx.wallet])
-        bound = self.threshold * self.log.nav_hint * 0.5
-        if delta_value > bound or idle > bound:
-            limit = self.threshold * self.ctx.book.nav(k)
+        wallet = self.qty[self.ctx.wallet]
+        bound = self.threshold * self.log.nav_hint * 0.5  # cheap pre-filter; the exact test uses NAV at k
+        if (delta_value > bound or wallet > bound) and k != self.leg.delevered_at:
+            nav = self.ctx.book.nav(k)
+            limit = max(self.threshold, DUST) * nav
+            idle = self.spare_cash(k)
             if idle > limit:
-                self.rebalance(k, "idle_cash")
+                trigger = Trigger("idle_cash", idle / nav, self.threshold, corrects=idle,
+                                  max_cost=MAX_COST_SHARE * idle)
+                self.act(k, trigger, lambda: self.rebalance(k))
             elif delta_value > limit:
-                self.rehedge(k, "deviation")
+                trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
+                                  corrects=delta_value * self.fx[k])
+                self.act(k, trigger, lambda: self.rehedge(k))
 
     def raise_cash(self, k: int, amount: float) -> None:
-        self.rebalance(k, "withdrawal", keep=amount)
+        trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)
+        self.act(k, trigger, lambda: self.rebalance(k, keep=amount))
+
+    def act(self, k: int, trigger: Trigger, action) -> None:
+        """Run an action through the gate and log it when it committed."""
+        before = self.hedge.short_units()
+        tx = self.gate.attempt(k, trigger, action, lambda: self.hedge.margin_problem(k))
+        if tx is not None:
+            self.log.record(k, trigger, before, self.hedge.short_units(), self.net_eth(k), self.price[k],
+                            self.ctx.book.nav(k), tx.cost())
 
     # --- actions -------------------------------------------------------------------------------
-    def relever(self, k: int, reason: str) -> None:
-        """Bring the staking leg back to the target LTV at the same ETH exposure, then re-hedge."""
-        self.leg.adjust(k, self.leg.equity_eth(k))
-        self.rehedge(k, reason)
+    def relever(self, k: int) -> None:
+        """Bring the staking leg back to the target LTV at the same ETH exposure, then re-hedge; gas
+        and the flash-loan premium come from the wallet, topped up from the venues' free margin."""
+        leg = self.leg
+        moved = abs(leg.target_ltv / (1 - leg.target_ltv) * leg.equity_eth(k) - leg.debt_eth(k))
+        need = self.gas_reserve(k) + leg.flash_premium * moved * self.price[k] * self.fx[k] * 1.5
+        self.hedge.top_up_wallet(k, need)
+        leg.adjust(k, leg.equity_eth(k))
+        self.rehedge(k)
 
-    def rehedge(self, k: int, reason: str) -> None:
-        before = self.hedge.short_units()
-        dust = DUST * max(self.log.nav_hint, 1.0)
-        self.hedge.hedge(k, self.eth_long(k), dust)
-        self.hedge.distribute_margin(k, max(self.qty[self.ctx.wallet], 0.0), reason)
-        self.log.record(k, reason, before, self.hedge.short_units(), self.net_eth(k), self.price[k],
-                        self.ctx.book.nav(k))
+    def rehedge(self, k: int) -> None:
+        self.hedge.hedge(k, self.eth_long(k), DUST * max(self.log.nav_hint, 1.0))
+        self.hedge.fund_margin(k, self.spare_cash(k), "rehedge")
 
-    def rebalance(self, k: int, reason: str, keep: float = 0.0, reduce: bool = False) -> None:
-        """Stake allocation x (NAV - keep) worth of ETH, hedge it, spread the rest as perp margin."""
+    def rebalance(self, k: int, keep: float = 0.0, reduce: bool = False) -> None:
+        """Stake allocation x (NAV - keep) worth of ETH, hedge it, spread the rest as perp margin, keep
+        the gas reserve in the wallet. Equity under the capital floor is held as cash: a flat book is
+        not entered, and a withdrawal leaving less exits."""
         qty, ex = self.qty, self.ctx.executor
         price, fx = self.price[k], self.fx[k]
         nav = self.ctx.book.nav(k)
-        before = self.hedge.short_units()
         current = self.eth_long(k)
-        target = self.allocation * max(nav - keep, 0.0) / price
+        equity = nav - keep
+        target = self.allocation * max(equity, 0.0) / price
+        if (current == 0.0 or keep > 0.0) and equity < self.capital_floor(k, max(equity, 0.0)).amount:
+            target = 0.0
         if reduce:
             target = min(target, current * (1.0 - self.cfg.risk.reduce_fraction))
         dust = DUST * max(nav, 1.0)
-        if target > current and (target - current) * price > dust:
-            ex.spot_trade(k, self.spot, self.eth_pos, target - current, price, fx)
-        self.leg.adjust(k, target)
+        min_spot = self.spot.venue.min_spot_order_usdt
+        buy = target - current
+        if buy * price > max(dust, min_spot):
+            ex.spot_trade(k, self.spot, self.eth_pos, buy, price, fx)
+        self.leg.adjust(k, min(target, self.leg.equity_eth(k) + max(qty[self.eth_pos], 0.0)))
         leftover = qty[self.eth_pos]
-        if abs(leftover) * price > dust:
+        if abs(leftover) * price > dust and (target == 0.0 or abs(leftover) * price >= min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, -leftover, price, fx)
         self.hedge.hedge(k, self.eth_long(k), dust)
-        self.hedge.distribute_margin(k, qty[self.ctx.wallet] - keep, reason)
-        self.log.record(k, reason, before, self.hedge.short_units(), self.net_eth(k), price, self.ctx.book.nav(k))
+        self.hedge.distribute_margin(k, self.spare_cash(k, keep), "rebalance")
 
     # --- reporting -----------------------------------------------------------------------------
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:

@@ -8,6 +8,8 @@ from ..portfolio.book import PositionSpec
 from ..portfolio.currency import SHARE_CLASS_ASSET
 from ..venues.aave import RESERVES, AaveReserve
 from .base import Strategy, require
+from .capital import MAX_COST_SHARE, CapitalFloor
+from .discipline import DUST, Trigger
 from .registry import register
 
 
@@ -17,7 +19,7 @@ class PureLending(Strategy):
     description = "Supply the whole NAV to an Aave v3 reserve of the share-class asset"
 
     @classmethod
-    def validate_config(cls, cfg) -> list[str]:
+    def validate_config(cls, cfg, dataset) -> list:
         if cfg.lending is None:
             return require(cfg, cls.name, lending="e.g. lending: {reserve: USDT}")
         asset = RESERVES[cfg.lending.reserve][1]
@@ -33,6 +35,8 @@ class PureLending(Strategy):
         self.reserve = AaveReserve(cfg.lending.reserve)
         self.pricer.use(self.reserve.asset)
         self.threshold = cfg.position_deviation_threshold
+        self.supply_units = self.gas.units.supply
+        self.withdraw_units = self.gas.units.withdraw
 
     def needs(self) -> list[Need]:
         return self.reserve.needs()
@@ -51,14 +55,23 @@ class PureLending(Strategy):
         super().attach(ctx)
         self.qty = ctx.book.qty
         self.position = ctx.book.slot_of(self.reserve.atoken.key)
-        self.supply_units = self.gas.units.supply
-        self.withdraw_units = self.gas.units.withdraw
+
+    def capital_floor(self, k: int, capital: float) -> CapitalFloor:
+        return CapitalFloor({"gas": self.gas.cost(self.supply_units + self.withdraw_units, k)},
+                            self.gas.cost(self.supply_units, k))
 
     def on_tick(self, k: int) -> None:
         """Target: everything supplied. Act when idle cash exceeds the deviation threshold of NAV."""
         idle = self.qty[self.ctx.wallet]
-        if idle <= 0.0 or idle <= self.threshold * self.ctx.book.nav(k):
+        if idle <= 0.0:
             return
+        nav = self.ctx.book.nav(k)
+        if idle <= max(self.threshold, DUST) * nav:
+            return
+        trigger = Trigger("idle_cash", idle / nav, self.threshold, corrects=idle, max_cost=MAX_COST_SHARE * idle)
+        self.gate.attempt(k, trigger, lambda: self._supply_idle(k, idle))
+
+    def _supply_idle(self, k: int, idle: float) -> None:
         amount = idle - self.gas.cost(self.supply_units, k)
         if amount > 0.0:
             self.ctx.executor.aave_supply(k, self.reserve, self.position, amount)
@@ -66,4 +79,6 @@ class PureLending(Strategy):
     def raise_cash(self, k: int, amount: float) -> None:
         needed = amount + self.gas.cost(self.withdraw_units, k) - self.qty[self.ctx.wallet]
         if needed > 0.0:
-            self.ctx.executor.aave_withdraw(k, self.reserve, self.position, needed)
+            trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)
+            self.gate.attempt(k, trigger, lambda: self.ctx.executor.aave_withdraw(k, self.reserve, self.position,
+                                                                                  needed))

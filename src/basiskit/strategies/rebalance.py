@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.events import EventLog
+from .discipline import Trigger
 
 
 def action_name(before: float, after: float) -> str:
@@ -27,14 +28,17 @@ class RebalanceLog:
         self.records: list[dict] = []
         self.nav_hint = 0.0  # NAV after the last rebalance, for cheap per-tick pre-filters
 
-    def record(self, k: int, reason: str, before: float, after: float, net_delta: float, price: float,
-               nav: float) -> None:
+    def record(self, k: int, trigger: Trigger, before: float, after: float, net_delta: float, price: float,
+               nav: float, cost: float) -> None:
+        """A committed rebalance: why (the trigger's value against its threshold), what, and its cost."""
         self.nav_hint = nav
         action = action_name(before, after)
-        record = {"action": action, "reason": reason, "units_before": before, "units_after": after,
-                  "net_delta": net_delta, "net_delta_pct": net_delta * price / nav if nav else 0.0}
+        record = {"action": action, "reason": trigger.reason, **trigger.details(), "units_before": before,
+                  "units_after": after, "net_delta": net_delta,
+                  "net_delta_pct": net_delta * price / nav if nav else 0.0, "cost": cost}
         self.records.append({"k": k, **record})
-        self.events.add(k, "rebalance", f"{action} ({reason}): {self.asset} {before:.6f} -> {after:.6f}", **record)
+        self.events.add(k, "rebalance", f"{action} ({trigger.describe()}): {self.asset} {before:.6f} -> "
+                        f"{after:.6f}, cost {cost:.6g}", **record)
 
     def summary(self, net_delta_value: np.ndarray, nav: np.ndarray) -> dict:
         with np.errstate(divide="ignore", invalid="ignore"):

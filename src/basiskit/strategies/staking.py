@@ -14,9 +14,11 @@ from ..data.market import MarketData, Need
 from ..portfolio.book import PositionSpec
 from ..portfolio.risk import liquidation_summary
 from .base import Problem, Report, Strategy, require
+from .capital import MAX_COST_SHARE, CapitalFloor
+from .discipline import DUST, Trigger
 from .rebalance import RebalanceLog
 from .registry import register
-from .staking_leg import StakingLeg
+from .staking_leg import StakingLeg, validate_leverage_config
 
 GAS_RESERVE = 1.5  # gas set aside before staking the wallet, as a multiple of the planned gas
 
@@ -27,8 +29,8 @@ class Staking(Strategy):
     description = "Stake ETH in an LST; optionally lever it on Aave eMode against WETH debt"
 
     @classmethod
-    def validate_config(cls, cfg: RunConfig) -> list[Problem]:
-        return require(cfg, cls.name, "ETH", lst="weETH or wstETH")
+    def validate_config(cls, cfg: RunConfig, dataset) -> list[Problem]:
+        return require(cfg, cls.name, "ETH", lst="weETH or wstETH") + validate_leverage_config(cfg, dataset)
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
@@ -45,26 +47,35 @@ class Staking(Strategy):
     def attach(self, ctx) -> None:
         super().attach(ctx)
         self.qty = ctx.book.qty
-        self.leg.attach(ctx, eth_pos=ctx.wallet)
+        self.leg.attach(ctx, ctx.wallet, self.gate)
         self.log = RebalanceLog(ctx.events, self.cfg.lst)
 
     def hooks(self):
         return self.leg.hooks()
 
+    def capital_floor(self, k: int, capital: float) -> CapitalFloor:
+        leg = self.leg
+        return CapitalFloor({"gas": self.gas.cost(leg.round_trip_gas_units(), k)},
+                            self.gas.cost(leg.entry_gas_units(), k), leg.entry_shares(k, capital))
+
     def on_tick(self, k: int) -> None:
         leg = self.leg
-        reason = leg.leverage_drift(k)
-        if reason:
-            self.rebalance(k, reason)
-            return
-        idle = self.qty[self.ctx.wallet]
-        if idle > self.threshold * self.log.nav_hint:
-            limit = self.threshold * self.ctx.book.nav(k)
-            if idle > limit and idle - self.gas_reserve(k, leg.equity_eth(k) + idle) > limit:
-                self.rebalance(k, "idle_cash")
+        trigger = leg.leverage_drift(k)
+        if trigger is None:
+            idle = self.qty[self.ctx.wallet]
+            if idle <= self.threshold * self.log.nav_hint or k == leg.delevered_at:
+                return
+            nav = self.ctx.book.nav(k)
+            limit = max(self.threshold, DUST) * nav
+            spare = idle - self.gas_reserve(k, leg.equity_eth(k) + idle)
+            if idle <= limit or spare <= limit:
+                return
+            trigger = Trigger("idle_cash", spare / nav, self.threshold, corrects=spare,
+                              max_cost=MAX_COST_SHARE * spare)
+        self.rebalance(k, trigger)
 
     def raise_cash(self, k: int, amount: float) -> None:
-        self.rebalance(k, "withdrawal", keep=amount)
+        self.rebalance(k, Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True), keep=amount)
 
     def gas_reserve(self, k: int, equity: float) -> float:
         """ETH to keep in the wallet for the gas (and flash-loan premium) of moving to `equity`."""
@@ -74,18 +85,27 @@ class Staking(Strategy):
             reserve += leg.flash_premium * leg.target_ltv / (1 - leg.target_ltv) * equity
         return reserve
 
-    def rebalance(self, k: int, reason: str, keep: float = 0.0) -> None:
-        """Deposits and withdrawals move the staked equity; other reasons keep it and fix the LTV."""
+    def rebalance(self, k: int, trigger: Trigger, keep: float = 0.0) -> None:
+        """Deposits and withdrawals move the staked equity; other triggers keep it and fix the LTV.
+        Equity too small to be worth a position (under the capital floor) is held as ETH."""
         leg = self.leg
         before = leg.equity_eth(k)
-        wallet = self.qty[self.ctx.wallet] - keep
-        if reason in ("idle_cash", "withdrawal"):
-            available = before + wallet
-            target = available - self.gas_reserve(k, available)
-        else:  # the wallet pays the gas; only a shortfall comes out of the stake
-            target = before - max(self.gas_reserve(k, before) - wallet, 0.0)
-        leg.adjust(k, max(target, 0.0))
-        self.log.record(k, reason, before, leg.equity_eth(k), 0.0, 1.0, self.ctx.book.nav(k))
+
+        def act() -> None:
+            wallet = self.qty[self.ctx.wallet] - keep
+            if trigger.reason in ("idle_cash", "withdrawal"):
+                available = before + wallet
+                target = available - self.gas_reserve(k, available)
+                small = available < self.capital_floor(k, available).amount
+                if small and (before == 0.0 or trigger.reason == "withdrawal"):
+                    target = 0.0
+            else:  # the wallet pays the gas; only a shortfall comes out of the stake
+                target = before - max(self.gas_reserve(k, before) - wallet, 0.0)
+            leg.adjust(k, max(target, 0.0))
+
+        tx = self.gate.attempt(k, trigger, act)
+        if tx is not None:
+            self.log.record(k, trigger, before, leg.equity_eth(k), 0.0, 1.0, self.ctx.book.nav(k), tx.cost())
 
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:
         cols, summary = self.leg.report(quantities)

@@ -9,19 +9,77 @@ import math
 import numpy as np
 
 from ..config.models import RunConfig
+from ..data.dataset import Dataset
 from ..data.market import MarketData, Need
-from ..errors import ConfigError
-from ..portfolio.attribution import SLOT, SPOT_PRICE, SUPPLY_YIELD, TRANSACTION_COSTS, VOID
+from ..portfolio.attribution import LIQUIDATION_LOSS, SLOT, SPOT_PRICE, SUPPLY_YIELD, VOID
 from ..portfolio.book import PositionSpec
 from ..venues.aave import AaveReserve, emode_params, health_factor
 from ..venues.rewards import RewardsCredit, RewardToken
 from ..venues.staking import LSTS, LiquidStaking
-from .base import Hooks
+from .base import Hooks, Problem
+from .discipline import ActionGate, Trigger
 
 STAKING_YIELD = SLOT["staking_yield"]
 BORROW_COST = SLOT["borrow_cost"]
 STAKING_REWARDS = SLOT["staking_rewards"]
 EPS = 1e-12
+HF_MARGIN = 0.01  # the health factor at the target LTV must clear leverage.hf_floor by this much
+
+
+def validate_leverage_config(cfg: RunConfig, dataset: Dataset) -> list[Problem]:
+    """Leverage settings that contradict each other or the dataset's eMode parameters."""
+    if not cfg.target_ltv or cfg.lst is None:
+        return []
+    emode = emode_params(dataset, cfg.lst, "WETH", emode=True)
+    lev, ltv, lt = cfg.leverage, cfg.target_ltv, emode.liquidation_threshold
+    problems: list[Problem] = []
+    if ltv > emode.ltv:
+        problems.append(("target_ltv", ltv, f"above the eMode max LTV {emode.ltv:g} of {cfg.lst}/WETH "
+                         "(params/aave_v3_risk.json); valid: 0 < target_ltv <= " f"{emode.ltv:g}"))
+    # HF at the target = eMode liquidation threshold / LTV (Aave v3 GenericLogic: HF = sum(c x LT) / debt)
+    hf = lt / ltv
+    if hf < lev.hf_floor + HF_MARGIN:
+        largest = math.floor(lt / (lev.hf_floor + HF_MARGIN) * 1e4) / 1e4
+        highest_floor = math.floor((hf - HF_MARGIN) * 1e4) / 1e4
+        problems.append(("target_ltv", ltv,
+                         f"its health factor {lt:g} / {ltv:g} = {hf:.4f} does not clear leverage.hf_floor "
+                         f"{lev.hf_floor:g} by {HF_MARGIN:g}: the HF rule would de-lever to the same target every "
+                         f"hour. The largest valid target_ltv for hf_floor {lev.hf_floor:g} is {largest:.4f}; "
+                         + (f"or set leverage.hf_floor <= {highest_floor:.4f}" if highest_floor > 1 else
+                            "no hf_floor above 1 allows this target")))
+    if lev.ltv_tolerance >= lev.releverage_threshold:
+        problems.append(("leverage.ltv_tolerance", lev.ltv_tolerance,
+                         f"must be below leverage.releverage_threshold {lev.releverage_threshold:g}: an entry that "
+                         "stops within the tolerance would otherwise re-lever again at once"))
+    if lev.entry == "loop" and ltv <= emode.ltv:
+        reached, needed = _loop_path(ltv, emode.ltv, lev.loop_max_steps, lev.ltv_tolerance)
+        if needed is None or needed > lev.loop_max_steps:
+            problems.append(("leverage.loop_max_steps", lev.loop_max_steps,
+                             f"a loop of {lev.loop_max_steps} steps reaches LTV {reached:.4f}, short of target_ltv "
+                             f"{ltv:g} by more than leverage.ltv_tolerance {lev.ltv_tolerance:g}; "
+                             + (f"it needs {needed} steps" if needed else "no loop reaches it")
+                             + " (or use leverage.entry=flash_loan)"))
+    return problems
+
+
+def _loop_path(target_ltv: float, max_ltv: float, max_steps: int, tolerance: float) -> tuple[float, int | None]:
+    """LTV a borrow/stake/supply loop reaches from 1 ETH of equity in `max_steps` cycles, and the cycles
+    it needs to come within `tolerance` of the target (None when no number of cycles does)."""
+    d_target = target_ltv / (1.0 - target_ltv)
+    d, x = 0.0, 1.0
+    reached, needed = None, None
+    for n in range(1, 10_001):
+        b = min(d_target - d, max_ltv * x - d)
+        if b <= 0:
+            break
+        d, x = d + b, x + b
+        if needed is None and d / x >= target_ltv - tolerance:
+            needed = n
+        if n == max_steps:
+            reached = d / x
+        if needed is not None and n >= max_steps:
+            break
+    return (d / x if reached is None else reached), needed
 
 
 class StakingLeg:
@@ -45,9 +103,6 @@ class StakingLeg:
         self.borrowing = self.target_ltv > 0
         self.weth = AaveReserve("WETH", borrowed=True) if self.borrowing else None
         self.emode = emode_params(env.dataset, cfg.lst, "WETH", emode=True)
-        if self.target_ltv >= self.emode.ltv:
-            raise ConfigError([("target_ltv", self.target_ltv,
-                                f"must be below the eMode max LTV {self.emode.ltv:g} of {cfg.lst}/WETH")])
         self.pricer.use("ETH")
         self.rewards = []
         if cfg.rewards.enabled and cfg.lst == "weETH":
@@ -57,6 +112,7 @@ class StakingLeg:
                 if cfg.rewards.sell_dust:
                     env.slippage.check(f"{t.symbol}_{self.pricer.ccy}")
         self.liquidations: list[dict] = []
+        self.delevered_at = -1  # the tick of the last de-lever: never re-lever in the same hour
 
     # --- set-up --------------------------------------------------------------------------------
     def needs(self) -> list[Need]:
@@ -77,6 +133,7 @@ class StakingLeg:
         ones = [1.0] * n
         self.grid = market.grid
         self.eth_value = self.pricer.price("ETH").tolist()  # one ETH in share-class units
+        self.unit_usd_at = self.pricer.unit_usd().tolist()
         price_slot = VOID if self.pricer.is_unit("ETH") else SPOT_PRICE
         specs = [PositionSpec(self.lst.instrument, ones, self.lst.rate, self.eth_value, index_slot=VOID,
                               rate_slot=STAKING_YIELD, price_slot=price_slot)]
@@ -91,8 +148,9 @@ class StakingLeg:
             specs.append(PositionSpec(t.instrument, ones, ones, price, VOID, VOID, SPOT_PRICE))
         return specs
 
-    def attach(self, ctx, eth_pos: int) -> None:
+    def attach(self, ctx, eth_pos: int, gate: ActionGate) -> None:
         self.ctx = ctx
+        self.gate = gate
         book = ctx.book
         self.qty = book.qty
         self.eth_pos = eth_pos
@@ -101,12 +159,12 @@ class StakingLeg:
         self.debt_pos = book.slot_of(self.weth.debt_token.key) if self.weth else None
         self.reward_pos = [book.slot_of(t.instrument.key) for t in self.rewards]
         self.liquidations = []
+        self.delevered_at = -1
         self._hooks = Hooks(monitors=[self.check_liquidation] if self.borrowing else [])
         if self.rewards:
             self._hooks.accruals.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
                                                       self.units_held, self.lst.rate, STAKING_REWARDS,
                                                       self._sell_dust, self.grid))
-        self.unit_usd = ctx.executor.unit_usd
 
     def hooks(self) -> Hooks:
         return self._hooks
@@ -142,14 +200,19 @@ class StakingLeg:
         coll = self.collateral.balance(self.qty[self.a_pos], k) * self.lst.rate[k]
         return health_factor(coll, self.debt_eth(k), self.emode.liquidation_threshold)
 
-    def leverage_drift(self, k: int) -> str | None:
-        """Why the leverage needs fixing at k: HF under the floor, LTV drifted below target, or None."""
+    def leverage_drift(self, k: int) -> Trigger | None:
+        """Why the leverage needs fixing at k: HF under the floor (a safety action: de-lever to the
+        target, whose HF clears the floor), LTV drifted below target by the threshold (re-lever,
+        worth it when its cost stays under the value of the debt it restores), or None."""
         if not self.borrowing or self.qty[self.debt_pos] <= 0.0:
             return None
-        if self.health_factor(k) < self.lev.hf_floor:
-            return "health_factor"
-        if self.ltv(k) < self.target_ltv - self.lev.releverage_threshold:
-            return "releverage"
+        hf = self.health_factor(k)
+        if hf < self.lev.hf_floor:
+            return Trigger("health_factor", hf, self.lev.hf_floor, forced=True)
+        ltv = self.ltv(k)
+        if ltv < self.target_ltv - self.lev.releverage_threshold and k != self.delevered_at:
+            shortfall = (self.target_ltv - ltv) * self.collateral_eth(k) * self.eth_value[k]
+            return Trigger("releverage", ltv, self.target_ltv - self.lev.releverage_threshold, corrects=shortfall)
         return None
 
     def ltv(self, k: int) -> float:
@@ -179,7 +242,7 @@ class StakingLeg:
         qty[self.a_pos] -= self.collateral.scaled_amount(seized_units, k)
         qty[self.debt_pos] -= self.weth.scaled_debt(repaid, k)
         loss = repaid * bonus * self.eth_value[k]
-        self.ctx.book.attribution[TRANSACTION_COSTS][k] -= loss
+        self.ctx.book.attribution[LIQUIDATION_LOSS][k] -= loss
         record = {"k": k, "venue": "aave_v3", "health_factor": hf, "close_factor": close_factor,
                   "debt_before": debt, "repaid": repaid, "seized_units": seized_units, "rate": rate,
                   "loss": loss, "health_factor_after": self.health_factor(k)}
@@ -190,15 +253,63 @@ class StakingLeg:
 
     # --- rewards ---------------------------------------------------------------------------------
     def _sell_dust(self, k: int, token: RewardToken, pos: int) -> None:
+        """Sell a reward token for the share-class asset when it is worth min_sell_value_usd and more than
+        the sale costs (gas, slippage)."""
         if not self.cfg.rewards.sell_dust:
             return
         units = self.qty[pos]
         price = self.reward_prices[self.rewards.index(token)][k]
-        if units * price * self.unit_usd[k] >= self.cfg.rewards.min_sell_value_usd:
-            self.ctx.executor.sell_to_wallet(k, pos, units, price, f"{token.symbol}_{self.pricer.ccy}",
-                                             token.symbol)
+        value_usd = units * price * self.unit_usd_at[k]
+        if value_usd < self.cfg.rewards.min_sell_value_usd:
+            return
+        trigger = Trigger(f"sell_dust:{token.symbol}", value_usd, self.cfg.rewards.min_sell_value_usd,
+                          corrects=units * price)
+        self.gate.attempt(k, trigger, lambda: self.ctx.executor.sell_to_wallet(
+            k, pos, units, price, f"{token.symbol}_{self.pricer.ccy}", token.symbol))
 
     # --- actions -------------------------------------------------------------------------------
+    def _loop_cycles(self) -> int:
+        return _loop_steps(1.0, 0.0, self.target_ltv / (1.0 - self.target_ltv), self.emode.ltv,
+                           self.lev.loop_max_steps)
+
+    def entry_gas_units(self) -> int:
+        """Gas units of entering the leg from ETH at the target LTV."""
+        units = self.gas.units
+        stake_in = (units.swap if self.via_swap_in else units.stake) + units.supply * self.use_aave
+        if not self.borrowing:
+            return stake_in
+        if self.lev.entry == "flash_loan":
+            return units.flash_loan_bundle
+        cycles = self._loop_cycles()
+        return stake_in * (cycles + 1) + units.borrow * cycles
+
+    def exit_gas_units(self) -> int:
+        """Gas units of leaving the leg back to ETH."""
+        units = self.gas.units
+        stake_out = (units.swap if self.via_swap_out else units.unstake) + units.withdraw * self.use_aave
+        if not self.borrowing:
+            return stake_out
+        if self.lev.entry == "flash_loan":
+            return units.flash_loan_bundle
+        return (stake_out + units.repay) * (self._loop_cycles() + 1)
+
+    def round_trip_gas_units(self) -> int:
+        return self.entry_gas_units() + self.exit_gas_units()
+
+    def entry_shares(self, k: int, equity_eth: float) -> dict[str, tuple[float, object]]:
+        """Proportional costs of entering the leg with `equity_eth`, as fractions of that equity, by the
+        config field that sets them: the flash-loan premium on the debt, the slippage of a swap entry on
+        the whole collateral."""
+        per_equity = 1.0 / (1.0 - self.target_ltv)  # collateral per unit of equity at the target LTV
+        shares: dict[str, tuple[float, object]] = {}
+        if self.borrowing and self.lev.entry == "flash_loan" and self.flash_premium:
+            shares["leverage.flash_loan_premium"] = (self.flash_premium * (per_equity - 1.0),
+                                                     self.lev.flash_loan_premium)
+        if self.via_swap_in:
+            notional_usd = equity_eth * per_equity * self.eth_value[k] * self.unit_usd_at[k]
+            shares["staking.entry"] = (self.env.slippage.rate(self.lst.pair, notional_usd) * per_equity, "swap")
+        return shares
+
     def planned_gas_units(self, k: int, equity_target: float) -> int:
         """Gas units the next adjust() would use: to reserve gas before staking the wallet's ETH."""
         units = self.gas.units
@@ -224,6 +335,8 @@ class StakingLeg:
             self._increase(k, equity_target - (x - d), d_target - d, d_target)
         elif x_target < x - tol:
             self._decrease(k, x - x_target, max(d - d_target, 0.0), d_target)
+            if d_target < d:
+                self.delevered_at = k
 
     def _stake_and_supply(self, k: int, eth: float) -> None:
         ex = self.ctx.executor

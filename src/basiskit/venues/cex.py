@@ -25,6 +25,9 @@ class CexVenue:
     initial_margin_rate: float
     liquidation_fee_rate: float
     transfer_fee_usdt: float
+    min_order_usdt: float = 0.0
+    min_spot_order_usdt: float = 0.0
+    min_transfer_usdt: float = 0.0
 
 
 def load_venue(dataset: Dataset, cfg: RunConfig, name: str, symbol: str) -> CexVenue:
@@ -50,6 +53,9 @@ def load_venue(dataset: Dataset, cfg: RunConfig, name: str, symbol: str) -> CexV
         initial_margin_rate=over.initial_margin_rate,
         liquidation_fee_rate=over.liquidation_fee_rate,
         transfer_fee_usdt=over.transfer_fee_usdt * costs,
+        min_order_usdt=over.min_order_usdt,
+        min_spot_order_usdt=over.min_spot_order_usdt,
+        min_transfer_usdt=over.min_transfer_usdt,
     )
 
 

@@ -8,7 +8,7 @@ venue closes the position at mark and charges its liquidation fee.
 from __future__ import annotations
 
 from ..engine.events import EventLog
-from ..portfolio.attribution import SLOT, TRANSACTION_COSTS
+from ..portfolio.attribution import LIQUIDATION_LOSS, SLOT
 from ..portfolio.book import Book
 from .perp import PerpMarket
 
@@ -32,6 +32,14 @@ class MarginAccount:
         """USDT equity: cash + size x mark."""
         qty = self.book.qty
         return qty[self.cash] + qty[self.size] * self.perp.mark[k]
+
+    def free_margin(self, k: int) -> float:
+        """USDT that may leave the account: equity less the initial margin of the open position
+        (Binance/Bybit: available balance = wallet balance + unrealised PnL - initial margin)."""
+        qty = self.book.qty
+        size = qty[self.size]
+        mark = self.perp.mark[k]
+        return max(qty[self.cash] + size * mark - self.perp.venue.initial_margin_rate * abs(size) * mark, 0.0)
 
     def ratio(self, k: int) -> float:
         qty = self.book.qty
@@ -60,7 +68,7 @@ class MarginAccount:
         fee = min(self.perp.venue.liquidation_fee_rate * abs(size) * mark, max(equity, 0.0))
         qty[self.cash] -= fee
         fx = self.usdt_in_ccy[k]
-        self.book.attribution[TRANSACTION_COSTS][k] -= fee * fx
+        self.book.attribution[LIQUIDATION_LOSS][k] -= fee * fx
         written_off = 0.0
         if equity < 0.0:  # bankrupt: the venue's insurance fund absorbs the negative equity
             written_off = -equity

@@ -1,0 +1,99 @@
+"""How every strategy acts like a careful operator: an action runs for a named trigger (its value
+against its threshold) as one transaction, and is undone, as if it never ran, when it would spend
+money the portfolio does not hold, break a post-condition, or (unless the trigger is a safety or a
+flow) cost more than it may (an error or rebalance_skipped event says why). A trigger acts at
+most once an hour; while it keeps firing hour after hour (its last try did not clear it), it is
+tried again only once it has gone further past its threshold or a day has passed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..engine.events import EventLog
+from ..execution.executor import Executor
+from ..execution.transaction import Transaction
+
+DUST = 1e-9  # fraction of NAV below which a deviation, trade or transfer is float noise, not worth doing
+RETRY_HOURS = 24  # a trigger that keeps firing is tried again after this long ...
+RETRY_WORSE = 0.1  # ... or once it is this fraction further past its threshold than at its last try
+RETRY_FLOOR = 1e-3  # (and by at least this fraction of the threshold)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Why a strategy acts: `value` of the measure `reason` against its `threshold`.
+
+    `forced`: a safety action (health factor, margin) or a flow, taken whatever it costs.
+    `corrects`: the share-class value of the deviation the action removes; its cost may not exceed it,
+    nor `max_cost` when given (deploying idle cash may cost at most 1% of it, as entering does).
+    """
+
+    reason: str
+    value: float
+    threshold: float
+    forced: bool = False
+    corrects: float = math.inf
+    max_cost: float | None = None
+
+    @property
+    def cost_limit(self) -> float:
+        return self.corrects if self.max_cost is None else min(self.corrects, self.max_cost)
+
+    def describe(self) -> str:
+        side = "<" if self.value < self.threshold else ">="
+        return f"{self.reason} {self.value:.6g} {side} {self.threshold:.6g}"
+
+    def details(self) -> dict:
+        return {"trigger": self.reason, "trigger_value": self.value, "threshold": self.threshold}
+
+
+class ActionGate:
+    def __init__(self, executor: Executor, events: EventLog):
+        self.executor = executor
+        self.events = events
+        self._tried: dict[str, tuple[int, float]] = {}  # reason -> (tick, value) of its last action or skip
+        self._fired: dict[str, int] = {}  # reason -> last tick it fired
+
+    def should_try(self, k: int, trigger: Trigger) -> bool:
+        """At most once an hour; in an unbroken run of firing hours, again only when worse or a day on."""
+        reason = trigger.reason
+        fired_before, self._fired[reason] = self._fired.get(reason), k
+        last = self._tried.get(reason)
+        if last is None:
+            return True
+        k0, v0 = last
+        if k0 == k:
+            return False
+        if fired_before is None or fired_before < k - 1 or k - k0 >= RETRY_HOURS:  # cleared in between
+            return True
+        distance0, distance = abs(v0 - trigger.threshold), abs(trigger.value - trigger.threshold)
+        return distance > distance0 * (1.0 + RETRY_WORSE) + RETRY_FLOOR * abs(trigger.threshold)
+
+    def attempt(self, k: int, trigger: Trigger, action: Callable[[], None],
+                post_condition: Callable[[], str | None] | None = None) -> Transaction | None:
+        """Run `action` as a transaction; the committed transaction, or None when nothing was done."""
+        if not self.should_try(k, trigger):
+            return None
+        tx = self.executor.transaction(k)
+        action()
+        self._tried[trigger.reason] = (k, trigger.value)
+        if not tx.acted:  # nothing worth doing: no cost, nothing logged
+            return None
+        problem = None
+        overdrawn = tx.overdrawn()
+        if overdrawn:
+            problem = "it cannot be paid: it would leave " + ", ".join(f"{key} at {q:.6g}" for key, q in overdrawn)
+        elif post_condition is not None and not trigger.forced:
+            problem = post_condition()
+        if problem is None and not trigger.forced and tx.cost() > trigger.cost_limit:
+            problem = (f"its cost {tx.cost():.6g} exceeds what it corrects ({trigger.corrects:.6g})"
+                       if tx.cost() > trigger.corrects else
+                       f"its cost {tx.cost():.6g} exceeds {trigger.max_cost:.6g}, the most it may cost")
+        if problem is None:
+            return tx
+        tx.rollback()
+        self.events.add(k, "error" if overdrawn else "rebalance_skipped",
+                        f"action for {trigger.describe()} skipped: {problem}", **trigger.details(), problem=problem)
+        return None
