@@ -74,7 +74,7 @@ class Basis(Strategy):
         self.qty = ctx.book.qty
         self.spot_pos = ctx.book.slot_of(self.spot.instrument.key)
         self.hedge.attach(ctx, self.net_units, self.price)
-        self.log = RebalanceLog(ctx.events, self.asset)
+        self.log = RebalanceLog(ctx.events, self.asset, ctx.book, self.threshold)
 
     def hooks(self):
         return self.hedge.hooks()
@@ -106,12 +106,14 @@ class Basis(Strategy):
     def on_tick(self, k: int) -> None:
         trigger = self.hedge.margin_trigger(k)
         if trigger is not None:
-            self.act(k, trigger, lambda: self.hedge.fix_margin(
-                k, trigger, self.qty[self.ctx.wallet], lambda reduce=False: self.rebalance(k, reduce=reduce)))
+            self.act(k, trigger, self.fix_margin, trigger)
             return
         delta_value = abs(self.net_units(k)) * self.price[k]
         idle = abs(self.qty[self.ctx.wallet])
-        bound = self.threshold * self.log.nav_hint * 0.5  # cheap pre-filter; the exact test uses NAV at k
+        log = self.log
+        if k >= log.refresh_at:
+            log.refresh(k)
+        bound = log.floor  # cheap pre-filter; the exact test uses NAV at k
         if delta_value > bound or idle > bound:
             nav = self.ctx.book.nav(k)
             limit = max(self.threshold, DUST) * nav
@@ -124,21 +126,26 @@ class Basis(Strategy):
                                   corrects=delta_value * self.fx[k])
             else:
                 return
-            self.act(k, trigger, lambda: self.rebalance(k))
+            self.act(k, trigger, self.rebalance)
 
     def raise_cash(self, k: int, amount: float) -> None:
         trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)
-        self.act(k, trigger, lambda: self.rebalance(k, keep=amount))
+        self.act(k, trigger, self.rebalance, amount)
 
-    def act(self, k: int, trigger: Trigger, action) -> None:
-        """Run an action through the gate and log it when it committed."""
+    def act(self, k: int, trigger: Trigger, action, *args) -> None:
+        """Run `action(k, *args)` through the gate and log it when it committed (no closure in on_tick:
+        it would cost every hour)."""
         before = self.qty[self.spot_pos]
-        tx = self.gate.attempt(k, trigger, action, lambda: self.hedge.margin_problem(k))
+        tx = self.gate.attempt(k, trigger, lambda: action(k, *args), lambda: self.hedge.margin_problem(k))
         if tx is not None:
             self.log.record(k, trigger, before, self.qty[self.spot_pos], self.net_units(k), self.price[k],
                             self.ctx.book.nav(k), tx.cost())
 
     # --- actions -------------------------------------------------------------------------------
+    def fix_margin(self, k: int, trigger: Trigger) -> None:
+        self.hedge.fix_margin(k, trigger, self.qty[self.ctx.wallet],
+                              lambda reduce=False: self.rebalance(k, reduce=reduce))
+
     def target_units(self, k: int, equity: float) -> float:
         """Hedge size in base units for `equity`; a fixed size is capped so its margin meets initial margin."""
         equity = max(equity, 0.0)

@@ -21,13 +21,15 @@ RETRY_WORSE = 0.1  # ... or once it is this fraction further past its threshold 
 RETRY_FLOOR = 1e-3  # (and by at least this fraction of the threshold)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Trigger:
     """Why a strategy acts: `value` of the measure `reason` against its `threshold`.
 
     `forced`: a safety action (health factor, margin) or a flow, taken whatever it costs.
     `corrects`: the share-class value of the deviation the action removes; its cost may not exceed it,
     nor `max_cost` when given (deploying idle cash may cost at most 1% of it, as entering does).
+    `min_cost`: what the action is sure to cost (its gas, most of its fees): above the limit, it is
+    skipped untried.
     """
 
     reason: str
@@ -36,6 +38,7 @@ class Trigger:
     forced: bool = False
     corrects: float = math.inf
     max_cost: float | None = None
+    min_cost: float = 0.0
 
     @property
     def cost_limit(self) -> float:
@@ -47,6 +50,24 @@ class Trigger:
 
     def details(self) -> dict:
         return {"trigger": self.reason, "trigger_value": self.value, "threshold": self.threshold}
+
+
+class Backoff:
+    """A per-tick shortcut for a trigger its gate skipped: not worth evaluating again (NAV, reserves)
+    until a day has passed or its raw measure (e.g. the wallet) grew by RETRY_WORSE."""
+
+    __slots__ = ("above", "until")
+
+    def __init__(self) -> None:
+        self.until = -1
+        self.above = 0.0
+
+    def waiting(self, k: int, raw: float) -> bool:
+        return k < self.until and raw < self.above
+
+    def start(self, k: int, raw: float) -> None:
+        self.until = k + RETRY_HOURS
+        self.above = raw * (1.0 + RETRY_WORSE)
 
 
 class ActionGate:
@@ -75,6 +96,12 @@ class ActionGate:
                 post_condition: Callable[[], str | None] | None = None) -> Transaction | None:
         """Run `action` as a transaction; the committed transaction, or None when nothing was done."""
         if not self.should_try(k, trigger):
+            return None
+        if not trigger.forced and trigger.min_cost > trigger.cost_limit:
+            self._tried[trigger.reason] = (k, trigger.value)
+            self.events.add(k, "rebalance_skipped", f"action for {trigger.describe()} skipped: it would cost at least "
+                            f"{trigger.min_cost:.6g}, more than {trigger.cost_limit:.6g}, the most it may cost",
+                            **trigger.details(), problem="sure cost above the cost limit")
             return None
         tx = self.executor.transaction(k)
         action()

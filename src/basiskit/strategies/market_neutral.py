@@ -21,7 +21,7 @@ from ..venues.cex import load_venue, spot_series
 from ..venues.spot import SpotMarket
 from .base import Problem, Report, Strategy, require
 from .capital import MAX_COST_SHARE, CapitalFloor
-from .discipline import DUST, Trigger
+from .discipline import DUST, Backoff, Trigger
 from .hedge import PerpHedge, validate_hedge_config
 from .rebalance import RebalanceLog
 from .registry import register
@@ -56,7 +56,8 @@ class MarketNeutral(Strategy):
         self.eth_wallet = Instrument("wallet", "BaseToken", "ETH", "ETH")
         self.allocation = cfg.stake_allocation
         self.threshold = cfg.position_deviation_threshold
-        self.reserve_units = GAS_RESERVE * self.leg.round_trip_gas_units() / 2  # one way, by 1.5
+        self.entry_gas_units = self.leg.entry_gas_units()
+        self.reserve_units = GAS_RESERVE * self.entry_gas_units
 
     def needs(self) -> list[Need]:
         return self.leg.needs() + self.hedge.needs()
@@ -75,7 +76,8 @@ class MarketNeutral(Strategy):
         self.eth_pos = ctx.book.slot_of(self.eth_wallet.key)
         self.leg.attach(ctx, self.eth_pos, self.gate)
         self.hedge.attach(ctx, self.net_eth, self.price)
-        self.log = RebalanceLog(ctx.events, "ETH")
+        self.log = RebalanceLog(ctx.events, "ETH", ctx.book, self.threshold)
+        self.idle_backoff = Backoff()
 
     def hooks(self):
         return self.leg.hooks() + self.hedge.hooks()
@@ -120,42 +122,56 @@ class MarketNeutral(Strategy):
     def on_tick(self, k: int) -> None:
         trigger = self.hedge.margin_trigger(k)
         if trigger is not None:
-            self.act(k, trigger, lambda: self.hedge.fix_margin(
-                k, trigger, self.spare_cash(k), lambda reduce=False: self.rebalance(k, reduce=reduce)))
+            self.act(k, trigger, self.fix_margin, trigger)
             return
         trigger = self.leg.leverage_drift(k)
         if trigger is not None:
-            self.act(k, trigger, lambda: self.relever(k))
+            self.act(k, trigger, self.relever)
             return
         delta_value = abs(self.net_eth(k)) * self.price[k]
         wallet = self.qty[self.ctx.wallet]
-        bound = self.threshold * self.log.nav_hint * 0.5  # cheap pre-filter; the exact test uses NAV at k
-        if (delta_value > bound or wallet > bound) and k != self.leg.delevered_at:
+        log = self.log
+        if k >= log.refresh_at:
+            log.refresh(k)
+        bound = log.floor  # cheap pre-filter; the exact test uses NAV at k
+        idle_due = wallet > bound and not self.idle_backoff.waiting(k, wallet)
+        if (delta_value > bound or idle_due) and k != self.leg.delevered_at:
             nav = self.ctx.book.nav(k)
             limit = max(self.threshold, DUST) * nav
             idle = self.spare_cash(k)
-            if idle > limit:
-                trigger = Trigger("idle_cash", idle / nav, self.threshold, corrects=idle,
-                                  max_cost=MAX_COST_SHARE * idle)
-                self.act(k, trigger, lambda: self.rebalance(k))
+            if idle > limit and idle_due:
+                # the rebalance deploys the cash and brings the staked ETH back to its allocation: it may
+                # cost at most 1% of what it moves, as entering does; the leg's gas it is sure to pay
+                buy = self.allocation * nav / self.fx[k] - self.eth_long(k) * self.price[k]  # USDT of ETH
+                moved = max(idle, abs(buy) * self.fx[k])
+                sure = self.gas.cost(self.entry_gas_units, k) if buy > self.spot.venue.min_spot_order_usdt else 0.0
+                trigger = Trigger("idle_cash", idle / nav, self.threshold, corrects=moved,
+                                  max_cost=MAX_COST_SHARE * moved, min_cost=sure)
+                if self.act(k, trigger, self.rebalance) is None:
+                    self.idle_backoff.start(k, wallet)
             elif delta_value > limit:
                 trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
                                   corrects=delta_value * self.fx[k])
-                self.act(k, trigger, lambda: self.rehedge(k))
+                self.act(k, trigger, self.rehedge)
 
     def raise_cash(self, k: int, amount: float) -> None:
         trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)
-        self.act(k, trigger, lambda: self.rebalance(k, keep=amount))
+        self.act(k, trigger, self.rebalance, amount)
 
-    def act(self, k: int, trigger: Trigger, action) -> None:
-        """Run an action through the gate and log it when it committed."""
+    def act(self, k: int, trigger: Trigger, action, *args):
+        """Run `action(k, *args)` through the gate and log it when it committed (no closure in on_tick:
+        it would cost every hour); the committed transaction or None."""
         before = self.hedge.short_units()
-        tx = self.gate.attempt(k, trigger, action, lambda: self.hedge.margin_problem(k))
+        tx = self.gate.attempt(k, trigger, lambda: action(k, *args), lambda: self.hedge.margin_problem(k))
         if tx is not None:
             self.log.record(k, trigger, before, self.hedge.short_units(), self.net_eth(k), self.price[k],
                             self.ctx.book.nav(k), tx.cost())
+        return tx
 
     # --- actions -------------------------------------------------------------------------------
+    def fix_margin(self, k: int, trigger: Trigger) -> None:
+        self.hedge.fix_margin(k, trigger, self.spare_cash(k), lambda reduce=False: self.rebalance(k, reduce=reduce))
+
     def relever(self, k: int) -> None:
         """Bring the staking leg back to the target LTV at the same ETH exposure, then re-hedge; gas
         and the flash-loan premium come from the wallet, topped up from the venues' free margin."""

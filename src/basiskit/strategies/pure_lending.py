@@ -68,13 +68,16 @@ class PureLending(Strategy):
         nav = self.ctx.book.nav(k)
         if idle <= max(self.threshold, DUST) * nav:
             return
-        trigger = Trigger("idle_cash", idle / nav, self.threshold, corrects=idle, max_cost=MAX_COST_SHARE * idle)
-        self.gate.attempt(k, trigger, lambda: self._supply_idle(k, idle))
+        self.supply_idle(k, Trigger("idle_cash", idle / nav, self.threshold, corrects=idle,
+                                    max_cost=MAX_COST_SHARE * idle))
 
-    def _supply_idle(self, k: int, idle: float) -> None:
-        amount = idle - self.gas.cost(self.supply_units, k)
-        if amount > 0.0:
-            self.ctx.executor.aave_supply(k, self.reserve, self.position, amount)
+    def supply_idle(self, k: int, trigger: Trigger) -> None:
+        def act() -> None:
+            amount = self.qty[self.ctx.wallet] - self.gas.cost(self.supply_units, k)
+            if amount > 0.0:
+                self.ctx.executor.aave_supply(k, self.reserve, self.position, amount)
+
+        self.gate.attempt(k, trigger, act)
 
     def raise_cash(self, k: int, amount: float) -> None:
         needed = amount + self.gas.cost(self.withdraw_units, k) - self.qty[self.ctx.wallet]

@@ -21,17 +21,32 @@ def action_name(before: float, after: float) -> str:
     return "margin"
 
 
+HINT_REFRESH_TICKS = 24
+HINT_MARGIN = 0.98
+
+
 class RebalanceLog:
-    def __init__(self, events: EventLog, asset: str):
+    def __init__(self, events: EventLog, asset: str, book, threshold: float):
         self.events = events
         self.asset = asset
+        self.book = book
+        self.threshold = threshold
         self.records: list[dict] = []
-        self.nav_hint = 0.0  # NAV after the last rebalance, for cheap per-tick pre-filters
+        self.nav_hint = 0.0  # NAV after the last rebalance or daily refresh
+        # For a cheap per-tick pre-filter (the exact test then uses NAV at k): a lower bound of
+        # threshold x NAV(k), from nav_hint less a 2% margin, refreshed once a day (at refresh_at).
+        self.floor = 0.0
+        self.refresh_at = 0
+
+    def refresh(self, k: int, nav: float | None = None) -> None:
+        self.nav_hint = self.book.nav(k) if nav is None else nav
+        self.floor = HINT_MARGIN * self.threshold * self.nav_hint
+        self.refresh_at = k + HINT_REFRESH_TICKS
 
     def record(self, k: int, trigger: Trigger, before: float, after: float, net_delta: float, price: float,
                nav: float, cost: float) -> None:
         """A committed rebalance: why (the trigger's value against its threshold), what, and its cost."""
-        self.nav_hint = nav
+        self.refresh(k, nav)
         action = action_name(before, after)
         record = {"action": action, "reason": trigger.reason, **trigger.details(), "units_before": before,
                   "units_after": after, "net_delta": net_delta,

@@ -15,7 +15,7 @@ from ..portfolio.book import PositionSpec
 from ..portfolio.risk import liquidation_summary
 from .base import Problem, Report, Strategy, require
 from .capital import MAX_COST_SHARE, CapitalFloor
-from .discipline import DUST, Trigger
+from .discipline import DUST, Backoff, Trigger
 from .rebalance import RebalanceLog
 from .registry import register
 from .staking_leg import StakingLeg, validate_leverage_config
@@ -37,6 +37,9 @@ class Staking(Strategy):
         self.leg = StakingLeg(cfg, env)
         self.threshold = cfg.position_deviation_threshold
         self.lev = cfg.leverage
+        # gas any deployment of idle ETH pays: the flash-loan bundle, else at least one stake
+        flash = self.leg.borrowing and cfg.leverage.entry == "flash_loan"
+        self.sure_gas_units = self.gas.units.flash_loan_bundle if flash else self.gas.units.stake
 
     def needs(self) -> list[Need]:
         return self.leg.needs()
@@ -48,7 +51,12 @@ class Staking(Strategy):
         super().attach(ctx)
         self.qty = ctx.book.qty
         self.leg.attach(ctx, ctx.wallet, self.gate)
-        self.log = RebalanceLog(ctx.events, self.cfg.lst)
+        self.log = RebalanceLog(ctx.events, self.cfg.lst, ctx.book, self.threshold)
+        self.reserve_hint = 0.0
+        self.idle_backoff = Backoff()
+        self.wallet = ctx.wallet
+        self.levered = self.leg.borrowing
+        self.drift = self.leg.leverage_drift
 
     def hooks(self):
         return self.leg.hooks()
@@ -59,11 +67,17 @@ class Staking(Strategy):
                             self.gas.cost(leg.entry_gas_units(), k), leg.entry_shares(k, capital))
 
     def on_tick(self, k: int) -> None:
-        leg = self.leg
-        trigger = leg.leverage_drift(k)
+        trigger = self.drift(k) if self.levered else None
         if trigger is None:
-            idle = self.qty[self.ctx.wallet]
-            if idle <= self.threshold * self.log.nav_hint or k == leg.delevered_at:
+            idle = self.qty[self.wallet]
+            log = self.log
+            if k >= log.refresh_at:
+                log.refresh(k)
+            # cheap pre-filter: NAV and the premium part of the gas reserve as of the last rebalance or day
+            if idle - self.reserve_hint <= log.floor:
+                return
+            leg = self.leg
+            if k == leg.delevered_at or self.idle_backoff.waiting(k, idle):
                 return
             nav = self.ctx.book.nav(k)
             limit = max(self.threshold, DUST) * nav
@@ -71,19 +85,22 @@ class Staking(Strategy):
             if idle <= limit or spare <= limit:
                 return
             trigger = Trigger("idle_cash", spare / nav, self.threshold, corrects=spare,
-                              max_cost=MAX_COST_SHARE * spare)
+                              max_cost=MAX_COST_SHARE * spare, min_cost=self.gas.cost(self.sure_gas_units, k))
         self.rebalance(k, trigger)
 
     def raise_cash(self, k: int, amount: float) -> None:
         self.rebalance(k, Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True), keep=amount)
 
+    def premium_reserve(self, equity: float) -> float:
+        """ETH for the flash-loan premium of levering `equity` to the target (premium x debt)."""
+        leg = self.leg
+        if leg.borrowing and self.lev.entry == "flash_loan":
+            return leg.flash_premium * leg.target_ltv / (1 - leg.target_ltv) * equity
+        return 0.0
+
     def gas_reserve(self, k: int, equity: float) -> float:
         """ETH to keep in the wallet for the gas (and flash-loan premium) of moving to `equity`."""
-        leg = self.leg
-        reserve = self.gas.cost(leg.planned_gas_units(k, equity), k) * GAS_RESERVE
-        if leg.borrowing and self.lev.entry == "flash_loan":
-            reserve += leg.flash_premium * leg.target_ltv / (1 - leg.target_ltv) * equity
-        return reserve
+        return self.gas.cost(self.leg.planned_gas_units(k, equity), k) * GAS_RESERVE + self.premium_reserve(equity)
 
     def rebalance(self, k: int, trigger: Trigger, keep: float = 0.0) -> None:
         """Deposits and withdrawals move the staked equity; other triggers keep it and fix the LTV.
@@ -106,6 +123,9 @@ class Staking(Strategy):
         tx = self.gate.attempt(k, trigger, act)
         if tx is not None:
             self.log.record(k, trigger, before, leg.equity_eth(k), 0.0, 1.0, self.ctx.book.nav(k), tx.cost())
+            self.reserve_hint = 0.95 * self.premium_reserve(leg.equity_eth(k))
+        elif trigger.reason == "idle_cash":
+            self.idle_backoff.start(k, self.qty[self.ctx.wallet])
 
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:
         cols, summary = self.leg.report(quantities)
