@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench sample serve clean
+.PHONY: setup run test lint bench fuzz sample serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "basiskit needs Python 3.11+, found " + sys.version'
@@ -33,6 +33,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 FULL_DATA ?= ../shared/market-data
+FUZZ_EXAMPLES ?= 200
+
+# Property tests over many random configs (FUZZ_EXAMPLES per mode, six modes) and hostile inputs;
+# prints the counts (ran, refused, liquidated) and the worst cost and rebalance rates seen.
+fuzz: $(STAMP)
+	BASISKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/test_properties.py tests/test_hostile_input.py
 
 bench: $(STAMP)
 	$(BIN)/python -m basiskit.bench $(if $(wildcard $(FULL_DATA)/MANIFEST.json),--data $(FULL_DATA))

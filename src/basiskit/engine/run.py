@@ -166,6 +166,7 @@ class Backtest:
         used |= {i for i in range(len(ATTRIBUTION_TYPES)) if attribution[i].any()}  # cash-flow types (funding)
         used_usd = used | ({SPOT_PRICE} if fx.min() != fx.max() else set())
         report = self.strategy.report(quantities, nav)
+        report.summary["skipped_actions"] = dict(sorted(self.strategy.gate.skips.items()))
         if self.benchmark is not None:
             lo, hi = self.market.partial_coverage[BENCHMARK]
             grid = self.market.grid

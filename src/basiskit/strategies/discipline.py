@@ -1,9 +1,10 @@
 """How every strategy acts like a careful operator: an action runs for a named trigger (its value
 against its threshold) as one transaction, and is undone, as if it never ran, when it would spend
 money the portfolio does not hold, break a post-condition, or (unless the trigger is a safety or a
-flow) cost more than it may (an error or rebalance_skipped event says why). A trigger acts at
-most once an hour; while it keeps firing hour after hour (its last try did not clear it), it is
-tried again only once it has gone further past its threshold or a day has passed."""
+flow) cost more than it may. An error or rebalance_skipped event says why, once until the trigger's
+next action; the summary counts every skip. A trigger acts at most once an hour; while it keeps
+firing hour after hour (its last try did not clear it), it is tried again only once it has gone
+further past its threshold or a day has passed."""
 
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ class ActionGate:
         self.events = events
         self._tried: dict[str, tuple[int, float]] = {}  # reason -> (tick, value) of its last action or skip
         self._fired: dict[str, int] = {}  # reason -> last tick it fired
+        self._logged: set[str] = set()  # reasons whose skip is logged until one of their actions commits
+        self.skips: dict[str, int] = {}  # reason -> how many times its action was skipped
 
     def should_try(self, k: int, trigger: Trigger) -> bool:
         """At most once an hour; in an unbroken run of firing hours, again only when worse or a day on."""
@@ -99,9 +102,8 @@ class ActionGate:
             return None
         if not trigger.forced and trigger.min_cost > trigger.cost_limit:
             self._tried[trigger.reason] = (k, trigger.value)
-            self.events.add(k, "rebalance_skipped", f"action for {trigger.describe()} skipped: it would cost at least "
-                            f"{trigger.min_cost:.6g}, more than {trigger.cost_limit:.6g}, the most it may cost",
-                            **trigger.details(), problem="sure cost above the cost limit")
+            self._skip(k, trigger, "rebalance_skipped", f"it would cost at least {trigger.min_cost:.6g}, more than "
+                       f"{trigger.cost_limit:.6g}, the most it may cost")
             return None
         tx = self.executor.transaction(k)
         action()
@@ -119,8 +121,16 @@ class ActionGate:
                        if tx.cost() > trigger.corrects else
                        f"its cost {tx.cost():.6g} exceeds {trigger.max_cost:.6g}, the most it may cost")
         if problem is None:
+            self._logged.discard(trigger.reason)
             return tx
         tx.rollback()
-        self.events.add(k, "error" if overdrawn else "rebalance_skipped",
-                        f"action for {trigger.describe()} skipped: {problem}", **trigger.details(), problem=problem)
+        self._skip(k, trigger, "error" if overdrawn else "rebalance_skipped", problem)
         return None
+
+    def _skip(self, k: int, trigger: Trigger, kind: str, problem: str) -> None:
+        """Count a skip; log the first of each episode (until an action for the trigger commits)."""
+        self.skips[trigger.reason] = self.skips.get(trigger.reason, 0) + 1
+        if trigger.reason not in self._logged:
+            self._logged.add(trigger.reason)
+            self.events.add(k, kind, f"action for {trigger.describe()} skipped: {problem}", **trigger.details(),
+                            problem=problem)

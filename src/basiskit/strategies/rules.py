@@ -11,6 +11,7 @@ from .base import Problem
 from .registry import get_strategy, strategy_names
 
 ASSETS = ("BTC", "ETH")
+PRICE_COLUMN = {"usdt_usd": "oracle_price_usd"}  # prices.* series are read from `open` unless named here
 
 
 def known_pairs(dataset: Dataset) -> set[str]:
@@ -32,11 +33,16 @@ def data_problems(cfg: RunConfig, dataset: Dataset) -> list[Problem]:
     problems: list[Problem] = []
     names = set(dataset.names())
     where = f"{dataset.root}/MANIFEST.json"
-    named = [(f"prices.{k}", v, PricesConfig.model_fields[k].default) for k, v in cfg.prices.model_dump().items()]
-    named.append(("costs.gas_series", cfg.costs.gas_series, CostsConfig.model_fields["gas_series"].default))
-    for field, series, default in named:
-        if series != default and series not in names:
+    named = [(f"prices.{k}", v, PricesConfig.model_fields[k].default, PRICE_COLUMN.get(k, "open"))
+             for k, v in cfg.prices.model_dump().items()]
+    named.append(("costs.gas_series", cfg.costs.gas_series, CostsConfig.model_fields["gas_series"].default, None))
+    for field, series, default, column in named:
+        if series == default and series not in names:
+            continue
+        if series not in names:
             problems.append((field, series, f"no such series in {where}; series look like 'gas/ethereum_gas_1h'"))
+        elif column and column not in dataset.series_meta(series).columns:
+            problems.append((field, series, f"has no column {column!r}, which a price is read from"))
     gas = cfg.costs.gas_series
     if gas in names and cfg.costs.gas_column not in dataset.series_meta(gas).columns:
         columns = ", ".join(c for c in dataset.series_meta(gas).columns if c != "timestamp")

@@ -52,7 +52,6 @@ class Staking(Strategy):
         self.qty = ctx.book.qty
         self.leg.attach(ctx, ctx.wallet, self.gate)
         self.log = RebalanceLog(ctx.events, self.cfg.lst, ctx.book, self.threshold)
-        self.reserve_hint = 0.0
         self.idle_backoff = Backoff()
         self.wallet = ctx.wallet
         self.levered = self.leg.borrowing
@@ -73,8 +72,7 @@ class Staking(Strategy):
             log = self.log
             if k >= log.refresh_at:
                 log.refresh(k)
-            # cheap pre-filter: NAV and the premium part of the gas reserve as of the last rebalance or day
-            if idle - self.reserve_hint <= log.floor:
+            if idle <= log.floor:  # cheap pre-filter: NAV as of the last rebalance or day
                 return
             leg = self.leg
             if k == leg.delevered_at or self.idle_backoff.waiting(k, idle):
@@ -91,16 +89,14 @@ class Staking(Strategy):
     def raise_cash(self, k: int, amount: float) -> None:
         self.rebalance(k, Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True), keep=amount)
 
-    def premium_reserve(self, equity: float) -> float:
-        """ETH for the flash-loan premium of levering `equity` to the target (premium x debt)."""
-        leg = self.leg
-        if leg.borrowing and self.lev.entry == "flash_loan":
-            return leg.flash_premium * leg.target_ltv / (1 - leg.target_ltv) * equity
-        return 0.0
-
     def gas_reserve(self, k: int, equity: float) -> float:
-        """ETH to keep in the wallet for the gas (and flash-loan premium) of moving to `equity`."""
-        return self.gas.cost(self.leg.planned_gas_units(k, equity), k) * GAS_RESERVE + self.premium_reserve(equity)
+        """ETH to keep in the wallet for moving the leg to `equity`: its gas, and with a flash loan the
+        premium on the debt it changes (the flash amount, Aave v3 flashLoanSimple)."""
+        leg = self.leg
+        reserve = self.gas.cost(leg.planned_gas_units(k, equity), k) * GAS_RESERVE
+        if leg.borrowing and self.lev.entry == "flash_loan":
+            reserve += leg.flash_premium * abs(leg.target_ltv / (1 - leg.target_ltv) * equity - leg.debt_eth(k))
+        return reserve
 
     def rebalance(self, k: int, trigger: Trigger, keep: float = 0.0) -> None:
         """Deposits and withdrawals move the staked equity; other triggers keep it and fix the LTV.
@@ -123,7 +119,6 @@ class Staking(Strategy):
         tx = self.gate.attempt(k, trigger, act)
         if tx is not None:
             self.log.record(k, trigger, before, leg.equity_eth(k), 0.0, 1.0, self.ctx.book.nav(k), tx.cost())
-            self.reserve_hint = 0.95 * self.premium_reserve(leg.equity_eth(k))
         elif trigger.reason == "idle_cash":
             self.idle_backoff.start(k, self.qty[self.ctx.wallet])
 
