@@ -31,6 +31,17 @@ def full_data() -> Path:
     return FULL_DATA
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    """A real server on 127.0.0.1 over the embedded sample, one per test module."""
+    from server import Server
+
+    tmp = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    s = Server(tmp / "runs.duckdb", SAMPLE_DIR, tmp / "server.log").start()
+    yield s
+    s.stop()
+
+
 @pytest.fixture
 def sample_copy(tmp_path) -> Path:
     """A writable copy of the embedded sample, for corrupting."""

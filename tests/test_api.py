@@ -20,14 +20,6 @@ from server import Server, wait_for
 VOLATILE = {"run_id", "wall_seconds", "engine_seconds", "steps_per_second", "data_source", "results_dir"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("api")
-    s = Server(tmp / "api.duckdb", SAMPLE_DIR, tmp / "server.log").start()
-    yield s
-    s.stop()
-
-
 @pytest.fixture
 def client(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:

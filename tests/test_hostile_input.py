@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from basiskit.cli import app
 from basiskit.data.dataset import SAMPLE_DIR
-from server import Server
 
 FUZZ = int(os.environ.get("BASISKIT_FUZZ_EXAMPLES", "0"))
 SETTINGS = settings(max_examples=FUZZ or 30, deadline=None, database=None, derandomize=not FUZZ,
@@ -81,14 +79,6 @@ def test_hostile_config_files(tmp_path):
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
     result = invoke(tmp_path, "eth_basis", "--config", str(tmp_path / "binary.yaml"))
     assert result.exit_code == 2 and "--config" in result.output
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hostile")
-    s = Server(tmp / "hostile.duckdb", SAMPLE_DIR, tmp / "server.log").start()
-    yield s
-    s.stop()
 
 
 def test_hostile_api_overrides(server):
