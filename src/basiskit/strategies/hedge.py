@@ -198,11 +198,11 @@ class PerpHedge:
                 continue
             ex.perp_trade(k, perp, size_pos, cash_pos, delta, fx)
 
-    def distribute_margin(self, k: int, available: float, reason: str) -> None:
-        """Spread `available` wallet USDT plus the venues' equity over the venues by weight. A venue
-        gives back at most its free margin; the wallet pays only `available`; a transfer under the
-        venue's minimum is not made, unless the venue needs it (ratio above COMFORT x limit): then
-        the minimum is sent."""
+    def distribute_margin(self, k: int, available: float, reason: str, withdraw: bool = True) -> None:
+        """Spread `available` wallet USDT plus the venues' equity over the venues by weight (with
+        `withdraw` False, only deposit `available`). A venue gives back at most its free margin; the
+        wallet pays only `available`; a transfer under the venue's minimum is not made, unless the
+        venue needs it (ratio above COMFORT x limit): then the minimum is sent."""
         ex, fx = self.ctx.executor, self.fx[k]
         wallet = self.ctx.wallet
         equities = [a.equity(k) for a in self.accounts]
@@ -210,7 +210,7 @@ class PerpHedge:
         dust = max(DUST * abs(total), 1e-9)
         spendable = available
         rows = list(zip(self.accounts, self.weights, equities, self.cash_pos, strict=True))
-        for acct, w, eq, cash_pos in rows:  # withdrawals first, so the wallet is funded for deposits
+        for acct, w, eq, cash_pos in rows if withdraw else ():  # withdrawals first: they fund deposits
             venue = acct.perp.venue
             amount = min(eq - total * w, acct.free_margin(k) - venue.transfer_fee_usdt)
             if amount > dust and amount >= venue.min_transfer_usdt:
@@ -246,9 +246,12 @@ class PerpHedge:
                                        f"{venue.name} -> wallet (gas)")
 
     def fund_margin(self, k: int, available: float, reason: str) -> None:
-        """After a re-hedge: move margin only when a venue sits above COMFORT x the limit."""
+        """After a re-hedge: spread margin over the venues when one sits above COMFORT x the limit;
+        otherwise only deposit the wallet's spare cash, when it is worth a transfer."""
         if self.max_ratio(k) > COMFORT * self.limit:
             self.distribute_margin(k, available, reason)
+        elif available >= min(p.venue.min_transfer_usdt + p.venue.transfer_fee_usdt for p in self.perps):
+            self.distribute_margin(k, available, reason, withdraw=False)
 
     def report(self, quantities: np.ndarray) -> tuple[dict, dict]:
         cols, max_ratio, funding = {}, {}, {}
