@@ -49,7 +49,6 @@ class Basis(Strategy):
         env.slippage.check(self.spot.pair)
         self.hedge = PerpHedge(cfg, env, b.asset, b.margin_ratio_limit)
         self.margin_buffer = b.margin_buffer
-        self.ratio_limit = b.margin_ratio_limit
         self.fixed_units = b.fixed_units
         self.threshold = cfg.position_deviation_threshold
         # spot trade cost rate used to size the hedge so the wallet is not overdrawn
