@@ -81,6 +81,12 @@ class MarketData:
         digest = hashlib.sha256(json.dumps({n: dataset.series_meta(n).sha256 for n in used}, sort_keys=True).encode())
         self.data_hash = digest.hexdigest()
         self.series_used = used
+        # The per-tick loop reads lists of floats; the vectorised work after it, numpy arrays. Every list
+        # handed out here remembers its array (by identity), so neither is converted twice.
+        self._lists: dict[Need, list[float]] = {}
+        self._array_of: dict[int, tuple[list[float], np.ndarray]] = {}  # the shared lists: values(), ones
+        self._scratch: dict[int, tuple[list[float], np.ndarray]] = {}  # one run's own lists: floats()
+        self.ones = self._remember(np.ones(len(self.grid)), self._array_of)
 
     @staticmethod
     def common_window(dataset: Dataset, names: list[str]) -> tuple[int, int]:
@@ -128,5 +134,49 @@ class MarketData:
         return self._arrays[need]
 
     def values(self, need: Need) -> list[float]:
-        """The aligned array as a list of Python floats, the form the per-tick loop reads fastest."""
-        return self._arrays[need].tolist()
+        """The aligned array as a list of Python floats, the form the per-tick loop reads fastest
+        (one list per need, shared: never mutate it)."""
+        if need not in self._lists:
+            self._lists[need] = self._remember(self._arrays[need], self._array_of)
+        return self._lists[need]
+
+    def begin_run(self) -> None:
+        """Forget the lists of the previous run (a cached MarketData serves many runs in turn)."""
+        self._scratch = {}
+
+    def floats(self, array: np.ndarray) -> list[float]:
+        """`array` (a run's own, e.g. a price) as a list of floats for the loop; array_of() gives it back
+        until the next begin_run()."""
+        return self._remember(array, self._scratch)
+
+    @staticmethod
+    def _remember(array: np.ndarray, memo: dict) -> list[float]:
+        values = array.tolist()
+        memo[id(values)] = (values, array)
+        return values
+
+    def array_of(self, values: list[float]) -> np.ndarray:
+        """The numpy array of a list of floats over the grid (no conversion for lists made here)."""
+        known = self._array_of.get(id(values)) or self._scratch.get(id(values))
+        return known[1] if known is not None and known[0] is values else np.asarray(values, dtype=np.float64)
+
+
+class MarketCache:
+    """Aligned market data shared by every run of one window with the same needs and data settings:
+    in a sweep, alignment depends on the window (start, end), the `data` config (staleness limits) and
+    the set of needed series, which the strategy derives from its config (strategy, lst, hedge venues
+    with a weight, basis.asset and spot venues, staking.entry/exit=swap, rewards.enabled, use_aave,
+    target_ltv > 0, prices.*, costs.gas_series/gas_column/enabled); the key is those needs themselves."""
+
+    def __init__(self, max_entries: int = 16):
+        self.max_entries = max_entries
+        self._entries: dict[tuple, MarketData] = {}
+
+    def market(self, dataset: Dataset, data_cfg: DataConfig, needs: list[Need], start: int | None,
+               end: int | None) -> MarketData:
+        key = (frozenset(needs), start, end, data_cfg.model_dump_json())
+        if key not in self._entries:
+            if len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = MarketData(dataset, data_cfg, needs, start, end)
+        return self._entries[key]

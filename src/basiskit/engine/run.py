@@ -12,7 +12,7 @@ import numpy as np
 from ..config import config_hash
 from ..config.models import RunConfig
 from ..data.dataset import Dataset
-from ..data.market import MarketData, Need
+from ..data.market import MarketCache, MarketData, Need
 from ..data.timeutil import HOUR, iso, to_epoch
 from ..errors import ConfigError
 from ..execution.executor import Executor
@@ -64,9 +64,10 @@ class RunResult:
 class Backtest:
     """Components of one run, wired from config; `run()` executes it once."""
 
-    def __init__(self, cfg: RunConfig, dataset: Dataset):
+    def __init__(self, cfg: RunConfig, dataset: Dataset, cache: MarketCache | None = None):
         """Checks the config against this dataset (every rule, then the capital floor at the window
-        start), aligns the data and wires the components."""
+        start), aligns the data (or takes it from `cache`, shared by the runs of a sweep) and wires the
+        components."""
         problems = run_config_problems(cfg, dataset)
         if problems:
             raise ConfigError(problems)
@@ -85,11 +86,13 @@ class Backtest:
             needs.append(self.benchmark)
         start = to_epoch(cfg.start) if cfg.start else None
         end = to_epoch(cfg.end) if cfg.end else None
-        self.market = MarketData(dataset, cfg.data, needs, start, end)
+        self.market = (cache.market(dataset, cfg.data, needs, start, end) if cache is not None
+                       else MarketData(dataset, cfg.data, needs, start, end))
+        self.market.begin_run()
         self.pricer.bind(self.market)
         self.gas.bind(self.market)
         n = self.market.n_points
-        ones = [1.0] * n
+        ones = self.market.ones
         asset = SHARE_CLASS_ASSET[cfg.share_class]
         wallet = PositionSpec(Instrument("wallet", "BaseToken", asset, asset), ones, ones, ones,
                               index_slot=VOID, rate_slot=VOID, price_slot=VOID)
@@ -123,7 +126,7 @@ class Backtest:
             events.add(k, "data_warning", w.message(), series=w.series, after=iso(w.after),
                        until=iso(w.until), hours=w.hours, limit_hours=w.limit_hours)
         executor = Executor(book, self.gas, events, wallet=0, slippage=self.slippage)
-        executor.unit_usd = self.pricer.unit_usd().tolist()
+        executor.unit_usd = self.market.floats(self.pricer.unit_usd())
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         t0 = time.perf_counter()
         history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.strategy.hooks(), executor,
@@ -133,8 +136,9 @@ class Backtest:
 
     def _reconcile(self, book: Book, history, events: EventLog, engine_seconds: float) -> RunResult:
         quantities = np.array(history, dtype=np.float64)
+        array = self.market.array_of
         values = np.array([
-            s.sign * quantities[j] * np.asarray(s.index) * np.asarray(s.rate) * np.asarray(s.price)
+            s.sign * quantities[j] * array(s.index) * array(s.rate) * array(s.price)
             for j, s in enumerate(self.specs)
         ])
         nav = values.sum(axis=0)
@@ -161,7 +165,7 @@ class Backtest:
         used = {TRANSACTION_COSTS}
         for s in self.specs:
             for factor, slot in ((s.index, s.index_slot), (s.rate, s.rate_slot), (s.price, s.price_slot)):
-                if slot != VOID and min(factor) != max(factor):
+                if slot != VOID and np.ptp(array(factor)) != 0.0:
                     used.add(slot)
         used |= {i for i in range(len(ATTRIBUTION_TYPES)) if attribution[i].any()}  # cash-flow types (funding)
         used_usd = used | ({SPOT_PRICE} if fx.min() != fx.max() else set())

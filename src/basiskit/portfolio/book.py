@@ -29,6 +29,11 @@ class PositionSpec:
     sign: float = 1.0  # -1 for debts
 
 
+def _constant(values: list[float]) -> bool:
+    """True when every value is the same (checked cheaply: most varying series differ at their ends)."""
+    return values[0] == values[-1] and values.count(values[0]) == len(values)
+
+
 class Book:
     """Quantities (scaled balances or units) of every position a run may hold."""
 
@@ -47,7 +52,7 @@ class Book:
         for row in self._rows:
             j, f1, f2, p, s1, s2, s3, sign = row
             factors = ((f1, s1), (f2, s2), (p, s3))
-            moving = [(f, slot) for f, slot in factors if min(f) != max(f)]
+            moving = [(f, slot) for f, slot in factors if not _constant(f)]
             if len(moving) == 1:
                 f, slot = moving[0]
                 c = sign

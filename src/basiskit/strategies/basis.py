@@ -58,13 +58,12 @@ class Basis(Strategy):
         return self.hedge.needs()
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
-        n = market.n_points
-        ones = [1.0] * n
-        self.price = self.pricer.price_usdt(self.asset).tolist()
-        self.fx = self.pricer.price("USDT").tolist()  # USDT in share-class units
-        self.unit_usd = self.pricer.unit_usd().tolist()
+        ones = market.ones
+        self.price = market.floats(self.pricer.price_usdt(self.asset))
+        self.fx = market.floats(self.pricer.price("USDT"))  # USDT in share-class units
+        self.unit_usd = market.floats(self.pricer.unit_usd())
         fx_slot = VOID if self.pricer.is_unit("USDT") else SPOT_PRICE
-        spot = PositionSpec(self.spot.instrument, ones, ones, self.pricer.price(self.asset).tolist(),
+        spot = PositionSpec(self.spot.instrument, ones, ones, market.floats(self.pricer.price(self.asset)),
                             index_slot=VOID, rate_slot=VOID, price_slot=SPOT_PRICE)
         return [spot, *self.hedge.bind(market, self.fx, fx_slot)]
 

@@ -119,7 +119,7 @@ class PerpHedge:
         for p in self.perps:
             p.bind(market)
         self.fx = fx
-        ones = [1.0] * market.n_points
+        ones = market.ones
         specs = []
         for p in self.perps:
             specs.append(PositionSpec(p.instrument, ones, p.mark, fx, index_slot=VOID, rate_slot=PERP_PRICE,

@@ -63,11 +63,10 @@ class MarketNeutral(Strategy):
         return self.leg.needs() + self.hedge.needs()
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
-        n = market.n_points
-        ones = [1.0] * n
-        self.price = self.pricer.price_usdt("ETH").tolist()
-        self.fx = self.pricer.price("USDT").tolist()
-        eth = PositionSpec(self.eth_wallet, ones, ones, self.pricer.price("ETH").tolist(), VOID, VOID, SPOT_PRICE)
+        ones = market.ones
+        self.price = market.floats(self.pricer.price_usdt("ETH"))
+        self.fx = market.floats(self.pricer.price("USDT"))
+        eth = PositionSpec(self.eth_wallet, ones, ones, market.floats(self.pricer.price("ETH")), VOID, VOID, SPOT_PRICE)
         return [eth, *self.leg.bind(market), *self.hedge.bind(market, self.fx, VOID)]
 
     def attach(self, ctx) -> None:

@@ -43,8 +43,8 @@ class PureLending(Strategy):
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
         self.reserve.bind(market)
-        ones = [1.0] * market.n_points
-        price = self.pricer.price(self.reserve.asset).tolist()
+        ones = market.ones
+        price = market.floats(self.pricer.price(self.reserve.asset))
         price_slot = VOID if self.pricer.is_unit(self.reserve.asset) else SPOT_PRICE
         return [
             PositionSpec(self.reserve.atoken, self.reserve.liquidity_index, ones, price,

@@ -129,11 +129,10 @@ class StakingLeg:
                 reserve.bind(market)
         for t in self.rewards:
             t.bind(market)
-        n = market.n_points
-        ones = [1.0] * n
+        ones = market.ones
         self.grid = market.grid
-        self.eth_value = self.pricer.price("ETH").tolist()  # one ETH in share-class units
-        self.unit_usd_at = self.pricer.unit_usd().tolist()
+        self.eth_value = market.floats(self.pricer.price("ETH"))  # one ETH in share-class units
+        self.unit_usd_at = market.floats(self.pricer.unit_usd())
         price_slot = VOID if self.pricer.is_unit("ETH") else SPOT_PRICE
         specs = [PositionSpec(self.lst.instrument, ones, self.lst.rate, self.eth_value, index_slot=VOID,
                               rate_slot=STAKING_YIELD, price_slot=price_slot)]
@@ -143,7 +142,7 @@ class StakingLeg:
         if self.weth:
             specs.append(PositionSpec(self.weth.debt_token, self.weth.borrow_index, ones, self.eth_value,
                                       BORROW_COST, VOID, price_slot, sign=-1.0))
-        self.reward_prices = [self.pricer.price(t.symbol).tolist() for t in self.rewards]
+        self.reward_prices = [market.floats(self.pricer.price(t.symbol)) for t in self.rewards]
         for t, price in zip(self.rewards, self.reward_prices, strict=True):
             specs.append(PositionSpec(t.instrument, ones, ones, price, VOID, VOID, SPOT_PRICE))
         return specs
