@@ -58,7 +58,7 @@ def _mostly_valid(draw, valid: st.SearchStrategy, anything: st.SearchStrategy):
 def _risk(draw, limit: float, threshold: float) -> dict:
     return {"risk.margin_ratio_override": _mostly_valid(draw, _fraction(min(limit * 1.01, 0.99), 0.99),
                                                         _fraction(0.05, 0.99)),
-            "risk.max_net_delta_pct": _mostly_valid(draw, _fraction(min(threshold * 1.01, 0.3), 0.3),
+            "risk.max_net_delta_pct": _mostly_valid(draw, _fraction(min(threshold, 0.3), 0.3),
                                                     _fraction(0.01, 0.3)),
             "risk.reduce_fraction": draw(_fraction(0.05, 0.95))}
 

@@ -113,8 +113,8 @@ def test_risk_override_above_the_margin_ratio_limit():
 def test_deviation_threshold_bounds_for_hedged_strategies():
     assert "at least 0.001" in problems("eth_basis", "position_deviation_threshold=0.0005")[
         "position_deviation_threshold"]
-    assert "below risk.max_net_delta_pct 0.05" in problems("usdt_market_neutral", "position_deviation_threshold=0.06")[
-        "position_deviation_threshold"]
+    too_late = problems("usdt_market_neutral", "position_deviation_threshold=0.06")["position_deviation_threshold"]
+    assert "at most risk.max_net_delta_pct 0.05" in too_late
 
 
 # --- capital ------------------------------------------------------------------------------------

@@ -40,23 +40,23 @@ class Need:
             raise ValueError(f"alignment {self.how!r} not in {HOW}")
 
 
+def _required(needs: list[Need]) -> list[str]:
+    """The series a run cannot do without (partial ones only serve where they exist)."""
+    return sorted({n.series for n in needs if not n.partial} | {n.ratio_of for n in needs if n.ratio_of})
+
+
 class MarketData:
     """Checks coverage and holes for every needed series, then aligns each onto the grid."""
 
     def __init__(self, dataset: Dataset, data_cfg: DataConfig, needs: list[Need],
                  start: int | None, end: int | None):
         self.dataset = dataset
-        names = sorted({n.series for n in needs if not n.partial} | {n.ratio_of for n in needs if n.ratio_of})
+        names = _required(needs)
         partial = sorted({n.series for n in needs if n.partial} - set(names))
         if start is None or end is None:
-            lo, hi = self.common_window(dataset, names)
-            start = start if start is not None else -(-lo // HOUR) * HOUR
-            end = end if end is not None else hi // HOUR * HOUR
-            if start >= end:
-                raise DataError(
-                    f"no default window: the series {', '.join(names)} have no common hourly window in "
-                    f"{dataset.root} (from {iso(start)} to {iso(end)}); pass --data with a fuller dataset."
-                )
+            lo, hi = self.default_window(dataset, needs)
+            start = start if start is not None else lo
+            end = end if end is not None else hi
         align.check_window(dataset, names, start, end)
         self.start, self.end = start, end
         self.grid = align.hourly_grid(start, end)
@@ -87,6 +87,19 @@ class MarketData:
         self._array_of: dict[int, tuple[list[float], np.ndarray]] = {}  # the shared lists: values(), ones
         self._scratch: dict[int, tuple[list[float], np.ndarray]] = {}  # one run's own lists: floats()
         self.ones = self._remember(np.ones(len(self.grid)), self._array_of)
+
+    @classmethod
+    def default_window(cls, dataset: Dataset, needs: list[Need]) -> tuple[int, int]:
+        """The whole hours every required series of `needs` covers (a run's window when none is given)."""
+        names = _required(needs)
+        lo, hi = cls.common_window(dataset, names)
+        start, end = -(-lo // HOUR) * HOUR, hi // HOUR * HOUR
+        if start >= end:
+            raise DataError(
+                f"no default window: the series {', '.join(names)} have no common hourly window in "
+                f"{dataset.root} (from {iso(start)} to {iso(end)}); pass --data with a fuller dataset."
+            )
+        return start, end
 
     @staticmethod
     def common_window(dataset: Dataset, names: list[str]) -> tuple[int, int]:

@@ -61,6 +61,26 @@ class RunResult:
     data_root: str
 
 
+def _components(cfg: RunConfig, dataset: Dataset):
+    """Pricer, gas and slippage models, the strategy, and the market data they need."""
+    pricer = ShareClassPricer(cfg)
+    strategy_cls = get_strategy(cfg.strategy)
+    gas = GasModel(cfg.costs, pricer, on_chain=strategy_cls.on_chain)
+    slippage = slippage_from_dataset(dataset, cfg.costs)
+    strategy: Strategy = strategy_cls(cfg, StrategyEnv(dataset, pricer, gas, slippage))
+    needs = gas.needs() + strategy.needs() + pricer.needs()
+    benchmark = None
+    if BENCHMARK in dataset.meta:  # Ethena sUSDe APY, reported beside the run where it covers it
+        benchmark = Need(BENCHMARK, "apy", "last", partial=True)
+        needs.append(benchmark)
+    return pricer, gas, slippage, strategy, needs, benchmark
+
+
+def default_window(cfg: RunConfig, dataset: Dataset) -> tuple[int, int]:
+    """The window (epoch seconds) a run of `cfg` covers when it names none: all its series share it."""
+    return MarketData.default_window(dataset, _components(cfg, dataset)[4])
+
+
 class Backtest:
     """Components of one run, wired from config; `run()` executes it once."""
 
@@ -73,17 +93,7 @@ class Backtest:
             raise ConfigError(problems)
         self.cfg = cfg
         self.dataset = dataset
-        self.pricer = ShareClassPricer(cfg)
-        strategy_cls = get_strategy(cfg.strategy)
-        self.gas = GasModel(cfg.costs, self.pricer, on_chain=strategy_cls.on_chain)
-        self.slippage = slippage_from_dataset(dataset, cfg.costs)
-        env = StrategyEnv(dataset, self.pricer, self.gas, self.slippage)
-        self.strategy: Strategy = strategy_cls(cfg, env)
-        needs = self.gas.needs() + self.strategy.needs() + self.pricer.needs()
-        self.benchmark = None
-        if BENCHMARK in dataset.meta:  # Ethena sUSDe APY, reported beside the run where it covers it
-            self.benchmark = Need(BENCHMARK, "apy", "last", partial=True)
-            needs.append(self.benchmark)
+        self.pricer, self.gas, self.slippage, self.strategy, needs, self.benchmark = _components(cfg, dataset)
         start = to_epoch(cfg.start) if cfg.start else None
         end = to_epoch(cfg.end) if cfg.end else None
         self.market = (cache.market(dataset, cfg.data, needs, start, end) if cache is not None

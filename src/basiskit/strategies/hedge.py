@@ -75,10 +75,10 @@ def validate_hedge_config(cfg: RunConfig, dataset: Dataset, strategy: str, asset
         problems.append(("position_deviation_threshold", cfg.position_deviation_threshold,
                          f"must be at least {MIN_HEDGE_THRESHOLD:g} (0.1% of NAV) for a hedged strategy: below it the "
                          "hourly drift of staking yield, borrow cost and funding would re-hedge every few hours"))
-    if cfg.position_deviation_threshold >= cfg.risk.max_net_delta_pct:
+    if cfg.position_deviation_threshold > cfg.risk.max_net_delta_pct:
         problems.append(("position_deviation_threshold", cfg.position_deviation_threshold,
-                         f"must be below risk.max_net_delta_pct {cfg.risk.max_net_delta_pct:g}: the strategy "
-                         "re-hedges a deviation before the risk monitor alerts on it"))
+                         f"must be at most risk.max_net_delta_pct {cfg.risk.max_net_delta_pct:g}: the strategy "
+                         "re-hedges a deviation no later than the risk monitor alerts on it"))
     return problems
 
 

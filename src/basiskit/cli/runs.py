@@ -1,4 +1,4 @@
-"""CLI commands over stored runs: list, show, compare, export, report; and the HTTP service."""
+"""`basiskit runs ...` over stored runs, `basiskit report` (of a run or a sweep) and `basiskit serve`."""
 
 from __future__ import annotations
 
@@ -10,25 +10,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .errors import BasiskitError
-from .results.db import RunStore, json_safe
-from .results.report import render as render_report
+from ..results.db import json_safe
+from ..results.report import render as render_report
+from .output import DbOption, err, out, run_or_fail
+from .output import store as open_store
 
 runs_app = typer.Typer(no_args_is_help=True, help="Stored runs: list, show, compare, export.")
-DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $BASISKIT_DB or user dir).")]
-
-
-def _store(db: Path | None) -> RunStore:
-    return RunStore(db)
-
-
-def _run_or_fail(fn):
-    from .cli import _fail
-
-    try:
-        return fn()
-    except BasiskitError as exc:
-        _fail(exc)
 
 
 @runs_app.command("list")
@@ -40,10 +27,8 @@ def runs_list(
     db: DbOption = None,
 ) -> None:
     """Stored runs, newest first."""
-    from .cli import out
-
     since_dt = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
-    runs, total = _run_or_fail(lambda: _store(db).list(mode=mode, status=status, since=since_dt, limit=limit))
+    runs, total = run_or_fail(lambda: open_store(db).list(mode=mode, status=status, since=since_dt, limit=limit))
     t = Table(title=f"{len(runs)} of {total} runs")
     for col in ("run_id", "mode", "status", "created", "window", "return", "APY", "final NAV"):
         t.add_column(col)
@@ -59,7 +44,7 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_id: str, db: DbOption = None) -> None:
     """A run's status and summary as JSON."""
-    run = _run_or_fail(lambda: _store(db).get(run_id))
+    run = run_or_fail(lambda: open_store(db).get(run_id))
     typer.echo(json.dumps(json_safe(run), indent=2))
 
 
@@ -67,10 +52,8 @@ def runs_show(run_id: str, db: DbOption = None) -> None:
 def runs_compare(run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
                  db: DbOption = None) -> None:
     """Metrics and attribution of runs side by side."""
-    from .cli import out
-
-    store = _store(db)
-    runs = [_run_or_fail(lambda rid=rid: store.get(rid)) for rid in run_ids]
+    store = open_store(db)
+    runs = [run_or_fail(lambda rid=rid: store.get(rid)) for rid in run_ids]
     t = Table(title="comparison")
     t.add_column("metric", style="bold")
     for r in runs:
@@ -110,11 +93,11 @@ OutDir = Annotated[Path, typer.Option("-o", "--out", help="Folder to write to.")
 @runs_app.command("export")
 def runs_export(run_id: str, out_dir: OutDir = Path("."), db: DbOption = None) -> None:
     """Write a stored run as Parquet (ticks, events) and its summary as JSON."""
-    store = _store(db)
-    run = _run_or_fail(lambda: store.get(run_id))
+    store = open_store(db)
+    run = run_or_fail(lambda: store.get(run_id))
     folder = out_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    _run_or_fail(lambda: store.ticks(run_id)).to_parquet(folder / "ticks.parquet", index=False)
+    run_or_fail(lambda: store.ticks(run_id)).to_parquet(folder / "ticks.parquet", index=False)
     store.events(run_id).to_parquet(folder / "events.parquet", index=False)
     (folder / "summary.json").write_text(json.dumps(json_safe(run["summary"]), indent=2))
     typer.echo(str(folder))
@@ -123,11 +106,9 @@ def runs_export(run_id: str, out_dir: OutDir = Path("."), db: DbOption = None) -
 def report(run_id: str, output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
            db: DbOption = None) -> None:
     """Write the self-contained HTML report of a stored run."""
-    store = _store(db)
-    run = _run_or_fail(lambda: store.get(run_id))
+    store = open_store(db)
+    run = run_or_fail(lambda: store.get(run_id))
     if run["status"] != "done":
-        from .cli import err
-
         err.print(f"error: run {run_id} is {run['status']}; only finished runs have a report.")
         raise typer.Exit(1)
     output.write_text(render_report(run["summary"], store.ticks(run_id), store.events(run_id), run["config"]))
@@ -142,6 +123,6 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     """Start the HTTP API and the web dashboard."""
     import uvicorn
 
-    from .api.app import create_app
+    from ..api.app import create_app
 
     uvicorn.run(create_app(db_path=db, data_dir=data, workers=workers), host=host, port=port, log_level="info")

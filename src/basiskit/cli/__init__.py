@@ -1,0 +1,23 @@
+"""The basiskit command line: a thin shell over the same functions the API uses, one module per
+command group (backtest, data, runs, sweeps) and shared output helpers in output.py."""
+
+from __future__ import annotations
+
+import typer
+
+from .backtest import backtest, modes
+from .data import data_app
+from .runs import report, runs_app, serve
+from .sweeps import sweep, sweeps_app
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the fund's basis strategies.")
+app.command()(backtest)
+app.command()(sweep)
+app.command()(modes)
+app.add_typer(data_app, name="data")
+app.add_typer(runs_app, name="runs")
+app.add_typer(sweeps_app, name="sweeps")
+app.command()(report)
+app.command()(serve)
+
+__all__ = ["app"]

@@ -1,0 +1,48 @@
+"""`basiskit data check` and `basiskit data sample`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..data.dataset import ENV_VAR, SAMPLE_DIR, Dataset
+from .output import err, out, run_or_fail
+
+data_app = typer.Typer(no_args_is_help=True, help="Check datasets and build the embedded sample.")
+
+
+@data_app.command("check")
+def data_check(directory: Annotated[Path, typer.Argument(help="A dataset folder with MANIFEST.json.")]) -> None:
+    """Validate every series of a dataset and print its coverage."""
+    from ..data.check import check_dataset
+
+    rows = run_or_fail(lambda: check_dataset(Dataset(directory)))
+    t = Table(title=f"dataset {directory}")
+    for col in ("series", "kind", "start", "end", "rows", "gaps", "largest gap (h)"):
+        t.add_column(col, justify="right" if col in ("rows", "gaps", "largest gap (h)") else "left")
+    for r in rows:
+        t.add_row(r.series, r.kind, r.start, r.end, str(r.rows), str(r.gaps), f"{r.largest_gap_hours:g}")
+    out.print(t)
+    out.print(f"{len(rows)} series valid")
+
+
+@data_app.command("sample")
+def data_sample(
+    source: Annotated[Path | None, typer.Option(help="Full dataset (default: $BASISKIT_DATA).")] = None,
+    start: Annotated[str, typer.Option(help="Sample window start.")] = "2024-10-06",
+    end: Annotated[str, typer.Option(help="Sample window end.")] = "2025-01-06",
+    dest: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the package).")] = None,
+) -> None:
+    """Build the embedded sample: a small real slice of the full dataset."""
+    from ..data.sample import build_sample
+
+    src = source or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
+    if src is None:
+        err.print(f"error: pass --source DIR (the full dataset) or set {ENV_VAR}.")
+        raise typer.Exit(2)
+    written = run_or_fail(lambda: build_sample(Dataset(src), dest or SAMPLE_DIR, start, end))
+    out.print(f"sample written to {dest or SAMPLE_DIR}: {written['files']} files, {written['bytes']:,} bytes")

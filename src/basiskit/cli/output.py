@@ -1,0 +1,64 @@
+"""What every command shares: the consoles, error exits, the progress bar, the --db option."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..errors import BasiskitError, ConfigError
+from ..results.db import RunStore
+
+# Off a terminal (pipes, CI logs) rich would cut tables at 80 columns: give them room instead.
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160)
+
+DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $BASISKIT_DB or user dir).")]
+T = TypeVar("T")
+
+
+def fail(exc: BasiskitError) -> None:
+    """Print the error verbatim on stderr; exit 2 for a config error, 1 otherwise."""
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+def run_or_fail(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except BasiskitError as exc:
+        fail(exc)
+
+
+def store(db: Path | None) -> RunStore:
+    return run_or_fail(lambda: RunStore(db))
+
+
+class progress:
+    """A rich progress bar on stderr (label, done/total and unit), or nothing when not on a terminal;
+    the context value is `advance(done, total)` or None."""
+
+    def __init__(self, enabled: bool, label: str = "backtest", unit: str = "h"):
+        self.enabled = enabled
+        self.label = label
+        self.unit = unit
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        count = TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}")
+        self.bar = Progress(TextColumn(self.label), BarColumn(), count, TimeRemainingColumn(), console=err,
+                            transient=True)
+        self.bar.start()
+        task = self.bar.add_task("run", total=None)
+        return lambda done, total: self.bar.update(task, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()

@@ -1,0 +1,116 @@
+"""Where a sweep's runs execute: here (one process), a pool of long-lived local processes, or Ray
+actors on a cluster. Every backend gives the same rows, to the last bit."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from ..data.dataset import Dataset
+from ..errors import BasiskitError
+from .plan import Task
+from .worker import SweepWorker, init_process, run_in_process
+
+
+class Backend:
+    def run(self, tasks: list[Task], keep_ticks: bool, cancelled: Callable[[], bool]) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class InProcess(Backend):
+    """One worker in this process (--workers 1)."""
+
+    def __init__(self, dataset: Dataset):
+        self.worker = SweepWorker(dataset)
+
+    def run(self, tasks, keep_ticks, cancelled):
+        for task in tasks:
+            if cancelled():
+                return
+            yield self.worker.run(task, keep_ticks)
+
+
+class LocalPool(Backend):
+    """Long-lived worker processes, each loading the dataset once."""
+
+    def __init__(self, data_dir: Path, workers: int):
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_process,
+                                        initargs=(str(data_dir),))
+        self.window = workers * 4  # tasks in flight: enough to keep every worker busy
+
+    def run(self, tasks, keep_ticks, cancelled):
+        pending: set[Future] = set()
+        queue = iter(tasks)
+        while True:
+            while len(pending) < self.window and not cancelled():
+                task = next(queue, None)
+                if task is None:
+                    break
+                pending.add(self.pool.submit(run_in_process, task, keep_ticks))
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayActors(Backend):
+    """Ray actors (one per worker), each holding the dataset, which is put in the object store once
+    (Ray copies it to each node once)."""
+
+    def __init__(self, dataset: Dataset, workers: int, address: str | None):
+        try:
+            import ray
+            from ray.util import ActorPool
+        except ImportError as exc:
+            raise BasiskitError("the Ray backend needs Ray: pip install 'basiskit[ray]'") from exc
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        dataset.load_all()
+        ref = ray.put(dataset)
+        actor = ray.remote(num_cpus=1)(RayWorker)
+        self.actors = [actor.remote(ref) for _ in range(workers)]
+        self.pool = ActorPool(self.actors)
+
+    def run(self, tasks, keep_ticks, cancelled):
+        for task in tasks:  # the pool hands them to actors as they free up
+            self.pool.submit(lambda actor, t: actor.run.remote(t, keep_ticks), task)
+        while self.pool.has_next() and not cancelled():
+            yield self.pool.get_next_unordered()
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        if self.started:
+            self.ray.shutdown()
+
+
+class RayWorker:
+    """The Ray actor: a SweepWorker over the dataset from the object store."""
+
+    def __init__(self, dataset: Dataset):
+        self.worker = SweepWorker(dataset)
+
+    def run(self, task: Task, keep_ticks: bool) -> dict:
+        return self.worker.run(task, keep_ticks)
+
+
+def make_backend(kind: str, data_dir: Path, dataset: Dataset, workers: int, ray_address: str | None) -> Backend:
+    if kind == "ray":
+        return RayActors(Dataset(data_dir), workers, ray_address)
+    return InProcess(dataset) if workers == 1 else LocalPool(data_dir, workers)
