@@ -94,3 +94,42 @@ def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
         assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
     finally:
         server.stop()
+
+
+def test_sweeps_page_charts_the_heatmap_and_runs_a_config_in_full(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server = Server(tmp_path / "sweeps.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    try:
+        browser.get(server.url + "/#sweeps")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#sweep-mode option")) == 8)
+        Select(browser.find_element(By.ID, "sweep-mode")).select_by_value("usdt_market_neutral")
+        params = browser.find_element(By.ID, "sweep-params")
+        params.clear()
+        params.send_keys("target_ltv=0.75:0.85:0.05\nstake_allocation=0.5,0.6,0.75")
+        for field, value in (("sweep-start", "2024-11-01"), ("sweep-end", "2024-11-15"), ("sweep-capital", "100000")):
+            browser.find_element(By.ID, field).send_keys(value)
+        browser.find_element(By.ID, "sweep-run").click()
+        wait.until(lambda d: " done " in d.find_element(By.ID, "sweep-status").text + " ")
+        sweep_id = browser.find_element(By.ID, "sweep-status").text.split(":")[0]
+        wait.until(lambda d: d.execute_script("return (document.getElementById('sweep-heatmap').data || []).length"))
+        z = browser.execute_script("return document.getElementById('sweep-heatmap').data[0].z")
+        result = httpx.get(f"{server.url}/sweeps/{sweep_id}/result").json()
+        assert result["n_runs"] == 9 and result["n_failed"] == 0
+        # by hand: one window, so each cell is the run's apy; rows stake_allocation, columns target_ltv
+        apy = {(r["params"]["stake_allocation"], r["params"]["target_ltv"]): r["apy"] for r in result["runs"]}
+        assert z == [[apy[(a, t)] for t in (0.75, 0.8, 0.85)] for a in (0.5, 0.6, 0.75)]
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.execute_script("document.getElementById('sweeps').scrollIntoView()")
+        browser.save_screenshot(str(ARTIFACTS / "sweeps.png"))
+        # the ranked table's first row runs the best config in full, as a backtest equal to its sweep run
+        best = result["best"]
+        browser.find_element(By.CSS_SELECTOR, f'.run-full[data-config="{best["config_index"]}"]').click()
+        wait.until(lambda d: "done" in d.find_element(By.ID, "status").text)
+        run_id = browser.find_element(By.ID, "status").text.split(":")[0]
+        full = httpx.get(f"{server.url}/backtests/{run_id}/result").json()
+        assert full["final_nav"] == best["windows"][0]["final_nav"] and full["initial_capital"] == 100000
+    finally:
+        server.stop()

@@ -24,6 +24,8 @@ def test_every_operation_is_documented(live_schema):
         "GET /health", "GET /modes", "GET /modes/{mode}", "POST /backtests", "GET /backtests",
         "GET /backtests/{run_id}", "GET /backtests/{run_id}/result", "GET /backtests/{run_id}/timeseries",
         "GET /backtests/{run_id}/report", "DELETE /backtests/{run_id}",
+        "POST /sweeps", "GET /sweeps", "GET /sweeps/{sweep_id}", "GET /sweeps/{sweep_id}/result",
+        "GET /sweeps/{sweep_id}/report", "DELETE /sweeps/{sweep_id}",
     }
 
 

@@ -20,7 +20,7 @@ from basiskit.results.summary import summarize
 from basiskit.results.sweep_store import SweepStore
 from basiskit.runconfig import load_run_config
 from basiskit.sweeps.plan import prepare
-from basiskit.sweeps.service import execute_sweep
+from basiskit.sweeps.service import sweep as run_sweep
 from basiskit.sweeps.spec import SweepRequest, parse_param, parse_windows
 
 GRID = ["target_ltv=0.80:0.85:0.05", "stake_allocation=0.5,0.75"]
@@ -29,7 +29,7 @@ WINDOWS = ["2024-10-10..2024-11-10", "2024-11-10..2024-12-10"]
 
 def sweep(tmp_path, dataset=SAMPLE_DIR, **fields) -> dict:
     req = SweepRequest(**({"mode": "usdt_market_neutral", "capital": 100_000, "workers": 1} | fields))
-    return execute_sweep(req, dataset, Dataset(dataset), SweepStore(tmp_path / "sweeps.duckdb"), "test")
+    return run_sweep(req, dataset, Dataset(dataset), SweepStore(tmp_path / "sweeps.duckdb"), "test")
 
 
 def test_params_as_stated():

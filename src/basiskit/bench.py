@@ -27,6 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=None, help="dataset folder (default: $BASISKIT_DATA, else the sample)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per mode; the best is reported")
+    ap.add_argument("--workers", type=int, default=2, help="sweep worker processes")
     args = ap.parse_args()
     root, source = resolve_data_dir(args.data)
     console = Console(width=120)
@@ -42,6 +43,7 @@ def main() -> None:
     table = Table(title="engine loop, whole dataset window")
     for col in ("mode", "steps", "align s", "engine s (best)", "steps/s", "target", ""):
         table.add_column(col, justify="left" if col == "mode" else "right")
+    engine_s = {}
     for mode in preset_names():
         strategy = read_preset(mode).get("strategy")
         if strategy not in strategy_names():
@@ -51,6 +53,7 @@ def main() -> None:
         bt = Backtest(cfg, dataset)
         align_s = time.perf_counter() - t1
         best = min(bt.run().engine_seconds for _ in range(args.repeat))
+        engine_s[mode] = best
         steps = bt.market.n_points - 1
         rate = steps / best
         target = TARGETS.get(strategy)
@@ -59,9 +62,40 @@ def main() -> None:
                       f"{target:,}" if target else "-", verdict)
     table.add_row(*_three_venue_btc_basis(args.repeat))
     console.print(table)
-    mb = _peak_memory_mb(root)
+    mb = _peak_memory_mb(root)  # before the sweeps: it reads the largest child process so far
     console.print(f"peak memory of one full usdt_market_neutral backtest (load, run, tables): {mb:.0f} MB "
                   f"(target < {MEMORY_TARGET_MB} MB) {'OK' if mb < MEMORY_TARGET_MB else 'HIGH'}")
+    _sweeps(console, root, engine_s["usdt_market_neutral"], args.workers)
+
+
+SWEEP_PARAMS = ["target_ltv=0.60:0.85:0.05", "stake_allocation=0.5,0.6,0.7,0.75,0.8",
+                "position_deviation_threshold=0.005,0.01,0.02,0.05", "leverage.entry=flash_loan,loop"]
+
+
+def _sweeps(console: Console, root, engine_s: float, workers: int) -> None:
+    """The issue's 240-config sweep of usdt_market_neutral over the whole common window against its bound,
+    1.5 x (240 x one run's engine seconds / workers) + 8 s; and 1,000 random configs of the same ranges."""
+    import tempfile
+    from pathlib import Path
+
+    from .results.sweep_store import SweepStore
+    from .sweeps.service import sweep
+    from .sweeps.spec import SweepRequest
+
+    dataset = Dataset(root)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SweepStore(Path(tmp) / "bench.duckdb")
+        for label, extra, n in (("grid", {}, 240), ("random", {"random": 1000}, 1000)):
+            req = SweepRequest(mode="usdt_market_neutral", capital=100_000, params=SWEEP_PARAMS, workers=workers,
+                               **extra)
+            t0 = time.perf_counter()
+            result = sweep(req, root, dataset, store, "bench")
+            wall = time.perf_counter() - t0
+            bound = 1.5 * (n * engine_s / workers) + 8.0
+            verdict = ("OK" if wall <= bound else "SLOW") if n == 240 else ""
+            console.print(f"sweep {label}: {result['n_runs']:,} runs ({result['n_failed']} failed) in {wall:.1f} s "
+                          f"with {workers} workers; bound 1.5 x ({n} x {engine_s:.4f} s / {workers}) + 8 s = "
+                          f"{bound:.1f} s {verdict}".rstrip())
 
 
 def _peak_memory_mb(root) -> float:

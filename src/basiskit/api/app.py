@@ -15,14 +15,15 @@ from plotly.offline import get_plotlyjs
 
 from .. import __version__
 from ..config import config_hash, preset_names, read_preset
-from ..config.loading import apply_set, deep_merge
+from ..config.loading import deep_merge, merge_overrides
 from ..config.models import RunConfig
 from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.run import Backtest
 from ..errors import BasiskitError, ConfigError
-from ..results.db import RunStore, StoreError, json_safe
+from ..results.db import StoreError, json_safe
 from ..results.report import render as render_report
 from ..results.store import new_run_id
+from ..results.sweep_store import SweepStore
 from ..runconfig import load_run_config
 from ..strategies.registry import load_builtins
 from .jobs import INTERRUPTED, JobManager
@@ -40,6 +41,8 @@ from .models import (
     Timeseries,
     ValidationFailed,
 )
+from .sweeps import INTERRUPTED as SWEEP_INTERRUPTED
+from .sweeps import SweepManager, sweeps_router
 
 STATIC = Path(__file__).resolve().parent / "static"
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run or mode"}}
@@ -47,16 +50,19 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run or mode"}}
 
 def create_app(db_path: Path | None = None, data_dir: Path | None = None, workers: int = 2) -> FastAPI:
     root, source = resolve_data_dir(data_dir)
-    store = RunStore(db_path)
+    store = SweepStore(db_path)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         load_builtins()  # every strategy registered before the first request is answered
         store.mark_interrupted(INTERRUPTED)
+        store.mark_sweeps_interrupted(SWEEP_INTERRUPTED)
         state["jobs"] = JobManager(store, root, f"{root} ({source})", workers)
         state["dataset"] = Dataset(root)
+        state["sweeps"] = SweepManager(store, root, state["dataset"], workers)
         yield
+        state["sweeps"].shutdown()
         state["jobs"].shutdown()
 
     app = FastAPI(title="basiskit", version=__version__, lifespan=lifespan,
@@ -164,7 +170,8 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
     @app.get("/backtests/{run_id}/report", response_class=HTMLResponse, responses=conflict)
     def report(run_id: str) -> HTMLResponse:
         run = _done(run_id)
-        return HTMLResponse(render_report(run["summary"], store.ticks(run_id), store.events(run_id), run["config"]))
+        return HTMLResponse(render_report(run["summary"], store.ticks(run_id), store.events(run_id), run["config"],
+                                          csv_href=f"/backtests/{run_id}/timeseries?format=csv"))
 
     @app.delete("/backtests/{run_id}", response_model=Deleted, responses=NOT_FOUND)
     def delete(run_id: str) -> Deleted:
@@ -173,6 +180,8 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
             return Deleted(id=run_id, status="cancelled")
         store.delete(run_id)
         return Deleted(id=run_id, status="deleted")
+
+    app.include_router(sweeps_router(store, state))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> FileResponse:
@@ -193,13 +202,6 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
 
 
 def _config_from_request(req: BacktestRequest, dataset: Dataset):
-    overrides: dict = {}
-    for key, value in req.config_overrides.items():
-        if "." in key:
-            apply_set(overrides, key.split("."), value)
-        else:
-            overrides = deep_merge(overrides, {key: value})
     extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
              if v is not None}
-    return load_run_config(req.mode, extra=deep_merge(overrides, extra), dataset=dataset)
-
+    return load_run_config(req.mode, extra=deep_merge(merge_overrides(req.config_overrides), extra), dataset=dataset)

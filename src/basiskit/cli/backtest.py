@@ -16,7 +16,7 @@ from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.service import execute
 from ..errors import BasiskitError
 from ..results.db import RunStore, json_safe
-from ..results.report import render as render_report
+from ..results.report import write_report
 from ..results.store import new_run_id, write_run
 from ..runconfig import load_run_config
 from .output import DbOption, fail, out, progress
@@ -51,7 +51,7 @@ def backtest(
         store.create(run_id, cfg.mode, "running", "cli", config=config_dict)
         store.save_result(run_id, summary, output.ticks, output.events, config_dict)
         if report:
-            report.write_text(render_report(summary, output.ticks, output.events, config_dict))
+            write_report(report, summary, output.ticks, output.events, config_dict)
         summary["wall_seconds"] = time.perf_counter() - t0
         summary["results_dir"] = str(folder)
         (folder / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ..results.db import json_safe
-from ..results.report import render as render_report
+from ..results.report import write_report
 from .output import DbOption, err, out, run_or_fail
 from .output import store as open_store
 
@@ -103,15 +103,25 @@ def runs_export(run_id: str, out_dir: OutDir = Path("."), db: DbOption = None) -
     typer.echo(str(folder))
 
 
-def report(run_id: str, output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
+def report(run_id: Annotated[str, typer.Argument(help="A run id, or a sweep id.")],
+           output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
+           x: Annotated[str | None, typer.Option("--x", help="Sweeps: the heatmap's x param.")] = None,
+           y: Annotated[str | None, typer.Option("--y", help="Sweeps: the heatmap's y param.")] = None,
            db: DbOption = None) -> None:
-    """Write the self-contained HTML report of a stored run."""
-    store = open_store(db)
+    """Write the self-contained HTML report of a stored run (with its ticks as CSV beside it) or sweep."""
+    from ..results.sweep_report import render as render_sweep
+    from ..results.sweep_store import SweepStore
+
+    store = run_or_fail(lambda: SweepStore(db))
+    if store.has_sweep(run_id):
+        output.write_text(run_or_fail(lambda: render_sweep(store.sweep_result(run_id), x, y)))
+        typer.echo(str(output))
+        return
     run = run_or_fail(lambda: store.get(run_id))
     if run["status"] != "done":
         err.print(f"error: run {run_id} is {run['status']}; only finished runs have a report.")
         raise typer.Exit(1)
-    output.write_text(render_report(run["summary"], store.ticks(run_id), store.events(run_id), run["config"]))
+    write_report(output, run["summary"], store.ticks(run_id), store.events(run_id), run["config"])
     typer.echo(str(output))
 
 

@@ -15,7 +15,7 @@ from ..data.dataset import Dataset, resolve_data_dir
 from ..errors import BasiskitError
 from ..results.db import json_safe
 from ..results.sweep_store import SweepStore
-from ..sweeps.service import execute_sweep
+from ..sweeps.service import sweep as run_sweep
 from ..sweeps.spec import SweepRequest
 from .output import DbOption, err, fail, out, progress, run_or_fail
 
@@ -64,7 +64,7 @@ def sweep(
         root, _ = resolve_data_dir(data)
         store = SweepStore(db)
         with progress(enabled=not as_json and sys.stderr.isatty(), label="sweep", unit="runs") as advance:
-            result = execute_sweep(req, root, Dataset(root), store, "cli", config or [], on_progress=advance)
+            result = run_sweep(req, root, Dataset(root), store, "cli", config or [], on_progress=advance)
     except BasiskitError as exc:
         fail(exc)
     result["wall_seconds"] = time.perf_counter() - t0

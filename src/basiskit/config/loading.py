@@ -70,6 +70,17 @@ def apply_set(cfg: dict, path: list[str], value: object) -> None:
     node[path[-1]] = value
 
 
+def merge_overrides(overrides: dict) -> dict:
+    """Overrides given as JSON (nested mappings, or dotted keys as in --set) as one mapping to deep-merge."""
+    out: dict = {}
+    for key, value in overrides.items():
+        if "." in key:
+            apply_set(out, key.split("."), value)
+        else:
+            out = deep_merge(out, {key: value})
+    return out
+
+
 def raw_run_config(
     mode: str,
     config_files: Iterable[str | Path] = (),

@@ -112,6 +112,10 @@ class SweepStore(RunStore):
                 con.execute(f"DELETE FROM {table} WHERE sweep_id = ?", [sweep_id])
 
     # --- reading -------------------------------------------------------------------------------
+    def has_sweep(self, sweep_id: str) -> bool:
+        with self._conn() as con:
+            return con.execute("SELECT count(*) FROM sweeps WHERE sweep_id = ?", [sweep_id]).fetchone()[0] > 0
+
     def get_sweep(self, sweep_id: str) -> dict:
         with self._conn() as con:
             row = con.execute(f"SELECT {', '.join(SWEEP_FIELDS)}, request, base_config, params, windows, constraints, "
@@ -127,9 +131,10 @@ class SweepStore(RunStore):
     def list_sweeps(self, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
         with self._conn() as con:
             total = con.execute("SELECT count(*) FROM sweeps").fetchone()[0]
-            rows = con.execute(f"SELECT {', '.join(SWEEP_FIELDS)} FROM sweeps ORDER BY created_at DESC, sweep_id "
-                               "LIMIT ? OFFSET ?", [limit, offset]).fetchall()
-        return [dict(zip(SWEEP_FIELDS, r, strict=True)) for r in rows], total
+            rows = con.execute(f"SELECT {', '.join(SWEEP_FIELDS)}, request FROM sweeps ORDER BY created_at DESC, "
+                               "sweep_id LIMIT ? OFFSET ?", [limit, offset]).fetchall()
+        return [dict(zip(SWEEP_FIELDS, r[:-1], strict=True)) | {"request": json.loads(r[-1]) if r[-1] else None}
+                for r in rows], total
 
     def sweep_runs(self, sweep_id: str) -> pd.DataFrame:
         """The sweep's runs, one row each, in run order (params as JSON text)."""

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..config.loading import apply_set, deep_merge, parse, raw_run_config
+from ..config.loading import apply_set, deep_merge, merge_overrides, parse, parse_set, raw_run_config
 from ..data.dataset import Dataset
 from ..engine.run import default_window
 from ..errors import BasiskitError, ConfigError
@@ -96,7 +96,11 @@ class SweepPlan:
 def set_value(value) -> str:
     """A value as `--set` writes it, parsed back to exactly the same value."""
     if isinstance(value, str):
-        return json.dumps(value)
+        try:
+            plain = parse_set(f"key={value}")[1] == value
+        except ConfigError:
+            plain = False
+        return value if plain else json.dumps(value)
     return json.dumps(value) if isinstance(value, bool | list | dict) or value is None else repr(value)
 
 
@@ -184,13 +188,7 @@ def prepare(req: SweepRequest, dataset: Dataset, config_files: list[str] | None 
 def _base(req: SweepRequest, config_files: list[str]) -> dict:
     extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
              if v is not None}
-    over: dict = {}
-    for key, value in req.config_overrides.items():
-        if "." in key:
-            apply_set(over, key.split("."), value)
-        else:
-            over = deep_merge(over, {key: value})
-    return raw_run_config(req.mode, config_files, req.sets, deep_merge(over, extra))
+    return raw_run_config(req.mode, config_files, req.sets, deep_merge(merge_overrides(req.config_overrides), extra))
 
 
 def _unknown_keys(base: dict, params: list[Param], where: dict[str, str]) -> list[tuple[str, object, str]]:

@@ -9,23 +9,28 @@ from pathlib import Path
 from ..data.dataset import Dataset
 from ..results.store import new_run_id
 from ..results.sweep_store import SweepStore, new_sweep_id
-from .plan import prepare
+from .plan import SweepPlan, prepare
 from .run import run_sweep
 from .spec import SweepRequest
 
 PROGRESS_EVERY_S = 1.0
 
 
-def execute_sweep(req: SweepRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
-                  config_files: list | tuple = (), on_progress: Callable[[int, int], None] | None = None,
-                  cancelled: Callable[[], bool] = lambda: False, sweep_id: str | None = None) -> dict:
-    """Check the request (ConfigError with every problem), run the sweep, store it; its result."""
-    plan = prepare(req, dataset, list(config_files))
-    sweep_id = sweep_id or new_sweep_id(req.mode)
+def register_sweep(plan: SweepPlan, store: SweepStore, source: str) -> str:
+    """Store a new sweep as running (so it can be followed at once); its id."""
+    req = plan.request
+    sweep_id = new_sweep_id(req.mode)
     params = [{"key": p.key, "values": list(p.values), "range": [p.low, p.high, p.step] if p.is_range else None}
               for p in plan.params]
     store.create_sweep(sweep_id, req.mode, source, plan.n_runs, req.model_dump(mode="json"), plan.base, params,
                        [[w.start, w.end] for w in plan.windows], req.objective, req.constraints)
+    return sweep_id
+
+
+def execute_sweep(plan: SweepPlan, sweep_id: str, data_dir: Path, dataset: Dataset, store: SweepStore,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  cancelled: Callable[[], bool] = lambda: False) -> dict:
+    """Run a registered sweep and store its runs; its result (status done, or cancelled)."""
     state = {"done": 0, "failed": 0, "stored_at": time.monotonic()}
     summaries: dict[int, dict] = {}
     run_ids: dict[int, str] = {}
@@ -50,6 +55,13 @@ def execute_sweep(req: SweepRequest, data_dir: Path, dataset: Dataset, store: Sw
         raise
     store.finish_sweep(sweep_id, result, summaries, run_ids)
     return result
+
+
+def sweep(req: SweepRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
+          config_files: list | tuple = (), on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """Check the request (ConfigError with every problem), then register and run the sweep."""
+    plan = prepare(req, dataset, list(config_files))
+    return execute_sweep(plan, register_sweep(plan, store, source), data_dir, dataset, store, on_progress)
 
 
 def _store_run(store: SweepStore, row: dict) -> str:
