@@ -176,3 +176,7 @@ def test_acceptance_sweep_of_240_configs(full_data, tmp_path):
     q = basiskit("backtest", "usdt_market_neutral", "--capital", "100000", *sets, "--json", "--db", db,
                  "--data", str(full_data), "--out", str(tmp_path / "runs"))
     assert json.loads(q.stdout)["final_nav"] == run["final_nav"]
+    pytest.importorskip("ray")
+    r = basiskit("sweep", "usdt_market_neutral", *ACCEPTANCE, "--backend", "ray", "--db", db, "--data", str(full_data))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["runs"] == result["runs"]

@@ -82,7 +82,7 @@ class JobManager:
                 p = self.progress.get(rid)
                 if p is not None:
                     with contextlib.suppress(Exception):  # a busy store must not kill the poller
-                        self.store.set_status(rid, "running", progress=float(p))
+                        self.store.set_progress(rid, float(p))
 
     def live_progress(self, run_id: str) -> float | None:
         return self.progress.get(run_id)

@@ -130,6 +130,12 @@ class RunStore:
         with self._conn() as con:
             con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*args, run_id])
 
+    def set_progress(self, run_id: str, progress: float) -> None:
+        """A job's progress; never turns a finished run (done, failed, cancelled) back into a running one."""
+        with self._conn() as con:
+            con.execute("UPDATE runs SET status = 'running', progress = ?, started_at = coalesce(started_at, ?) "
+                        "WHERE run_id = ? AND status IN ('queued', 'running')", [progress, now(), run_id])
+
     def save_result(self, run_id: str, summary: dict, ticks: pd.DataFrame, events: pd.DataFrame,
                     config: dict) -> None:
         """Store a finished run: summary, per-tick values and events, in one transaction."""
