@@ -9,6 +9,17 @@ async function api(path, options) {
   return body;
 }
 
+const postJson = (path, body) => api(path, { method: "POST", headers: { "content-type": "application/json" },
+                                             body: JSON.stringify(body) });
+
+// A refused request's problems (every field, value and reason), or its message.
+function showProblems(id, err) {
+  const detail = err.body?.detail;
+  $(id).textContent = Array.isArray(detail)
+    ? detail.map((d) => `${d.field}: ${JSON.stringify(d.value)} -> ${d.message}`).join("\n")
+    : (detail || JSON.stringify(err));
+}
+
 function flatten(obj, prefix = "", out = {}) {
   for (const [k, v] of Object.entries(obj)) {
     const key = prefix ? `${prefix}.${k}` : k;
@@ -87,15 +98,11 @@ async function submitRun(event) {
   if ($("end").value) body.end = $("end").value;
   if ($("capital").value) body.capital = Number($("capital").value);
   try {
-    const created = await api("/backtests", { method: "POST", headers: { "content-type": "application/json" },
-                                              body: JSON.stringify(body) });
+    const created = await postJson("/backtests", body);
     $("status").textContent = `${created.id}: queued`;
     await follow(created.id);
   } catch (err) {
-    const detail = err.body?.detail;
-    $("errors").textContent = Array.isArray(detail)
-      ? detail.map((d) => `${d.field}: ${JSON.stringify(d.value)} -> ${d.message}`).join("\n")
-      : (detail || JSON.stringify(err));
+    showProblems("errors", err);
   }
 }
 

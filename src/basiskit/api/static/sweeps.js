@@ -17,14 +17,10 @@ async function submitSweep(event) {
   if ($("sweep-end").value) body.end = $("sweep-end").value;
   if ($("sweep-capital").value) body.capital = Number($("sweep-capital").value);
   try {
-    const created = await api("/sweeps", { method: "POST", headers: { "content-type": "application/json" },
-                                           body: JSON.stringify(body) });
+    const created = await postJson("/sweeps", body);
     await followSweep(created.id);
   } catch (err) {
-    const detail = err.body?.detail;
-    $("sweep-errors").textContent = Array.isArray(detail)
-      ? detail.map((d) => `${d.field}: ${JSON.stringify(d.value)} -> ${d.message}`).join("\n")
-      : (detail || JSON.stringify(err));
+    showProblems("sweep-errors", err);
   }
 }
 
@@ -107,13 +103,12 @@ async function runInFull(result, config) {
   const body = { mode: result.mode, start, end, config_overrides: { ...(request.config_overrides || {}), ...config.params } };
   if (request.capital !== null && request.capital !== undefined) body.capital = request.capital;
   try {
-    const created = await api("/backtests", { method: "POST", headers: { "content-type": "application/json" },
-                                              body: JSON.stringify(body) });
+    const created = await postJson("/backtests", body);
     $("status").textContent = `${created.id}: queued`;
     $("new-run").scrollIntoView();
     await follow(created.id);
   } catch (err) {
-    $("sweep-errors").textContent = JSON.stringify(err.body?.detail ?? err);
+    showProblems("sweep-errors", err);
   }
 }
 
