@@ -92,6 +92,18 @@ def test_a_refused_value_is_a_run_with_its_error(tmp_path):
     assert result["n_failed"] == 1 and result["best"]["params"] == {"target_ltv": 0.85}
 
 
+def test_keep_ticks_stores_every_run_in_full(tmp_path):
+    result = sweep(tmp_path, params=["stake_allocation=0.5,0.75"], start="2024-11-01", end="2024-11-03",
+                   keep_ticks=True)
+    store = SweepStore(tmp_path / "sweeps.duckdb")
+    run_ids = store.sweep_runs(result["sweep_id"])["run_id"].tolist()
+    assert len(run_ids) == 2 and all(run_ids)
+    for run_id, run in zip(run_ids, result["runs"], strict=True):
+        ticks = store.ticks(run_id)
+        assert len(ticks) == 2 * 24 + 1 and ticks["nav"].iloc[-1] == run["final_nav"]
+        assert store.get(run_id)["config"]["stake_allocation"] == run["params"]["stake_allocation"]
+
+
 def test_random_draws_are_reproducible_and_in_range(tmp_path):
     req = dict(params=["target_ltv=0.60:0.85:0.05", "leverage.entry=flash_loan,loop"], random=4, seed=7,
                start="2024-11-01", end="2024-11-08")

@@ -65,11 +65,9 @@ def sweep(req: SweepRequest, data_dir: Path, dataset: Dataset, store: SweepStore
 
 
 def _store_run(store: SweepStore, row: dict) -> str:
+    """A --keep-ticks run stored in full (summary, ticks, events), as `basiskit backtest` stores one."""
     summary = row["summary"]
     run_id = new_run_id(summary["mode"], summary["config_hash"])
-    store.create(run_id, summary["mode"], "running", "sweep")
-    import pandas as pd
-
-    events = pd.DataFrame(columns=["timestamp", "tick", "type", "message", "details"])
-    store.save_result(run_id, summary | {"run_id": run_id}, row.pop("ticks"), events, {})
+    store.create(run_id, summary["mode"], "running", "sweep", config=row["config"])
+    store.save_result(run_id, summary | {"run_id": run_id}, row.pop("ticks"), row.pop("events"), row.pop("config"))
     return run_id

@@ -11,7 +11,7 @@ from ..engine.run import Backtest
 from ..errors import BasiskitError
 from ..results.db import json_safe
 from ..results.summary import summarize
-from ..results.tables import ticks_table
+from ..results.tables import events_table, ticks_table
 from ..runconfig import validate_run_config
 from .plan import Task
 from .spec import summary_value
@@ -44,8 +44,9 @@ class SweepWorker:
         row["window"] = [summary["start"], summary["end"]]
         row |= {key: summary_value(summary, key) for key in ROW_FIGURES}
         row["summary"] = json_safe(summary)
-        if keep_ticks:
-            row["ticks"] = ticks_table(result)
+        if keep_ticks:  # the whole run, to store it as a backtest would be
+            row["ticks"], row["events"] = ticks_table(result), events_table(result)
+            row["config"] = cfg.model_dump(mode="json")
         return row
 
 
