@@ -1,5 +1,5 @@
 """The basiskit command line: a thin shell over the same functions the API uses, one module per
-command group (backtest, data, runs, sweeps) and shared output helpers in output.py."""
+command group (backtest, data, runs, sweeps, stress) and shared output helpers in output.py."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import typer
 from .backtest import backtest, modes
 from .data import data_app
 from .runs import report, runs_app, serve
+from .stress import stress
 from .sweeps import sweep, sweeps_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the fund's basis strategies.")
 app.command()(backtest)
 app.command()(sweep)
+app.command()(stress)
 app.command()(modes)
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")

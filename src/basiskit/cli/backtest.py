@@ -11,13 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..config import config_hash, preset_names, read_preset
+from ..config import preset_names, read_preset
 from ..data.dataset import Dataset, resolve_data_dir
-from ..engine.service import execute
+from ..engine.service import run_and_store
 from ..errors import BasiskitError
 from ..results.db import RunStore, json_safe
 from ..results.report import write_report
-from ..results.store import new_run_id, write_run
 from ..runconfig import load_run_config
 from .output import DbOption, fail, out, progress
 
@@ -41,20 +40,14 @@ def backtest(
     try:
         root, source = resolve_data_dir(data)
         cfg = load_run_config(mode, config or [], set_ or [], extra, Dataset(root))
-        run_id = new_run_id(cfg.mode, config_hash(cfg))
         with progress(enabled=not as_json and sys.stderr.isatty()) as advance:
-            output = execute(cfg, root, f"{root} ({source})", run_id, advance)
+            output = run_and_store(cfg, root, f"{root} ({source})", RunStore(db), "cli", out_dir, advance)
         summary = output.summary
-        folder = write_run(output.result, summary, out_dir, run_id)
         config_dict = cfg.model_dump(mode="json")
-        store = RunStore(db)
-        store.create(run_id, cfg.mode, "running", "cli", config=config_dict)
-        store.save_result(run_id, summary, output.ticks, output.events, config_dict)
         if report:
             write_report(report, summary, output.ticks, output.events, config_dict)
         summary["wall_seconds"] = time.perf_counter() - t0
-        summary["results_dir"] = str(folder)
-        (folder / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
+        (Path(summary["results_dir"]) / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
     except BasiskitError as exc:
         fail(exc)
     if as_json:

@@ -103,16 +103,29 @@ def runs_export(run_id: str, out_dir: OutDir = Path("."), db: DbOption = None) -
     typer.echo(str(folder))
 
 
-def report(run_id: Annotated[str, typer.Argument(help="A run id, or a sweep id.")],
+def report(run_id: Annotated[str, typer.Argument(help="A run id, a sweep id or a stress test id.")],
            output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")],
            x: Annotated[str | None, typer.Option("--x", help="Sweeps: the heatmap's x param.")] = None,
            y: Annotated[str | None, typer.Option("--y", help="Sweeps: the heatmap's y param.")] = None,
            db: DbOption = None) -> None:
-    """Write the self-contained HTML report of a stored run (with its ticks as CSV beside it) or sweep."""
+    """Write the self-contained HTML report of a stored run (with its ticks as CSV beside it), sweep or
+    stress test."""
+    from ..results.stress_report import render as render_stress
+    from ..results.stress_store import StressStore
     from ..results.sweep_report import render as render_sweep
-    from ..results.sweep_store import SweepStore
 
-    store = run_or_fail(lambda: SweepStore(db))
+    store = run_or_fail(lambda: StressStore(db))
+    if "-stress-" in run_id:
+        test = run_or_fail(lambda: store.get_stress(run_id))
+        if test["status"] != "done":
+            err.print(f"error: stress test {run_id} is {test['status']}; only finished ones have a report.")
+            raise typer.Exit(1)
+        result = test["result"]
+        scenario = result["scenario"]["run_id"]
+        output.write_text(render_stress(result, store.ticks(result["baseline"]["run_id"]), store.ticks(scenario),
+                                        store.events(scenario)))
+        typer.echo(str(output))
+        return
     if store.has_sweep(run_id):
         output.write_text(run_or_fail(lambda: render_sweep(store.sweep_result(run_id), x, y)))
         typer.echo(str(output))

@@ -59,15 +59,24 @@ def parse_set(item: str) -> tuple[list[str], object]:
 
 
 def apply_set(cfg: dict, path: list[str], value: object) -> None:
-    node = cfg
-    for i, part in enumerate(path[:-1]):
-        nxt = node.get(part)
-        if nxt is None:
-            nxt = node[part] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError([(".".join(path[: i + 1]), nxt, "is not a mapping; cannot set a key under it")])
-        node = nxt
-    node[path[-1]] = value
+    """Set a dotted path in a raw config; a number indexes a list (stress.0.magnitude, flows.1.amount)."""
+    node: dict | list = cfg
+    for i, part in enumerate(path):
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError([(where, part, f"is not an index of the list (it has {len(node)} items)")])
+            key: str | int = int(part)
+        elif isinstance(node, dict):
+            key = part
+        else:
+            raise ConfigError([(".".join(path[:i]), node, "is not a mapping; cannot set a key under it")])
+        if i == len(path) - 1:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and node.get(key) is None:
+                node[key] = {}
+            node = node[key]
 
 
 def merge_overrides(overrides: dict) -> dict:
@@ -116,10 +125,10 @@ def parse(cfg: dict) -> RunConfig:
     try:
         return RunConfig.model_validate(cfg)
     except ValidationError as exc:
-        raise ConfigError([_problem(e) for e in exc.errors()]) from None
+        raise ConfigError([field_problem(e) for e in exc.errors()]) from None
 
 
-def _problem(err: dict) -> tuple[str, object, str]:
+def field_problem(err: dict) -> tuple[str, object, str]:
     field = ".".join(str(p) for p in err["loc"]) or "(config)"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -92,6 +92,10 @@ class VenueConfig(Strict):
     min_order_usdt: float = Field(5.0, ge=0, le=1e6, description="smallest perp order notional")
     min_spot_order_usdt: float = Field(5.0, ge=0, le=1e6, description="smallest spot order notional")
     min_transfer_usdt: float = Field(10.0, ge=0, le=1e6, description="smallest wallet/venue transfer")
+    # Where liquidation is checked each hour: at the open (the mark the strategy sees), or at the adverse
+    # extreme of the bar that just closed (its high for a short, low for a long), as a venue watching its
+    # price all hour would. The dataset's bars are trade prices, not marks, so this is the cautious choice.
+    liquidation_check: Literal["open", "adverse_extreme"] = "adverse_extreme"
 
 
 class VenuesConfig(Strict):
@@ -172,6 +176,59 @@ class DataConfig(Strict):
     staleness_hours_by_series: dict[str, Hours] = Field(default_factory=dict)
 
 
+SHOCKS = ("eth_price_shock", "btc_price_shock", "lst_rate_shock", "lst_market_depeg", "borrow_rate_spike",
+          "funding_flip", "gas_spike", "venue_outage")
+# The parameter each shock takes, and its valid range (low, high; None: open).
+SHOCK_PARAMS = {
+    "eth_price_shock": ("magnitude", -0.95, 10.0), "btc_price_shock": ("magnitude", -0.95, 10.0),
+    "lst_rate_shock": ("magnitude", 0.0, 0.95), "lst_market_depeg": ("magnitude", 0.0, 0.95),
+    "borrow_rate_spike": ("apr", 0.0, 100.0), "funding_flip": ("factor", -1000.0, 1000.0),
+    "gas_spike": ("factor", 0.0, 10_000.0), "venue_outage": (None, None, None),
+}
+
+
+class Shock(Strict):
+    """A stress scenario's overlay on the aligned market data (stress/overlays.py): from `at`, a step (or a
+    linear ramp over ramp_hours) to full strength, held `hours` (default: to the end of the window), then
+    back, at once or linearly over recovery_hours."""
+
+    type: Literal[SHOCKS]
+    name: str | None = Field(None, max_length=100, description="a label (default: the type)")
+    at: datetime | None = Field(None, description="when it starts (basiskit stress --at)")
+    hours: float | None = Field(None, gt=0, le=24 * 3660, description="how long it lasts (default: to the end)")
+    path: Literal["step", "linear"] = "step"
+    ramp_hours: float = Field(0.0, ge=0, le=24 * 3660)
+    recovery_hours: float | None = Field(None, ge=0, le=24 * 3660)
+    magnitude: float | None = Field(None, description="price shocks: signed fractional move; LST shocks: the fall")
+    apr: float | None = Field(None, description="borrow_rate_spike: the variable borrow APR held")
+    factor: float | None = Field(None, description="funding_flip, gas_spike: the multiplier")
+    venues: list[Literal["binance", "bybit", "okx"]] | None = Field(None, description="funding_flip, venue_outage")
+    reserve: Literal["WETH", "USDT"] = Field("WETH", description="borrow_rate_spike: the borrowed reserve")
+
+    _at = field_validator("at", mode="before")(_utc_hour)
+
+    @model_validator(mode="after")
+    def _params(self) -> Shock:
+        param, low, high = SHOCK_PARAMS[self.type]
+        given = {k for k in ("magnitude", "apr", "factor") if getattr(self, k) is not None}
+        problems = [f"{k} does not apply to {self.type}" for k in sorted(given - {param})]
+        if param is not None:
+            value = getattr(self, param)
+            if value is None:
+                problems.append(f"{self.type} needs {param}")
+            elif not low <= value <= high:
+                problems.append(f"{param} {value:g} is outside [{low:g}, {high:g}]")
+        if self.venues is not None and self.type not in ("funding_flip", "venue_outage"):
+            problems.append(f"venues does not apply to {self.type} (it moves every venue)")
+        if self.type == "venue_outage" and not self.venues:
+            problems.append("venue_outage needs venues, e.g. [binance]")
+        if self.path == "linear" and self.ramp_hours <= 0:
+            problems.append("path linear needs ramp_hours > 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class LendingConfig(Strict):
     """Aave v3 supply: which reserve holds the capital."""
 
@@ -204,6 +261,8 @@ class RunConfig(Strict):
     costs: CostsConfig = CostsConfig()
     prices: PricesConfig = PricesConfig()
     data: DataConfig = DataConfig()
+    stress: list[Shock] = Field(default_factory=list, max_length=20,
+                                description="stress scenario overlays (basiskit stress); empty: the history as it was")
 
     _hours = field_validator("start", "end", mode="before")(_utc_hour)
 
@@ -230,4 +289,9 @@ def cross_problems(cfg: RunConfig) -> list[tuple[str, object, str]]:
     for i, flow in enumerate(cfg.flows):
         if (cfg.start and flow.at <= cfg.start) or (cfg.end and flow.at >= cfg.end):
             problems.append((f"flows.{i}.at", flow.at.isoformat(), "must lie strictly inside the window"))
+    for i, shock in enumerate(cfg.stress):
+        if shock.at is None:
+            problems.append((f"stress.{i}.at", None, "required: when the shock starts (basiskit stress --at)"))
+        elif (cfg.start and shock.at < cfg.start) or (cfg.end and shock.at >= cfg.end):
+            problems.append((f"stress.{i}.at", shock.at.isoformat(), f"outside the window {cfg.start} .. {cfg.end}"))
     return problems

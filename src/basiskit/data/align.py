@@ -119,6 +119,16 @@ def align_bar_price(series: Series, grid: np.ndarray) -> np.ndarray:
     return np.where(exact, opens[j], closes[j])
 
 
+def align_bar_extreme(series: Series, column: str, grid: np.ndarray) -> np.ndarray:
+    """The high (or low) of the bar that closed at each point (labelled t - spacing, so known at t), never
+    less extreme than the price known at t; that price where no bar closed then (a hole)."""
+    known = align_bar_price(series, grid)
+    previous = grid - spacing_seconds(series.meta)
+    j = np.minimum(np.searchsorted(series.ts, previous), len(series.ts) - 1)
+    extreme = np.where(series.ts[j] == previous, series.column(column)[j], known)
+    return np.maximum(extreme, known) if column == "high" else np.minimum(extreme, known)
+
+
 def align_last(series: Series, column: str, grid: np.ndarray) -> np.ndarray:
     """Last value at or before each point."""
     values = series.column(column)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from .timeutil import HOUR, iso
 if TYPE_CHECKING:
     from ..config.models import DataConfig
 
-HOW = ("bar_price", "last", "geometric", "events")
+HOW = ("bar_price", "bar_extreme", "last", "geometric", "events")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class MarketData:
     def __init__(self, dataset: Dataset, data_cfg: DataConfig, needs: list[Need],
                  start: int | None, end: int | None):
         self.dataset = dataset
+        self.needs = list(needs)
+        self.outages: dict[str, np.ndarray] = {}  # venue -> hours it cannot be reached (stress scenarios)
         names = _required(needs)
         partial = sorted({n.series for n in needs if n.partial} - set(names))
         if start is None or end is None:
@@ -121,6 +124,8 @@ class MarketData:
             return align.align_geometric(ts, values, self.grid, f"{need.series} / {need.ratio_of}")
         if need.how == "bar_price":
             return align.align_bar_price(series, self.grid)
+        if need.how == "bar_extreme":
+            return align.align_bar_extreme(series, need.column, self.grid)
         if need.how == "last":
             return align.align_last(series, need.column, self.grid)
         if need.how == "geometric":
@@ -152,6 +157,16 @@ class MarketData:
         if need not in self._lists:
             self._lists[need] = self._remember(self._arrays[need], self._array_of)
         return self._lists[need]
+
+    def overlaid(self, arrays: dict[Need, np.ndarray], outages: dict[str, np.ndarray]) -> MarketData:
+        """A copy with some arrays replaced (a stress scenario's overlay) and venue outages; this one is untouched."""
+        twin = copy.copy(self)
+        twin._arrays = {**self._arrays, **arrays}
+        twin._lists = {need: values for need, values in self._lists.items() if need not in arrays}
+        twin._array_of = dict(self._array_of)
+        twin._scratch = {}
+        twin.outages = {**self.outages, **outages}
+        return twin
 
     def begin_run(self) -> None:
         """Forget the lists of the previous run (a cached MarketData serves many runs in turn)."""

@@ -23,6 +23,7 @@ from ..portfolio.instruments import Instrument
 from ..strategies.base import Strategy, StrategyContext, StrategyEnv
 from ..strategies.registry import get_strategy
 from ..strategies.rules import run_config_problems
+from ..stress import overlays
 from ..venues.costs import GasModel, slippage_from_dataset
 from .clock import BacktestClock
 from .events import EventLog
@@ -98,6 +99,8 @@ class Backtest:
         end = to_epoch(cfg.end) if cfg.end else None
         self.market = (cache.market(dataset, cfg.data, needs, start, end) if cache is not None
                        else MarketData(dataset, cfg.data, needs, start, end))
+        if cfg.stress:  # a stress scenario: overlays on a copy of the aligned data, before anything reads it
+            self.market = overlays.apply(self.market, cfg)
         self.market.begin_run()
         self.pricer.bind(self.market)
         self.gas.bind(self.market)
@@ -181,6 +184,7 @@ class Backtest:
         used_usd = used | ({SPOT_PRICE} if fx.min() != fx.max() else set())
         report = self.strategy.report(quantities, nav)
         report.summary["skipped_actions"] = dict(sorted(self.strategy.gate.skips.items()))
+        report.summary |= _closest_to_liquidation(report.columns, self.market.grid)
         if self.benchmark is not None:
             lo, hi = self.market.partial_coverage[BENCHMARK]
             grid = self.market.grid
@@ -197,6 +201,17 @@ class Backtest:
             events=events, data_warnings=list(self.market.warnings), engine_seconds=engine_seconds,
             config_hash=config_hash(self.cfg), data_hash=self.data_hash, data_root=str(self.dataset.root),
         )
+
+
+def _closest_to_liquidation(columns: dict[str, np.ndarray], grid: np.ndarray) -> dict:
+    """Per venue, the smallest liquidation distance over the run and the hour it happened."""
+    lowest, at = {}, {}
+    for name, values in columns.items():
+        if name.startswith("liq_distance:") and np.isfinite(values).any():
+            k = int(np.nanargmin(values))
+            venue = name.split(":", 1)[1]
+            lowest[venue], at[venue] = float(values[k]), iso(grid[k])
+    return {"min_liquidation_distance": lowest, "min_liquidation_distance_at": at} if lowest else {}
 
 
 def run_backtest(cfg: RunConfig, dataset: Dataset, progress: Callable[[int], None] | None = None) -> RunResult:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import RunConfig
+from ..config import RunConfig, config_hash
 from ..data.dataset import Dataset
+from ..results.db import RunStore
+from ..results.store import new_run_id, write_run
 from ..results.summary import summarize
 from ..results.tables import events_table, ticks_table
 from .run import Backtest, RunResult
@@ -25,13 +27,28 @@ class RunOutput:
 
 
 def execute(cfg: RunConfig, data_dir: Path, data_label: str, run_id: str,
-            progress: Callable[[int, int], None] | None = None) -> RunOutput:
-    """Load, run and tabulate; `progress(done, total)` is called as the loop advances."""
+            progress: Callable[[int, int], None] | None = None, dataset: Dataset | None = None) -> RunOutput:
+    """Load (or use `dataset`), run and tabulate; `progress(done, total)` is called as the loop advances."""
     t0 = time.perf_counter()
-    bt = Backtest(cfg, Dataset(data_dir))
+    bt = Backtest(cfg, dataset or Dataset(data_dir))
     total = bt.market.n_points
     result = bt.run(None if progress is None else (lambda k: progress(k, total)))
     summary = {"run_id": run_id, **summarize(result), "data_source": data_label}
     ticks, events = ticks_table(result), events_table(result)
     summary["wall_seconds"] = time.perf_counter() - t0
     return RunOutput(summary, ticks, events, result)
+
+
+def run_and_store(cfg: RunConfig, data_dir: Path, data_label: str, store: RunStore, source: str, out_dir: Path,
+                  progress: Callable[[int, int], None] | None = None,
+                  dataset: Dataset | None = None) -> RunOutput:
+    """A run written to its folder (Parquet, summary, config) and to the results store; the summary gets
+    its `results_dir`."""
+    run_id = new_run_id(cfg.mode, config_hash(cfg))
+    output = execute(cfg, data_dir, data_label, run_id, progress, dataset)
+    folder = write_run(output.result, output.summary, out_dir, run_id)
+    config = cfg.model_dump(mode="json")
+    store.create(run_id, cfg.mode, "running", source, config=config)
+    store.save_result(run_id, output.summary, output.ticks, output.events, config)
+    output.summary["results_dir"] = str(folder)
+    return output

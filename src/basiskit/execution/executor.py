@@ -29,6 +29,7 @@ class Executor:
         self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
         self.actions = 0  # how many actions ran: the loop re-runs the monitors when it moves
         self.perps: list[PerpMarket] = []  # perp markets whose fill state a transaction restores
+        self._last_outage: tuple[int, str] | None = None
 
     def transaction(self, k: int) -> Transaction:
         """Start a transaction of the actions that follow at point k (see execution/transaction.py)."""
@@ -154,8 +155,20 @@ class Executor:
         self.book.qty[position] -= amount
         self.book.book_cost(k, TRANSACTION_COSTS, -amount * fx)
 
+    def _unreachable(self, k: int, market, what: str) -> bool:
+        """True (and an event, once an hour per venue) when a stress scenario has the venue down at k."""
+        if not market.is_down(k):
+            return False
+        key = (k, market.venue.name)
+        if key != self._last_outage:
+            self._last_outage = key
+            self.events.add(k, "outage", f"{market.venue.name} unreachable: {what} not placed", venue=market.venue.name)
+        return True
+
     def spot_trade(self, k: int, spot: SpotMarket, position: int, units: float, price: float, fx: float) -> None:
         """Buy (units > 0) or sell spot for wallet USDT at `price` (USDT); slippage and taker fee are costs."""
+        if self._unreachable(k, spot, "spot trade"):
+            return
         self.actions += 1
         notional = abs(units) * price
         slip = self.slippage.rate(spot.pair, notional * fx)
@@ -170,6 +183,8 @@ class Executor:
 
     def perp_trade(self, k: int, perp: PerpMarket, size_pos: int, cash_pos: int, delta: float, fx: float) -> None:
         """Change a perp position by `delta` contracts at mark; slippage and taker fee from its margin."""
+        if self._unreachable(k, perp, "perp trade"):
+            return
         self.actions += 1
         mark = perp.mark[k]
         notional = abs(delta) * mark
@@ -183,8 +198,11 @@ class Executor:
         self.events.add(k, "execution", f"perp {perp.venue.name} {delta:+.6f} {perp.symbol} at {mark:.2f}",
                         operation="perp_trade", venue=perp.venue.name, size=delta, price=mark, cost=cost * fx)
 
-    def transfer(self, k: int, source: int, dest: int, amount: float, fee: float, fx: float, label: str) -> None:
-        """Move USDT between the wallet and a venue account; the fee is paid by the source."""
+    def transfer(self, k: int, source: int, dest: int, amount: float, fee: float, fx: float, label: str,
+                 venue: PerpMarket) -> None:
+        """Move USDT between the wallet and `venue`'s account; the fee is paid by the source."""
+        if self._unreachable(k, venue, "transfer"):
+            return
         self.actions += 1
         qty = self.book.qty
         qty[source] -= amount

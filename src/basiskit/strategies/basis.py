@@ -58,6 +58,7 @@ class Basis(Strategy):
         return self.hedge.needs()
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
+        self.spot.bind(market)
         ones = market.ones
         self.price = market.floats(self.pricer.price_usdt(self.asset))
         self.fx = market.floats(self.pricer.price("USDT"))  # USDT in share-class units

@@ -82,6 +82,33 @@ def validate_hedge_config(cfg: RunConfig, dataset: Dataset, strategy: str, asset
     return problems
 
 
+def liquidation_distance(size: np.ndarray, mark: np.ndarray, equity: np.ndarray, mmr: float) -> np.ndarray:
+    """The fractional adverse move of the mark that brings a venue's equity to its maintenance margin
+    (NaN without a position). Liquidation when equity = mmr x |size| x mark' (Binance/Bybit: margin balance
+    at maintenance margin); for a short, equity rises by -size x dp, so the mark may rise by
+    (e / N - mmr) / (1 + mmr), N = |size| x mark; for a long it may fall by (e / N - mmr) / (1 - mmr)."""
+    notional = np.abs(size) * mark
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = equity / notional - mmr
+        distance = np.where(size < 0.0, room / (1.0 + mmr), room / (1.0 - mmr))
+    return np.where(size != 0.0, np.maximum(distance, 0.0), np.nan)
+
+
+def intrabar_ratios(perp, mmr: float, size: np.ndarray, cash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The margin ratio a venue checks each hour, with the positions held through the hour that just ended:
+    at the open (the mark) and at that hour's adverse extreme (its high for a short, low for a long)."""
+    held, cash = np.concatenate(([0.0], size[:-1])), np.concatenate(([0.0], cash[:-1]))
+    mark, extreme = np.asarray(perp.mark), np.where(held < 0.0, perp.high, perp.low)
+
+    def ratio(price: np.ndarray) -> np.ndarray:
+        equity = cash + held * price
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(equity > 0.0, mmr * np.abs(held) * price / equity, np.inf)
+        return np.where(held != 0.0, r, 0.0)
+
+    return ratio(mark), ratio(extreme)
+
+
 class PerpHedge:
     def __init__(self, cfg: RunConfig, env, asset: str, limit: float):
         self.cfg = cfg
@@ -215,7 +242,7 @@ class PerpHedge:
             amount = min(eq - total * w, acct.free_margin(k) - venue.transfer_fee_usdt)
             if amount > dust and amount >= venue.min_transfer_usdt:
                 ex.transfer(k, cash_pos, wallet, amount, venue.transfer_fee_usdt, fx,
-                            f"{venue.name} -> wallet ({reason})")
+                            f"{venue.name} -> wallet ({reason})", acct.perp)
                 spendable += amount
         for acct, w, eq, cash_pos in sorted(rows, key=lambda row: -row[0].ratio(k)):  # the neediest first
             venue = acct.perp.venue
@@ -229,7 +256,7 @@ class PerpHedge:
                 amount = venue.min_transfer_usdt
             if amount > 0.0:
                 ex.transfer(k, wallet, cash_pos, amount, venue.transfer_fee_usdt, fx,
-                            f"wallet -> {venue.name} ({reason})")
+                            f"wallet -> {venue.name} ({reason})", acct.perp)
                 spendable -= amount + venue.transfer_fee_usdt
 
     def top_up_wallet(self, k: int, need: float) -> None:
@@ -243,7 +270,7 @@ class PerpHedge:
         amount = min(max(short, venue.min_transfer_usdt), acct.free_margin(k) - venue.transfer_fee_usdt)
         if amount >= venue.min_transfer_usdt and amount > 0.0:
             self.ctx.executor.transfer(k, cash_pos, wallet, amount, venue.transfer_fee_usdt, self.fx[k],
-                                       f"{venue.name} -> wallet (gas)")
+                                       f"{venue.name} -> wallet (gas)", acct.perp)
 
     def fund_margin(self, k: int, available: float, reason: str) -> None:
         """After a re-hedge: spread margin over the venues when one sits above COMFORT x the limit;
@@ -254,7 +281,7 @@ class PerpHedge:
             self.distribute_margin(k, available, reason, withdraw=False)
 
     def report(self, quantities: np.ndarray) -> tuple[dict, dict]:
-        cols, max_ratio, funding = {}, {}, {}
+        cols, max_ratio, funding, intrabar = {}, {}, {}, {}
         for perp, acct, f, size_pos, cash_pos in zip(self.perps, self.accounts, self.funding, self.size_pos,
                                                      self.cash_pos, strict=True):
             v = perp.venue.name
@@ -265,7 +292,15 @@ class PerpHedge:
                 ratio = np.where(size != 0.0, acct.mmr * np.abs(size) * mark / equity, 0.0)
             ratio = np.where((size != 0.0) & (equity <= 0.0), np.inf, ratio)
             cols[f"margin_ratio:{v}"] = ratio
+            cols[f"liq_distance:{v}"] = liquidation_distance(size, mark, equity, acct.mmr)
             cols[f"equity_usdt:{v}"] = equity
+            at_open, at_extreme = intrabar_ratios(perp, acct.mmr, size, quantities[cash_pos])
+            cols[f"margin_ratio_intrabar:{v}"] = at_extreme
+            intrabar[v] = {"max_margin_ratio_at_open": float(np.nanmax(at_open, initial=0.0)),
+                           "max_margin_ratio_intrabar": float(np.nanmax(at_extreme, initial=0.0)),
+                           "hours_over_limit_only_intrabar": int(((at_extreme >= self.limit)
+                                                                  & (at_open < self.limit)).sum()),
+                           "hours_liquidating_only_intrabar": int(((at_extreme >= 1.0) & (at_open < 1.0)).sum())}
             cols[f"funding:{v}"] = np.asarray(f.per_tick)
             max_ratio[v] = float(ratio.max())
             funding[v] = float(np.sum(f.per_tick))
@@ -278,7 +313,8 @@ class PerpHedge:
                 # unrealised PnL = size x (mark - entry) (linear USDT-margined contract)
                 "unrealized_pnl": size * (mark - perp.entry_price), "realized_pnl": perp.realized_pnl,
             }
-        return cols, {"funding_by_venue": funding, "max_margin_ratio": max_ratio, "perp_positions": positions}
+        return cols, {"funding_by_venue": funding, "max_margin_ratio": max_ratio, "perp_positions": positions,
+                      "intrabar_by_venue": intrabar}
 
     def liquidations(self) -> list[dict]:
         return [event for a in self.accounts for event in a.liquidations]

@@ -63,6 +63,7 @@ class MarketNeutral(Strategy):
         return self.leg.needs() + self.hedge.needs()
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
+        self.spot.bind(market)
         ones = market.ones
         self.price = market.floats(self.pricer.price_usdt("ETH"))
         self.fx = market.floats(self.pricer.price("USDT"))

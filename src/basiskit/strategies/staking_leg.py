@@ -159,6 +159,7 @@ class StakingLeg:
         self.reward_pos = [book.slot_of(t.instrument.key) for t in self.rewards]
         self.liquidations = []
         self.delevered_at = -1
+        self.lowest_hf = math.inf  # the lowest HF the hourly check saw (before the strategy's answer)
         self._hooks = Hooks(monitors=[self.check_liquidation] if self.borrowing else [])
         if self.rewards:
             self._hooks.accruals.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
@@ -220,8 +221,13 @@ class StakingLeg:
 
     # --- liquidation (the protocol acts, not the strategy) ---------------------------------------
     def check_liquidation(self, k: int) -> None:
-        if self.qty[self.debt_pos] > 0.0 and self.health_factor(k) < 1.0:
-            self.liquidate(k)
+        """The protocol's check each hour, before the strategy acts; keeps the lowest HF it saw."""
+        if self.qty[self.debt_pos] > 0.0:
+            hf = self.health_factor(k)
+            if hf < self.lowest_hf:
+                self.lowest_hf = hf
+            if hf < 1.0:
+                self.liquidate(k)
 
     def liquidate(self, k: int) -> None:
         """A liquidator repays up to the close factor of the debt and seizes collateral worth the
@@ -424,8 +430,12 @@ class StakingLeg:
                          if self.a_pos is not None else np.zeros_like(coll))
             hf = np.where(debt > 0, aave_coll * self.emode.liquidation_threshold / debt, np.inf)
             leverage = np.where(coll - debt > 0, coll / (coll - debt), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # the fall of the collateral's value against the debt (here the LST/ETH rate) that brings HF to 1:
+            # HF scales with it, so 1 - 1/HF (Aave v3: liquidation below HF 1)
+            liq = np.where(debt > 0, np.maximum(1.0 - 1.0 / hf, 0.0), np.nan)
         cols = {"lst_rate": rate, "collateral_eth": coll, "debt_eth": debt, "ltv": ltv, "health_factor": hf,
-                "leverage": leverage}
+                "leverage": leverage, "liq_distance:aave_v3": liq}
         if self.lst.market_rate:
             lo, hi = self.lst.market_coverage
             covered = (self.grid >= lo) & (self.grid <= hi)
@@ -434,7 +444,8 @@ class StakingLeg:
             cols["lst_depeg"] = market_rate / rate - 1.0  # DEX price against the oracle rate
         held = coll > 0
         summary = {
-            "min_health_factor": float(hf.min()) if np.isfinite(hf).any() else None,
+            # the lowest of the recorded hours and of what the hourly check saw before the strategy acted
+            "min_health_factor": float(min(hf.min(), self.lowest_hf)) if np.isfinite(hf).any() else None,
             "max_ltv": float(ltv.max()),
             "leverage": {"mean": float(leverage[held].mean()) if held.any() else 0.0,
                          "max": float(leverage.max())},

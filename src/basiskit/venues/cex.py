@@ -28,6 +28,7 @@ class CexVenue:
     min_order_usdt: float = 0.0
     min_spot_order_usdt: float = 0.0
     min_transfer_usdt: float = 0.0
+    liquidation_check: str = "open"
 
 
 def load_venue(dataset: Dataset, cfg: RunConfig, name: str, symbol: str) -> CexVenue:
@@ -56,12 +57,18 @@ def load_venue(dataset: Dataset, cfg: RunConfig, name: str, symbol: str) -> CexV
         min_order_usdt=over.min_order_usdt,
         min_spot_order_usdt=over.min_spot_order_usdt,
         min_transfer_usdt=over.min_transfer_usdt,
+        liquidation_check=over.liquidation_check,
     )
 
 
 def perp_mark_need(venue: str, asset: str) -> Need:
     """Mark price: the venue's own perp bars, open at t (no look-ahead)."""
     return Need(f"perp/{venue}_{asset.lower()}usdt_1h", "open", "bar_price")
+
+
+def extreme_need(venue: str, asset: str, column: str) -> Need:
+    """The high or low of the venue's perp bar that closed at t (intrabar liquidation checks)."""
+    return Need(f"perp/{venue}_{asset.lower()}usdt_1h", column, "bar_extreme")
 
 
 def funding_need(venue: str, asset: str) -> Need:

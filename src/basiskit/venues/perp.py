@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..data.market import MarketData
 from ..portfolio.instruments import Instrument
-from .cex import CexVenue, funding_need, perp_mark_need
+from .cex import CexVenue, extreme_need, funding_need, perp_mark_need
 
 
 @dataclass
@@ -23,6 +23,9 @@ class PerpMarket:
     realized_pnl: float = 0.0
     mark: list[float] = field(default_factory=list)
     funding_rate: list[float] = field(default_factory=list)
+    high: list[float] = field(default_factory=list)
+    low: list[float] = field(default_factory=list)
+    down: list[bool] | None = None
 
     def __post_init__(self) -> None:
         self.symbol = f"{self.asset}USDT"
@@ -31,13 +34,22 @@ class PerpMarket:
         self.pair = f"{self.symbol}-PERP"
         self.mark_need = perp_mark_need(self.venue.name, self.asset)
         self.funding_need = funding_need(self.venue.name, self.asset)
+        self.high_need = extreme_need(self.venue.name, self.asset, "high")
+        self.low_need = extreme_need(self.venue.name, self.asset, "low")
 
     def needs(self):
-        return [self.mark_need, self.funding_need]
+        return [self.mark_need, self.funding_need, self.high_need, self.low_need]
 
     def bind(self, market: MarketData) -> None:
         self.mark = market.values(self.mark_need)
         self.funding_rate = market.values(self.funding_need)
+        self.high = market.values(self.high_need)  # of the bar that closed at t: the intrabar extremes
+        self.low = market.values(self.low_need)
+        down = market.outages.get(self.venue.name)
+        self.down = None if down is None else down.tolist()  # hours the venue cannot be reached (stress)
+
+    def is_down(self, k: int) -> bool:
+        return self.down is not None and self.down[k]
 
     def on_fill(self, size_before: float, delta: float, price: float) -> None:
         """Track entry price (size-weighted on increase) and realised PnL on reduce."""

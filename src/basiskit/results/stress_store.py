@@ -1,0 +1,76 @@
+"""Stress tests in the results store, beside runs and sweeps:
+
+  stress_tests(stress_id, mode, status, source, created_at, finished_at, error, request, result,
+               baseline_run_id, scenario_run_id, grid_sweep_id)
+
+The two runs are ordinary stored runs (source "stress"); the result holds the comparison."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from .db import StoreError, json_safe, now
+from .sweep_store import SweepStore
+
+STRESS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stress_tests (
+  stress_id VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR, source VARCHAR, created_at TIMESTAMPTZ,
+  finished_at TIMESTAMPTZ, error VARCHAR, request JSON, result JSON, baseline_run_id VARCHAR,
+  scenario_run_id VARCHAR, grid_sweep_id VARCHAR);
+"""
+FIELDS = ("stress_id", "mode", "status", "source", "created_at", "finished_at", "error", "baseline_run_id",
+          "scenario_run_id", "grid_sweep_id")
+
+
+def new_stress_id(mode: str) -> str:
+    t = datetime.now(UTC)
+    return f"{t:%Y%m%dT%H%M%S}{t.microsecond:06d}-stress-{mode}"
+
+
+class StressStore(SweepStore):
+    """The store with its sweep and stress tables."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        with self._conn() as con:
+            con.execute(STRESS_SCHEMA)
+
+    def create_stress(self, stress_id: str, mode: str, source: str, request: dict) -> None:
+        with self._conn() as con:
+            con.execute("INSERT INTO stress_tests (stress_id, mode, status, source, created_at, request) "
+                        "VALUES (?, ?, 'running', ?, ?, ?)", [stress_id, mode, source, now(), json.dumps(request)])
+
+    def finish_stress(self, stress_id: str, result: dict) -> None:
+        with self._conn() as con:
+            con.execute("UPDATE stress_tests SET status = 'done', finished_at = ?, result = ?, baseline_run_id = ?, "
+                        "scenario_run_id = ?, grid_sweep_id = ? WHERE stress_id = ?",
+                        [now(), json.dumps(json_safe(result)), result["baseline"]["run_id"],
+                         result["scenario"]["run_id"], (result.get("grid") or {}).get("sweep_id"), stress_id])
+
+    def fail_stress(self, stress_id: str, error: str) -> None:
+        with self._conn() as con:
+            con.execute("UPDATE stress_tests SET status = 'failed', finished_at = ?, error = ? WHERE stress_id = ?",
+                        [now(), error, stress_id])
+
+    def mark_stress_interrupted(self, reason: str) -> None:
+        with self._conn() as con:
+            con.execute("UPDATE stress_tests SET status = 'failed', error = ?, finished_at = ? "
+                        "WHERE status = 'running'", [reason, now()])
+
+    def get_stress(self, stress_id: str) -> dict:
+        with self._conn() as con:
+            row = con.execute(f"SELECT {', '.join(FIELDS)}, request, result FROM stress_tests WHERE stress_id = ?",
+                              [stress_id]).fetchone()
+        if row is None:
+            raise StoreError(f"no stress test {stress_id!r} in {self.path}")
+        out = dict(zip(FIELDS, row[: len(FIELDS)], strict=True))
+        out["request"], out["result"] = (json.loads(x) if x else None for x in row[len(FIELDS):])
+        return out
+
+    def list_stress(self, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+        with self._conn() as con:
+            total = con.execute("SELECT count(*) FROM stress_tests").fetchone()[0]
+            rows = con.execute(f"SELECT {', '.join(FIELDS)} FROM stress_tests ORDER BY created_at DESC "
+                               "LIMIT ? OFFSET ?", [limit, offset]).fetchall()
+        return [dict(zip(FIELDS, r, strict=True)) for r in rows], total
