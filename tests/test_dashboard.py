@@ -133,3 +133,49 @@ def test_sweeps_page_charts_the_heatmap_and_runs_a_config_in_full(browser, tmp_p
         assert full["final_nav"] == best["windows"][0]["final_nav"] and full["initial_capital"] == 100000
     finally:
         server.stop()
+
+
+def test_stress_page_compares_both_runs_and_maps_liquidations(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server = Server(tmp_path / "stress.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    try:
+        browser.get(server.url + "/#stress")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#stress-scenarios input")) >= 10)
+        Select(browser.find_element(By.ID, "stress-mode")).select_by_value("eth_leveraged")
+        browser.find_element(By.CSS_SELECTOR, '#stress-scenarios input[value="lst_slashing"]').click()
+        at = browser.find_element(By.ID, "stress-at")
+        at.clear()
+        at.send_keys("2024-11-05T00:00:00Z")
+        for field, value in (("stress-start", "2024-10-10"), ("stress-end", "2024-12-10"), ("stress-capital", "100"),
+                             ("stress-shocks", "magnitude=0.2"), ("stress-grid", "magnitude=0.01,0.03,0.1,0.2")):
+            browser.find_element(By.ID, field).send_keys(value)
+        browser.find_element(By.ID, "stress-run").click()
+        wait.until(lambda d: " done" in d.find_element(By.ID, "stress-status").text)
+        stress_id = browser.find_element(By.ID, "stress-status").text.split(":")[0]
+        wait.until(lambda d: d.execute_script("return (document.getElementById('stress-map').data || []).length"))
+        r = httpx.get(f"{server.url}/stress/{stress_id}/result").json()
+        cells = {tr.find_element(By.TAG_NAME, "th").text: [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                 for tr in browser.find_elements(By.CSS_SELECTOR, "#stress-table tr")[1:]}
+        assert cells["liquidations"] == [str(r["baseline"]["liquidations"]["count"]),
+                                         str(r["scenario"]["liquidations"]["count"])]
+        assert r["scenario"]["liquidations"]["count"] >= 1  # a 20% fall of weETH's rate is far past the ~10% margin
+        # the NAV chart is the two stored runs, hour by hour
+        nav = browser.execute_script("return document.getElementById('stress-nav').data.map(t => t.y)")
+        for trace, side in zip(nav, ("baseline", "scenario"), strict=True):
+            stored = httpx.get(f"{server.url}/backtests/{r[side]['run_id']}/timeseries").json()["data"]["nav"]
+            assert trace == stored
+        # the map: red exactly where the grid run was liquidated, and a bigger fall never liquidates less
+        colors = browser.execute_script("return document.getElementById('stress-map').data[0].marker.color")
+        flags = [g["liquidated"] for g in r["grid"]["runs"]]
+        assert colors == ["crimson" if f else "seagreen" for f in flags]
+        by_magnitude = sorted(zip([g["params"]["stress.0.magnitude"] for g in r["grid"]["runs"]], flags,
+                                  strict=True))
+        assert [f for _, f in by_magnitude] == sorted(f for _, f in by_magnitude) and by_magnitude[0][1] is False
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.execute_script("document.getElementById('stress').scrollIntoView()")
+        browser.save_screenshot(str(ARTIFACTS / "stress.png"))
+    finally:
+        server.stop()

@@ -26,6 +26,8 @@ def test_every_operation_is_documented(live_schema):
         "GET /backtests/{run_id}/report", "DELETE /backtests/{run_id}",
         "POST /sweeps", "GET /sweeps", "GET /sweeps/{sweep_id}", "GET /sweeps/{sweep_id}/result",
         "GET /sweeps/{sweep_id}/report", "DELETE /sweeps/{sweep_id}",
+        "GET /scenarios", "POST /stress", "GET /stress", "GET /stress/{stress_id}", "GET /stress/{stress_id}/result",
+        "GET /stress/{stress_id}/report", "DELETE /stress/{stress_id}",
     }
 
 

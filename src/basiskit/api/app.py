@@ -23,7 +23,7 @@ from ..errors import BasiskitError, ConfigError
 from ..results.db import StoreError, json_safe
 from ..results.report import render as render_report
 from ..results.store import new_run_id
-from ..results.sweep_store import SweepStore
+from ..results.stress_store import StressStore
 from ..runconfig import load_run_config
 from ..strategies.registry import load_builtins
 from .jobs import INTERRUPTED, JobManager
@@ -41,6 +41,8 @@ from .models import (
     Timeseries,
     ValidationFailed,
 )
+from .stress import INTERRUPTED as STRESS_INTERRUPTED
+from .stress import StressManager, stress_router
 from .sweeps import INTERRUPTED as SWEEP_INTERRUPTED
 from .sweeps import SweepManager, sweeps_router
 
@@ -50,7 +52,7 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run or mode"}}
 
 def create_app(db_path: Path | None = None, data_dir: Path | None = None, workers: int = 2) -> FastAPI:
     root, source = resolve_data_dir(data_dir)
-    store = SweepStore(db_path)
+    store = StressStore(db_path)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -58,9 +60,11 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
         load_builtins()  # every strategy registered before the first request is answered
         store.mark_interrupted(INTERRUPTED)
         store.mark_sweeps_interrupted(SWEEP_INTERRUPTED)
+        store.mark_stress_interrupted(STRESS_INTERRUPTED)
         state["jobs"] = JobManager(store, root, f"{root} ({source})", workers)
         state["dataset"] = Dataset(root)
         state["sweeps"] = SweepManager(store, root, state["dataset"], workers)
+        state["stress"] = StressManager(store, root, state["dataset"])
         yield
         state["sweeps"].shutdown()
         state["jobs"].shutdown()
@@ -182,6 +186,7 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
         return Deleted(id=run_id, status="deleted")
 
     app.include_router(sweeps_router(store, state))
+    app.include_router(stress_router(store, state))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> FileResponse:

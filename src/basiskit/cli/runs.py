@@ -110,7 +110,7 @@ def report(run_id: Annotated[str, typer.Argument(help="A run id, a sweep id or a
            db: DbOption = None) -> None:
     """Write the self-contained HTML report of a stored run (with its ticks as CSV beside it), sweep or
     stress test."""
-    from ..results.stress_report import render as render_stress
+    from ..results.stress_report import render_stored
     from ..results.stress_store import StressStore
     from ..results.sweep_report import render as render_sweep
 
@@ -120,10 +120,7 @@ def report(run_id: Annotated[str, typer.Argument(help="A run id, a sweep id or a
         if test["status"] != "done":
             err.print(f"error: stress test {run_id} is {test['status']}; only finished ones have a report.")
             raise typer.Exit(1)
-        result = test["result"]
-        scenario = result["scenario"]["run_id"]
-        output.write_text(render_stress(result, store.ticks(result["baseline"]["run_id"]), store.ticks(scenario),
-                                        store.events(scenario)))
+        output.write_text(render_stored(store, test["result"]))
         typer.echo(str(output))
         return
     if store.has_sweep(run_id):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class Strict(BaseModel):
@@ -20,7 +21,7 @@ Bps = Annotated[float, Field(ge=0, le=10_000)]
 Hours = Annotated[float, Field(gt=0, le=24 * 366)]
 
 
-def _utc_hour(value: object) -> object:
+def utc_hour(value: object) -> object:
     """Dates become midnight UTC; naive datetimes are UTC; the result must be a whole hour."""
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day, tzinfo=UTC)
@@ -42,7 +43,7 @@ class Flow(Strict):
     at: datetime
     amount: float = Field(ge=-1e15, le=1e15)
 
-    _at = field_validator("at", mode="before")(_utc_hour)
+    _at = field_validator("at", mode="before")(utc_hour)
 
     @field_validator("amount")
     @classmethod
@@ -187,15 +188,23 @@ SHOCK_PARAMS = {
 }
 
 
+def raise_field_problems(title: str, problems: list[tuple[str, object, str]]) -> None:
+    """A model validator's problems, each on its own field (so a nested model's path names it)."""
+    raise ValidationError.from_exception_data(title, [
+        InitErrorDetails(type=PydanticCustomError("value_error", "{msg}", {"msg": msg}), loc=(field,), input=value)
+        for field, value, msg in problems])
+
+
 class Shock(Strict):
     """A stress scenario's overlay on the aligned market data (stress/overlays.py): from `at`, a step (or a
-    linear ramp over ramp_hours) to full strength, held `hours` (default: to the end of the window), then
-    back, at once or linearly over recovery_hours."""
+    linear ramp over ramp_hours) to full strength, lasting `hours` from `at` (ramp included; default: to
+    the end of the window), then back, at once or linearly over recovery_hours."""
 
     type: Literal[SHOCKS]
     name: str | None = Field(None, max_length=100, description="a label (default: the type)")
     at: datetime | None = Field(None, description="when it starts (basiskit stress --at)")
-    hours: float | None = Field(None, gt=0, le=24 * 3660, description="how long it lasts (default: to the end)")
+    hours: float | None = Field(None, gt=0, le=24 * 3660,
+                                description="hours from `at` to the start of the recovery (default: never)")
     path: Literal["step", "linear"] = "step"
     ramp_hours: float = Field(0.0, ge=0, le=24 * 3660)
     recovery_hours: float | None = Field(None, ge=0, le=24 * 3660)
@@ -205,27 +214,27 @@ class Shock(Strict):
     venues: list[Literal["binance", "bybit", "okx"]] | None = Field(None, description="funding_flip, venue_outage")
     reserve: Literal["WETH", "USDT"] = Field("WETH", description="borrow_rate_spike: the borrowed reserve")
 
-    _at = field_validator("at", mode="before")(_utc_hour)
+    _at = field_validator("at", mode="before")(utc_hour)
 
     @model_validator(mode="after")
     def _params(self) -> Shock:
         param, low, high = SHOCK_PARAMS[self.type]
         given = {k for k in ("magnitude", "apr", "factor") if getattr(self, k) is not None}
-        problems = [f"{k} does not apply to {self.type}" for k in sorted(given - {param})]
+        problems = [(k, getattr(self, k), f"{k} does not apply to {self.type}") for k in sorted(given - {param})]
         if param is not None:
             value = getattr(self, param)
             if value is None:
-                problems.append(f"{self.type} needs {param}")
+                problems.append((param, None, f"{self.type} needs {param}"))
             elif not low <= value <= high:
-                problems.append(f"{param} {value:g} is outside [{low:g}, {high:g}]")
+                problems.append((param, value, f"{param} {value:g} is outside [{low:g}, {high:g}]"))
         if self.venues is not None and self.type not in ("funding_flip", "venue_outage"):
-            problems.append(f"venues does not apply to {self.type} (it moves every venue)")
+            problems.append(("venues", self.venues, f"venues does not apply to {self.type} (it moves every venue)"))
         if self.type == "venue_outage" and not self.venues:
-            problems.append("venue_outage needs venues, e.g. [binance]")
+            problems.append(("venues", self.venues, "venue_outage needs venues, e.g. [binance]"))
         if self.path == "linear" and self.ramp_hours <= 0:
-            problems.append("path linear needs ramp_hours > 0")
+            problems.append(("ramp_hours", self.ramp_hours, "path linear needs ramp_hours > 0"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise_field_problems("Shock", problems)
         return self
 
 
@@ -264,7 +273,7 @@ class RunConfig(Strict):
     stress: list[Shock] = Field(default_factory=list, max_length=20,
                                 description="stress scenario overlays (basiskit stress); empty: the history as it was")
 
-    _hours = field_validator("start", "end", mode="before")(_utc_hour)
+    _hours = field_validator("start", "end", mode="before")(utc_hour)
 
     @field_validator("hedge_allocation")
     @classmethod
@@ -292,6 +301,7 @@ def cross_problems(cfg: RunConfig) -> list[tuple[str, object, str]]:
     for i, shock in enumerate(cfg.stress):
         if shock.at is None:
             problems.append((f"stress.{i}.at", None, "required: when the shock starts (basiskit stress --at)"))
-        elif (cfg.start and shock.at < cfg.start) or (cfg.end and shock.at >= cfg.end):
-            problems.append((f"stress.{i}.at", shock.at.isoformat(), f"outside the window {cfg.start} .. {cfg.end}"))
+        elif (cfg.start and shock.at < cfg.start) or (cfg.end and shock.at > cfg.end):
+            problems.append((f"stress.{i}.at", shock.at.isoformat(),
+                             f"outside the window {cfg.start} .. {cfg.end} (both hours included)"))
     return problems

@@ -39,16 +39,16 @@ def execute(cfg: RunConfig, data_dir: Path, data_label: str, run_id: str,
     return RunOutput(summary, ticks, events, result)
 
 
-def run_and_store(cfg: RunConfig, data_dir: Path, data_label: str, store: RunStore, source: str, out_dir: Path,
-                  progress: Callable[[int, int], None] | None = None,
+def run_and_store(cfg: RunConfig, data_dir: Path, data_label: str, store: RunStore, source: str,
+                  out_dir: Path | None, progress: Callable[[int, int], None] | None = None,
                   dataset: Dataset | None = None) -> RunOutput:
-    """A run written to its folder (Parquet, summary, config) and to the results store; the summary gets
-    its `results_dir`."""
+    """A run written to the results store and (given out_dir) to its folder (Parquet, summary, config);
+    the summary gets its `results_dir` (None without a folder)."""
     run_id = new_run_id(cfg.mode, config_hash(cfg))
     output = execute(cfg, data_dir, data_label, run_id, progress, dataset)
-    folder = write_run(output.result, output.summary, out_dir, run_id)
+    folder = None if out_dir is None else write_run(output.result, output.summary, out_dir, run_id)
     config = cfg.model_dump(mode="json")
     store.create(run_id, cfg.mode, "running", source, config=config)
     store.save_result(run_id, output.summary, output.ticks, output.events, config)
-    output.summary["results_dir"] = str(folder)
+    output.summary["results_dir"] = None if folder is None else str(folder)
     return output

@@ -123,3 +123,9 @@ time to recover: {'not within the window' if recover is None else f'{recover} h'
 <h2>What the shock made the strategy do</h2>
 <table id="actions"><tr><th>time</th><th>type</th><th></th></tr>{acts}</table>"""
     return page(title, body, figs)
+
+
+def render_stored(store, result: dict) -> str:
+    """The report of a finished stress test whose runs are in `store` (a StressStore)."""
+    scenario = result["scenario"]["run_id"]
+    return render(result, store.ticks(result["baseline"]["run_id"]), store.ticks(scenario), store.events(scenario))

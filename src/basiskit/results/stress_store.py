@@ -58,6 +58,17 @@ class StressStore(SweepStore):
             con.execute("UPDATE stress_tests SET status = 'failed', error = ?, finished_at = ? "
                         "WHERE status = 'running'", [reason, now()])
 
+    def delete_stress(self, stress_id: str) -> None:
+        """The stress test, its two runs and its grid sweep."""
+        test = self.get_stress(stress_id)
+        for run_id in (test["baseline_run_id"], test["scenario_run_id"]):
+            if run_id:
+                self.delete(run_id)
+        if test["grid_sweep_id"]:
+            self.delete_sweep(test["grid_sweep_id"])
+        with self._conn() as con:
+            con.execute("DELETE FROM stress_tests WHERE stress_id = ?", [stress_id])
+
     def get_stress(self, stress_id: str) -> dict:
         with self._conn() as con:
             row = con.execute(f"SELECT {', '.join(FIELDS)}, request, result FROM stress_tests WHERE stress_id = ?",

@@ -241,16 +241,26 @@ class StakingLeg:
         repaid = close_factor * debt
         bonus = self.emode.liquidation_bonus
         seized_units = repaid * (1.0 + bonus) / rate
-        if seized_units > coll_units:  # not enough collateral: seize it all, repay what it covers
+        all_seized = seized_units >= coll_units
+        if all_seized:  # not enough collateral: seize it all, repay what it covers
             seized_units = coll_units
             repaid = coll_units * rate / (1.0 + bonus)
-        qty[self.a_pos] -= self.collateral.scaled_amount(seized_units, k)
+            qty[self.a_pos] = 0.0
+        else:
+            qty[self.a_pos] -= self.collateral.scaled_amount(seized_units, k)
         qty[self.debt_pos] -= self.weth.scaled_debt(repaid, k)
         loss = repaid * bonus * self.eth_value[k]
         self.ctx.book.attribution[LIQUIDATION_LOSS][k] -= loss
+        written_off = 0.0
+        if all_seized:
+            # Aave v3.3 bad debt: debt left on an account with no collateral is burned (the reserve books a
+            # deficit); the loss beyond the collateral, booked by the rate's fall, comes back there
+            written_off = self.debt_eth(k)
+            qty[self.debt_pos] = 0.0
+            self.ctx.book.attribution[STAKING_YIELD][k] += written_off * self.eth_value[k]
         record = {"k": k, "venue": "aave_v3", "health_factor": hf, "close_factor": close_factor,
                   "debt_before": debt, "repaid": repaid, "seized_units": seized_units, "rate": rate,
-                  "loss": loss, "health_factor_after": self.health_factor(k)}
+                  "loss": loss, "written_off": written_off, "health_factor_after": self.health_factor(k)}
         self.liquidations.append(record)
         self.ctx.events.add(k, "liquidation", f"aave_v3 liquidation at HF {hf:.4f}: repaid {repaid:.6f} WETH, "
                             f"seized {seized_units:.6f} {self.lst.symbol}",

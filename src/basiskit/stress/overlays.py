@@ -1,7 +1,7 @@
 """Stress scenarios as pure overlays on the aligned market data, applied before the loop to every series
 the shocked quantity drives (the loop never knows it is stressed). A shock's strength over time s(t) is
-0 before `at`, rises to 1 (at once, or linearly over ramp_hours), holds for `hours`, and falls back (at
-once, or linearly over recovery_hours); each series moves by its own rule with s(t):
+0 before `at`, rises to 1 (at once, or linearly over ramp_hours), and `hours` after `at` (ramp included)
+falls back (at once, or linearly over recovery_hours); each series moves by its own rule with s(t):
 
   eth_price_shock, btc_price_shock: every spot and perp price of the asset x (1 + magnitude x s), so
       marks and the Aave oracle's USD prices move together (the LST/ETH rate, a ratio, does not);

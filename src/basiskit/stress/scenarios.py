@@ -36,45 +36,58 @@ def library() -> dict[str, Scenario]:
     return out
 
 
-def load(ref: str) -> Scenario:
-    """A library scenario by name, or a YAML file by path; problems name the file and the field."""
+def load(ref: str, files: bool = True) -> Scenario:
+    """A library scenario by name, or (files=True) a YAML file by path; problems name the file and field."""
     lib = library()
     if ref in lib:
         return lib[ref]
     path = Path(ref)
-    if not path.suffix or not path.is_file():
-        raise ConfigError([("--scenario", ref, f"no such scenario or file; the library: {', '.join(lib)}")])
+    if not files or not path.suffix or not path.is_file():
+        raise ConfigError([("scenarios", ref, f"no such scenario{'' if not files else ' or file'}; the library: "
+                            f"{', '.join(lib)}")])
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise ConfigError([("--scenario", ref, f"cannot read YAML ({exc})")]) from None
+        raise ConfigError([("scenarios", ref, f"cannot read YAML ({exc})")]) from None
     if not isinstance(raw, dict):
-        raise ConfigError([("--scenario", ref, "must hold a mapping with `shocks`")])
-    problems = []
+        raise ConfigError([("scenarios", ref, "must hold a mapping with `shocks`")])
+    return validated(path.stem, raw, f"{path.name}: shocks")
+
+
+def validated(name: str, raw: dict, where: str) -> Scenario:
+    """A scenario given as data ({description, shocks}); every problem named `where`.i.field."""
     try:
         parsed = ScenarioFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([(f"{path.name}: {f}", v, m) for f, v, m in map(field_problem, exc.errors())]) from None
+        raise ConfigError([(f"{where.removesuffix('shocks')}{f}", v, m)
+                           for f, v, m in map(field_problem, exc.errors())]) from None
+    problems = []
     for i, shock in enumerate(parsed.shocks):
         try:
             Shock.model_validate({"at": "2024-01-01T00:00:00Z"} | shock)  # `at` comes from --at if not given
         except ValidationError as exc:
-            problems += [(f"{path.name}: shocks.{i}.{f}".rstrip("."), v, m)
-                         for f, v, m in map(field_problem, exc.errors())]
+            problems += [(f"{where}.{i}.{f}".rstrip("."), v, m) for f, v, m in map(field_problem, exc.errors())]
     if problems:
         raise ConfigError(problems)
-    return Scenario(path.stem, parsed.description, parsed.shocks)
+    return Scenario(name, parsed.description, parsed.shocks)
 
 
-def combine(refs: list[str], shock_sets: list[str], at: str | None) -> list[dict]:
-    """The shocks of every scenario, named (the shock's own name, else its type; numbered when repeated),
-    with --shock overrides (`KEY=VALUE` when there is one shock, `NAME.KEY=VALUE` otherwise) and `at`."""
+def combine(refs: list[str], shock_sets: list[str], at: str | None, custom: list[dict] | None = None,
+            files: bool = True) -> list[dict]:
+    """The shocks of every scenario (library names, files when `files`, then `custom` shocks given as
+    data), named (the shock's own name, else its type; numbered when repeated), with --shock overrides
+    (`KEY=VALUE` when there is one shock, `NAME.KEY=VALUE` otherwise) and `at`."""
     shocks: list[dict] = []
     problems: list[tuple[str, object, str]] = []
     scenarios = []
     for ref in refs:
         try:
-            scenarios.append(load(ref))
+            scenarios.append(load(ref, files))
+        except ConfigError as exc:
+            problems += exc.problems
+    if custom:
+        try:
+            scenarios.append(validated("custom", {"shocks": custom}, "custom"))
         except ConfigError as exc:
             problems += exc.problems
     for scenario in scenarios:
@@ -85,27 +98,27 @@ def combine(refs: list[str], shock_sets: list[str], at: str | None) -> list[dict
             while any(s["name"] == name for s in shocks):
                 name, n = f"{base}{n}", n + 1
             shocks.append(shock | {"name": name})
-    for item in shock_sets:
+    for i, item in enumerate(shock_sets):
         try:
             path, value = parse_set(item)
         except ConfigError as exc:
-            problems += [("--shock", item, p[2]) for p in exc.problems]
+            problems += [(f"shocks.{i}", item, p[2]) for p in exc.problems]
             continue
         if len(path) == 1:
             if len(shocks) != 1:
-                problems.append(("--shock", item, f"{len(shocks)} shocks: say which, NAME.KEY=VALUE "
+                problems.append((f"shocks.{i}", item, f"{len(shocks)} shocks: say which, NAME.KEY=VALUE "
                                  f"(names: {', '.join(s['name'] for s in shocks)})"))
                 continue
             target = shocks[0]
         else:
             target = next((s for s in shocks if s["name"] == path[0]), None)
             if target is None or len(path) != 2:
-                problems.append(("--shock", item, f"no shock named {path[0]!r}; names: "
+                problems.append((f"shocks.{i}", item, f"no shock named {path[0]!r}; names: "
                                  f"{', '.join(s['name'] for s in shocks)}"))
                 continue
         target[path[-1]] = value
     if not shocks and not problems:
-        problems.append(("--scenario", refs, "give at least one scenario"))
+        problems.append(("scenarios", refs, "give at least one scenario (or custom shocks)"))
     if problems:
         raise ConfigError(problems)
     if at is not None:

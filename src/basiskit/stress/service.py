@@ -12,6 +12,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config.loading import deep_merge, merge_overrides, raw_run_config
+from ..config.models import utc_hour
 from ..data.dataset import Dataset
 from ..data.timeutil import iso
 from ..engine.service import RunOutput, run_and_store
@@ -36,7 +37,10 @@ class StressRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: str = Field(max_length=100)
-    scenarios: list[str] = Field(min_length=1, max_length=10, description="library names (or files, from the CLI)")
+    scenarios: list[str] = Field(default_factory=list, max_length=10,
+                                 description="library names (GET /scenarios; files too, from the CLI)")
+    custom: list[dict[str, Any]] = Field(default_factory=list, max_length=20,
+                                         description="shocks given in full, as a scenario file's `shocks`")
     shocks: list[str] = Field(default_factory=list, max_length=50, description="KEY=VALUE or NAME.KEY=VALUE")
     at: str = Field(description="when the shocks start: ISO 8601 UTC, or 'worst' (the baseline's hour closest "
                     "to liquidation for the positions the shocks can hurt)")
@@ -48,8 +52,8 @@ class StressRequest(BaseModel):
     config_overrides: dict[str, Any] = Field(default_factory=dict)
 
 
-def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str, out_dir: Path,
-           config_files: list | tuple = ()) -> dict:
+def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
+           out_dir: Path | None, config_files: list | tuple = (), files: bool = True) -> dict:
     """Run the baseline and the scenario (and the grid, if any); the comparison."""
     extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
              if v is not None}
@@ -57,7 +61,7 @@ def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepSto
                                                                                   extra))
     base_raw["stress"] = []
     worst = req.at == "worst"
-    shocks = combine(req.scenarios, req.shocks, None if worst else req.at)
+    shocks = combine(req.scenarios, req.shocks, None if worst else req.at, req.custom, files)
     baseline_cfg = validate_run_config(base_raw, dataset)
     label = f"{data_dir} (stress {source})"
     baseline = run_and_store(baseline_cfg, data_dir, label, store, source, out_dir, dataset=dataset)
@@ -191,14 +195,19 @@ def liquidation_map(req: StressRequest, base_raw: dict, shocks: list[dict], base
 SHOCK_KEYS = ("magnitude", "apr", "factor", "hours", "ramp_hours", "recovery_hours", "at")
 
 
-def check(req: StressRequest, dataset: Dataset, config_files=()) -> None:
+def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = True) -> None:
     """Every problem with a stress request before anything runs (ConfigError): the scenarios and --shock
     overrides, the base config, and the shocked config when --at is a time."""
     extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
              if v is not None}
     problems = []
+    if req.at != "worst":
+        try:
+            utc_hour(req.at)
+        except ValueError as exc:
+            problems.append(("at", req.at, f"{exc}, or 'worst'"))
     try:
-        shocks = combine(req.scenarios, req.shocks, None if req.at == "worst" else req.at)
+        shocks = combine(req.scenarios, req.shocks, None if req.at == "worst" else req.at, req.custom, files)
     except ConfigError as exc:
         problems += exc.problems
         shocks = []
@@ -211,7 +220,7 @@ def check(req: StressRequest, dataset: Dataset, config_files=()) -> None:
         base_raw = raw_run_config(req.mode, list(config_files), req.sets,
                                   deep_merge(merge_overrides(req.config_overrides), extra))
         validate_run_config(base_raw | {"stress": []}, dataset)
-        if shocks and req.at != "worst":
+        if shocks and req.at != "worst" and not problems:
             validate_run_config(base_raw | {"stress": shocks}, dataset)
     except ConfigError as exc:
         problems += exc.problems
@@ -219,8 +228,8 @@ def check(req: StressRequest, dataset: Dataset, config_files=()) -> None:
         raise ConfigError(problems)
 
 
-def stress_test(req: StressRequest, data_dir: Path, dataset: Dataset, store, source: str, out_dir: Path,
-                config_files=(), stress_id: str | None = None) -> dict:
+def stress_test(req: StressRequest, data_dir: Path, dataset: Dataset, store, source: str, out_dir: Path | None,
+                config_files=(), stress_id: str | None = None, files: bool = True) -> dict:
     """A stress test recorded in the store (registered unless `stress_id` already is); its result."""
     from ..results.stress_store import new_stress_id
 
@@ -228,7 +237,8 @@ def stress_test(req: StressRequest, data_dir: Path, dataset: Dataset, store, sou
         stress_id = new_stress_id(req.mode)
         store.create_stress(stress_id, req.mode, source, req.model_dump(mode="json"))
     try:
-        result = {"stress_id": stress_id} | stress(req, data_dir, dataset, store, source, out_dir, config_files)
+        result = {"stress_id": stress_id} | stress(req, data_dir, dataset, store, source, out_dir, config_files,
+                                                   files)
     except Exception as exc:
         store.fail_stress(stress_id, str(exc) or type(exc).__name__)
         raise

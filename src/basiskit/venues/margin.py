@@ -28,6 +28,7 @@ class MarginAccount:
         self.usdt_in_ccy = usdt_in_ccy
         self.intrabar = perp.venue.liquidation_check == "adverse_extreme"
         self.liquidations: list[dict] = []
+        self.seen_bar = -1  # the last hour whose bar the intrabar check saw
 
     def equity(self, k: int) -> float:
         """USDT equity: cash + size x mark."""
@@ -69,11 +70,13 @@ class MarginAccount:
     def __call__(self, k: int) -> None:
         """Liquidation check, run every tick after accrual and funding: at the mark, or (adverse_extreme)
         at the high (short) or low (long) of the bar that just closed, closing at the liquidation price
-        the price crossed within that hour."""
+        the price crossed within that hour. The bar is seen once: what the strategy opens at its close did
+        not live through it, so the check after the strategy acts is at the mark."""
         size = self.book.qty[self.size]
+        first, self.seen_bar = self.seen_bar != k, k
         if size == 0.0:
             return
-        if self.intrabar:
+        if self.intrabar and first:
             perp = self.perp
             extreme = perp.high[k] if size < 0.0 else perp.low[k]
             if self.ratio_at(extreme) >= 1.0:

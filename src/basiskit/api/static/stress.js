@@ -1,0 +1,116 @@
+// basiskit dashboard, Stress page: pick scenarios from the library, run the baseline and the shocked run
+// side by side, chart both NAVs and liquidation distances, and the liquidation map. Every number comes
+// from the API.
+async function loadStressForm() {
+  const [modes, scenarios] = await Promise.all([api("/modes"), api("/scenarios")]);
+  $("stress-mode").innerHTML = modes.map((m) => `<option value="${m.mode}">${m.mode}</option>`).join("");
+  $("stress-mode").value = "eth_leveraged";
+  $("stress-scenarios").innerHTML = scenarios.map((s) =>
+    `<label class="scenario"><input type="checkbox" value="${s.name}"> <b>${s.name}</b> ${s.description}</label>`).join("");
+}
+
+async function submitStress(event) {
+  event.preventDefault();
+  $("stress-errors").textContent = "";
+  const scenarios = [...document.querySelectorAll("#stress-scenarios input:checked")].map((c) => c.value);
+  const body = { mode: $("stress-mode").value, scenarios, shocks: lines("stress-shocks"),
+                 at: $("stress-at").value.trim() || "worst", grid: lines("stress-grid") };
+  if ($("stress-start").value) body.start = $("stress-start").value;
+  if ($("stress-end").value) body.end = $("stress-end").value;
+  if ($("stress-capital").value) body.capital = Number($("stress-capital").value);
+  try {
+    const created = await postJson("/stress", body);
+    await followStress(created.id);
+  } catch (err) {
+    showProblems("stress-errors", err);
+  }
+}
+
+async function followStress(id) {
+  for (;;) {
+    const s = await api(`/stress/${id}`);
+    $("stress-status").textContent = `${id}: ${s.status}` + (s.error ? ` (${s.error})` : "");
+    if (s.status !== "running") {
+      if (s.status === "done") await showStress(id);
+      await loadStressTests();
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 400));
+  }
+}
+
+async function showStress(id) {
+  const r = await api(`/stress/${id}/result`);
+  const [base, shocked] = await Promise.all([api(`/backtests/${r.baseline.run_id}/timeseries`),
+                                             api(`/backtests/${r.scenario.run_id}/timeseries`)]);
+  const ccy = r.baseline.share_class;
+  $("stress-report").href = `/stress/${id}/report`;
+  $("stress-report").hidden = false;
+  $("stress-headline").textContent = `shocks from ${r.at}: loss against the baseline ${fmtNum(r.loss_vs_baseline)} ${ccy}`
+    + ` at the end, ${fmtNum(r.max_loss_vs_baseline.value)} at worst (${r.max_loss_vs_baseline.at}); `
+    + (r.time_to_recover_hours === null ? "not recovered within the window" : `recovered in ${r.time_to_recover_hours} h`);
+  const rows = [["final NAV", (s) => `${fmtNum(s.final_nav)} ${ccy}`], ["total return", (s) => fmtPct(s.total_return)],
+                ["APY", (s) => fmtPct(s.apy)], ["max drawdown", (s) => fmtPct(s.max_drawdown)],
+                ["min health factor", (s) => (s.min_health_factor === null ? "" : s.min_health_factor.toFixed(4))],
+                ["liquidations", (s) => String(s.liquidations.count)]];
+  const venues = Object.keys(r.scenario.min_liquidation_distance || {}).sort();
+  for (const v of venues) {
+    rows.push([`min liquidation distance ${v}`, (s) => fmtPct((s.min_liquidation_distance || {})[v])]);
+  }
+  $("stress-table").innerHTML = "<tr><th></th><th>baseline</th><th>scenario</th></tr>" + rows.map(([k, f]) =>
+    `<tr><th>${k}</th><td data-side="baseline">${f(r.baseline)}</td><td data-side="scenario">${f(r.scenario)}</td></tr>`).join("");
+  const at = { type: "line", x0: r.at, x1: r.at, yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "red" } };
+  Plotly.newPlot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
+                                { x: shocked.data.timestamp, y: shocked.data.nav, name: "scenario" }],
+                 { title: { text: `NAV (${ccy})` }, shapes: [at], margin: { t: 40 } });
+  const dist = shocked.columns.filter((c) => c.startsWith("liq_distance:"));
+  if (dist.length) {
+    Plotly.newPlot("stress-distance", dist.flatMap((c) => [
+      { x: base.data.timestamp, y: base.data[c], name: `${c.slice(13)} baseline`, line: { dash: "dot" } },
+      { x: shocked.data.timestamp, y: shocked.data[c], name: `${c.slice(13)} scenario` }]),
+      { title: { text: "Distance to liquidation (fractional adverse move)" }, shapes: [at], margin: { t: 40 },
+        yaxis: { tickformat: ".1%" } });
+  } else Plotly.purge("stress-distance");
+  if (r.grid) showLiquidationMap(r.grid);
+  else Plotly.purge("stress-map");
+  $("stress-liquidations").innerHTML = r.liquidations.length
+    ? "<tr><th>liquidation</th><th>venue</th><th></th></tr>" + r.liquidations.map((l) =>
+      `<tr><td>${l.at}</td><td>${l.venue}</td><td>${l.message}</td></tr>`).join("")
+    : "<tr><td>no liquidation in the scenario</td></tr>";
+  window.lastStress = r;
+}
+
+// One axis: loss per value, red where liquidated; two: liquidated (1) or not (0) over the pair.
+function showLiquidationMap(grid) {
+  const [x, y] = grid.axes;
+  const uniq = (k) => [...new Set(grid.runs.map((g) => g.params[k]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (!y) {
+    Plotly.newPlot("stress-map", [{ type: "bar", x: grid.runs.map((g) => String(g.params[x])), y: grid.runs.map((g) => g.loss),
+      marker: { color: grid.runs.map((g) => (g.liquidated ? "crimson" : "seagreen")) } }],
+      { title: { text: `Liquidation map over ${x}: loss against the baseline (red: liquidated)` },
+        xaxis: { title: { text: x }, type: "category" }, margin: { t: 40 } });
+    return;
+  }
+  const xs = uniq(x), ys = uniq(y);
+  const z = ys.map((vy) => xs.map((vx) => {
+    const g = grid.runs.find((q) => q.params[x] === vx && q.params[y] === vy);
+    return g ? Number(g.liquidated) : null;
+  }));
+  Plotly.newPlot("stress-map", [{ type: "heatmap", x: xs.map(String), y: ys.map(String), z, zmin: 0, zmax: 1,
+    colorscale: [[0, "seagreen"], [1, "crimson"]], colorbar: { title: { text: "liquidated" } } }],
+    { title: { text: `Liquidation map over ${x} and ${y}` }, xaxis: { title: { text: x }, type: "category" },
+      yaxis: { title: { text: y }, type: "category" }, margin: { t: 40 } });
+}
+
+async function loadStressTests() {
+  const page = await api("/stress?page=1&page_size=50");
+  $("stress-list").querySelector("tbody").innerHTML = page.items.map((s) =>
+    `<tr><td><a href="#" data-stress="${s.id}">${s.id}</a></td><td>${s.mode}</td><td>${s.status}</td></tr>`).join("");
+  for (const a of document.querySelectorAll("[data-stress]")) {
+    a.onclick = (e) => { e.preventDefault(); if (a.closest("tr").children[2].textContent === "done") showStress(a.dataset.stress); };
+  }
+}
+
+$("stress-form").addEventListener("submit", submitStress);
+$("stress-refresh").addEventListener("click", loadStressTests);
+loadStressForm().then(loadStressTests);
