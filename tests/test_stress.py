@@ -23,7 +23,7 @@ from basiskit.engine.run import Backtest, run_backtest
 from basiskit.results.tables import ticks_table
 from basiskit.runconfig import load_run_config
 from basiskit.stress.overlays import drives, intensity
-from basiskit.stress.scenarios import library
+from basiskit.stress.scenarios import LIBRARY, library
 from conftest import raw_csv
 
 RISK = json.loads((SAMPLE_DIR / "params/aave_v3_risk.json").read_text())["emode"]
@@ -66,6 +66,31 @@ def test_lst_shock_just_short_of_and_just_past_the_aave_liquidation_distance(ful
     assert liq.details["repaid"] == pytest.approx(close * held_debt, rel=1e-9)
     assert liq.details["seized_units"] == pytest.approx(close * held_debt * (1 + BONUS) / (rate * (1 - m)), rel=1e-9)
     assert np.all(np.abs(past.residual) <= 1e-9 * np.abs(past.nav))
+
+
+def test_the_acceptance_command_on_the_full_history(full_data, tmp_path):
+    """`basiskit stress eth_leveraged --scenario lst_rate_shock --shock magnitude=M --at 2024-09-02T00:00:00Z`
+    with M just past the distance the baseline reports there."""
+    common = ("--start", YEAR["start"], "--end", YEAR["end"], "--capital", "50", "--data", str(full_data),
+              "--out", str(tmp_path), "--db", str(tmp_path / "s.duckdb"), "--json")
+    base = json.loads(basiskit("backtest", "eth_leveraged", *common).stdout)
+    ticks = pd.read_parquet(os.path.join(base["results_dir"], "ticks.parquet"))
+    k = int(np.flatnonzero(ticks["timestamp"] == pd.Timestamp(AT))[0])
+    d = float(ticks["liq_distance:aave_v3"].iloc[k])
+    out = {}
+    for label, m in (("short", d - 0.005), ("past", d + 0.005)):
+        p = basiskit("stress", "eth_leveraged", "--scenario", "lst_rate_shock", "--shock", f"magnitude={m!r}",
+                     "--at", AT, *common)
+        assert p.returncode == 0, p.stderr
+        out[label] = json.loads(p.stdout)
+    assert out["short"]["liquidations"] == [] and out["short"]["scenario"]["liquidations"]["count"] == 0
+    (liq,) = out["past"]["liquidations"]
+    assert liq["venue"] == "aave_v3" and liq["at"] == AT
+    assert out["past"]["shocks"] == [{"type": "lst_rate_shock", "name": "lst_rate_shock", "magnitude": d + 0.005,
+                                      "at": AT} | {k: v for k, v in out["past"]["shocks"][0].items()
+                                                  if k not in ("type", "name", "magnitude", "at")}]
+    assert out["past"]["baseline"]["final_nav"] == base["final_nav"]
+    assert out["past"]["loss_vs_baseline"] > 0 and out["past"]["scenario"]["min_health_factor"] < 1
 
 
 def test_an_eth_squeeze_past_a_venues_distance_liquidates_it_within_the_hour(full_data):
@@ -146,6 +171,8 @@ def test_every_library_scenario_on_every_mode_it_applies_to(mode):
     baseline = run_backtest(base_cfg, ds)
     ran = 0
     for name, scenario in library().items():
+        if not (LIBRARY / f"{name}.yaml").is_file():
+            continue  # a bare shock type: its parameter comes from --shock
         if not _applies(Backtest(base_cfg, ds), scenario.shocks):
             continue
         shocks = [s | {"at": MID} for s in scenario.shocks]
@@ -184,7 +211,15 @@ def test_eth_shock_moves_spot_perps_and_leaves_the_lst_rate(tmp_path):
     k = int((pd.Timestamp(MID).timestamp() - base.market.grid[0]) // 3600)
     for need in base.market.needs:
         a, b = base.market.array(need), shocked.market.array(need)
-        if need.series.startswith(("perp/", "spot/bybit_eth", "spot/uniswapv3_weth")) and need.how != "events":
+        if need.how == "bar_extreme":
+            # the bar that closed at k opened before the step: its own high and low stand, but the low is
+            # never above the (shocked) price at k, the gap; the next bar is all shocked
+            mark = next(n for n in base.market.needs if n.series == need.series and n.how == "bar_price")
+            at_k = shocked.market.array(mark)[k]
+            assert at_k == pytest.approx(0.8 * base.market.array(mark)[k], rel=1e-12)
+            assert b[k] == (min(a[k], at_k) if need.column == "low" else max(a[k], at_k)), need
+            assert b[k + 1] == pytest.approx(0.8 * a[k + 1], rel=1e-12) and b[k - 1] == a[k - 1], need
+        elif need.series.startswith(("perp/", "spot/bybit_eth", "spot/uniswapv3_weth")) and need.how != "events":
             assert b[k] == pytest.approx(0.8 * a[k], rel=1e-12) and b[k - 1] == a[k - 1], need
         else:
             assert np.array_equal(a, b), need  # LST rate, indexes, funding, gas: untouched
@@ -282,3 +317,58 @@ def test_stress_cli_json(tmp_path):
     html = tmp_path / "stress.html"
     assert basiskit("report", r["stress_id"], "-o", str(html), "--db", str(tmp_path / "s.duckdb")).returncode == 0
     assert "liquidation map over" not in html.read_text() and "loss against the unshocked run" in html.read_text()
+
+
+def test_intrabar_figures_by_hand_from_the_raw_bars():
+    """The report's open-versus-extreme table from the positions held and the raw perp bars: the venue checks,
+    at hour t, with what was held through the hour, the worst of the bar that opened at t - 1 (its high for a
+    short) and the price at t (a gap between bars counts too)."""
+    from basiskit.engine.service import execute
+    from basiskit.results.report import render
+
+    window = {"start": "2024-10-15", "end": "2024-11-20"}  # the sample's bars have no hole in it
+    cfg = load_run_config("usdt_market_neutral", extra=window | {"initial_capital": 1_000_000},
+                          dataset=Dataset(SAMPLE_DIR))
+    out = execute(cfg, SAMPLE_DIR, "sample", "intrabar-test")
+    t = out.ticks
+    mmr = json.loads((SAMPLE_DIR / "params/cex_venues.json").read_text())["binance"]["maintenance_margin_rate"]
+    bars = raw_csv(SAMPLE_DIR, "perp/binance_ethusdt_1h")
+    stamps = t["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    prev = (t["timestamp"] - pd.Timedelta(hours=1)).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    size = t["qty:binance:Perp:ETHUSDT"].shift(1).fillna(0.0).to_numpy()
+    cash = t["qty:binance:BaseToken:USDT"].shift(1).fillna(0.0).to_numpy()
+    high, low = bars["high"].reindex(prev).to_numpy(), bars["low"].reindex(prev).to_numpy()
+    opens = bars["open"].reindex(stamps).to_numpy()
+    held = size != 0
+    extreme = np.where(size < 0, np.maximum(high, opens), np.minimum(low, opens))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at_open = np.where(held, mmr["ETHUSDT"] * np.abs(size) * opens / (cash + size * opens), 0.0)
+        at_extreme = np.where(held, mmr["ETHUSDT"] * np.abs(size) * extreme / (cash + size * extreme), 0.0)
+    summary = out.summary["intrabar_by_venue"]["binance"]
+    assert summary["hours_held"] == held.sum() and not np.isnan(at_extreme).any()
+    assert summary["max_margin_ratio_intrabar"] == pytest.approx(at_extreme.max(), rel=1e-9)
+    assert summary["max_margin_ratio_at_open"] == pytest.approx(at_open.max(), rel=1e-9)
+    assert summary["max_ratio_gap"] == pytest.approx((at_extreme - at_open)[held].max(), rel=1e-9)
+    assert summary["mean_ratio_gap"] == pytest.approx((at_extreme - at_open)[held].mean(), rel=1e-9)
+    assert summary["max_ratio_gap"] > 0  # real wicks: the extreme is checked, not only the open
+    html = render(out.summary, t, out.events, None)
+    assert 'id="intrabar"' in html and "Liquidation distance" in html
+
+
+@pytest.mark.parametrize(("mode", "shock"), [("usdt_market_neutral", "eth_price_shock"),
+                                             ("usdt_market_neutral_no_leverage", "eth_price_shock"),
+                                             ("eth_basis", "eth_price_shock"), ("btc_basis", "btc_price_shock")])
+def test_a_hedge_lost_to_liquidation_is_restored_within_the_hour(mode, shock):
+    """A squeeze past every venue's distance liquidates the shorts; the strategy, left long and without margin,
+    resizes the book in the same hour (selling what it holds to fund new margin) rather than stay unhedged."""
+    ds = Dataset(SAMPLE_DIR)
+    r = run(mode, ds, SAMPLE | {"initial_capital": 1_000_000}, [{"type": shock, "magnitude": 0.5, "at": MID}])
+    t = ticks_table(r)
+    k = int(np.flatnonzero(t["timestamp"] == pd.Timestamp(MID))[0])
+    liquidated = {e.details["venue"] for e in r.events.of_type("liquidation") if e.k == k}
+    assert liquidated == {c.split(":")[1] for c in t.columns if c.startswith("liq_distance:") and "aave" not in c}
+    delta = next(c for c in t.columns if c.startswith("net_delta_usdt:"))
+    threshold = load_run_config(mode, dataset=ds).position_deviation_threshold
+    assert abs(t[delta].iloc[k]) <= threshold * r.nav[k]  # hedged again at that very hour
+    assert np.abs(t[delta].iloc[k:]).max() <= 0.05 * r.nav[k:].min()
+    assert np.all(np.abs(r.residual) <= 1e-9 * np.abs(r.nav))

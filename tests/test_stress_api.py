@@ -10,6 +10,7 @@ import httpx
 import pytest
 import yaml
 
+from basiskit.config.models import SHOCKS
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.results.stress_store import StressStore
 from basiskit.stress.scenarios import LIBRARY
@@ -39,9 +40,11 @@ def wait_stress(client: httpx.Client, stress_id: str, timeout: float = 120.0) ->
 def test_the_scenario_library(client):
     files = {p.stem: yaml.safe_load(p.read_text()) for p in LIBRARY.glob("*.yaml")}
     listed = {s["name"]: s for s in client.get("/scenarios").json()}
-    assert set(listed) == set(files) and len(files) >= 10
+    assert set(listed) == set(files) | set(SHOCKS) and len(files) >= 10
     for name, raw in files.items():
         assert listed[name]["shocks"] == raw["shocks"] and listed[name]["description"] == raw["description"]
+    for kind in set(SHOCKS) - set(files):  # every shock type alone, its parameters from `shocks`
+        assert listed[kind]["shocks"] == [{"type": kind}]
 
 
 def test_every_problem_of_a_stress_request(client):

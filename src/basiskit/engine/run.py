@@ -20,6 +20,7 @@ from ..portfolio.attribution import ATTRIBUTION_TYPES, N_SLOTS, SPOT_PRICE, TRAN
 from ..portfolio.book import Book, PositionSpec
 from ..portfolio.currency import SHARE_CLASS_ASSET, ShareClassPricer
 from ..portfolio.instruments import Instrument
+from ..portfolio.risk import liquidation_summary
 from ..strategies.base import Strategy, StrategyContext, StrategyEnv
 from ..strategies.registry import get_strategy
 from ..strategies.rules import run_config_problems
@@ -184,6 +185,7 @@ class Backtest:
         used_usd = used | ({SPOT_PRICE} if fx.min() != fx.max() else set())
         report = self.strategy.report(quantities, nav)
         report.summary["skipped_actions"] = dict(sorted(self.strategy.gate.skips.items()))
+        report.summary.setdefault("liquidations", liquidation_summary([]))  # nothing borrowed, nothing to liquidate
         report.summary |= _closest_to_liquidation(report.columns, self.market.grid)
         if self.benchmark is not None:
             lo, hi = self.market.partial_coverage[BENCHMARK]

@@ -76,6 +76,23 @@ def figures(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: di
         risk.update_layout(title="Risk: health factor, LTV, margin ratio per venue (limits dotted)")
         figs.append(risk)
 
+    distances = [c for c in _prefixed(ticks, "liq_distance:") if np.isfinite(col(c).to_numpy(dtype=float)).any()]
+    if distances:
+        dist = go.Figure(_series(t, [(c.removeprefix("liq_distance:"), col(c).replace([np.inf], np.nan), {})
+                                     for c in distances]))
+        dist.update_layout(title="Liquidation distance: the adverse move that liquidates (Aave: the collateral's "
+                                 "fall against the debt; perps: the mark's move)", yaxis_tickformat=".1%")
+        figs.append(dist)
+
+    for v in (summary.get("intrabar_by_venue") or {}):
+        if f"margin_ratio_intrabar:{v}" in ticks:
+            intra = go.Figure(_series(t, [("at the hour's open", col(f"margin_ratio:{v}"), {}),
+                                          ("at the hour's adverse extreme", col(f"margin_ratio_intrabar:{v}"),
+                                           {"line": {"dash": "dot"}})]))
+            intra.add_hline(y=1.0, line_dash="dot", annotation_text="liquidation")
+            intra.update_layout(title=f"{v}: margin ratio a venue would check at the open and within the hour")
+            figs.append(intra)
+
     if "lst_depeg" in ticks and col("lst_depeg").notna().any():
         depeg = go.Figure(_series(t, [("DEX rate / oracle rate - 1", col("lst_depeg"), {})]))
         depeg.update_layout(title="LST depeg view: DEX market rate against the oracle exchange rate",
@@ -141,6 +158,24 @@ def metrics_rows(summary: dict) -> list[tuple[str, str]]:
         [("note", summary["metrics_note"])] if summary.get("metrics_note") else [])
 
 
+def intrabar_rows(summary: dict) -> str:
+    """Per perp venue: how the margin ratio checked at each hour's open and at its adverse extreme differ
+    (the perp bars are trade prices; a venue checks its mark, which follows them closely)."""
+    rows = summary.get("intrabar_by_venue") or {}
+    if not rows:
+        return ""
+    head = ("venue", "check used", "hours held", "max ratio at open", "max ratio intrabar", "mean gap", "max gap",
+            "hours over the limit only intrabar", "hours liquidating only intrabar")
+    checks = summary.get("liquidation_check") or {}
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
+        v, checks.get(v, ""), r["hours_held"], f"{r['max_margin_ratio_at_open']:.4f}",
+        f"{r['max_margin_ratio_intrabar']:.4f}", f"{r['mean_ratio_gap']:.4f}", f"{r['max_ratio_gap']:.4f}",
+        r["hours_over_limit_only_intrabar"], r["hours_liquidating_only_intrabar"])) + "</tr>"
+        for v, r in rows.items())
+    return ("<h2>Liquidation checks: the hour's open against its adverse extreme</h2><table id=\"intrabar\"><tr>"
+            + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>")
+
+
 def render(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dict | None = None,
            csv_href: str | None = None) -> str:
     """The report; `csv_href` links the full per-tick table as CSV (the charts show it thinned to what a
@@ -150,6 +185,7 @@ def render(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dic
     notable = events[events["type"].isin(["rebalance", "liquidation", "risk_alert", "reconciliation_error"])]
     ev_rows = "".join(f"<tr><td>{r.timestamp:%Y-%m-%d %H:%M}</td><td>{html.escape(r.type)}</td>"
                       f"<td>{html.escape(r.message)}</td></tr>" for r in notable.head(500).itertuples())
+    intrabar = intrabar_rows(summary)
     title = f"basiskit {summary['mode']} {summary['start']} .. {summary['end']}"
     data_link = (f'<p>Charts show {len(ticks):,} hourly points thinned to at most about {POINTS_PER_TRACE:,} per line, '
                  f'every spike kept; the full table: <a id="ticks-csv" href="{html.escape(csv_href)}">ticks as CSV</a>'
@@ -160,7 +196,7 @@ share class {html.escape(summary['share_class'])}, {summary['steps']} hourly ste
 config {summary['config_hash'][:12]}, data {summary['data_hash'][:12]}</p>
 <h2>Metrics</h2><table id="metrics">{table}</table>
 <script type="application/json" id="summary">{html.escape(json.dumps(summary, default=str))}</script>
-{data_link}{"".join(f"{{chart:{i}}}" for i in range(len(figs)))}
+{intrabar}{data_link}{"".join(f"{{chart:{i}}}" for i in range(len(figs)))}
 <h2>Events</h2><table id="events"><tr><th>time</th><th>type</th><th>message</th></tr>{ev_rows}</table>"""
     return page(title, body, figs)
 

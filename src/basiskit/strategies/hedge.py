@@ -209,6 +209,13 @@ class PerpHedge:
                 return f"it would leave {acct.perp.venue.name} at margin ratio {r:.4g} >= limit {self.limit:g}"
         return None
 
+    def can_carry(self, k: int, units: float, available: float) -> bool:
+        """Whether the venues' equity and `available` wallet USDT can hold a short of `units` with every
+        venue at most COMFORT x the limit (margin ratio = mmr x notional / equity)."""
+        equity = available + sum(a.equity(k) for a in self.accounts)
+        need = sum(a.mmr * units * w * a.perp.mark[k] for a, w in zip(self.accounts, self.weights, strict=True))
+        return equity * COMFORT * self.limit >= need
+
     # --- actions ----------------------------------------------------------------------------------
     def hedge(self, k: int, units: float, dust: float) -> None:
         """Trade each venue's perp to a short of units x weight. An order under the venue's minimum
@@ -281,7 +288,7 @@ class PerpHedge:
             self.distribute_margin(k, available, reason, withdraw=False)
 
     def report(self, quantities: np.ndarray) -> tuple[dict, dict]:
-        cols, max_ratio, funding, intrabar = {}, {}, {}, {}
+        cols, max_ratio, funding, intrabar, checks = {}, {}, {}, {}, {}
         for perp, acct, f, size_pos, cash_pos in zip(self.perps, self.accounts, self.funding, self.size_pos,
                                                      self.cash_pos, strict=True):
             v = perp.venue.name
@@ -296,11 +303,16 @@ class PerpHedge:
             cols[f"equity_usdt:{v}"] = equity
             at_open, at_extreme = intrabar_ratios(perp, acct.mmr, size, quantities[cash_pos])
             cols[f"margin_ratio_intrabar:{v}"] = at_extreme
-            intrabar[v] = {"max_margin_ratio_at_open": float(np.nanmax(at_open, initial=0.0)),
+            finite = np.isfinite(at_extreme) & np.isfinite(at_open) & (at_open > 0.0)
+            gap = at_extreme[finite] - at_open[finite]
+            intrabar[v] = {"hours_held": int(len(gap)), "mean_ratio_gap": float(gap.mean()) if len(gap) else 0.0,
+                           "max_ratio_gap": float(gap.max(initial=0.0)),
+                           "max_margin_ratio_at_open": float(np.nanmax(at_open, initial=0.0)),
                            "max_margin_ratio_intrabar": float(np.nanmax(at_extreme, initial=0.0)),
                            "hours_over_limit_only_intrabar": int(((at_extreme >= self.limit)
                                                                   & (at_open < self.limit)).sum()),
                            "hours_liquidating_only_intrabar": int(((at_extreme >= 1.0) & (at_open < 1.0)).sum())}
+            checks[v] = perp.venue.liquidation_check
             cols[f"funding:{v}"] = np.asarray(f.per_tick)
             max_ratio[v] = float(ratio.max())
             funding[v] = float(np.sum(f.per_tick))
@@ -314,7 +326,7 @@ class PerpHedge:
                 "unrealized_pnl": size * (mark - perp.entry_price), "realized_pnl": perp.realized_pnl,
             }
         return cols, {"funding_by_venue": funding, "max_margin_ratio": max_ratio, "perp_positions": positions,
-                      "intrabar_by_venue": intrabar}
+                      "intrabar_by_venue": intrabar, "liquidation_check": checks}
 
     def liquidations(self) -> list[dict]:
         return [event for a in self.accounts for event in a.liquidations]

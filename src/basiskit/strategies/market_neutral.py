@@ -152,7 +152,10 @@ class MarketNeutral(Strategy):
             elif delta_value > limit:
                 trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
                                   corrects=delta_value * self.fx[k])
-                self.act(k, trigger, self.rehedge)
+                # a hedge the venues can no longer carry (its margin was lost, e.g. to a liquidation) is
+                # restored by resizing the book: staked ETH is sold to fund the margin
+                fits = self.hedge.can_carry(k, self.eth_long(k), self.spare_cash(k))
+                self.act(k, trigger, self.rehedge if fits else self.rebalance)
 
     def raise_cash(self, k: int, amount: float) -> None:
         trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)

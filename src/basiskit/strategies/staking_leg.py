@@ -445,7 +445,9 @@ class StakingLeg:
             # HF scales with it, so 1 - 1/HF (Aave v3: liquidation below HF 1)
             liq = np.where(debt > 0, np.maximum(1.0 - 1.0 / hf, 0.0), np.nan)
         cols = {"lst_rate": rate, "collateral_eth": coll, "debt_eth": debt, "ltv": ltv, "health_factor": hf,
-                "leverage": leverage, "liq_distance:aave_v3": liq}
+                "leverage": leverage}
+        if self.borrowing:  # nothing borrowed, nothing to liquidate
+            cols["liq_distance:aave_v3"] = liq
         if self.lst.market_rate:
             lo, hi = self.lst.market_coverage
             covered = (self.grid >= lo) & (self.grid <= hi)

@@ -4,7 +4,9 @@ the shocked quantity drives (the loop never knows it is stressed). A shock's str
 falls back (at once, or linearly over recovery_hours); each series moves by its own rule with s(t):
 
   eth_price_shock, btc_price_shock: every spot and perp price of the asset x (1 + magnitude x s), so
-      marks and the Aave oracle's USD prices move together (the LST/ETH rate, a ratio, does not);
+      marks and the Aave oracle's USD prices move together (the LST/ETH rate, a ratio, does not); a perp
+      bar's high and low (the intrabar liquidation check) take s at the bar's open, and stay at least
+      as extreme as the shocked price at its close, so a step is a gap, closed at the mark;
   lst_rate_shock: the LST's exchange rate to ETH (Aave's oracle) and its DEX price x (1 - magnitude x s);
   lst_market_depeg: the DEX price alone x (1 - magnitude x s) (a swap exit pays it, the HF does not);
   borrow_rate_spike: the reserve's variable borrow index grows at `apr` (compounded per second, as Aave
@@ -90,12 +92,24 @@ def apply(market: MarketData, cfg: RunConfig) -> MarketData:
     outages: dict[str, np.ndarray] = {}
     for shock in cfg.stress:
         s = intensity(market.grid, shock)
+        # the bar that closed at t opened at t - 1h: it carries the shock's strength at its open (a step at t
+        # is a gap at t, which the check sees through the price at t below)
+        s_bar = intensity(market.grid - HOUR, shock)
         for need in market.needs:
             if drives(shock, need, cfg):
-                arrays[need] = moved(shock, arrays.get(need, market.array(need)), s)
+                arrays[need] = moved(shock, arrays.get(need, market.array(need)),
+                                     s_bar if need.how == "bar_extreme" else s)
         if shock.type == "venue_outage":
             for venue in shock.venues:
                 outages[venue] = outages.get(venue, np.zeros(len(s), dtype=bool)) | (s > 0.0)
+    known_needs = set(market.needs)
+    for need in [n for n in arrays if n.how == "bar_extreme"]:
+        # as aligned (align_bar_extreme): never less extreme than the price known at t, shocked too
+        price = Need(need.series, "open", "bar_price")
+        if price in known_needs:
+            known = arrays.get(price, market.array(price))
+            arrays[need] = np.maximum(arrays[need], known) if need.column == "high" else \
+                np.minimum(arrays[need], known)
     return market.overlaid(arrays, outages)
 
 

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..config.loading import field_problem, parse_set
-from ..config.models import Shock, Strict
+from ..config.models import SHOCK_PARAMS, SHOCKS, Shock, Strict
 from ..errors import ConfigError
 
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
@@ -29,10 +29,17 @@ class Scenario:
 
 
 def library() -> dict[str, Scenario]:
+    """The named scenarios, then every shock type as a scenario of that one shock (its parameters from
+    --shock, e.g. `--scenario lst_rate_shock --shock magnitude=0.1`)."""
     out = {}
     for path in sorted(LIBRARY.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text())
         out[path.stem] = Scenario(path.stem, raw.get("description", ""), raw["shocks"])
+    for kind in SHOCKS:
+        param = SHOCK_PARAMS[kind][0]
+        out.setdefault(kind, Scenario(kind, f"one {kind} shock" + (f"; give its {param} with --shock" if param
+                                                                    else "; give its venues with --shock"),
+                                      [{"type": kind}]))
     return out
 
 

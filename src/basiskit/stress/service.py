@@ -224,6 +224,10 @@ def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = T
             validate_run_config(base_raw | {"stress": shocks}, dataset)
     except ConfigError as exc:
         problems += exc.problems
+    gridded = {text.split("=", 1)[0].split(".")[-1] for text in req.grid}
+    problems = [(f, v, f"{m} (the grid maps it; the side-by-side run needs a value too: --shock "
+                       f"{f.rsplit('.', 1)[-1]}=V)" if f.rsplit(".", 1)[-1] in gridded and v is None else m)
+                for f, v, m in problems]
     if problems:
         raise ConfigError(problems)
 
