@@ -46,7 +46,8 @@ def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
         wait = WebDriverWait(browser, 60)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#mode option")) == 8)
         Select(browser.find_element(By.ID, "mode")).select_by_value("eth_basis")
-        wait.until(lambda d: d.find_element(By.ID, "capital").get_attribute("value") == "1000000")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#overrides[data-mode="eth_basis"]'))
+        assert browser.find_element(By.ID, "capital").get_attribute("value") == "1000000"
         browser.find_element(By.ID, "start").send_keys("2024-11-01")
         browser.find_element(By.ID, "end").send_keys("2024-12-01")
         capital = browser.find_element(By.ID, "capital")
@@ -70,7 +71,7 @@ def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
         assert any(run_id in r.text for r in rows)
         # a second run with a parameter changed through the generated form, then compare the two
         Select(browser.find_element(By.ID, "mode")).select_by_value("eth_staking_only")
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, 'select[data-key="lst"]'))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#overrides[data-mode="eth_staking_only"]'))
         browser.execute_script("document.querySelector('#overrides').parentElement.open = true")
         Select(browser.find_element(By.CSS_SELECTOR, 'select[data-key="lst"]')).select_by_value("wstETH")
         browser.find_element(By.ID, "run").click()

@@ -69,14 +69,18 @@ async function loadModes() {
   await loadPreset();
 }
 
+let presetRequest = 0;
 async function loadPreset() {
-  const detail = await api(`/modes/${$("mode").value}`);
+  const mode = $("mode").value, request = ++presetRequest;
+  const detail = await api(`/modes/${mode}`);
+  if (request !== presetRequest) return;  // the mode changed again meanwhile: only the latest one is shown
   configSchema = detail.config_schema;
   presetValues = flatten(detail.preset);
   $("capital").value = detail.preset.initial_capital;
   $("mode-description").textContent = detail.preset.description;
   const rows = Object.entries(presetValues).filter(([k, v]) => !SKIP.has(k) && !Array.isArray(v));
   $("overrides").innerHTML = rows.map(([k, v]) => inputFor(k, v)).join("");
+  $("overrides").dataset.mode = mode;
 }
 
 function overrides() {
