@@ -43,6 +43,15 @@ def server(tmp_path_factory, request):
 
 
 @pytest.fixture
+def client(server):
+    """An HTTP client of the module's server."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
 def sample_copy(tmp_path) -> Path:
     """A writable copy of the embedded sample, for corrupting."""
     dest = tmp_path / "data"

@@ -58,11 +58,12 @@ class Server:
 
 
 def wait_for(client: httpx.Client, run_id: str, statuses=("done", "failed", "cancelled"), timeout: float = 120.0,
-             predicate=None) -> dict:
+             predicate=None, kind: str = "backtests") -> dict:
+    """Poll GET /{kind}/{id} (backtests, sweeps, stress) until its status is one of `statuses`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        s = client.get(f"/backtests/{run_id}").json()
+        s = client.get(f"/{kind}/{run_id}").json()
         if s["status"] in statuses and (predicate is None or predicate(s)):
             return s
         time.sleep(0.1)
-    raise TimeoutError(f"run {run_id} did not reach {statuses}: last {s}")
+    raise TimeoutError(f"{kind} {run_id} did not reach {statuses}: last {s}")

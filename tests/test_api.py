@@ -20,12 +20,6 @@ from server import Server, wait_for
 VOLATILE = {"run_id", "wall_seconds", "engine_seconds", "steps_per_second", "data_source", "results_dir"}
 
 
-@pytest.fixture
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        yield c
-
-
 def test_api_run_equals_cli_run(client, tmp_path):
     body = {"mode": "usdt_market_neutral", "start": "2024-10-15", "end": "2024-12-15", "capital": 250000,
             "config_overrides": {"hedge_allocation": {"binance": 0.7, "bybit": 0.3}, "costs.enabled": True}}

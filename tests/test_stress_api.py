@@ -4,10 +4,6 @@ its report, deleting it with its runs."""
 
 from __future__ import annotations
 
-import time
-
-import httpx
-import pytest
 import yaml
 
 from basiskit.config.models import SHOCKS
@@ -15,26 +11,11 @@ from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.results.stress_store import StressStore
 from basiskit.stress.scenarios import LIBRARY
 from basiskit.stress.service import StressRequest, stress_test
+from server import wait_for
 
 BODY = {"mode": "eth_leveraged", "scenarios": ["lst_slashing"], "shocks": ["lst_rate_shock.magnitude=0.03"],
         "custom": [{"type": "gas_spike", "factor": 20, "hours": 12}], "at": "2024-11-10T00:00:00Z",
         "start": "2024-11-01", "end": "2024-11-20", "capital": 100}
-
-
-@pytest.fixture
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
-
-
-def wait_stress(client: httpx.Client, stress_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = client.get(f"/stress/{stress_id}").json()
-        if s["status"] != "running":
-            return s
-        time.sleep(0.2)
-    raise TimeoutError(s)
 
 
 def test_the_scenario_library(client):
@@ -68,7 +49,7 @@ def test_a_stress_test_over_http_equals_the_same_test_here(client, tmp_path):
     created = client.post("/stress", json=BODY)
     assert created.status_code == 202, created.text
     stress_id = created.json()["id"]
-    status = wait_stress(client, stress_id)
+    status = wait_for(client, stress_id, kind="stress")
     assert status["status"] == "done", status
     remote = client.get(f"/stress/{stress_id}/result").json()
     here = stress_test(StressRequest(**BODY), SAMPLE_DIR, Dataset(SAMPLE_DIR), StressStore(tmp_path / "h.duckdb"),

@@ -3,34 +3,14 @@ result equal to the same sweep run here, its report, cancelling and deleting."""
 
 from __future__ import annotations
 
-import time
-
-import httpx
-import pytest
-
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.results.sweep_store import SweepStore
 from basiskit.sweeps.service import sweep as run_sweep
 from basiskit.sweeps.spec import SweepRequest
+from server import wait_for
 
 BODY = {"mode": "usdt_market_neutral", "params": ["target_ltv=0.80:0.85:0.05", "stake_allocation=0.5,0.75"],
         "start": "2024-11-01", "end": "2024-11-20", "capital": 100000, "constraints": ["min_health_factor>=1.1"]}
-
-
-@pytest.fixture
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
-
-
-def wait_sweep(client: httpx.Client, sweep_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = client.get(f"/sweeps/{sweep_id}").json()
-        if s["status"] != "running":
-            return s
-        time.sleep(0.2)
-    raise TimeoutError(s)
 
 
 def test_every_problem_of_a_sweep_request(client):
@@ -45,7 +25,7 @@ def test_a_sweep_over_http_equals_the_same_sweep_here(client, tmp_path):
     created = client.post("/sweeps", json=BODY)
     assert created.status_code == 202 and created.json()["n_runs"] == 4
     sweep_id = created.json()["id"]
-    status = wait_sweep(client, sweep_id)
+    status = wait_for(client, sweep_id, kind="sweeps")
     assert status["status"] == "done" and status["done"] == status["total"] == 4 and status["progress"] == 1.0
     remote = client.get(f"/sweeps/{sweep_id}/result").json()
     here = run_sweep(SweepRequest(**BODY, workers=1), SAMPLE_DIR, Dataset(SAMPLE_DIR),
@@ -65,7 +45,7 @@ def test_a_running_sweep_can_be_cancelled(client):
     body = BODY | {"params": ["target_ltv=0.50:0.85:0.01"], "start": None, "end": None, "workers": 1}
     sweep_id = client.post("/sweeps", json=body).json()["id"]
     assert client.delete(f"/sweeps/{sweep_id}").json()["status"] == "cancelled"
-    status = wait_sweep(client, sweep_id)
+    status = wait_for(client, sweep_id, kind="sweeps")
     assert status["status"] == "cancelled" and status["done"] < status["total"]
     result = client.get(f"/sweeps/{sweep_id}/result").json()
     assert result["status"] == "cancelled" and len(result["runs"]) == status["done"]

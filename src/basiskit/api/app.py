@@ -19,7 +19,7 @@ from ..config.loading import deep_merge, merge_overrides
 from ..config.models import RunConfig
 from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.run import Backtest
-from ..errors import BasiskitError, ConfigError
+from ..errors import BasiskitError
 from ..results.db import StoreError, json_safe
 from ..results.report import render as render_report
 from ..results.store import new_run_id
@@ -40,6 +40,7 @@ from .models import (
     RunSummary,
     Timeseries,
     ValidationFailed,
+    refused,
 )
 from .stress import INTERRUPTED as STRESS_INTERRUPTED
 from .stress import StressManager, stress_router
@@ -120,11 +121,8 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
         try:
             cfg = _config_from_request(req, state["dataset"])
             Backtest(cfg, state["dataset"])  # the data covers the window: fail now, not in the worker
-        except ConfigError as exc:
-            return JSONResponse(status_code=422, content={"detail": [
-                {"field": f, "value": json_safe(v), "message": m} for f, v, m in exc.problems]})
         except BasiskitError as exc:
-            return JSONResponse(status_code=422, content={"detail": str(exc)})
+            return refused(exc)
         run_id = new_run_id(cfg.mode, config_hash(cfg))
         config = cfg.model_dump(mode="json")
         store.create(run_id, cfg.mode, "queued", "api", request=req.model_dump(mode="json"), config=config)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import BasiskitError, ConfigError
+from ..results.db import json_safe
 
 
 class Health(BaseModel):
@@ -116,3 +120,12 @@ class RunSummary(BaseModel):
     wall_seconds: float
     config_hash: str
     data_hash: str
+
+
+def refused(exc: BasiskitError) -> JSONResponse:
+    """422 for a request the engine refused: every problem (field, value, message) of a config error, else
+    the error's message."""
+    if isinstance(exc, ConfigError):
+        return JSONResponse(status_code=422, content={"detail": [
+            {"field": f, "value": json_safe(v), "message": m} for f, v, m in exc.problems]})
+    return JSONResponse(status_code=422, content={"detail": str(exc)})

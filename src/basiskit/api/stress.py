@@ -16,13 +16,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.dataset import Dataset
-from ..errors import BasiskitError, ConfigError
+from ..errors import BasiskitError
 from ..results.db import StoreError, json_safe
 from ..results.stress_report import render_stored
 from ..results.stress_store import StressStore, new_stress_id
 from ..stress.scenarios import library
 from ..stress.service import StressRequest, check, stress_test
-from .models import Deleted, ErrorBody, ValidationFailed
+from .models import Deleted, ErrorBody, ValidationFailed, refused
 
 INTERRUPTED = "interrupted: the service stopped before the stress test finished"
 
@@ -141,11 +141,8 @@ def stress_router(store: StressStore, state: dict) -> APIRouter:
     def submit(req: StressRequest):
         try:
             stress_id = state["stress"].submit(req)
-        except ConfigError as exc:
-            return JSONResponse(status_code=422, content={"detail": [
-                {"field": f, "value": json_safe(v), "message": m} for f, v, m in exc.problems]})
         except BasiskitError as exc:
-            return JSONResponse(status_code=422, content={"detail": str(exc)})
+            return refused(exc)
         return StressCreated(id=stress_id, status="running")
 
     @router.get("/stress", response_model=StressPage)

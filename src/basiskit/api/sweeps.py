@@ -16,14 +16,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.dataset import Dataset
-from ..errors import BasiskitError, ConfigError
+from ..errors import BasiskitError
 from ..results.db import StoreError, json_safe
 from ..results.sweep_report import render as render_sweep
 from ..results.sweep_store import SweepStore
 from ..sweeps.plan import prepare
 from ..sweeps.service import execute_sweep, register_sweep
 from ..sweeps.spec import SweepRequest
-from .models import Deleted, ErrorBody, ValidationFailed
+from .models import Deleted, ErrorBody, ValidationFailed, refused
 
 INTERRUPTED = "interrupted: the service stopped before the sweep finished"
 
@@ -150,11 +150,8 @@ def sweeps_router(store: SweepStore, state: dict) -> APIRouter:
     def submit(req: SweepRequest):
         try:
             sweep_id, n_runs = state["sweeps"].submit(req)
-        except ConfigError as exc:
-            return JSONResponse(status_code=422, content={"detail": [
-                {"field": f, "value": json_safe(v), "message": m} for f, v, m in exc.problems]})
         except BasiskitError as exc:
-            return JSONResponse(status_code=422, content={"detail": str(exc)})
+            return refused(exc)
         return SweepCreated(id=sweep_id, status="running", n_runs=n_runs)
 
     @router.get("/sweeps", response_model=SweepPage)

@@ -18,19 +18,32 @@ from ..errors import BasiskitError
 from ..results.db import RunStore, json_safe
 from ..results.report import write_report
 from ..runconfig import load_run_config
-from .output import DbOption, fail, out, progress
+from .output import (
+    CapitalOption,
+    ConfigOption,
+    DataOption,
+    DbOption,
+    EndOption,
+    JsonOption,
+    OutOption,
+    SetOption,
+    StartOption,
+    fail,
+    out,
+    progress,
+)
 
 
 def backtest(
     mode: Annotated[str, typer.Argument(help="A preset name (see `basiskit modes`).")],
-    start: Annotated[str | None, typer.Option(help="Window start, ISO 8601 UTC (default: data start).")] = None,
-    end: Annotated[str | None, typer.Option(help="Window end, exclusive, ISO 8601 UTC.")] = None,
-    capital: Annotated[float | None, typer.Option(help="Initial capital in share-class units.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value override (repeatable).")] = None,
-    config: Annotated[list[Path] | None, typer.Option(help="YAML deep-merged over the preset.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Dataset folder (else $BASISKIT_DATA, else the sample).")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for run results.")] = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")] = False,
+    start: StartOption = None,
+    end: EndOption = None,
+    capital: CapitalOption = None,
+    set_: SetOption = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+    out_dir: OutOption = Path("runs"),
+    as_json: JsonOption = False,
     report: Annotated[Path | None, typer.Option(help="Also write the HTML report to this file.")] = None,
     db: DbOption = None,
 ) -> None:

@@ -20,6 +20,15 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console(width=None if sys.stdout.isatty() else 160)
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $BASISKIT_DB or user dir).")]
+# The options every run-making command shares (backtest, sweep, stress).
+StartOption = Annotated[str | None, typer.Option(help="Window start, ISO 8601 UTC (default: data start).")]
+EndOption = Annotated[str | None, typer.Option(help="Window end, ISO 8601 UTC, its hour included (default: data end).")]
+CapitalOption = Annotated[float | None, typer.Option(help="Initial capital in share-class units.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value override (repeatable).")]
+ConfigOption = Annotated[list[Path] | None, typer.Option(help="YAML deep-merged over the preset.")]
+DataOption = Annotated[Path | None, typer.Option(help="Dataset folder (else $BASISKIT_DATA, else the sample).")]
+OutOption = Annotated[Path, typer.Option("--out", help="Folder for run results.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
 T = TypeVar("T")
 
 

@@ -16,7 +16,20 @@ from ..results.db import json_safe
 from ..results.stress_store import StressStore
 from ..stress.scenarios import library
 from ..stress.service import StressRequest, check, stress_test
-from .output import DbOption, err, fail, out
+from .output import (
+    CapitalOption,
+    ConfigOption,
+    DataOption,
+    DbOption,
+    EndOption,
+    JsonOption,
+    OutOption,
+    SetOption,
+    StartOption,
+    err,
+    fail,
+    out,
+)
 
 
 def stress(
@@ -28,14 +41,14 @@ def stress(
     at: Annotated[str | None, typer.Option(help="When the shocks start: ISO 8601 UTC, or 'worst'.")] = None,
     grid: Annotated[list[str] | None, typer.Option(
         "--grid", help="KEY=V1,V2,... over a shock or config key (once or twice): the liquidation map.")] = None,
-    start: Annotated[str | None, typer.Option(help="Window start, ISO 8601 UTC (default: data start).")] = None,
-    end: Annotated[str | None, typer.Option(help="Window end, ISO 8601 UTC.")] = None,
-    capital: Annotated[float | None, typer.Option(help="Initial capital in share-class units.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value override (repeatable).")] = None,
-    config: Annotated[list[Path] | None, typer.Option(help="YAML deep-merged over the preset.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Dataset folder (else $BASISKIT_DATA, else the sample).")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for run results.")] = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")] = False,
+    start: StartOption = None,
+    end: EndOption = None,
+    capital: CapitalOption = None,
+    set_: SetOption = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+    out_dir: OutOption = Path("runs"),
+    as_json: JsonOption = False,
     list_: Annotated[bool, typer.Option("--list", help="List the library's scenarios.")] = False,
     db: DbOption = None,
 ) -> None:

@@ -17,7 +17,21 @@ from ..results.db import json_safe
 from ..results.sweep_store import SweepStore
 from ..sweeps.service import sweep as run_sweep
 from ..sweeps.spec import SweepRequest
-from .output import DbOption, err, fail, out, progress, run_or_fail
+from .output import (
+    CapitalOption,
+    ConfigOption,
+    DataOption,
+    DbOption,
+    EndOption,
+    JsonOption,
+    SetOption,
+    StartOption,
+    err,
+    fail,
+    out,
+    progress,
+    run_or_fail,
+)
 
 sweeps_app = typer.Typer(no_args_is_help=True, help="Stored sweeps: list, show, export.")
 
@@ -32,12 +46,12 @@ def sweep(
     trials: Annotated[int | None, typer.Option(help="Configs a --search tries.")] = None,
     windows: Annotated[list[str] | None, typer.Option(
         "--windows", help="rolling:LEN:STEP (e.g. rolling:90d:30d) or START..END (repeatable).")] = None,
-    start: Annotated[str | None, typer.Option(help="Window start, ISO 8601 UTC (default: data start).")] = None,
-    end: Annotated[str | None, typer.Option(help="Window end, ISO 8601 UTC.")] = None,
-    capital: Annotated[float | None, typer.Option(help="Initial capital in share-class units.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value override (repeatable).")] = None,
-    config: Annotated[list[Path] | None, typer.Option(help="YAML deep-merged over the preset.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Dataset folder (else $BASISKIT_DATA, else the sample).")] = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    capital: CapitalOption = None,
+    set_: SetOption = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
     objective: Annotated[str, typer.Option(help="Numeric summary key to maximise.")] = "apy",
     constraint: Annotated[list[str] | None, typer.Option(
         "--constraint", help="e.g. 'min_health_factor>=1.1' (repeatable).")] = None,
@@ -45,7 +59,7 @@ def sweep(
     backend: Annotated[str, typer.Option(help="local or ray.")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="A running Ray cluster (default: start one).")] = None,
     keep_ticks: Annotated[bool, typer.Option(help="Keep every run's ticks in the store (slower).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")] = False,
+    as_json: JsonOption = False,
     top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 15,
     db: DbOption = None,
 ) -> None:
