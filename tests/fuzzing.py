@@ -5,6 +5,7 @@ accepted config must pass. Used by test_properties.py (a fixed set in CI) and `m
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,12 +90,14 @@ class Draw:
     end: datetime
     capital: float
     flows: list[dict] = field(default_factory=list)
+    stress: list[dict] = field(default_factory=list)
 
     def extra(self, end: datetime | None = None) -> dict:
         end = end or self.end
         flows = [f for f in self.flows if datetime.fromisoformat(f["at"]) < end]
+        stress = [s for s in self.stress if datetime.fromisoformat(s["at"]) <= end]
         return {"start": self.start.isoformat(), "end": end.isoformat(), "initial_capital": self.capital,
-                "flows": flows}
+                "flows": flows, "stress": stress}
 
     def cli_args(self) -> list[str]:
         """The same run as `basiskit backtest` arguments (for a failing example's report)."""
@@ -104,6 +107,8 @@ class Draw:
             args += ["--set", f"{key}={value}"]
         if self.flows:
             args += ["--set", "flows=" + str(self.flows).replace("'", '"')]
+        if self.stress:
+            args += ["--set", "stress=" + json.dumps(self.stress)]
         return args
 
 
@@ -151,6 +156,39 @@ def run_draws(draw, mode: str | None = None) -> Draw:
     return Draw(mode, sets, start, end, capital, flows)
 
 
+# Shock parameters drawn for the stress properties: wide, but each inside the range the config accepts.
+SHOCK_VALUES = {"eth_price_shock": ("magnitude", -0.9, 2.0), "btc_price_shock": ("magnitude", -0.9, 2.0),
+                "lst_rate_shock": ("magnitude", 0.0, 0.6), "lst_market_depeg": ("magnitude", 0.0, 0.6),
+                "borrow_rate_spike": ("apr", 0.0, 5.0), "funding_flip": ("factor", -10.0, 10.0),
+                "gas_spike": ("factor", 0.0, 100.0), "venue_outage": (None, None, None)}
+
+
+@st.composite
+def stressed_draws(draw, mode: str) -> Draw:
+    """A random run (run_draws) with one or two random shocks inside its window."""
+    d = draw(run_draws(mode))
+    hours = int((d.end - d.start).total_seconds() // 3600)
+    shocks = []
+    for _ in range(draw(st.integers(1, 2))):
+        kind = draw(st.sampled_from(sorted(SHOCK_VALUES)))
+        param, lo, hi = SHOCK_VALUES[kind]
+        shock = {"type": kind, "at": (d.start + HOUR * draw(st.integers(0, hours))).isoformat()}
+        if param:
+            shock[param] = draw(_fraction(lo, hi))
+        if kind in ("venue_outage", "funding_flip"):
+            shock["venues"] = draw(st.lists(st.sampled_from(["binance", "bybit", "okx"]), min_size=1, max_size=3,
+                                            unique=True))
+        if draw(st.booleans()):
+            shock["hours"] = draw(st.integers(1, max(hours, 1)))
+        if draw(st.booleans()):
+            shock |= {"path": "linear", "ramp_hours": draw(st.integers(1, 72))}
+        if draw(st.booleans()):
+            shock["recovery_hours"] = draw(st.integers(0, 72))
+        shocks.append(shock)
+    d.stress = shocks
+    return d
+
+
 def _sets(d: Draw) -> list[str]:
     return [f"{k}={v}" for k, v in d.sets.items()]
 
@@ -193,18 +231,43 @@ class Stats:
 def check_accepted(d: Draw, out: Outcome, dataset: Dataset, stats: Stats) -> None:
     """(a) reconciles, (b) does not churn, (c) no negative balance but debts and perps, (d) no look-ahead,
     (e) deterministic."""
-    r = out.result
-    cfg = r.cfg
-    nav, capital = r.nav, cfg.initial_capital
-    where = " ".join(d.cli_args())
-    scale = np.maximum(np.abs(nav), capital)
-    # (a) residual <= 1e-9 x max(|NAV|, initial capital) every hour
-    worst = float(np.max(np.abs(r.residual) / scale))
+    r, where = out.result, " ".join(d.cli_args())
+    check_reconciles(r, where)
+    check_no_churn(r, where, stats)
+    check_no_overdraft(r, where)
+    check_no_look_ahead(d, r, dataset, where)
+    check_deterministic(r, dataset, where)
+
+
+def check_stressed(d: Draw, out: Outcome, dataset: Dataset, stats: Stats) -> None:
+    """A run under random shocks: (a), (c), (d), (e), and a NAV that never falls below zero (a loss stops
+    at what was put in: liquidations write off what the collateral or the margin cannot cover)."""
+    r, where = out.result, " ".join(d.cli_args())
+    if r.extra_summary.get("liquidations", {}).get("count"):
+        stats.add("liquidated")
+    check_reconciles(r, where)
+    check_no_overdraft(r, where)
+    assert r.nav.min() >= -1e-9 * r.cfg.initial_capital, f"NAV {r.nav.min():.6g} < 0: {where}"
+    check_no_look_ahead(d, r, dataset, where)
+    check_deterministic(r, dataset, where)
+
+
+def _scale(r: RunResult) -> np.ndarray:
+    return np.maximum(np.abs(r.nav), r.cfg.initial_capital)
+
+
+def check_reconciles(r: RunResult, where: str) -> None:
+    """(a) residual <= 1e-9 x max(|NAV|, initial capital) every hour."""
+    worst = float(np.max(np.abs(r.residual) / _scale(r)))
     assert worst <= 1e-9, f"residual {worst:.3e} x scale: {where}"
-    # (b) at most max(3, days) rebalances besides the entry (and one per flow); costs (fees, slippage, gas,
-    # transfer fees; not liquidation losses) at most 1% of the capital put in plus 1.5% of it a year. Safety
-    # actions (health factor, margin ratio, risk override) and withdrawals are the market's or the
-    # owner's doing, not churn: their costs are counted apart, and each must answer a real breach.
+
+
+def check_no_churn(r: RunResult, where: str, stats: Stats) -> None:
+    """(b) at most max(3, days) rebalances besides the entry (and one per flow); costs (fees, slippage, gas,
+    transfer fees; not liquidation losses) at most 1% of the capital put in plus 1.5% of it a year. Safety
+    actions (health factor, margin ratio, risk override) and withdrawals are the market's or the
+    owner's doing, not churn: their costs are counted apart, and each must answer a real breach."""
+    cfg = r.cfg
     days = (len(r.grid) - 1) / 24
     rebalances = r.events.of_type("rebalance")
     allowed = max(3, days) + 1 + len(cfg.flows)
@@ -214,7 +277,7 @@ def check_accepted(d: Draw, out: Outcome, dataset: Dataset, stats: Stats) -> Non
         value, limit = e.details["trigger_value"], e.details["threshold"]
         breach = value < limit if e.details["trigger"] == "health_factor" else value >= limit
         assert breach or e.details["trigger"] == "withdrawal", f"{e.message} without a breach: {where}"
-    put_in = capital + sum(f.amount for f in cfg.flows if f.amount > 0)
+    put_in = cfg.initial_capital + sum(f.amount for f in cfg.flows if f.amount > 0)
     forced_costs = sum(e.details["cost"] for e in forced)
     costs = -float(r.attribution[SLOT["transaction_costs"]].sum()) - forced_costs
     bound = put_in * (0.01 + 0.015 * days / 365)
@@ -224,27 +287,39 @@ def check_accepted(d: Draw, out: Outcome, dataset: Dataset, stats: Stats) -> Non
     stats.worst_rebalance_rate = max(stats.worst_rebalance_rate, ((len(rebalances) - 1) / max(days, 1), where))
     if r.extra_summary.get("liquidations", {}).get("count"):
         stats.add("liquidated")
-    # (c) no balance other than a debt or a perp position is ever negative
+
+
+def check_no_overdraft(r: RunResult, where: str) -> None:
+    """(c) no balance other than a debt or a perp position is ever negative."""
+    scale = _scale(r)
     for j, key in enumerate(r.position_keys):
         kind = key.split(":")[1]
         if kind in ("debtToken", "Perp"):
             continue
         low = r.values[j] / scale
         assert low.min() >= -1e-9, f"{key} negative ({r.quantities[j].min():.6g}) at {int(low.argmin())}: {where}"
-    # (d) no look-ahead: a run cut at an earlier end equals the first part of this one, every column
+
+
+def check_no_look_ahead(d: Draw, r: RunResult, dataset: Dataset, where: str) -> None:
+    """(d) a run cut at an earlier end equals the first part of this one, every column."""
+    cfg = r.cfg
     hours = len(r.grid) - 1
     flow_hours = {int((f.at - cfg.start).total_seconds() // 3600) for f in cfg.flows}
     cut_hours = next((h for h in range(max(1, hours // 3), hours) if h not in flow_hours), None)
-    if cut_hours is not None:  # a flow at the cut would lie outside the shorter window
-        cut = build_and_run(d, dataset, end=d.start + HOUR * cut_hours)
-        if cut.status == "ran":
-            long_ticks, short_ticks = ticks_table(r), ticks_table(cut.result)
-            n = len(short_ticks)
-            for col in short_ticks.columns:
-                a, b = short_ticks[col].to_numpy(), long_ticks[col].to_numpy()[:n]
-                assert np.array_equal(a, b) or (a.dtype.kind == "f" and np.array_equal(a, b, equal_nan=True)), \
-                    f"look-ahead in {col}: cut at {cut_hours} h differs: {where}"
-    # (e) deterministic: the same config again gives identical results
-    again = Backtest(cfg, dataset).run()
+    if cut_hours is None:  # a flow at the cut would lie outside the shorter window
+        return
+    cut = build_and_run(d, dataset, end=d.start + HOUR * cut_hours)
+    if cut.status == "ran":
+        long_ticks, short_ticks = ticks_table(r), ticks_table(cut.result)
+        n = len(short_ticks)
+        for col in short_ticks.columns:
+            a, b = short_ticks[col].to_numpy(), long_ticks[col].to_numpy()[:n]
+            assert np.array_equal(a, b) or (a.dtype.kind == "f" and np.array_equal(a, b, equal_nan=True)), \
+                f"look-ahead in {col}: cut at {cut_hours} h differs: {where}"
+
+
+def check_deterministic(r: RunResult, dataset: Dataset, where: str) -> None:
+    """(e) the same config again gives identical results."""
+    again = Backtest(r.cfg, dataset).run()
     for name in ("nav", "quantities", "attribution", "residual"):
         assert np.array_equal(getattr(again, name), getattr(r, name)), f"{name} differs between runs: {where}"

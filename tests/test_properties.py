@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from basiskit.data.dataset import Dataset
-from fuzzing import MODES, Stats, build_and_run, check_accepted, run_draws
+from fuzzing import MODES, Stats, build_and_run, check_accepted, check_stressed, run_draws, stressed_draws
 
 FUZZ = int(os.environ.get("BASISKIT_FUZZ_EXAMPLES", "0"))
 EXAMPLES = FUZZ or 8  # per mode
 STATS = Stats()
+STRESSED = Stats()
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +46,31 @@ def test_random_configs_behave(dataset, mode):
     check()
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_random_configs_under_random_shocks_behave(dataset, mode):
+    """The same random configs with one or two random shocks (any type, size, start, length and path)."""
+    @given(d=stressed_draws(mode))
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not FUZZ,
+              suppress_health_check=list(HealthCheck))
+    def check(d):
+        out = build_and_run(d, dataset)
+        STRESSED.add(out.status)
+        if out.status in ("refused", "refused_data"):
+            assert out.message and "Traceback" not in out.message
+            return
+        if out.status == "stopped":
+            assert "withdrawal flows." in out.message and any(f["amount"] < 0 for f in d.flows), out.message
+            return
+        check_stressed(d, out, dataset, STRESSED)
+
+    check()
+
+
 def teardown_module(module) -> None:
     """Counts and the worst rates seen, for `make fuzz` and the closing note."""
-    if not STATS.counts:
+    if not STATS.counts and not STRESSED.counts:
         return
-    report = {"counts": STATS.counts, "worst_cost_rate": STATS.worst_cost_rate,
+    report = {"counts": STATS.counts, "counts_under_shocks": STRESSED.counts, "worst_cost_rate": STATS.worst_cost_rate,
               "worst_rebalances_per_day": STATS.worst_rebalance_rate,
               "worst_safety_and_withdrawal_cost_rate": STATS.worst_forced_cost_rate}
     os.makedirs("test-artifacts", exist_ok=True)

@@ -79,3 +79,22 @@ def test_a_stress_test_over_http_equals_the_same_test_here(client, tmp_path):
     assert client.delete(f"/stress/{stress_id}").json() == {"id": stress_id, "status": "deleted"}
     assert client.get(f"/stress/{stress_id}").status_code == 404
     assert client.get(f"/backtests/{status['baseline_run_id']}").status_code == 404
+
+
+def test_stress_tests_submitted_at_once_each_equal_their_own_run(client):
+    """Several stress tests running together in the service's threads: each result is its own."""
+    bodies = [BODY | {"shocks": [f"lst_rate_shock.magnitude={m}"], "grid": ["lst_rate_shock.magnitude=0.02,0.2"]}
+              for m in (0.01, 0.05, 0.2)]
+    ids = [client.post("/stress", json=b).json()["id"] for b in bodies]
+    results = []
+    for stress_id in ids:
+        assert wait_for(client, stress_id, kind="stress")["status"] == "done"
+        results.append(client.get(f"/stress/{stress_id}/result").json())
+    assert len({r["baseline"]["final_nav"] for r in results}) == 1  # one baseline, computed three times
+    losses = [r["loss_vs_baseline"] for r in results]
+    assert losses == sorted(losses) and losses[0] > 0  # a deeper slashing never costs less
+    for r, m in zip(results, (0.01, 0.05, 0.2), strict=True):
+        assert r["shocks"][0]["magnitude"] == m
+        # the preset holds HF = LT / target LTV = 0.95 / 0.85 = 1.1176, a distance 1 - 1/HF of 10.5%:
+        # 2% is short of it, 20% past it, in every one of the three maps
+        assert [g["liquidated"] for g in r["grid"]["runs"]] == [False, True]

@@ -15,7 +15,7 @@ from plotly.offline import get_plotlyjs
 
 from .. import __version__
 from ..config import config_hash, preset_names, read_preset
-from ..config.loading import deep_merge, merge_overrides
+from ..config.loading import run_overrides
 from ..config.models import RunConfig
 from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.run import Backtest
@@ -205,6 +205,5 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
 
 
 def _config_from_request(req: BacktestRequest, dataset: Dataset):
-    extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
-             if v is not None}
-    return load_run_config(req.mode, extra=deep_merge(merge_overrides(req.config_overrides), extra), dataset=dataset)
+    return load_run_config(req.mode, extra=run_overrides(req.start, req.end, req.capital, req.config_overrides),
+                           dataset=dataset)

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from ..config import preset_names, read_preset
+from ..config.loading import run_overrides
 from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.service import run_and_store
 from ..errors import BasiskitError
@@ -49,7 +50,7 @@ def backtest(
 ) -> None:
     """Run a backtest of MODE, store it, and print its summary."""
     t0 = time.perf_counter()
-    extra = {k: v for k, v in (("start", start), ("end", end), ("initial_capital", capital)) if v is not None}
+    extra = run_overrides(start, end, capital)
     try:
         root, source = resolve_data_dir(data)
         cfg = load_run_config(mode, config or [], set_ or [], extra, Dataset(root))

@@ -90,6 +90,13 @@ def merge_overrides(overrides: dict) -> dict:
     return out
 
 
+
+def run_overrides(start=None, end=None, capital=None, overrides: dict | None = None) -> dict:
+    """What a command or request sets besides --set and --config: its `config_overrides` (nested or
+    dotted), with the window and the capital given as options over them."""
+    given = {k: v for k, v in (("start", start), ("end", end), ("initial_capital", capital)) if v is not None}
+    return deep_merge(merge_overrides(overrides or {}), given)
+
 def raw_run_config(
     mode: str,
     config_files: Iterable[str | Path] = (),

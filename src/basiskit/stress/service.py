@@ -4,6 +4,7 @@ liquidation map over one or two axes, through the sweep machinery. The function 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config.loading import deep_merge, merge_overrides, raw_run_config
+from ..config.loading import deep_merge, raw_run_config, run_overrides
 from ..config.models import utc_hour
 from ..data.dataset import Dataset
 from ..data.timeutil import iso
@@ -55,11 +56,7 @@ class StressRequest(BaseModel):
 def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
            out_dir: Path | None, config_files: list | tuple = (), files: bool = True) -> dict:
     """Run the baseline and the scenario (and the grid, if any); the comparison."""
-    extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
-             if v is not None}
-    base_raw = raw_run_config(req.mode, list(config_files), req.sets, deep_merge(merge_overrides(req.config_overrides),
-                                                                                  extra))
-    base_raw["stress"] = []
+    base_raw = _base_raw(req, config_files)
     worst = req.at == "worst"
     shocks = combine(req.scenarios, req.shocks, None if worst else req.at, req.custom, files)
     baseline_cfg = validate_run_config(base_raw, dataset)
@@ -73,8 +70,15 @@ def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepSto
     scenario = run_and_store(scenario_cfg, data_dir, label, store, source, out_dir, dataset=dataset)
     result = compare(baseline, scenario, scenario_cfg.model_dump(mode="json")["stress"])
     if req.grid:
-        result["grid"] = liquidation_map(req, base_raw, shocks, baseline, data_dir, dataset, store, config_files)
+        result["grid"] = liquidation_map(req, shocks, baseline, data_dir, dataset, store, config_files)
     return result
+
+
+def _base_raw(req: StressRequest, config_files) -> dict:
+    """The unshocked run config as raw data (its `stress` emptied)."""
+    raw = raw_run_config(req.mode, list(config_files), req.sets,
+                         run_overrides(req.start, req.end, req.capital, req.config_overrides))
+    return raw | {"stress": []}
 
 
 def worst_hour(baseline: RunOutput, shocks: list[dict]) -> str:
@@ -97,8 +101,7 @@ def compare(baseline: RunOutput, scenario: RunOutput, shocks: list[dict]) -> dic
     nav_b, nav_s = baseline.ticks["nav"].to_numpy(), scenario.ticks["nav"].to_numpy()
     times = scenario.ticks["timestamp"]
     start = min(pd.Timestamp(sh["at"]) for sh in shocks)
-    k0 = int(np.searchsorted(pd.DatetimeIndex(times).asi8, pd.DatetimeIndex([start]).as_unit(
-        pd.DatetimeIndex(times).unit).asi8[0]))
+    k0 = int((times < start).sum())  # the hour the first shock starts
     gap = nav_b - nav_s
     worst = int(np.argmax(gap))
     return {
@@ -128,8 +131,6 @@ def _liquidation(e, times: pd.Series) -> dict:
 
 
 def _details(e) -> dict:
-    import json
-
     return json.loads(e.details) if isinstance(e.details, str) else (e.details or {})
 
 
@@ -150,10 +151,10 @@ def triggered(baseline: pd.DataFrame, scenario: pd.DataFrame, k0: int) -> list[d
     return out
 
 
-def liquidation_map(req: StressRequest, base_raw: dict, shocks: list[dict], baseline: RunOutput, data_dir: Path,
+def liquidation_map(req: StressRequest, shocks: list[dict], baseline: RunOutput, data_dir: Path,
                     dataset: Dataset, store: SweepStore, config_files) -> dict:
-    """Every value (or pair) of the grid through the sweep machinery: liquidated or not, the minimum HF and
-    liquidation distance, the loss against the same config unshocked."""
+    """Every value (or pair) of the grid through the sweep machinery: liquidated or not, the minimum HF, the
+    loss against the same config unshocked."""
     names = [s["name"] for s in shocks]
     params, shock_axis = [], []
     for text in req.grid:
@@ -185,7 +186,7 @@ def liquidation_map(req: StressRequest, base_raw: dict, shocks: list[dict], base
     rows = []
     for r in stressed["runs"]:
         key = tuple(sorted((k, v) for k, v in r["params"].items() if not k.startswith("stress.")))
-        base_nav = plain.get(key, baseline.summary["final_nav"]) if config_params else baseline.summary["final_nav"]
+        base_nav = plain.get(key, baseline.summary["final_nav"])
         loss = None if r["final_nav"] is None or base_nav is None else base_nav - r["final_nav"]
         rows.append({"params": r["params"], "liquidated": bool(r["liquidations"]), "liquidations": r["liquidations"],
                      "min_health_factor": r["min_health_factor"], "loss": loss, "error": r["error"]})
@@ -198,8 +199,6 @@ SHOCK_KEYS = ("magnitude", "apr", "factor", "hours", "ramp_hours", "recovery_hou
 def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = True) -> None:
     """Every problem with a stress request before anything runs (ConfigError): the scenarios and --shock
     overrides, the base config, and the shocked config when --at is a time."""
-    extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
-             if v is not None}
     problems = []
     if req.at != "worst":
         try:
@@ -217,9 +216,8 @@ def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = T
         except ValueError as exc:
             problems.append(("grid", text, str(exc)))
     try:
-        base_raw = raw_run_config(req.mode, list(config_files), req.sets,
-                                  deep_merge(merge_overrides(req.config_overrides), extra))
-        validate_run_config(base_raw | {"stress": []}, dataset)
+        base_raw = _base_raw(req, config_files)
+        validate_run_config(base_raw, dataset)
         if shocks and req.at != "worst" and not problems:
             validate_run_config(base_raw | {"stress": shocks}, dataset)
     except ConfigError as exc:

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..config.loading import apply_set, deep_merge, merge_overrides, parse, parse_set, raw_run_config
+from ..config.loading import apply_set, parse, parse_set, raw_run_config, run_overrides
 from ..data.dataset import Dataset
 from ..engine.run import default_window
 from ..errors import BasiskitError, ConfigError
@@ -186,9 +186,8 @@ def prepare(req: SweepRequest, dataset: Dataset, config_files: list[str] | None 
 
 
 def _base(req: SweepRequest, config_files: list[str]) -> dict:
-    extra = {k: v for k, v in (("start", req.start), ("end", req.end), ("initial_capital", req.capital))
-             if v is not None}
-    return raw_run_config(req.mode, config_files, req.sets, deep_merge(merge_overrides(req.config_overrides), extra))
+    return raw_run_config(req.mode, config_files, req.sets,
+                          run_overrides(req.start, req.end, req.capital, req.config_overrides))
 
 
 def _unknown_keys(base: dict, params: list[Param], where: dict[str, str]) -> list[tuple[str, object, str]]:
