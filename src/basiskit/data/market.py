@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 import hashlib
 import json
 from dataclasses import dataclass
@@ -168,9 +169,22 @@ class MarketData:
         twin.outages = {**self.outages, **outages}
         return twin
 
+    def finish(self) -> None:
+        """Nothing to do: every array was whole before the loop (a market fed hour by hour rebuilds here)."""
+
     def begin_run(self) -> None:
         """Forget the lists of the previous run (a cached MarketData serves many runs in turn)."""
         self._scratch = {}
+
+    def derived(self, recipe: Callable[[], np.ndarray]) -> list[float]:
+        """A run's own array computed elementwise from aligned arrays (a price in share-class units), as a
+        list for the loop. `recipe` reads the market through array(); a market fed hour by hour (paper
+        trading) re-runs it on each new hour, so it must not look at other hours."""
+        return self.floats(recipe())
+
+    def before_derived(self, refresh: Callable[[MarketData], None]) -> None:
+        """`refresh(market)` rebuilds what recipes read (the pricer's tables); run before every recipe."""
+        refresh(self)
 
     def floats(self, array: np.ndarray) -> list[float]:
         """`array` (a run's own, e.g. a price) as a list of floats for the loop; array_of() gives it back

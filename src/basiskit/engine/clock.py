@@ -1,4 +1,4 @@
-"""Clocks: the backtest clock walks the hourly grid; a live clock would follow the wall clock."""
+"""Clocks: the backtest clock walks the hourly grid; the paper clock (paper/clock.py) waits for each hour."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ class BacktestClock:
 
     def __len__(self) -> int:
         return len(self.grid)
+
+    def start(self, book, events) -> None:
+        """Nothing to prepare: every point's data is known before the loop."""
 
     def ticks(self) -> range:
         return range(len(self.grid))

@@ -86,7 +86,8 @@ def default_window(cfg: RunConfig, dataset: Dataset) -> tuple[int, int]:
 class Backtest:
     """Components of one run, wired from config; `run()` executes it once."""
 
-    def __init__(self, cfg: RunConfig, dataset: Dataset, cache: MarketCache | None = None):
+    def __init__(self, cfg: RunConfig, dataset: Dataset, cache: MarketCache | None = None,
+                 market_factory: Callable[[list[Need], int | None, int | None], MarketData] | None = None):
         """Checks the config against this dataset (every rule, then the capital floor at the window
         start), aligns the data (or takes it from `cache`, shared by the runs of a sweep) and wires the
         components."""
@@ -98,12 +99,16 @@ class Backtest:
         self.pricer, self.gas, self.slippage, self.strategy, needs, self.benchmark = _components(cfg, dataset)
         start = to_epoch(cfg.start) if cfg.start else None
         end = to_epoch(cfg.end) if cfg.end else None
-        self.market = (cache.market(dataset, cfg.data, needs, start, end) if cache is not None
-                       else MarketData(dataset, cfg.data, needs, start, end))
+        if market_factory is not None:  # a market fed hour by hour (paper trading)
+            self.market = market_factory(needs, start, end)
+        elif cache is not None:
+            self.market = cache.market(dataset, cfg.data, needs, start, end)
+        else:
+            self.market = MarketData(dataset, cfg.data, needs, start, end)
         if cfg.stress:  # a stress scenario: overlays on a copy of the aligned data, before anything reads it
             self.market = overlays.apply(self.market, cfg)
         self.market.begin_run()
-        self.pricer.bind(self.market)
+        self.market.before_derived(self.pricer.bind)
         self.gas.bind(self.market)
         n = self.market.n_points
         ones = self.market.ones
@@ -131,21 +136,26 @@ class Backtest:
             self.flow_labels[k] = f"{self.flow_labels[k]} and {label}" if k in self.flow_labels else label
         return flows
 
-    def run(self, progress: Callable[[int], None] | None = None) -> RunResult:
+    def run(self, progress: Callable[[int], None] | None = None, clock=None,
+            events: EventLog | None = None) -> RunResult:
+        """Run the loop once. `clock` drives it (the backtest grid by default; paper trading passes a clock
+        that waits for each hour's data); `events` is the log to write to (a fresh one by default)."""
         n = self.market.n_points
         book = Book(self.specs, n, N_SLOTS)
-        events = EventLog()
+        events = EventLog() if events is None else events
         for w in self.market.warnings:
-            k = int(np.clip((max(w.after, self.market.start) - self.market.start) // HOUR, 0, n - 1))
-            events.add(k, "data_warning", w.message(), series=w.series, after=iso(w.after),
-                       until=iso(w.until), hours=w.hours, limit_hours=w.limit_hours)
+            warning_event(events, w, self.market.start, n)
         executor = Executor(book, self.gas, events, wallet=0, slippage=self.slippage)
-        executor.unit_usd = self.market.floats(self.pricer.unit_usd())
+        executor.unit_usd = self.market.derived(self.pricer.unit_usd)
+        self.executor = executor
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         t0 = time.perf_counter()
-        history = run_loop(BacktestClock(self.market.grid), book, self.strategy, self.strategy.hooks(), executor,
+        clock = BacktestClock(self.market.grid) if clock is None else clock
+        clock.start(book, events)
+        history = run_loop(clock, book, self.strategy, self.strategy.hooks(), executor,
                            self.flows, 0, events, progress, self.flow_labels)
         engine_seconds = time.perf_counter() - t0
+        self.market.finish()
         return self._reconcile(book, history, events, engine_seconds)
 
     def _reconcile(self, book: Book, history, events: EventLog, engine_seconds: float) -> RunResult:
@@ -203,6 +213,13 @@ class Backtest:
             events=events, data_warnings=list(self.market.warnings), engine_seconds=engine_seconds,
             config_hash=config_hash(self.cfg), data_hash=self.data_hash, data_root=str(self.dataset.root),
         )
+
+
+def warning_event(events: EventLog, w, start: int, n: int) -> None:
+    """The event of a stale stretch a run used, at the point where it starts (or the first point)."""
+    k = int(np.clip((max(w.after, start) - start) // HOUR, 0, n - 1))
+    events.add(k, "data_warning", w.message(), series=w.series, after=iso(w.after),
+               until=iso(w.until), hours=w.hours, limit_hours=w.limit_hours)
 
 
 def _closest_to_liquidation(columns: dict[str, np.ndarray], grid: np.ndarray) -> dict:

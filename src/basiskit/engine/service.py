@@ -33,6 +33,11 @@ def execute(cfg: RunConfig, data_dir: Path, data_label: str, run_id: str,
     bt = Backtest(cfg, dataset or Dataset(data_dir))
     total = bt.market.n_points
     result = bt.run(None if progress is None else (lambda k: progress(k, total)))
+    return tabulate(result, run_id, data_label, t0)
+
+
+def tabulate(result: RunResult, run_id: str, data_label: str, t0: float) -> RunOutput:
+    """A finished run's summary and tables (`t0`: when the work started, for wall_seconds)."""
     summary = {"run_id": run_id, **summarize(result), "data_source": data_label}
     ticks, events = ticks_table(result), events_table(result)
     summary["wall_seconds"] = time.perf_counter() - t0
@@ -46,6 +51,12 @@ def run_and_store(cfg: RunConfig, data_dir: Path, data_label: str, store: RunSto
     the summary gets its `results_dir` (None without a folder)."""
     run_id = new_run_id(cfg.mode, config_hash(cfg))
     output = execute(cfg, data_dir, data_label, run_id, progress, dataset)
+    return store_output(output, cfg, store, source, out_dir)
+
+
+def store_output(output: RunOutput, cfg: RunConfig, store: RunStore, source: str, out_dir: Path | None) -> RunOutput:
+    """Write a finished run to its folder (given out_dir) and the store; sets the summary's `results_dir`."""
+    run_id = output.summary["run_id"]
     folder = None if out_dir is None else write_run(output.result, output.summary, out_dir, run_id)
     config = cfg.model_dump(mode="json")
     store.create(run_id, cfg.mode, "running", source, config=config)

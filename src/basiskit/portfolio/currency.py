@@ -52,7 +52,8 @@ class ShareClassPricer:
         return [self.usdt_usd] + [self.need_for(a) for a in sorted(self.used) if a != "USDT"]
 
     def bind(self, market: MarketData) -> None:
-        self._usdt = {"USDT": np.ones(market.n_points)}
+        self._usdt_usd = market.array(self.usdt_usd)
+        self._usdt = {"USDT": np.ones(len(self._usdt_usd))}
         pending = sorted(a for a in self.used if a != "USDT")
         while pending:  # quotes first: a price in ETH needs ETH's price in USDT
             for a in list(pending):
@@ -60,7 +61,6 @@ class ShareClassPricer:
                 if quote in self._usdt:
                     self._usdt[a] = market.array(self.need_for(a)) * self._usdt[quote]
                     pending.remove(a)
-        self._usdt_usd = market.array(self.usdt_usd)
 
     def price_usdt(self, asset: str) -> np.ndarray:
         asset = ALIASES.get(asset, asset)

@@ -87,17 +87,20 @@ class RunStore:
         with self._lock, self._open() as con:
             yield con
 
-    @contextmanager
-    def _open(self):
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A connection, waiting up to lock_timeout for another process to let go of the file."""
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
-                con = duckdb.connect(str(self.path))
-                break
+                return duckdb.connect(str(self.path))
             except duckdb.IOException as exc:  # another process holds the file: wait for it
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise StoreError(f"results database {self.path} cannot be opened: {exc}") from exc
                 time.sleep(0.05)
+
+    @contextmanager
+    def _open(self):
+        con = self._connect()
         try:
             yield con
         finally:

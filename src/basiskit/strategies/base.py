@@ -123,3 +123,8 @@ class Strategy(ABC):
 
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:
         return Report({}, {})
+
+    def risk_now(self, k: int) -> dict:
+        """What a risk manager reads at point k (after its tick): health factor, margin ratios, net delta,
+        liquidation distances, LST depeg, as far as the strategy holds such positions."""
+        return {}

@@ -8,6 +8,8 @@ moves between venues first, then exposure is reduced); the risk override can onl
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..config.models import RunConfig
@@ -60,11 +62,11 @@ class Basis(Strategy):
     def bind(self, market: MarketData) -> list[PositionSpec]:
         self.spot.bind(market)
         ones = market.ones
-        self.price = market.floats(self.pricer.price_usdt(self.asset))
-        self.fx = market.floats(self.pricer.price("USDT"))  # USDT in share-class units
-        self.unit_usd = market.floats(self.pricer.unit_usd())
+        self.price = market.derived(partial(self.pricer.price_usdt, self.asset))
+        self.fx = market.derived(partial(self.pricer.price, "USDT"))  # USDT in share-class units
+        self.unit_usd = market.derived(self.pricer.unit_usd)
         fx_slot = VOID if self.pricer.is_unit("USDT") else SPOT_PRICE
-        spot = PositionSpec(self.spot.instrument, ones, ones, market.floats(self.pricer.price(self.asset)),
+        spot = PositionSpec(self.spot.instrument, ones, ones, market.derived(partial(self.pricer.price, self.asset)),
                             index_slot=VOID, rate_slot=VOID, price_slot=SPOT_PRICE)
         return [spot, *self.hedge.bind(market, self.fx, fx_slot)]
 
@@ -77,6 +79,9 @@ class Basis(Strategy):
 
     def hooks(self):
         return self.hedge.hooks()
+
+    def risk_now(self, k: int) -> dict:
+        return self.hedge.risk_now(k)
 
     def net_units(self, k: int) -> float:
         return self.qty[self.spot_pos] - self.hedge.short_units()

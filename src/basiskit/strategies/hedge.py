@@ -328,5 +328,19 @@ class PerpHedge:
         return cols, {"funding_by_venue": funding, "max_margin_ratio": max_ratio, "perp_positions": positions,
                       "intrabar_by_venue": intrabar, "liquidation_check": checks}
 
+    def risk_now(self, k: int) -> dict:
+        """Per venue: margin ratio and liquidation distance at point k; net delta as a share of NAV."""
+        ratios, distances = {}, {}
+        for perp, acct, size_pos, cash_pos in zip(self.perps, self.accounts, self.size_pos, self.cash_pos, strict=True):
+            size, mark = self.qty[size_pos], perp.mark[k]
+            ratios[perp.venue.name] = acct.ratio(k)
+            if size != 0.0:
+                d = liquidation_distance(np.array([size]), np.array([mark]), np.array([acct.equity(k)]), acct.mmr)
+                distances[perp.venue.name] = float(d[0])
+        nav = self.ctx.book.nav(k)
+        delta = self.risk.net_delta(k)
+        pct = abs(delta) * self.risk.price[k] / nav if nav > 0.0 else 0.0
+        return {"margin_ratio": ratios, "liq_distance": distances, "net_delta": delta, "net_delta_pct": pct}
+
     def liquidations(self) -> list[dict]:
         return [event for a in self.accounts for event in a.liquidations]

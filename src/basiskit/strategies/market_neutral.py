@@ -9,6 +9,8 @@ the risk override can only reduce exposure.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..config.models import RunConfig
@@ -65,9 +67,9 @@ class MarketNeutral(Strategy):
     def bind(self, market: MarketData) -> list[PositionSpec]:
         self.spot.bind(market)
         ones = market.ones
-        self.price = market.floats(self.pricer.price_usdt("ETH"))
-        self.fx = market.floats(self.pricer.price("USDT"))
-        eth = PositionSpec(self.eth_wallet, ones, ones, market.floats(self.pricer.price("ETH")), VOID, VOID, SPOT_PRICE)
+        self.price = market.derived(partial(self.pricer.price_usdt, "ETH"))
+        self.fx = market.derived(partial(self.pricer.price, "USDT"))
+        eth = PositionSpec(self.eth_wallet, ones, ones, market.derived(partial(self.pricer.price, "ETH")), VOID, VOID, SPOT_PRICE)
         return [eth, *self.leg.bind(market), *self.hedge.bind(market, self.fx, VOID)]
 
     def attach(self, ctx) -> None:
@@ -81,6 +83,10 @@ class MarketNeutral(Strategy):
 
     def hooks(self):
         return self.leg.hooks() + self.hedge.hooks()
+
+    def risk_now(self, k: int) -> dict:
+        leg, hedge = self.leg.risk_now(k), self.hedge.risk_now(k)
+        return leg | hedge | {"liq_distance": leg.get("liq_distance", {}) | hedge["liq_distance"]}
 
     def eth_long(self, k: int) -> float:
         return self.leg.equity_eth(k) + self.qty[self.eth_pos]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..data.market import MarketData, Need
 from ..portfolio.attribution import SPOT_PRICE, SUPPLY_YIELD, VOID
 from ..portfolio.book import PositionSpec
@@ -44,7 +46,7 @@ class PureLending(Strategy):
     def bind(self, market: MarketData) -> list[PositionSpec]:
         self.reserve.bind(market)
         ones = market.ones
-        price = market.floats(self.pricer.price(self.reserve.asset))
+        price = market.derived(partial(self.pricer.price, self.reserve.asset))
         price_slot = VOID if self.pricer.is_unit(self.reserve.asset) else SPOT_PRICE
         return [
             PositionSpec(self.reserve.atoken, self.reserve.liquidity_index, ones, price,

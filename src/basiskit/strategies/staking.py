@@ -60,6 +60,9 @@ class Staking(Strategy):
     def hooks(self):
         return self.leg.hooks()
 
+    def risk_now(self, k: int) -> dict:
+        return self.leg.risk_now(k)
+
     def capital_floor(self, k: int, capital: float) -> CapitalFloor:
         leg = self.leg
         return CapitalFloor({"gas": self.gas.cost(leg.round_trip_gas_units(), k)},

@@ -4,6 +4,8 @@ EtherFi rewards. Used by the ETH staking strategy and the market-neutral strateg
 
 from __future__ import annotations
 
+from functools import partial
+
 import math
 
 import numpy as np
@@ -131,8 +133,8 @@ class StakingLeg:
             t.bind(market)
         ones = market.ones
         self.grid = market.grid
-        self.eth_value = market.floats(self.pricer.price("ETH"))  # one ETH in share-class units
-        self.unit_usd_at = market.floats(self.pricer.unit_usd())
+        self.eth_value = market.derived(partial(self.pricer.price, "ETH"))  # one ETH in share-class units
+        self.unit_usd_at = market.derived(self.pricer.unit_usd)
         price_slot = VOID if self.pricer.is_unit("ETH") else SPOT_PRICE
         specs = [PositionSpec(self.lst.instrument, ones, self.lst.rate, self.eth_value, index_slot=VOID,
                               rate_slot=STAKING_YIELD, price_slot=price_slot)]
@@ -142,7 +144,7 @@ class StakingLeg:
         if self.weth:
             specs.append(PositionSpec(self.weth.debt_token, self.weth.borrow_index, ones, self.eth_value,
                                       BORROW_COST, VOID, price_slot, sign=-1.0))
-        self.reward_prices = [market.floats(self.pricer.price(t.symbol)) for t in self.rewards]
+        self.reward_prices = [market.derived(partial(self.pricer.price, t.symbol)) for t in self.rewards]
         for t, price in zip(self.rewards, self.reward_prices, strict=True):
             specs.append(PositionSpec(t.instrument, ones, ones, price, VOID, VOID, SPOT_PRICE))
         return specs
@@ -214,6 +216,18 @@ class StakingLeg:
             shortfall = (self.target_ltv - ltv) * self.collateral_eth(k) * self.eth_value[k]
             return Trigger("releverage", ltv, self.target_ltv - self.lev.releverage_threshold, corrects=shortfall)
         return None
+
+    def risk_now(self, k: int) -> dict:
+        """Health factor, LTV and the fall of the collateral's value that liquidates (1 - 1/HF, as in report)
+        while borrowing; the LST's market discount to its rate where the DEX price is known."""
+        risk: dict = {}
+        if self.borrowing and self.debt_pos is not None and self.qty[self.debt_pos] > 0.0:
+            hf = self.health_factor(k)
+            risk |= {"health_factor": hf, "ltv": self.ltv(k),
+                     "liq_distance": {"aave_v3": max(1.0 - 1.0 / hf, 0.0) if hf > 0 else 0.0}}
+        if self.lst.market_rate and self.lst.market_rate[k] > 0.0:
+            risk["lst_depeg"] = 1.0 - self.lst.market_rate[k] / self.lst.rate[k]  # discount of DEX to oracle rate
+        return risk
 
     def ltv(self, k: int) -> float:
         coll = self.collateral_eth(k)

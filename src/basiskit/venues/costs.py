@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..config.models import CostsConfig
@@ -31,9 +33,11 @@ class GasModel:
         if not self.enabled:
             self.per_unit = [0.0] * market.n_points
             return
+        self.per_unit = market.derived(partial(self._per_unit, market))
+
+    def _per_unit(self, market: MarketData) -> np.ndarray:
         # cost(ETH) = gas units * gas price (gwei) * 1e-9 ETH/gwei (Ethereum yellow paper: fee = gasUsed * gasPrice)
-        per_unit = market.array(self.gas_price) * GWEI * self.pricer.price("ETH")
-        self.per_unit = np.asarray(per_unit, dtype=np.float64).tolist()
+        return np.asarray(market.array(self.gas_price) * GWEI * self.pricer.price("ETH"), dtype=np.float64)
 
     def cost(self, units: int, k: int) -> float:
         return units * self.per_unit[k]

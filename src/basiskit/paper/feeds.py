@@ -1,0 +1,118 @@
+"""Feeds: what a paper session observes each hour, and the replay feed that serves a recorded dataset.
+
+A feed hands the session, for hour t, a Delivery: the new rows of each series (a bar's open at its
+label, its whole row once it closed; a settlement at its time; a snapshot at its time) and, for values
+the chain is read for every hour (Aave indexes, LST rates), a reading keyed by the need.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..data import align
+from ..data.dataset import Dataset, Series, spacing_seconds
+from ..data.live import need_key
+from ..data.market import Need
+from ..data.timeutil import HOUR
+
+Row = tuple[int, dict[str, float]]
+
+
+@dataclass
+class Delivery:
+    """Hour `t`'s observations: rows per series (time, values) and readings per need key."""
+
+    t: int
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    readings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"t": self.t, "rows": {s: [[ts, v] for ts, v in rows] for s, rows in self.rows.items()},
+                           "readings": self.readings}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Delivery:
+        raw = json.loads(text)
+        rows = {s: [(int(ts), v) for ts, v in rows] for s, rows in raw["rows"].items()}
+        return cls(int(raw["t"]), rows, raw["readings"])
+
+    def merge(self, other: Delivery) -> None:
+        """Add `other`'s rows and readings (a second poll of the same hour)."""
+        for s, rows in other.rows.items():
+            self.rows.setdefault(s, []).extend(rows)
+        self.readings.update(other.readings)
+
+
+class Feed(Protocol):
+    """A source of hourly observations."""
+
+    name: str
+    final: bool  # True: the data is recorded, a hole never fills (the session stops); False: wait for it
+
+    def coverage(self) -> dict[str, tuple[int, int]]:
+        """Per series, the span it can serve (partial series are zero outside it)."""
+
+    def hour(self, k: int, t: int) -> Delivery | None:
+        """The observations for hour t (point k), or None when that hour cannot be observed yet."""
+
+
+def _values(series: Series, i: int, columns: list[str]) -> dict[str, float]:
+    return {c: float(series.columns[c][i]) for c in columns}
+
+
+class ReplayFeed:
+    """A recorded dataset served hour by hour, holes and all: a row missing from the file is missing at
+    its hour. Geometric needs (Aave indexes, LST rates) are read as the backtest interpolates the daily
+    snapshots (the one place the next snapshot is used: it stands in for the hourly chain read)."""
+
+    name = "replay"
+    final = True
+
+    def __init__(self, dataset: Dataset, needs: list[Need], grid: np.ndarray):
+        self.dataset = dataset
+        self.grid = grid
+        names = sorted({n.series for n in needs} | {n.ratio_of for n in needs if n.ratio_of})
+        self.series = {name: dataset.raw_series(name) for name in names}
+        self.readings: dict[str, np.ndarray] = {}
+        for need in needs:
+            if (need.how == "geometric" or need.ratio_of) and not need.partial:
+                s = self.series[need.series]
+                if need.ratio_of:
+                    ts, values = align.snapshot_ratio(s, self.series[need.ratio_of], need.column)
+                else:
+                    ts, values = s.ts, s.column(need.column)
+                self.readings[need_key(need)] = align.align_geometric(ts, values, grid, need.series)
+
+    def coverage(self) -> dict[str, tuple[int, int]]:
+        return {name: align.coverage(s.meta) for name, s in self.series.items()}
+
+    def hour(self, k: int, t: int) -> Delivery:
+        lo = t - HOUR
+        rows: dict[str, list[Row]] = {}
+        for name, s in self.series.items():
+            cols = list(s.columns)
+            ts = s.ts
+            out: list[Row] = []
+            if s.meta.kind == "bar":
+                spacing = spacing_seconds(s.meta)
+                closes = ts + spacing
+                if k == 0:  # the history a live feed fetches on start: the last closed bar
+                    closed = np.nonzero(closes <= t)[0][-1:]
+                    opened = np.nonzero((ts <= t) & (closes > t))[0]
+                else:
+                    closed = np.nonzero((closes > lo) & (closes <= t))[0]
+                    opened = np.nonzero((ts > lo) & (ts <= t))[0]
+                out += [(int(ts[i]), _values(s, i, cols)) for i in closed]
+                out += [(int(ts[i]), {"open": float(s.columns["open"][i])}) for i in opened]
+            else:
+                idx = np.nonzero(ts <= t)[0][-1:] if k == 0 else np.nonzero((ts > lo) & (ts <= t))[0]
+                out += [(int(ts[i]), _values(s, i, cols)) for i in idx]
+            if out:
+                rows[name] = out
+        readings = {key: float(values[k]) for key, values in self.readings.items() if not math.isnan(values[k])}
+        return Delivery(t, rows, readings)

@@ -1,0 +1,259 @@
+"""A paper session: the backtest's engine driven by the paper clock over a feed, every tick committed.
+
+State. After each tick the session commits, in one transaction, what it observed (the delivery), the
+book's quantities, NAV, the risk reading, new events, order intents and alerts. The strategy's own state
+(positions' entry prices, gates, liquidation records) is not pickled: a resumed session rebuilds it by
+running the committed deliveries through the same deterministic engine, then checks that the rebuilt
+book and event count equal the committed ones at the last tick, bit for bit, before it goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..config import RunConfig, config_hash
+from ..data.dataset import Dataset, resolve_data_dir
+from ..data.live import LiveMarket, Staleness
+from ..data.market import MarketData, Need
+from ..data.timeutil import HOUR, iso, to_epoch
+from ..engine.events import EventLog
+from ..engine.run import Backtest, warning_event
+from ..engine.service import RunOutput, store_output, tabulate
+from ..errors import ConfigError, RunError
+from ..results.db import StoreError
+from .alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
+from .clock import PaperClock, StaleFeed
+from .feeds import Delivery, Feed, ReplayFeed
+from .orders import order_intents
+from .store import PaperStore
+
+FEEDS = ("replay", "live")
+LIVE_HORIZON_HOURS = 365 * 24  # a live session without --end runs for a year
+
+
+@dataclass
+class PaperOptions:
+    """How a session is fed and where its output goes (stored with it, reused by resume)."""
+
+    feed: str = "replay"
+    data: str | None = None  # the replay's dataset; for a live feed the reference (series formats, params)
+    speed: float = 0.0
+    rpc_url: str | None = None
+    webhook: str | None = None
+    thresholds: dict = field(default_factory=dict)
+    out: str = "runs"
+    capture: str | None = None  # folder a live session writes what it observed to (dataset format)
+    poll_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.feed not in FEEDS:
+            raise ConfigError([("--feed", self.feed, f"must be one of {', '.join(FEEDS)}")])
+        if self.speed < 0 or self.speed != self.speed:
+            raise ConfigError([("--speed", self.speed, "must be 0 (as fast as it can) or a positive number of "
+                                "simulated hours per second")])
+        if self.feed == "live" and not self.rpc_url:
+            raise ConfigError([("--rpc-url", None, "a live session reads Aave v3 and the LST rates from an "
+                                "Ethereum RPC: pass --rpc-url URL")])
+
+
+class PaperSession:
+    def __init__(self, store: PaperStore, name: str, cfg: RunConfig, options: PaperOptions, *,
+                 resuming: bool = False, quiet: bool = False,
+                 progress: Callable[[int, int], None] | None = None,
+                 feed_factory: Callable[[Dataset, list[Need], object], Feed] | None = None):
+        if cfg.stress:
+            raise ConfigError([("stress", f"{len(cfg.stress)} shock(s)", "a paper session trades the market as observed: stress scenarios are for "
+                                "backtests (`basiskit stress`)")])
+        self.store = store
+        self.name = name
+        self.cfg = cfg
+        self.options = options
+        self.resuming = resuming
+        self.progress = progress
+        self.feed_factory = feed_factory or (lambda d, n, g: make_feed(self.options, d, n, g))
+        self.thresholds = AlertThresholds.for_config(cfg, **options.thresholds)
+        self.monitor = AlertMonitor(self.thresholds)
+        self.sink = AlertSink(name, options.webhook, quiet=quiet)
+        self.recorded: list[Delivery] = []
+        self.recorded_qty: list[float] = []
+        self.counts = {"events": 0, "run_events": 0, "orders": 0, "alerts": 0}
+        self._stale_alerted: set[str] = set()
+
+    # --- building ---------------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, store: PaperStore, name: str, speed: float | None = None, **kwargs) -> PaperSession:
+        row = store.session(name)
+        if row["status"] == "done":
+            raise StoreError(f"paper session {name!r} is done (its last tick {iso(to_epoch(row['last_ts']))} "
+                             f"was the end of its window); results in {row['results_dir']}.")
+        options = PaperOptions(**row["options"])
+        if speed is not None:
+            options.speed = speed
+            PaperOptions.__post_init__(options)
+        session = cls(store, name, RunConfig.model_validate(row["config"]), options, resuming=True, **kwargs)
+        stored = store.deliveries(name)
+        session.recorded = [Delivery.from_json(d) for _, d, _ in stored]
+        session.recorded_qty = stored[-1][2] if stored else []
+        session.counts = store.counts(name)
+        return session
+
+    def _market(self, dataset: Dataset, needs: list[Need], start: int | None, end: int | None) -> MarketData:
+        if start is None or end is None:
+            lo, hi = MarketData.default_window(dataset, needs)
+            start = start if start is not None else lo
+            end = end if end is not None else hi
+        grid_end = end
+        feed = self.feed_factory(dataset, needs, _grid(start, grid_end))
+        self.feed = feed
+        market = LiveMarket(dataset, self.cfg.data, needs, start, grid_end, feed.coverage())
+        self.market = market
+        self.clock = PaperClock(self, market, feed, self.options.speed, self.recorded, self.options.poll_seconds)
+        self.clock.deliver(0)  # the capital floor and the entry need hour 0
+        return market
+
+    def run(self) -> RunOutput:
+        """Run (or continue) the session to the end of its window; the same output as a backtest's."""
+        t0 = time.perf_counter()
+        root, source = resolve_data_dir(self.options.data)
+        dataset = Dataset(root)
+        self.events = EventLog()
+        try:
+            self.bt = Backtest(self.cfg, dataset, market_factory=lambda n, s, e: self._market(dataset, n, s, e))
+            if not self.resuming:
+                m = self.market
+                self.store.create_session(self.name, self.cfg.mode, self.options.feed, m.start, m.end, m.n_points,
+                                          self.cfg.model_dump(mode="json"), asdict(self.options))
+            self.resuming = True
+            result = self.bt.run(clock=self.clock, events=self.events)
+        except StaleFeed as exc:
+            self._stop("stalled", exc)
+            raise
+        except KeyboardInterrupt:
+            self._stop("stopped", RunError("interrupted"))
+            raise
+        except Exception as exc:
+            self._stop("failed", exc)
+            raise
+        # The backtest logs its data warnings before the loop; the paper session finds them as holes close.
+        warnings = [e for e in result.events.events if e.type == "data_warning"]
+        warnings.sort(key=lambda e: (e.details["after"], e.details["series"]))
+        result.events.events = warnings + [e for e in result.events.events if e.type != "data_warning"]
+        output = tabulate(result, f"paper-{self.name}-{config_hash(self.cfg)[:8]}", f"{root} ({source})", t0)
+        output.summary["session"] = self.name
+        store_output(output, self.cfg, self.store, "paper", Path(self.options.out))
+        self.store.set_status(self.name, "done", summary=output.summary, results_dir=output.summary["results_dir"])
+        self.store.release()
+        self.sink.close()
+        return output
+
+    def _stop(self, status: str, exc: BaseException) -> None:
+        try:
+            if self.resuming:
+                self.store.set_status(self.name, status, error=str(exc))
+        finally:
+            self.store.release()
+            self.sink.close()
+
+    # --- the clock's calls ---------------------------------------------------------------------------
+    def start(self, book, events: EventLog) -> None:
+        self.book = book
+        self._warned = len(self.market.warnings)
+        self._refused = len(self.market.refusals)
+        self._logged = 0
+
+    def before_tick(self, k: int) -> None:
+        """Warnings of holes the delivery closed and rows it refused, into the run's events."""
+        m, n = self.market, self.market.n_points
+        for w in m.warnings[self._warned:]:
+            warning_event(self.events, w, m.start, n)
+        self._warned = len(m.warnings)
+        for r in m.refusals[self._refused:]:
+            self.events.add(k, "feed_refused", r.message(), series=r.series, at=iso(r.ts), reason=r.reason)
+        self._refused = len(m.refusals)
+
+    def after_tick(self, k: int, delivery: Delivery) -> None:
+        t = int(self.market.grid[k])
+        risk = self.bt.strategy.risk_now(k)
+        new = self.events.events[self._logged:]
+        self._logged = len(self.events.events)
+        alerts = self.monitor.check(k, t, risk) + AlertMonitor.from_events(new, self._t)
+        quantities = [h[k] for h in self.book.history]
+        if k < len(self.recorded):  # catching up on committed ticks: nothing to write or send again
+            if k == len(self.recorded) - 1:
+                self._verify(k, quantities)
+            return
+        nav = self.book.nav(k)
+        orders = [o.row() for o in order_intents(new, k)]
+        rows = [(e.k, self._t(e.k), e.type, e.message, e.details) for e in new]
+        rows += [(a.k, a.t, "alert", a.message, {"kind": a.kind, **a.details}) for a in alerts]
+        risk_row = {"nav": nav, **risk}
+        self.store.commit_tick(self.name, k, t, delivery.to_json(), quantities, nav,
+                               nav * self.bt.executor.unit_usd[k], risk_row, rows, orders, [a.row() for a in alerts],
+                               self.counts["events"], self.counts["orders"], self.counts["alerts"])
+        self.counts["events"] += len(rows)
+        self.counts["run_events"] += len(new)
+        self.counts["orders"] += len(orders)
+        self.counts["alerts"] += len(alerts)
+        self.sink.emit(alerts)
+        if self.progress is not None:
+            self.progress(k + 1, self.market.n_points)
+
+    def _verify(self, k: int, quantities: list[float]) -> None:
+        """The rebuilt state at the last committed tick must be the committed one."""
+        problems = []
+        if quantities != self.recorded_qty:
+            diff = [(key, a, b) for key, a, b in zip(self.bt_keys(), quantities, self.recorded_qty, strict=False)
+                    if a != b]
+            problems.append(f"positions differ: {diff[:3]}")
+        if len(self.events.events) != self.counts["run_events"]:
+            problems.append(f"{len(self.events.events)} events rebuilt, {self.counts['run_events']} committed")
+        if problems:
+            raise RunError(f"paper session {self.name!r} cannot resume: replaying its {k + 1} committed ticks does "
+                           f"not rebuild the committed state ({'; '.join(problems)}). The code or the data changed "
+                           "since the session started; start a new session.")
+
+    def bt_keys(self) -> list[str]:
+        return [s.instrument.key for s in self.bt.specs]
+
+    def stale(self, k: int, t: int, stale: list[Staleness]) -> None:
+        """The feed is staler than a limit at hour k: alert once per series until it is fresh again."""
+        alerts = [Alert(k, t, "staleness", s.message(), {"series": s.series, "last": iso(s.last),
+                                                          "limit_hours": s.limit_hours, "limit_key": s.limit_key})
+                  for s in stale if s.series not in self._stale_alerted]
+        self._stale_alerted |= {s.series for s in stale}
+        if alerts and k >= len(self.recorded):
+            self.store.add_alerts(self.name, [a.row() for a in alerts], self.counts["alerts"], self.counts["events"])
+            self.counts["alerts"] += len(alerts)
+            self.counts["events"] += len(alerts)
+            self.sink.emit(alerts)
+
+    def fresh(self, k: int) -> None:
+        self._stale_alerted.clear()
+
+    def _t(self, k: int) -> int:
+        return int(self.market.grid[k])
+
+
+def _grid(start: int, end: int):
+    from ..data.align import hourly_grid
+
+    return hourly_grid(start, end)
+
+
+def make_feed(options: PaperOptions, dataset: Dataset, needs: list[Need], grid) -> Feed:
+    if options.feed == "replay":
+        return ReplayFeed(dataset, needs, grid)
+    from .live_feed import LiveFeed
+
+    return LiveFeed(dataset, needs, grid, options)
+
+
+def live_window(start: str | None, end: str | None) -> tuple[str, str]:
+    """A live session starts at the last whole hour (or --start) and runs a year (or to --end)."""
+    now = int(time.time()) // HOUR * HOUR
+    s = to_epoch(start) if start else now
+    e = to_epoch(end) if end else s + LIVE_HORIZON_HOURS * HOUR
+    return iso(s), iso(e)

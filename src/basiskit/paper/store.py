@@ -1,0 +1,206 @@
+"""Paper sessions in the results database, one transaction per tick:
+
+  paper_sessions(name, mode, status, feed, created_at, updated_at, window_start, window_end, last_tick,
+                 last_ts, n_points, config, options, error, results_dir, summary)
+  paper_ticks(session, tick, timestamp, delivery, quantities, nav, nav_usd, risk)
+  paper_events(session, seq, tick, timestamp, type, message, details)   -- the run's events and alerts
+  paper_orders(session, seq, tick, timestamp, venue, instrument, side, size, price, reason)
+  paper_alerts(session, seq, tick, timestamp, kind, message, details)
+
+A running session holds the database between ticks and lets go of it whenever it waits (and at least
+every HOLD_SECONDS), so a server or another command can read the file in between.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import duckdb
+
+from ..results.db import RunStore, StoreError, json_safe, now
+
+PAPER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS paper_sessions (
+  name VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR, feed VARCHAR, created_at TIMESTAMPTZ,
+  updated_at TIMESTAMPTZ, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, last_tick INTEGER,
+  last_ts TIMESTAMPTZ, n_points INTEGER, config JSON, options JSON, error VARCHAR, results_dir VARCHAR,
+  summary JSON);
+CREATE TABLE IF NOT EXISTS paper_ticks (
+  session VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, delivery VARCHAR, quantities VARCHAR,
+  nav DOUBLE, nav_usd DOUBLE, risk JSON, PRIMARY KEY (session, tick));
+CREATE TABLE IF NOT EXISTS paper_events (
+  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, type VARCHAR, message VARCHAR,
+  details JSON);
+CREATE TABLE IF NOT EXISTS paper_orders (
+  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, venue VARCHAR, instrument VARCHAR,
+  side VARCHAR, size DOUBLE, price DOUBLE, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS paper_alerts (
+  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR,
+  details JSON);
+"""
+SESSION_FIELDS = ("name", "mode", "status", "feed", "created_at", "updated_at", "window_start", "window_end",
+                  "last_tick", "last_ts", "n_points", "error", "results_dir")
+HOLD_SECONDS = 1.0  # longest a running session keeps the file to itself
+YIELD_SECONDS = 0.1  # how long it lets go when it has held the file that long
+
+
+def ts_of(epoch: int) -> datetime:
+    return datetime.fromtimestamp(int(epoch), UTC)
+
+
+class PaperStore(RunStore):
+    """The results store with the paper tables; a session writes through `writer()`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        with self._conn() as con:
+            con.execute(PAPER_SCHEMA)
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_since = 0.0
+
+    # --- a running session's connection ---------------------------------------------------------------
+    def _writer(self) -> duckdb.DuckDBPyConnection:
+        if self._held is None:
+            self._held = self._connect()
+            self._held_since = time.monotonic()
+        return self._held
+
+    def release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def wait(self, seconds: float) -> None:
+        """Sleep `seconds` (the session's pace); let go of the file for it when it is long enough to be
+        worth it or the file has been held for HOLD_SECONDS (then for at least YIELD_SECONDS)."""
+        held_long = self._held is not None and time.monotonic() - self._held_since >= HOLD_SECONDS
+        if seconds >= YIELD_SECONDS or held_long:
+            self.release()
+            seconds = max(seconds, YIELD_SECONDS)
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def breathe(self) -> None:
+        """Between ticks of a session that never waits (speed 0): let readers in now and then."""
+        if self._held is not None and time.monotonic() - self._held_since >= HOLD_SECONDS:
+            self.wait(0.0)
+
+    # --- sessions ---------------------------------------------------------------------------------------
+    def create_session(self, name: str, mode: str, feed: str, start: int, end: int, n_points: int,
+                       config: dict, options: dict) -> None:
+        with self._conn() as con:
+            if con.execute("SELECT 1 FROM paper_sessions WHERE name = ?", [name]).fetchone():
+                raise StoreError(f"paper session {name!r} already exists in {self.path}: resume it with "
+                                 f"`basiskit paper resume {name}`, or choose another --session.")
+            t = now()
+            con.execute(
+                "INSERT INTO paper_sessions VALUES (?, ?, 'running', ?, ?, ?, ?, ?, -1, NULL, ?, ?, ?, NULL, NULL, NULL)",
+                [name, mode, feed, t, t, ts_of(start), ts_of(end), n_points, json.dumps(json_safe(config)),
+                 json.dumps(json_safe(options))])
+
+    def session(self, name: str) -> dict:
+        with self._conn() as con:
+            row = con.execute(f"SELECT {', '.join(SESSION_FIELDS)}, config, options, summary FROM paper_sessions "
+                              "WHERE name = ?", [name]).fetchone()
+            if row is None:
+                known = [r[0] for r in con.execute("SELECT name FROM paper_sessions ORDER BY name").fetchall()]
+                raise StoreError(f"no paper session {name!r} in {self.path}; sessions: "
+                                 f"{', '.join(known) or 'none'}.")
+        out = dict(zip(SESSION_FIELDS, row[:len(SESSION_FIELDS)], strict=True))
+        out["config"], out["options"] = json.loads(row[-3]), json.loads(row[-2])
+        out["summary"] = json.loads(row[-1]) if row[-1] else None
+        return out
+
+    def sessions(self) -> list[dict]:
+        with self._conn() as con:
+            rows = con.execute(f"SELECT {', '.join(SESSION_FIELDS)} FROM paper_sessions "
+                               "ORDER BY created_at DESC").fetchall()
+        return [dict(zip(SESSION_FIELDS, r, strict=True)) for r in rows]
+
+    def set_status(self, name: str, status: str, error: str | None = None, summary: dict | None = None,
+                   results_dir: str | None = None) -> None:
+        con = self._writer() if self._held is not None else None
+        sql = ("UPDATE paper_sessions SET status = ?, error = ?, updated_at = ?, summary = COALESCE(?, summary), "
+               "results_dir = COALESCE(?, results_dir) WHERE name = ?")
+        args = [status, error, now(), json.dumps(json_safe(summary)) if summary else None, results_dir, name]
+        if con is not None:
+            con.execute(sql, args)
+        else:
+            with self._conn() as c:
+                c.execute(sql, args)
+
+    # --- ticks ------------------------------------------------------------------------------------------
+    def commit_tick(self, name: str, k: int, t: int, delivery: str, quantities: list[float], nav: float,
+                    nav_usd: float, risk: dict, events: list[tuple], orders: list[tuple], alerts: list[tuple],
+                    first_event_seq: int, first_order_seq: int, first_alert_seq: int) -> None:
+        """Everything tick k produced, in one transaction: after a crash the session is at k or k - 1."""
+        con = self._writer()
+        stamp = ts_of(t)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [name, k, stamp, delivery, json.dumps(quantities), nav, nav_usd,
+                         json.dumps(json_safe(risk))])
+            if events:
+                con.executemany("INSERT INTO paper_events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [[name, first_event_seq + i, ek, ts_of(et), typ, msg, json.dumps(json_safe(d))]
+                                 for i, (ek, et, typ, msg, d) in enumerate(events)])
+            if orders:
+                con.executemany("INSERT INTO paper_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [[name, first_order_seq + i, k, stamp, *o] for i, o in enumerate(orders)])
+            if alerts:
+                con.executemany("INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [[name, first_alert_seq + i, ak, ts_of(at), kind, msg, json.dumps(json_safe(d))]
+                                 for i, (ak, at, kind, msg, d) in enumerate(alerts)])
+            con.execute("UPDATE paper_sessions SET last_tick = ?, last_ts = ?, updated_at = ?, status = 'running' "
+                        "WHERE name = ?", [k, stamp, now(), name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+    def add_alerts(self, name: str, alerts: list[tuple], first_alert_seq: int, first_event_seq: int) -> None:
+        """Alerts raised between ticks (a feed gone stale while the session waits), also as events."""
+        con = self._writer()
+        con.executemany("INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [[name, first_alert_seq + i, ak, ts_of(at), kind, msg, json.dumps(json_safe(d))]
+                         for i, (ak, at, kind, msg, d) in enumerate(alerts)])
+        con.executemany("INSERT INTO paper_events VALUES (?, ?, ?, ?, 'alert', ?, ?)",
+                        [[name, first_event_seq + i, ak, ts_of(at), msg, json.dumps(json_safe({"kind": kind, **d}))]
+                         for i, (ak, at, kind, msg, d) in enumerate(alerts)])
+
+    def deliveries(self, name: str) -> list[tuple[int, str, list[float]]]:
+        """Every committed tick: (tick, delivery JSON, quantities after it), in order."""
+        with self._conn() as con:
+            rows = con.execute("SELECT tick, delivery, quantities FROM paper_ticks WHERE session = ? ORDER BY tick",
+                               [name]).fetchall()
+        return [(k, d, json.loads(q)) for k, d, q in rows]
+
+    def counts(self, name: str) -> dict[str, int]:
+        """Rows stored per table; `run_events`: the events of the run itself (not alerts)."""
+        with self._conn() as con:
+            one = lambda sql: con.execute(sql, [name]).fetchone()[0]  # noqa: E731
+            return {"events": one("SELECT COUNT(*) FROM paper_events WHERE session = ?"),
+                    "run_events": one("SELECT COUNT(*) FROM paper_events WHERE session = ? AND type <> 'alert'"),
+                    "orders": one("SELECT COUNT(*) FROM paper_orders WHERE session = ?"),
+                    "alerts": one("SELECT COUNT(*) FROM paper_alerts WHERE session = ?")}
+
+    def table(self, name: str, table: str, since: datetime | None = None, limit: int | None = None) -> list[dict]:
+        """Rows of paper_{table} for a session (newest last), optionally from `since` on."""
+        self.session(name)
+        sql = f"SELECT * EXCLUDE (session) FROM paper_{table} WHERE session = ?"
+        args: list = [name]
+        if since is not None:
+            sql += " AND timestamp >= ?"
+            args.append(since)
+        order = "tick" if table == "ticks" else "seq"
+        if limit:
+            sql = f"SELECT * FROM ({sql} ORDER BY {order} DESC LIMIT {int(limit)}) ORDER BY {order}"
+        else:
+            sql += f" ORDER BY {order}"
+        with self._conn() as con:
+            cur = con.execute(sql, args)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
