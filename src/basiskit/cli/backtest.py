@@ -67,10 +67,10 @@ def backtest(
     if as_json:
         sys.stdout.write(json.dumps(json_safe(summary)) + "\n")
     else:
-        _print_summary(summary)
+        print_summary(summary)
 
 
-def _print_summary(s: dict) -> None:
+def print_summary(s: dict) -> None:
     ccy = s["share_class"]
     t = Table(title=f"{s['mode']}  {s['start']} .. {s['end']}  ({s['steps']} hourly steps)", show_header=False)
     t.add_column("metric", style="bold")

@@ -47,6 +47,7 @@ class PaperOptions:
     out: str = "runs"
     capture: str | None = None  # folder a live session writes what it observed to (dataset format)
     poll_seconds: float = 30.0
+    positions: list[str] = field(default_factory=list)  # the book's position keys (filled when built)
 
     def __post_init__(self) -> None:
         if self.feed not in FEEDS:
@@ -124,6 +125,7 @@ class PaperSession:
             self.bt = Backtest(self.cfg, dataset, market_factory=lambda n, s, e: self._market(dataset, n, s, e))
             if not self.resuming:
                 m = self.market
+                self.options.positions = self.bt_keys()
                 self.store.create_session(self.name, self.cfg.mode, self.options.feed, m.start, m.end, m.n_points,
                                           self.cfg.model_dump(mode="json"), asdict(self.options))
             self.resuming = True

@@ -1,7 +1,7 @@
 """Paper sessions in the results database, one transaction per tick:
 
-  paper_sessions(name, mode, status, feed, created_at, updated_at, window_start, window_end, last_tick,
-                 last_ts, n_points, config, options, error, results_dir, summary)
+  paper_sessions(name, mode, status, feed, created_at, updated_at, window_start, window_end, n_points,
+                 config, options, error, results_dir, summary)
   paper_ticks(session, tick, timestamp, delivery, quantities, nav, nav_usd, risk)
   paper_events(session, seq, tick, timestamp, type, message, details)   -- the run's events and alerts
   paper_orders(session, seq, tick, timestamp, venue, instrument, side, size, price, reason)
@@ -24,9 +24,8 @@ from ..results.db import RunStore, StoreError, json_safe, now
 PAPER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_sessions (
   name VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR, feed VARCHAR, created_at TIMESTAMPTZ,
-  updated_at TIMESTAMPTZ, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, last_tick INTEGER,
-  last_ts TIMESTAMPTZ, n_points INTEGER, config JSON, options JSON, error VARCHAR, results_dir VARCHAR,
-  summary JSON);
+  updated_at TIMESTAMPTZ, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, n_points INTEGER, config JSON,
+  options JSON, error VARCHAR, results_dir VARCHAR, summary JSON);
 CREATE TABLE IF NOT EXISTS paper_ticks (
   session VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, delivery VARCHAR, quantities VARCHAR,
   nav DOUBLE, nav_usd DOUBLE, risk JSON, PRIMARY KEY (session, tick));
@@ -42,6 +41,11 @@ CREATE TABLE IF NOT EXISTS paper_alerts (
 """
 SESSION_FIELDS = ("name", "mode", "status", "feed", "created_at", "updated_at", "window_start", "window_end",
                   "last_tick", "last_ts", "n_points", "error", "results_dir")
+# The last committed tick is read from paper_ticks (a tick is one INSERT: no second table to keep in step).
+SELECT_SESSION = ("SELECT s.name, s.mode, s.status, s.feed, s.created_at, s.updated_at, s.window_start, s.window_end, "
+                  "t.tick, t.timestamp, s.n_points, s.error, s.results_dir{extra} FROM paper_sessions s LEFT JOIN "
+                  "(SELECT session, max(tick) AS tick, max(timestamp) AS timestamp FROM paper_ticks GROUP BY session) t "
+                  "ON t.session = s.name")
 HOLD_SECONDS = 1.0  # longest a running session keeps the file to itself
 YIELD_SECONDS = 0.1  # how long it lets go when it has held the file that long
 
@@ -96,14 +100,14 @@ class PaperStore(RunStore):
                                  f"`basiskit paper resume {name}`, or choose another --session.")
             t = now()
             con.execute(
-                "INSERT INTO paper_sessions VALUES (?, ?, 'running', ?, ?, ?, ?, ?, -1, NULL, ?, ?, ?, NULL, NULL, NULL)",
+                "INSERT INTO paper_sessions VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
                 [name, mode, feed, t, t, ts_of(start), ts_of(end), n_points, json.dumps(json_safe(config)),
                  json.dumps(json_safe(options))])
 
     def session(self, name: str) -> dict:
         with self._conn() as con:
-            row = con.execute(f"SELECT {', '.join(SESSION_FIELDS)}, config, options, summary FROM paper_sessions "
-                              "WHERE name = ?", [name]).fetchone()
+            row = con.execute(SELECT_SESSION.format(extra=", s.config, s.options, s.summary") + " WHERE s.name = ?",
+                              [name]).fetchone()
             if row is None:
                 known = [r[0] for r in con.execute("SELECT name FROM paper_sessions ORDER BY name").fetchall()]
                 raise StoreError(f"no paper session {name!r} in {self.path}; sessions: "
@@ -115,8 +119,7 @@ class PaperStore(RunStore):
 
     def sessions(self) -> list[dict]:
         with self._conn() as con:
-            rows = con.execute(f"SELECT {', '.join(SESSION_FIELDS)} FROM paper_sessions "
-                               "ORDER BY created_at DESC").fetchall()
+            rows = con.execute(SELECT_SESSION.format(extra="") + " ORDER BY s.created_at DESC").fetchall()
         return [dict(zip(SESSION_FIELDS, r, strict=True)) for r in rows]
 
     def set_status(self, name: str, status: str, error: str | None = None, summary: dict | None = None,
@@ -138,11 +141,13 @@ class PaperStore(RunStore):
         """Everything tick k produced, in one transaction: after a crash the session is at k or k - 1."""
         con = self._writer()
         stamp = ts_of(t)
+        tick = [name, k, stamp, delivery, json.dumps(quantities), nav, nav_usd, json.dumps(json_safe(risk))]
+        if not (events or orders or alerts):  # one statement is its own transaction
+            con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tick)
+            return
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [name, k, stamp, delivery, json.dumps(quantities), nav, nav_usd,
-                         json.dumps(json_safe(risk))])
+            con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tick)
             if events:
                 con.executemany("INSERT INTO paper_events VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [[name, first_event_seq + i, ek, ts_of(et), typ, msg, json.dumps(json_safe(d))]
@@ -154,8 +159,6 @@ class PaperStore(RunStore):
                 con.executemany("INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 [[name, first_alert_seq + i, ak, ts_of(at), kind, msg, json.dumps(json_safe(d))]
                                  for i, (ak, at, kind, msg, d) in enumerate(alerts)])
-            con.execute("UPDATE paper_sessions SET last_tick = ?, last_ts = ?, updated_at = ?, status = 'running' "
-                        "WHERE name = ?", [k, stamp, now(), name])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

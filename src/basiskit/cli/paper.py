@@ -1,0 +1,215 @@
+"""`basiskit paper run|resume|status|orders|list`: paper trading on the backtest's engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..config.loading import run_overrides
+from ..data.dataset import Dataset, resolve_data_dir
+from ..data.timeutil import iso, to_epoch
+from ..errors import BasiskitError, ConfigError
+from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
+from ..paper.store import PaperStore
+from ..results.db import json_safe
+from ..runconfig import load_run_config
+from .backtest import print_summary
+from .output import (
+    CapitalOption,
+    ConfigOption,
+    DataOption,
+    DbOption,
+    EndOption,
+    JsonOption,
+    OutOption,
+    SetOption,
+    StartOption,
+    err,
+    fail,
+    out,
+    progress,
+    run_or_fail,
+)
+
+paper_app = typer.Typer(no_args_is_help=True, help="Paper trading: the engine on a live clock and feeds; no real order is sent.")
+SpeedOption = Annotated[float | None, typer.Option(
+    help="Replay pace: simulated hours per wall second (0: as fast as it can).")]
+
+
+@paper_app.command("run")
+def run(
+    mode: Annotated[str, typer.Argument(help="A preset name (see `basiskit modes`).")],
+    feed: Annotated[str, typer.Option(help=f"Where the hours come from: {' | '.join(FEEDS)}.")] = "replay",
+    speed: Annotated[float, typer.Option(help="Replay pace: simulated hours per wall second (0: as fast as it can).")] = 0.0,
+    session: Annotated[str | None, typer.Option(help="Session name (default MODE-YYYYmmddTHHMMSS).")] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="Ethereum RPC URL for the chain feed (--feed live).")] = None,
+    alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL.")] = None,
+    alert_hf: Annotated[float | None, typer.Option(help="Alert when the health factor falls below (default: leverage.hf_floor).")] = None,
+    alert_margin_ratio: Annotated[float | None, typer.Option(help="Alert at this margin ratio (default: risk.margin_ratio_alert).")] = None,
+    alert_net_delta: Annotated[float | None, typer.Option(help="Alert at this |net delta| / NAV (default: risk.max_net_delta_pct).")] = None,
+    alert_liq_distance: Annotated[float | None, typer.Option(help="Alert below this liquidation distance (default 0.10).")] = None,
+    alert_depeg: Annotated[float | None, typer.Option(help="Alert when the LST trades this far under its rate (default 0.01).")] = None,
+    capture: Annotated[Path | None, typer.Option(help="Folder a live session writes what it observed to (default OUT/SESSION-data).")] = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    capital: CapitalOption = None,
+    set_: SetOption = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+    out_dir: OutOption = Path("runs"),
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Run MODE forward hour by hour on a feed, as it would trade, committing every tick; at the end of a
+    finite replay print the backtest's summary."""
+    try:
+        if feed == "live":
+            start, end = live_window(start, end)
+        root, _ = resolve_data_dir(data)
+        cfg = load_run_config(mode, config or [], set_ or [], run_overrides(start, end, capital), Dataset(root))
+        thresholds = {"health_factor": alert_hf, "margin_ratio": alert_margin_ratio, "net_delta_pct": alert_net_delta,
+                      "liq_distance": alert_liq_distance, "lst_depeg": alert_depeg}
+        name = session or f"{mode}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        options = PaperOptions(feed=feed, data=str(root), speed=speed, rpc_url=rpc_url, webhook=alert_webhook,
+                               thresholds={k: v for k, v in thresholds.items() if v is not None}, out=str(out_dir),
+                               capture=str(capture or out_dir / f"{name}-data") if feed == "live" else None)
+        store = PaperStore(db)
+        if not as_json:
+            err.print(f"paper session [bold]{name}[/] ({feed}): resume with `basiskit paper resume {name}`")
+        _finish(PaperSession(store, name, cfg, options, quiet=False, progress=None), as_json)
+    except BasiskitError as exc:
+        fail(exc)
+
+
+@paper_app.command("resume")
+def resume(
+    name: Annotated[str, typer.Argument(help="The session to continue.")],
+    speed: SpeedOption = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Continue a session from its last committed tick (after a crash or a stop): nothing lost, nothing doubled."""
+    try:
+        _finish(PaperSession.resume(PaperStore(db), name, speed), as_json)
+    except BasiskitError as exc:
+        fail(exc)
+
+
+def _finish(session: PaperSession, as_json: bool) -> None:
+    with progress(enabled=not as_json and sys.stderr.isatty(), label=f"paper {session.name}") as advance:
+        session.progress = advance
+        output = session.run()
+    summary = output.summary
+    (Path(summary["results_dir"]) / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(summary)) + "\n")
+    else:
+        print_summary(summary)
+
+
+@paper_app.command("status")
+def status(
+    name: Annotated[str, typer.Argument(help="A session name (see `basiskit paper list`).")],
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Positions, NAV in both units, health factor, margin ratios, liquidation distances, alerts, last tick."""
+    s = run_or_fail(lambda: session_status(PaperStore(db), name))
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(s), default=str) + "\n")
+        return
+    t = Table(title=f"paper session {name}: {s['status']} ({s['feed']}, {s['mode']})", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("last tick", f"{s['last_tick']} at {s['last_ts']} of {s['n_points']}")
+    if s["nav"] is not None:
+        t.add_row("NAV", f"{s['nav']:,.6f} {s['share_class']}")
+        t.add_row("NAV (USD)", f"{s['nav_usd']:,.2f} USD")
+    for key, qty in s["positions"].items():
+        t.add_row(f"  {key}", f"{qty:,.6f}")
+    risk = s["risk"]
+    if risk.get("health_factor") is not None:
+        t.add_row("health factor", f"{risk['health_factor']:.4f}")
+    for venue, r in risk.get("margin_ratio", {}).items():
+        t.add_row(f"margin ratio {venue}", f"{r:.4f}")
+    for venue, d in risk.get("liq_distance", {}).items():
+        t.add_row(f"liquidation distance {venue}", "n/a" if d is None else f"{d:.2%}")
+    if risk.get("net_delta_pct") is not None:
+        t.add_row("|net delta| / NAV", f"{risk['net_delta_pct']:.4%}")
+    t.add_row("alerts", str(s["alert_count"]))
+    for a in s["alerts"]:
+        t.add_row(f"  {a['timestamp']}", f"{a['kind']}: {a['message']}")
+    if s["error"]:
+        t.add_row("error", s["error"])
+    out.print(t)
+
+
+def session_status(store: PaperStore, name: str, recent_alerts: int = 10) -> dict:
+    """What `paper status` and GET /paper/{session} show."""
+    row = store.session(name)
+    ticks = store.table(name, "ticks", limit=1)
+    last = ticks[-1] if ticks else None
+    alerts = store.table(name, "alerts")
+    positions = json.loads(last["quantities"]) if last else []
+    keys = row["options"].get("positions") or []
+    return {
+        "name": name, "mode": row["mode"], "status": row["status"], "feed": row["feed"],
+        "share_class": row["config"]["share_class"], "window_start": row["window_start"],
+        "window_end": row["window_end"], "n_points": row["n_points"], "last_tick": row["last_tick"],
+        "last_ts": row["last_ts"], "nav": last["nav"] if last else None, "nav_usd": last["nav_usd"] if last else None,
+        "positions": dict(zip(keys, positions, strict=False)) if keys else {str(i): q for i, q in enumerate(positions)},
+        "risk": json.loads(last["risk"]) if last else {}, "alert_count": len(alerts),
+        "alerts": [{**a, "timestamp": a["timestamp"], "details": json.loads(a["details"])} for a in alerts[-recent_alerts:]],
+        "error": row["error"], "results_dir": row["results_dir"],
+    }
+
+
+@paper_app.command("orders")
+def orders(
+    name: Annotated[str, typer.Argument(help="A session name.")],
+    since: Annotated[str | None, typer.Option(help="Only orders at or after this time (ISO 8601 UTC).")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """The order intents (venue, instrument, side, size, price seen, reason) an operator could place by hand."""
+    def load():
+        when = None
+        if since:
+            when = datetime.fromtimestamp(to_epoch(since), UTC)
+        return PaperStore(db).table(name, "orders", since=when)
+
+    try:
+        rows = load()
+    except (BasiskitError, ValueError) as exc:
+        fail(exc if isinstance(exc, BasiskitError) else ConfigError([("--since", since, str(exc))]))
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
+        return
+    t = Table(title=f"order intents of {name}" + (f" since {since}" if since else ""))
+    for col in ("time", "venue", "instrument", "side", "size", "price", "reason"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(iso(int(r["timestamp"].timestamp())), r["venue"], r["instrument"], r["side"], f"{r['size']:,.6f}",
+                  "" if r["price"] is None else f"{r['price']:,.2f}", r["reason"])
+    out.print(t)
+
+
+@paper_app.command("list")
+def list_sessions(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Every paper session in the store, newest first."""
+    rows = run_or_fail(lambda: PaperStore(db).sessions())
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
+        return
+    t = Table(title="paper sessions")
+    for col in ("session", "mode", "feed", "status", "last tick", "of"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["mode"], r["feed"], r["status"], str(r["last_ts"] or "-"), str(r["n_points"]))
+    out.print(t)
