@@ -191,6 +191,8 @@ class LiveMarket(MarketData):
             return True
         if problem:
             self.refusals.append(Refusal(series, ts, problem))
+            if buf.meta.kind == "bar" and ts == buf.last_ts and math.isnan(buf.last_row().get("close", 0.0)):
+                buf.n -= 1  # the bar's close was refused: forget its open too, as if the bar never came
         return False
 
     def _problem(self, buf: SeriesBuffer, ts: int, values: dict[str, float], now: int) -> str | None:
