@@ -1,0 +1,122 @@
+"""Ethereum reads through web3.py: the Aave v3 reserves (indexes, rates, totals, oracle price) and gas,
+as rows of the dataset's aave/*_reserve_1d and gas/ethereum_gas_1h series.
+
+Indexes are read as the Pool's getReserveNormalizedIncome / getReserveNormalizedVariableDebt: the index
+balances are worth at that block (the stored liquidityIndex is the one of the reserve's last update;
+Aave v3 docs, ReserveLogic). Rates are currentLiquidityRate / currentVariableBorrowRate (ray, APR). The
+oracle's prices are USD with 8 decimals (Aave v3 AaveOracle, BASE_CURRENCY_UNIT = 1e8). The LST rate to
+ETH is derived as in the dataset: the LST's oracle price / WETH's, on the same block.
+"""
+
+from __future__ import annotations
+
+import re
+
+RAY = 10**27
+ORACLE_UNIT = 10**8
+GWEI = 10**9
+# Aave v3 Ethereum market (Aave address book, AaveV3Ethereum).
+POOL = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
+ORACLE = "0x54586bE62E3c3580375aE3723C145253060Ca0C2"
+ASSETS = {  # dataset reserve name -> (token address, decimals)
+    "usdt": ("0xdAC17F958D2ee523a2206206994597C13D831ec7", 6),
+    "weth": ("0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2", 18),
+    "weeth": ("0xCd5fE23C85820F7B72D0926FC9b05b43E359b7ee", 18),
+    "wsteth": ("0x7f39C581F595B53c5cb19bD0b3f8dA6c935E2Ca0", 18),
+}
+RESERVE = re.compile(r"^aave/([a-z]+)_reserve_1d$")
+GAS = "gas/ethereum_gas_1h"
+
+_RESERVE_DATA = [  # IPool.getReserveData -> DataTypes.ReserveDataLegacy
+    ("configuration", "tuple", [("data", "uint256")]), ("liquidityIndex", "uint128", None),
+    ("currentLiquidityRate", "uint128", None), ("variableBorrowIndex", "uint128", None),
+    ("currentVariableBorrowRate", "uint128", None), ("currentStableBorrowRate", "uint128", None),
+    ("lastUpdateTimestamp", "uint40", None), ("id", "uint16", None), ("aTokenAddress", "address", None),
+    ("stableDebtTokenAddress", "address", None), ("variableDebtTokenAddress", "address", None),
+    ("interestRateStrategyAddress", "address", None), ("accruedToTreasury", "uint128", None),
+    ("unbacked", "uint128", None), ("isolationModeTotalDebt", "uint128", None),
+]
+
+
+def _out(name: str, typ: str, components) -> dict:
+    out = {"name": name, "type": typ}
+    if components:
+        out["components"] = [_out(n, t, None) for n, t in components]
+    return out
+
+
+def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[dict]) -> dict:
+    return {"type": "function", "name": name, "stateMutability": "view",
+            "inputs": [{"name": n, "type": t} for n, t in inputs], "outputs": outputs}
+
+
+POOL_ABI = [
+    _fn("getReserveData", [("asset", "address")],
+        [{"name": "", "type": "tuple", "components": [_out(*f) for f in _RESERVE_DATA]}]),
+    _fn("getReserveNormalizedIncome", [("asset", "address")], [{"name": "", "type": "uint256"}]),
+    _fn("getReserveNormalizedVariableDebt", [("asset", "address")], [{"name": "", "type": "uint256"}]),
+]
+ORACLE_ABI = [_fn("getAssetPrice", [("asset", "address")], [{"name": "", "type": "uint256"}])]
+ERC20_ABI = [_fn("totalSupply", [], [{"name": "", "type": "uint256"}])]
+
+
+def reserve_of(series: str) -> str | None:
+    m = RESERVE.match(series)
+    return m.group(1) if m and m.group(1) in ASSETS else None
+
+
+class ChainClient:
+    """Reads at one block; `provider` is a web3 provider (an HTTPProvider for --rpc-url, or any other)."""
+
+    def __init__(self, provider):
+        from web3 import Web3
+
+        self.w3 = Web3(provider)
+        self.pool = self.w3.eth.contract(address=POOL, abi=POOL_ABI)
+        self.oracle = self.w3.eth.contract(address=ORACLE, abi=ORACLE_ABI)
+
+    @classmethod
+    def from_url(cls, url: str) -> ChainClient:
+        from web3 import Web3
+
+        return cls(Web3.HTTPProvider(url, request_kwargs={"timeout": 20}))
+
+    def block_at(self, t: int) -> int:
+        """The first block at or after time t (binary search on block timestamps)."""
+        eth = self.w3.eth
+        hi = eth.block_number
+        if eth.get_block(hi)["timestamp"] < t:
+            return hi
+        lo = max(hi - 400_000, 0)  # ~55 days of 12 s blocks: older hours come from a dataset, not a live read
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if eth.get_block(mid)["timestamp"] < t:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def reserve(self, name: str, block: int) -> dict[str, float]:
+        """One aave/{name}_reserve_1d row at `block`."""
+        asset, decimals = ASSETS[name]
+        pool = self.pool.functions
+        data = pool.getReserveData(asset).call(block_identifier=block)
+        income = pool.getReserveNormalizedIncome(asset).call(block_identifier=block)
+        debt = pool.getReserveNormalizedVariableDebt(asset).call(block_identifier=block)
+        price = self.oracle.functions.getAssetPrice(asset).call(block_identifier=block)
+        a_token = self.w3.eth.contract(address=data[8], abi=ERC20_ABI).functions.totalSupply().call(
+            block_identifier=block)
+        v_debt = self.w3.eth.contract(address=data[10], abi=ERC20_ABI).functions.totalSupply().call(
+            block_identifier=block)
+        unit = 10**decimals
+        return {"block_number": float(block), "liquidity_index": income / RAY, "liquidity_rate": data[2] / RAY,
+                "variable_borrow_index": debt / RAY, "variable_borrow_rate": data[4] / RAY,
+                "total_supply": a_token / unit, "total_variable_debt": v_debt / unit,
+                "oracle_price_usd": price / ORACLE_UNIT}
+
+    def gas(self, block: int) -> dict[str, float]:
+        """One gas/ethereum_gas_1h row: gas price, base fee of `block`, suggested priority fee (gwei)."""
+        eth = self.w3.eth
+        base = eth.get_block(block)["baseFeePerGas"]
+        return {"gas_price_gwei": eth.gas_price / GWEI, "base_fee_gwei": base / GWEI,
+                "priority_fee_p50_gwei": eth.max_priority_fee / GWEI, "block_number": float(block)}

@@ -1,0 +1,129 @@
+"""Public market data of Binance, Bybit and OKX through ccxt, mapped to the dataset's rows.
+
+Series served (the dataset's names): perp/{venue}_{asset}usdt_1h and spot/{venue}_{asset}usdt_1h (OHLCV,
+labelled by the bar's open, base-asset volume) and funding/{venue}_{asset}usdt_8h (each settlement at its
+funding time, the rate as the exchange states it: positive means longs pay shorts, so a position of size
+s receives -s x mark x rate, dataset README). OKX also gives `realized_funding_rate`, the rate actually
+settled (its `realizedRate`), which the dataset and the engine use for OKX.
+
+The markets are declared here (USDT spot pairs and USDT-margined linear perpetuals), so no exchange-info
+download is needed; `session` replaces ccxt's HTTP session (its transport seam).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import DataError
+
+SERIES = re.compile(r"^(perp|spot|funding)/(binance|bybit|okx)_([a-z0-9]+)usdt_(1h|8h)$")
+CCXT_CLASSES = {("binance", "spot"): "binance", ("binance", "perp"): "binanceusdm", ("bybit", "spot"): "bybit",
+                ("bybit", "perp"): "bybit", ("okx", "spot"): "okx", ("okx", "perp"): "okx"}
+MARKET_ID = {  # how each venue names the instrument (exchange API docs)
+    ("binance", "spot"): "{A}USDT", ("binance", "perp"): "{A}USDT", ("bybit", "spot"): "{A}USDT",
+    ("bybit", "perp"): "{A}USDT", ("okx", "spot"): "{A}-USDT", ("okx", "perp"): "{A}-USDT-SWAP",
+}
+HOUR_MS = 3_600_000
+PAGE = 200  # rows per request (every venue allows at least 200 klines or funding rows per call)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    venue: str
+    kind: str  # perp | spot | funding
+    asset: str
+
+    @property
+    def market_kind(self) -> str:
+        return "spot" if self.kind == "spot" else "perp"
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.asset}/USDT" if self.kind == "spot" else f"{self.asset}/USDT:USDT"
+
+
+def instrument_of(series: str) -> Instrument | None:
+    """The exchange instrument behind a dataset series name, or None when no exchange serves it."""
+    m = SERIES.match(series)
+    return Instrument(m.group(2), m.group(1), m.group(3).upper()) if m else None
+
+
+def _market(venue: str, kind: str, asset: str) -> dict:
+    swap = kind == "perp"
+    quote = "USDT"
+    market_id = MARKET_ID[(venue, kind)].format(A=asset)
+    return {"id": market_id, "symbol": f"{asset}/{quote}" + (f":{quote}" if swap else ""), "base": asset,
+            "quote": quote, "settle": quote if swap else None, "baseId": asset, "quoteId": quote,
+            "settleId": quote if swap else None, "type": "swap" if swap else "spot", "spot": not swap,
+            "margin": False, "swap": swap, "future": False, "option": False, "index": False, "active": True,
+            "contract": swap, "linear": True if swap else None, "inverse": False if swap else None,
+            "contractSize": 1.0 if swap else None, "expiry": None, "expiryDatetime": None, "strike": None,
+            "optionType": None, "taker": None, "maker": None, "precision": {"amount": None, "price": None},
+            "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
+                       "cost": {"min": None, "max": None}, "leverage": {"min": None, "max": None}},
+            "created": None, "info": {"instId": market_id} if venue == "okx" else {}}
+
+
+class ExchangeClient:
+    """One venue's spot and perp public data; `session` (a requests.Session) carries every request."""
+
+    def __init__(self, venue: str, assets: list[str], session=None):
+        import ccxt  # the live extra
+
+        self.venue = venue
+        self._ccxt = {}
+        for kind in ("spot", "perp"):
+            cls = getattr(ccxt, CCXT_CLASSES[(venue, kind)])
+            ex = cls({"enableRateLimit": session is None, "options": {"defaultType": "swap" if kind == "perp" else "spot"}})
+            if session is not None:
+                ex.session = session
+            ex.set_markets([_market(venue, kind, a) for a in assets])
+            self._ccxt[kind] = ex
+
+    def bars(self, inst: Instrument, since: int, until: int) -> list[tuple[int, dict[str, float]]]:
+        """1h OHLCV bars labelled since..until (epoch s, inclusive), oldest first; the last may still be open."""
+        ex = self._ccxt[inst.market_kind]
+        rows: dict[int, dict[str, float]] = {}
+        cursor = since * 1000
+        while cursor <= until * 1000:
+            page = ex.fetch_ohlcv(inst.symbol, "1h", since=cursor, limit=PAGE)
+            fresh = [c for c in page if cursor <= c[0] <= until * 1000]
+            for ts, o, h, lo, c, v in (c[:6] for c in fresh):
+                rows[int(ts) // 1000] = {"open": float(o), "high": float(h), "low": float(lo), "close": float(c),
+                                         "volume": float(v)}
+            if not fresh:
+                break
+            cursor = max(c[0] for c in fresh) + HOUR_MS
+        return sorted(rows.items())
+
+    def funding(self, inst: Instrument, since: int, until: int) -> list[tuple[int, dict[str, float]]]:
+        """Funding settlements with since <= time <= until (epoch s), oldest first. The exchanges stamp a
+        settlement at its funding time, give or take milliseconds (Binance): the time is cut to the second."""
+        ex = self._ccxt["perp"]
+        rows: dict[int, dict[str, float]] = {}
+        cursor = since * 1000
+        while cursor <= until * 1000:
+            page = ex.fetch_funding_rate_history(inst.symbol, since=cursor, limit=PAGE)
+            fresh = [f for f in page if cursor <= f["timestamp"] <= until * 1000 + 999]
+            for f in fresh:
+                rows[int(f["timestamp"]) // 1000] = self._funding_values(f)
+            if not fresh:
+                break
+            cursor = max(f["timestamp"] for f in fresh) + 1000
+        return sorted(rows.items())
+
+    def _funding_values(self, f: dict) -> dict[str, float]:
+        if self.venue != "okx":
+            return {"funding_rate": float(f["fundingRate"])}
+        # OKX settles `realizedRate`, which can differ from its `fundingRate` field; ccxt reports the realized
+        # one as fundingRate, so both are read from the raw response (OKX API: funding-rate-history).
+        info = f["info"]
+        if info.get("realizedRate") in (None, "") or info.get("fundingRate") in (None, ""):
+            raise DataError(f"okx funding at {f.get('datetime')}: the response lacks fundingRate or realizedRate "
+                            f"({info}); the settled rate is unknown.")
+        return {"funding_rate": float(info["fundingRate"]), "realized_funding_rate": float(info["realizedRate"])}
+
+    def mark(self, inst: Instrument) -> float:
+        """The perp's current mark price (the price the venue values positions at)."""
+        return float(self._ccxt["perp"].fetch_funding_rate(inst.symbol)["markPrice"])
