@@ -14,7 +14,6 @@ pytest.importorskip("ccxt")
 pytest.importorskip("web3")
 
 from eth_abi import encode  # noqa: E402
-from recorded import RecordedChain, session_with  # noqa: E402
 from web3 import Web3  # noqa: E402
 
 from basiskit.data.dataset import Dataset  # noqa: E402
@@ -25,6 +24,7 @@ from basiskit.paper.live_feed import LiveFeed  # noqa: E402
 from basiskit.paper.session import PaperOptions, PaperSession  # noqa: E402
 from basiskit.paper.store import PaperStore  # noqa: E402
 from basiskit.runconfig import load_run_config  # noqa: E402
+from recorded import RecordedChain, session_with  # noqa: E402
 
 H = 3_600_000
 T0 = 1_719_792_000_000  # 2024-07-01T00:00:00Z in ms
@@ -37,41 +37,76 @@ def sel(signature: str) -> str:
 # --- the mapping, against hand-written responses -----------------------------------------------------------
 def test_binance_rows_keep_the_bar_label_the_units_and_the_funding_sign():
     routes = {
-        ("fapi.binance.com", "/fapi/v1/klines"): lambda q: [
-            [T0, "61000.1", "61500.0", "60900.5", "61400.2", "1234.567", T0 + H - 1, "0", 10, "0", "0", "0"],
-            [T0 + H, "61400.2", "61450.0", "61000.0", "61100.0", "99.5", T0 + 2 * H - 1, "0", 10, "0", "0", "0"],
-        ] if int(q["startTime"]) <= T0 + H else [],
+        ("fapi.binance.com", "/fapi/v1/klines"): lambda q: (
+            [
+                [T0, "61000.1", "61500.0", "60900.5", "61400.2", "1234.567", T0 + H - 1, "0", 10, "0", "0", "0"],
+                [T0 + H, "61400.2", "61450.0", "61000.0", "61100.0", "99.5", T0 + 2 * H - 1, "0", 10, "0", "0", "0"],
+            ]
+            if int(q["startTime"]) <= T0 + H
+            else []
+        ),
         # Binance stamps settlements a few ms after the hour; a negative rate means shorts pay longs.
-        ("fapi.binance.com", "/fapi/v1/fundingRate"): lambda q: [
-            {"symbol": "BTCUSDT", "fundingTime": T0 + 3, "fundingRate": "-0.00012500", "markPrice": "61000.0"},
-            {"symbol": "BTCUSDT", "fundingTime": T0 + 8 * H + 1, "fundingRate": "0.00010000", "markPrice": "61100.0"},
-        ] if int(q["startTime"]) <= T0 else [],
+        ("fapi.binance.com", "/fapi/v1/fundingRate"): lambda q: (
+            [
+                {"symbol": "BTCUSDT", "fundingTime": T0 + 3, "fundingRate": "-0.00012500", "markPrice": "61000.0"},
+                {
+                    "symbol": "BTCUSDT",
+                    "fundingTime": T0 + 8 * H + 1,
+                    "fundingRate": "0.00010000",
+                    "markPrice": "61100.0",
+                },
+            ]
+            if int(q["startTime"]) <= T0
+            else []
+        ),
     }
     session, transport = session_with(routes)
     client = ExchangeClient("binance", ["BTC"], session=session)
     bars = client.bars(instrument_of("perp/binance_btcusdt_1h"), T0 // 1000, T0 // 1000 + 3600)
-    assert bars == [(1_719_792_000, {"open": 61000.1, "high": 61500.0, "low": 60900.5, "close": 61400.2, "volume": 1234.567}),
-                    (1_719_795_600, {"open": 61400.2, "high": 61450.0, "low": 61000.0, "close": 61100.0, "volume": 99.5})]
+    assert bars == [
+        (1_719_792_000, {"open": 61000.1, "high": 61500.0, "low": 60900.5, "close": 61400.2, "volume": 1234.567}),
+        (1_719_795_600, {"open": 61400.2, "high": 61450.0, "low": 61000.0, "close": 61100.0, "volume": 99.5}),
+    ]
     funding = client.funding(instrument_of("funding/binance_btcusdt_8h"), T0 // 1000, T0 // 1000 + 8 * 3600)
     assert funding == [(1_719_792_000, {"funding_rate": -0.000125}), (1_719_820_800, {"funding_rate": 0.0001})]
-    assert transport.seen[0].startswith("https://fapi.binance.com/fapi/v1/klines?") and "symbol=BTCUSDT" in transport.seen[0]
+    assert (
+        transport.seen[0].startswith("https://fapi.binance.com/fapi/v1/klines?")
+        and "symbol=BTCUSDT" in transport.seen[0]
+    )
 
 
 def test_bybit_v5_lists_come_newest_first_and_leave_oldest_first():
     def kline(q):
-        rows = [[str(T0 + i * H), f"{3400 + i}.5", f"{3410 + i}", f"{3390 + i}", f"{3405 + i}.25", "12.5", "42500"]
-                for i in range(3) if T0 + i * H >= int(q["start"])]
-        return {"retCode": 0, "retMsg": "OK", "result": {"category": q["category"], "symbol": q["symbol"],
-                                                         "list": rows[::-1]}, "retExtInfo": {}, "time": T0}
+        rows = [
+            [str(T0 + i * H), f"{3400 + i}.5", f"{3410 + i}", f"{3390 + i}", f"{3405 + i}.25", "12.5", "42500"]
+            for i in range(3)
+            if T0 + i * H >= int(q["start"])
+        ]
+        return {
+            "retCode": 0,
+            "retMsg": "OK",
+            "result": {"category": q["category"], "symbol": q["symbol"], "list": rows[::-1]},
+            "retExtInfo": {},
+            "time": T0,
+        }
 
     def funding(q):
-        rows = [{"symbol": "ETHUSDT", "fundingRate": r, "fundingRateTimestamp": str(T0 + i * 8 * H)}
-                for i, r in enumerate(["0.0001", "-0.00005"]) if T0 + i * 8 * H >= int(q["startTime"])]
-        return {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows[::-1]},
-                "retExtInfo": {}, "time": T0}
+        rows = [
+            {"symbol": "ETHUSDT", "fundingRate": r, "fundingRateTimestamp": str(T0 + i * 8 * H)}
+            for i, r in enumerate(["0.0001", "-0.00005"])
+            if T0 + i * 8 * H >= int(q["startTime"])
+        ]
+        return {
+            "retCode": 0,
+            "retMsg": "OK",
+            "result": {"category": "linear", "list": rows[::-1]},
+            "retExtInfo": {},
+            "time": T0,
+        }
 
-    session, transport = session_with({("api.bybit.com", "/v5/market/kline"): kline,
-                                       ("api.bybit.com", "/v5/market/funding/history"): funding})
+    session, transport = session_with(
+        {("api.bybit.com", "/v5/market/kline"): kline, ("api.bybit.com", "/v5/market/funding/history"): funding}
+    )
     client = ExchangeClient("bybit", ["ETH"], session=session)
     spot = client.bars(instrument_of("spot/bybit_ethusdt_1h"), T0 // 1000, T0 // 1000 + 2 * 3600)
     assert [ts for ts, _ in spot] == [1_719_792_000, 1_719_795_600, 1_719_799_200]
@@ -83,25 +118,42 @@ def test_bybit_v5_lists_come_newest_first_and_leave_oldest_first():
 
 def test_okx_funding_keeps_both_its_rate_and_the_realized_one():
     def history(q):
-        rows = [{"fundingRate": "0.0000749", "fundingTime": str(T0), "instId": "ETH-USDT-SWAP", "instType": "SWAP",
-                 "method": "current_period", "realizedRate": "0.0000049"}]
+        rows = [
+            {
+                "fundingRate": "0.0000749",
+                "fundingTime": str(T0),
+                "instId": "ETH-USDT-SWAP",
+                "instType": "SWAP",
+                "method": "current_period",
+                "realizedRate": "0.0000049",
+            }
+        ]
         return {"code": "0", "msg": "", "data": rows}
 
     def candles(q):  # OKX: newest first; for a swap `vol` is contracts, `volCcy` the base currency
         rows = [[str(T0 + i * H), "3400", "3410", "3390", "3405", "125", "12.5", "42500", "1"] for i in range(2)]
         return {"code": "0", "msg": "", "data": rows[::-1]}
 
-    session, _ = session_with({("www.okx.com", "/api/v5/public/funding-rate-history"): history,
-                               ("www.okx.com", "/api/v5/market/history-candles"): candles})
+    session, _ = session_with(
+        {
+            ("www.okx.com", "/api/v5/public/funding-rate-history"): history,
+            ("www.okx.com", "/api/v5/market/history-candles"): candles,
+        }
+    )
     client = ExchangeClient("okx", ["ETH"], session=session)
     got = client.funding(instrument_of("funding/okx_ethusdt_8h"), T0 // 1000, T0 // 1000)
     assert got == [(1_719_792_000, {"funding_rate": 0.0000749, "realized_funding_rate": 0.0000049})]
     bars = client.bars(instrument_of("perp/okx_ethusdt_1h"), T0 // 1000, T0 // 1000 + 3600)
-    assert bars[0] == (1_719_792_000, {"open": 3400.0, "high": 3410.0, "low": 3390.0, "close": 3405.0, "volume": 12.5})
+    assert bars[0] == (
+        1_719_792_000,
+        {"open": 3400.0, "high": 3410.0, "low": 3390.0, "close": 3405.0, "volume": 12.5},
+    )
 
 
-RD = ("((uint256),uint128,uint128,uint128,uint128,uint128,uint40,uint16,address,address,address,address,"
-      "uint128,uint128,uint128)")
+RD = (
+    "((uint256),uint128,uint128,uint128,uint128,uint128,uint40,uint16,address,address,address,address,"
+    "uint128,uint128,uint128)"
+)
 A_TOKEN, DEBT_TOKEN = "0x" + "11" * 20, "0x" + "22" * 20
 
 
@@ -109,9 +161,13 @@ def reserve_calls(oracle_price, index=10**27, debt_index=10**27, rate=0, borrow_
     """eth_call answers of the Aave v3 Pool, its oracle and the reserve's tokens (ABI-encoded)."""
     return {
         (POOL.lower(), sel("getReserveData(address)")): lambda a, ts: encode(
-            [RD], [((0,), index, rate, debt_index, borrow_rate, 0, ts, 1, A_TOKEN, A_TOKEN, DEBT_TOKEN, A_TOKEN, 0, 0, 0)]),
+            [RD],
+            [((0,), index, rate, debt_index, borrow_rate, 0, ts, 1, A_TOKEN, A_TOKEN, DEBT_TOKEN, A_TOKEN, 0, 0, 0)],
+        ),
         (POOL.lower(), sel("getReserveNormalizedIncome(address)")): lambda a, ts: encode(["uint256"], [index]),
-        (POOL.lower(), sel("getReserveNormalizedVariableDebt(address)")): lambda a, ts: encode(["uint256"], [debt_index]),
+        (POOL.lower(), sel("getReserveNormalizedVariableDebt(address)")): lambda a, ts: encode(
+            ["uint256"], [debt_index]
+        ),
         (ORACLE.lower(), sel("getAssetPrice(address)")): lambda a, ts: encode(["uint256"], [oracle_price(ts)]),
         (A_TOKEN, sel("totalSupply()")): lambda a, ts: encode(["uint256"], [supply]),
         (DEBT_TOKEN, sel("totalSupply()")): lambda a, ts: encode(["uint256"], [debt]),
@@ -119,26 +175,50 @@ def reserve_calls(oracle_price, index=10**27, debt_index=10**27, rate=0, borrow_
 
 
 def test_the_chain_client_reads_aave_in_its_units():
-    calls = reserve_calls(lambda ts: 100_012_000, index=1_043_218_700_000_000_000_000_000_000,
-                          debt_index=1_081_000_000_000_000_000_000_000_000, rate=41_200_000_000_000_000_000_000_000,
-                          borrow_rate=52_000_000_000_000_000_000_000_000, supply=1_500_000_000_000_000, debt=1_200_000_000_000)
-    chain = RecordedChain(20_000_000, T0 // 1000, 20_050_000, calls, gas_price=12_070_000_000,
-                          priority=100_000_000, base_fee=11_970_000_000)
+    calls = reserve_calls(
+        lambda ts: 100_012_000,
+        index=1_043_218_700_000_000_000_000_000_000,
+        debt_index=1_081_000_000_000_000_000_000_000_000,
+        rate=41_200_000_000_000_000_000_000_000,
+        borrow_rate=52_000_000_000_000_000_000_000_000,
+        supply=1_500_000_000_000_000,
+        debt=1_200_000_000_000,
+    )
+    chain = RecordedChain(
+        20_000_000,
+        T0 // 1000,
+        20_050_000,
+        calls,
+        gas_price=12_070_000_000,
+        priority=100_000_000,
+        base_fee=11_970_000_000,
+    )
     client = ChainClient(chain.provider)
     block = client.block_at(T0 // 1000 + 3600)
     assert block == 20_000_300 and chain.timestamp(block) == T0 // 1000 + 3600  # 12 s blocks
     # ray / 1e27; oracle USD with 8 decimals; USDT has 6 decimals
     assert client.reserve("usdt", block) == {
-        "block_number": 20_000_300.0, "liquidity_index": 1.0432187, "liquidity_rate": 0.0412,
-        "variable_borrow_index": 1.081, "variable_borrow_rate": 0.052, "total_supply": 1_500_000_000.0,
-        "total_variable_debt": 1_200_000.0, "oracle_price_usd": 1.00012}
-    assert client.gas(block) == {"gas_price_gwei": 12.07, "base_fee_gwei": 11.97, "priority_fee_p50_gwei": 0.1,
-                                 "block_number": 20_000_300.0}
+        "block_number": 20_000_300.0,
+        "liquidity_index": 1.0432187,
+        "liquidity_rate": 0.0412,
+        "variable_borrow_index": 1.081,
+        "variable_borrow_rate": 0.052,
+        "total_supply": 1_500_000_000.0,
+        "total_variable_debt": 1_200_000.0,
+        "oracle_price_usd": 1.00012,
+    }
+    assert client.gas(block) == {
+        "gas_price_gwei": 12.07,
+        "base_fee_gwei": 11.97,
+        "priority_fee_p50_gwei": 0.1,
+        "block_number": 20_000_300.0,
+    }
 
 
 # --- a live session on recorded responses built from the real data --------------------------------------
 def _recorded_venues(full_data, cutoff: list[int]):
     """Binance and Bybit answering from the dataset's rows (never beyond cutoff[0], epoch s)."""
+
     def frame(series):
         df = pd.read_csv(full_data / f"{series}.csv.gz")
         df["ms"] = (pd.to_datetime(df["timestamp"]) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1ms")
@@ -152,33 +232,70 @@ def _recorded_venues(full_data, cutoff: list[int]):
         return df[(df["ms"] >= start) & (df["ms"] <= cutoff[0] * 1000)].head(limit)
 
     def binance_klines(q):
-        return [[int(r.ms), str(r.open), str(r.high), str(r.low), str(r.close), str(r.volume), int(r.ms) + H - 1,
-                 "0", 1, "0", "0", "0"] for r in upto(perp_b, int(q["startTime"]), int(q["limit"])).itertuples()]
+        return [
+            [
+                int(r.ms),
+                str(r.open),
+                str(r.high),
+                str(r.low),
+                str(r.close),
+                str(r.volume),
+                int(r.ms) + H - 1,
+                "0",
+                1,
+                "0",
+                "0",
+                "0",
+            ]
+            for r in upto(perp_b, int(q["startTime"]), int(q["limit"])).itertuples()
+        ]
 
     def binance_funding(q):
-        return [{"symbol": "BTCUSDT", "fundingTime": int(r.ms) + 2, "fundingRate": repr(r.funding_rate), "markPrice": "0"}
-                for r in upto(fund_b, int(q["startTime"]), int(q["limit"])).itertuples()]
+        return [
+            {"symbol": "BTCUSDT", "fundingTime": int(r.ms) + 2, "fundingRate": repr(r.funding_rate), "markPrice": "0"}
+            for r in upto(fund_b, int(q["startTime"]), int(q["limit"])).itertuples()
+        ]
 
     def bybit_kline(q):
         df = perp_y if q["category"] == "linear" else spot_y
-        rows = [[str(int(r.ms)), repr(r.open), repr(r.high), repr(r.low), repr(r.close), repr(r.volume), "0"]
-                for r in upto(df, int(q["start"]), int(q["limit"])).itertuples()]
-        return {"retCode": 0, "retMsg": "OK", "result": {"category": q["category"], "list": rows[::-1]},
-                "retExtInfo": {}, "time": 0}
+        rows = [
+            [str(int(r.ms)), repr(r.open), repr(r.high), repr(r.low), repr(r.close), repr(r.volume), "0"]
+            for r in upto(df, int(q["start"]), int(q["limit"])).itertuples()
+        ]
+        return {
+            "retCode": 0,
+            "retMsg": "OK",
+            "result": {"category": q["category"], "list": rows[::-1]},
+            "retExtInfo": {},
+            "time": 0,
+        }
 
     def bybit_funding(q):
-        rows = [{"symbol": "BTCUSDT", "fundingRate": repr(r.funding_rate), "fundingRateTimestamp": str(int(r.ms))}
-                for r in upto(fund_y, int(q["startTime"]), int(q["limit"])).itertuples()
-                if r.ms <= int(q.get("endTime", 1 << 62))]
-        return {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows[::-1]},
-                "retExtInfo": {}, "time": 0}
+        rows = [
+            {"symbol": "BTCUSDT", "fundingRate": repr(r.funding_rate), "fundingRateTimestamp": str(int(r.ms))}
+            for r in upto(fund_y, int(q["startTime"]), int(q["limit"])).itertuples()
+            if r.ms <= int(q.get("endTime", 1 << 62))
+        ]
+        return {
+            "retCode": 0,
+            "retMsg": "OK",
+            "result": {"category": "linear", "list": rows[::-1]},
+            "retExtInfo": {},
+            "time": 0,
+        }
 
-    session, _ = session_with({("fapi.binance.com", "/fapi/v1/klines"): binance_klines,
-                               ("fapi.binance.com", "/fapi/v1/fundingRate"): binance_funding,
-                               ("api.bybit.com", "/v5/market/kline"): bybit_kline,
-                               ("api.bybit.com", "/v5/market/funding/history"): bybit_funding})
-    return {"binance": ExchangeClient("binance", ["BTC"], session=session),
-            "bybit": ExchangeClient("bybit", ["BTC"], session=session)}
+    session, _ = session_with(
+        {
+            ("fapi.binance.com", "/fapi/v1/klines"): binance_klines,
+            ("fapi.binance.com", "/fapi/v1/fundingRate"): binance_funding,
+            ("api.bybit.com", "/v5/market/kline"): bybit_kline,
+            ("api.bybit.com", "/v5/market/funding/history"): bybit_funding,
+        }
+    )
+    return {
+        "binance": ExchangeClient("binance", ["BTC"], session=session),
+        "bybit": ExchangeClient("bybit", ["BTC"], session=session),
+    }
 
 
 def _recorded_chain(full_data):
@@ -196,11 +313,18 @@ LIVE_WINDOW = {"start": "2024-07-01T00:00:00Z", "end": "2024-07-04T00:00:00Z"}
 
 
 def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0):
-    options = PaperOptions(feed="live", data=str(full_data), rpc_url="recorded", out=str(tmp_path / "runs"),
-                           poll_seconds=poll)
+    options = PaperOptions(
+        feed="live", data=str(full_data), rpc_url="recorded", out=str(tmp_path / "runs"), poll_seconds=poll
+    )
     exchanges, chain = _recorded_venues(full_data, cutoff), _recorded_chain(full_data)
-    return PaperSession(PaperStore(tmp_path / "paper.duckdb"), "live", cfg, options, quiet=True,
-                        feed_factory=lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0))
+    return PaperSession(
+        PaperStore(tmp_path / "paper.duckdb"),
+        "live",
+        cfg,
+        options,
+        quiet=True,
+        feed_factory=lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0),
+    )
 
 
 def test_a_live_session_on_recorded_venues_trades_as_the_backtest(full_data, tmp_path):
@@ -208,8 +332,9 @@ def test_a_live_session_on_recorded_venues_trades_as_the_backtest(full_data, tmp
     got = _live_session(full_data, tmp_path, cfg, [10**10]).run().result
     expected = Backtest(cfg, Dataset(full_data)).run()
     assert np.array_equal(got.nav, expected.nav) and np.array_equal(got.attribution, expected.attribution)
-    assert [(e.k, e.type, e.message) for e in got.events.events] == \
-           [(e.k, e.type, e.message) for e in expected.events.events]
+    assert [(e.k, e.type, e.message) for e in got.events.events] == [
+        (e.k, e.type, e.message) for e in expected.events.events
+    ]
 
 
 def test_a_feed_that_stops_delivering_makes_the_loop_wait_and_alert_then_go_on(full_data, tmp_path):

@@ -1,4 +1,4 @@
-"""`basiskit data check` and `basiskit data sample`."""
+"""`basiskit data check`, `basiskit data sample` and `basiskit data fetch`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..data.dataset import ENV_VAR, SAMPLE_DIR, Dataset
-from .output import err, out, run_or_fail
+from .output import epoch_option, err, out, run_or_fail
 
 data_app = typer.Typer(no_args_is_help=True, help="Check datasets and build the embedded sample.")
 
@@ -46,3 +46,45 @@ def data_sample(
         raise typer.Exit(2)
     written = run_or_fail(lambda: build_sample(Dataset(src), dest or SAMPLE_DIR, start, end))
     out.print(f"sample written to {dest or SAMPLE_DIR}: {written['files']} files, {written['bytes']:,} bytes")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    dest: Annotated[
+        Path, typer.Option("--out", help="The dataset folder to extend (MANIFEST.json beside its series).")
+    ],
+    since: Annotated[str | None, typer.Option(help="Fetch nothing older than this (ISO 8601 UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this time (default: now).")] = None,
+    series: Annotated[list[str] | None, typer.Option("--series", help="Only this series (repeatable).")] = None,
+    rpc_url: Annotated[
+        str | None, typer.Option(help="Ethereum RPC URL: also extend the Aave reserves and gas.")
+    ] = None,
+) -> None:
+    """Append the rows published since each series' last row (exchanges via ccxt, chain via web3), update
+    MANIFEST.json and validate the folder; a second run with nothing new changes nothing."""
+    import time
+
+    from ..data.fetch import fetch_dataset
+
+    def work():
+        chain = None
+        if rpc_url:
+            from ..paper.chain import ChainClient
+
+            chain = ChainClient.from_url(rpc_url)
+        end = epoch_option(until, "--until") if until else int(time.time())
+        return fetch_dataset(
+            dest,
+            end,
+            series or None,
+            epoch_option(since, "--since") if since else None,
+            chain=chain,
+            progress=lambda name, n: err.print(f"{name}: {n} new rows"),
+        )
+
+    appended = run_or_fail(work)
+    total = sum(appended.values())
+    out.print(
+        f"{dest}: {total} rows appended to {sum(1 for n in appended.values() if n)} of {len(appended)} series"
+        + ("" if total else " (nothing new)")
+    )

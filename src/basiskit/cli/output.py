@@ -38,6 +38,17 @@ def fail(exc: BasiskitError) -> None:
     raise typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
+def epoch_option(text: str, option: str) -> int:
+    """Epoch seconds of a time option, or a config error naming the option."""
+    from ..data.timeutil import to_epoch
+
+    try:
+        return to_epoch(text)
+    except ValueError as exc:
+        problem = f"must be an ISO 8601 UTC time such as 2024-06-01T00:00:00Z ({exc})"
+        raise ConfigError([(option, text, problem)]) from exc
+
+
 def run_or_fail(fn: Callable[[], T]) -> T:
     try:
         return fn()

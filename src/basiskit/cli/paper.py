@@ -13,8 +13,8 @@ from rich.table import Table
 
 from ..config.loading import run_overrides
 from ..data.dataset import Dataset, resolve_data_dir
-from ..data.timeutil import iso, to_epoch
-from ..errors import BasiskitError, ConfigError
+from ..data.timeutil import iso
+from ..errors import BasiskitError
 from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
 from ..paper.store import PaperStore
 from ..results.db import json_safe
@@ -30,6 +30,7 @@ from .output import (
     OutOption,
     SetOption,
     StartOption,
+    epoch_option,
     err,
     fail,
     out,
@@ -37,25 +38,42 @@ from .output import (
     run_or_fail,
 )
 
-paper_app = typer.Typer(no_args_is_help=True, help="Paper trading: the engine on a live clock and feeds; no real order is sent.")
-SpeedOption = Annotated[float | None, typer.Option(
-    help="Replay pace: simulated hours per wall second (0: as fast as it can).")]
+paper_app = typer.Typer(
+    no_args_is_help=True, help="Paper trading: the engine on a live clock and feeds; no real order is sent."
+)
+SpeedOption = Annotated[
+    float | None, typer.Option(help="Replay pace: simulated hours per wall second (0: as fast as it can).")
+]
 
 
 @paper_app.command("run")
 def run(
     mode: Annotated[str, typer.Argument(help="A preset name (see `basiskit modes`).")],
     feed: Annotated[str, typer.Option(help=f"Where the hours come from: {' | '.join(FEEDS)}.")] = "replay",
-    speed: Annotated[float, typer.Option(help="Replay pace: simulated hours per wall second (0: as fast as it can).")] = 0.0,
+    speed: Annotated[
+        float, typer.Option(help="Replay pace: simulated hours per wall second (0: as fast as it can).")
+    ] = 0.0,
     session: Annotated[str | None, typer.Option(help="Session name (default MODE-YYYYmmddTHHMMSS).")] = None,
     rpc_url: Annotated[str | None, typer.Option(help="Ethereum RPC URL for the chain feed (--feed live).")] = None,
     alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL.")] = None,
-    alert_hf: Annotated[float | None, typer.Option(help="Alert when the health factor falls below (default: leverage.hf_floor).")] = None,
-    alert_margin_ratio: Annotated[float | None, typer.Option(help="Alert at this margin ratio (default: risk.margin_ratio_alert).")] = None,
-    alert_net_delta: Annotated[float | None, typer.Option(help="Alert at this |net delta| / NAV (default: risk.max_net_delta_pct).")] = None,
-    alert_liq_distance: Annotated[float | None, typer.Option(help="Alert below this liquidation distance (default 0.10).")] = None,
-    alert_depeg: Annotated[float | None, typer.Option(help="Alert when the LST trades this far under its rate (default 0.01).")] = None,
-    capture: Annotated[Path | None, typer.Option(help="Folder a live session writes what it observed to (default OUT/SESSION-data).")] = None,
+    alert_hf: Annotated[
+        float | None, typer.Option(help="Alert when the health factor falls below (default: leverage.hf_floor).")
+    ] = None,
+    alert_margin_ratio: Annotated[
+        float | None, typer.Option(help="Alert at this margin ratio (default: risk.margin_ratio_alert).")
+    ] = None,
+    alert_net_delta: Annotated[
+        float | None, typer.Option(help="Alert at this |net delta| / NAV (default: risk.max_net_delta_pct).")
+    ] = None,
+    alert_liq_distance: Annotated[
+        float | None, typer.Option(help="Alert below this liquidation distance (default 0.10).")
+    ] = None,
+    alert_depeg: Annotated[
+        float | None, typer.Option(help="Alert when the LST trades this far under its rate (default 0.01).")
+    ] = None,
+    capture: Annotated[
+        Path | None, typer.Option(help="Folder a live session writes what it observed to (default OUT/SESSION-data).")
+    ] = None,
     start: StartOption = None,
     end: EndOption = None,
     capital: CapitalOption = None,
@@ -73,12 +91,24 @@ def run(
             start, end = live_window(start, end)
         root, _ = resolve_data_dir(data)
         cfg = load_run_config(mode, config or [], set_ or [], run_overrides(start, end, capital), Dataset(root))
-        thresholds = {"health_factor": alert_hf, "margin_ratio": alert_margin_ratio, "net_delta_pct": alert_net_delta,
-                      "liq_distance": alert_liq_distance, "lst_depeg": alert_depeg}
+        thresholds = {
+            "health_factor": alert_hf,
+            "margin_ratio": alert_margin_ratio,
+            "net_delta_pct": alert_net_delta,
+            "liq_distance": alert_liq_distance,
+            "lst_depeg": alert_depeg,
+        }
         name = session or f"{mode}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        options = PaperOptions(feed=feed, data=str(root), speed=speed, rpc_url=rpc_url, webhook=alert_webhook,
-                               thresholds={k: v for k, v in thresholds.items() if v is not None}, out=str(out_dir),
-                               capture=str(capture or out_dir / f"{name}-data") if feed == "live" else None)
+        options = PaperOptions(
+            feed=feed,
+            data=str(root),
+            speed=speed,
+            rpc_url=rpc_url,
+            webhook=alert_webhook,
+            thresholds={k: v for k, v in thresholds.items() if v is not None},
+            out=str(out_dir),
+            capture=str(capture or out_dir / f"{name}-data") if feed == "live" else None,
+        )
         store = PaperStore(db)
         if not as_json:
             err.print(f"paper session [bold]{name}[/] ({feed}): resume with `basiskit paper resume {name}`")
@@ -159,14 +189,28 @@ def session_status(store: PaperStore, name: str, recent_alerts: int = 10) -> dic
     positions = json.loads(last["quantities"]) if last else []
     keys = row["options"].get("positions") or []
     return {
-        "name": name, "mode": row["mode"], "status": row["status"], "feed": row["feed"],
-        "share_class": row["config"]["share_class"], "window_start": row["window_start"],
-        "window_end": row["window_end"], "n_points": row["n_points"], "last_tick": row["last_tick"],
-        "last_ts": row["last_ts"], "nav": last["nav"] if last else None, "nav_usd": last["nav_usd"] if last else None,
-        "positions": dict(zip(keys, positions, strict=False)) if keys else {str(i): q for i, q in enumerate(positions)},
-        "risk": json.loads(last["risk"]) if last else {}, "alert_count": len(alerts),
-        "alerts": [{**a, "timestamp": a["timestamp"], "details": json.loads(a["details"])} for a in alerts[-recent_alerts:]],
-        "error": row["error"], "results_dir": row["results_dir"],
+        "name": name,
+        "mode": row["mode"],
+        "status": row["status"],
+        "feed": row["feed"],
+        "share_class": row["config"]["share_class"],
+        "window_start": row["window_start"],
+        "window_end": row["window_end"],
+        "n_points": row["n_points"],
+        "last_tick": row["last_tick"],
+        "last_ts": row["last_ts"],
+        "nav": last["nav"] if last else None,
+        "nav_usd": last["nav_usd"] if last else None,
+        "positions": dict(zip(keys, positions, strict=False))
+        if keys
+        else {str(i): q for i, q in enumerate(positions)},
+        "risk": json.loads(last["risk"]) if last else {},
+        "alert_count": len(alerts),
+        "alerts": [
+            {**a, "timestamp": a["timestamp"], "details": json.loads(a["details"])} for a in alerts[-recent_alerts:]
+        ],
+        "error": row["error"],
+        "results_dir": row["results_dir"],
     }
 
 
@@ -178,16 +222,12 @@ def orders(
     db: DbOption = None,
 ) -> None:
     """The order intents (venue, instrument, side, size, price seen, reason) an operator could place by hand."""
+
     def load():
-        when = None
-        if since:
-            when = datetime.fromtimestamp(to_epoch(since), UTC)
+        when = datetime.fromtimestamp(epoch_option(since, "--since"), UTC) if since else None
         return PaperStore(db).table(name, "orders", since=when)
 
-    try:
-        rows = load()
-    except (BasiskitError, ValueError) as exc:
-        fail(exc if isinstance(exc, BasiskitError) else ConfigError([("--since", since, str(exc))]))
+    rows = run_or_fail(load)
     if as_json:
         sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
         return
@@ -195,8 +235,15 @@ def orders(
     for col in ("time", "venue", "instrument", "side", "size", "price", "reason"):
         t.add_column(col)
     for r in rows:
-        t.add_row(iso(int(r["timestamp"].timestamp())), r["venue"], r["instrument"], r["side"], f"{r['size']:,.6f}",
-                  "" if r["price"] is None else f"{r['price']:,.2f}", r["reason"])
+        t.add_row(
+            iso(int(r["timestamp"].timestamp())),
+            r["venue"],
+            r["instrument"],
+            r["side"],
+            f"{r['size']:,.6f}",
+            "" if r["price"] is None else f"{r['price']:,.2f}",
+            r["reason"],
+        )
     out.print(t)
 
 

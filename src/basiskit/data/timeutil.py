@@ -8,8 +8,12 @@ import pandas as pd
 HOUR = 3600
 
 
-def to_epoch(dt: datetime) -> int:
-    """Seconds since the epoch of a datetime (naive datetimes are taken as UTC)."""
+def to_epoch(dt: datetime | str) -> int:
+    """Seconds since the epoch of a datetime or ISO 8601 text (naive ones are taken as UTC); ValueError
+    for text that is not a time."""
+    if isinstance(dt, str):
+        parsed = pd.Timestamp(dt)  # raises ValueError on text that is not a time
+        dt = parsed.to_pydatetime()
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp())

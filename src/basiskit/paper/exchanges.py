@@ -18,11 +18,21 @@ from dataclasses import dataclass
 from ..errors import DataError
 
 SERIES = re.compile(r"^(perp|spot|funding)/(binance|bybit|okx)_([a-z0-9]+)usdt_(1h|8h)$")
-CCXT_CLASSES = {("binance", "spot"): "binance", ("binance", "perp"): "binanceusdm", ("bybit", "spot"): "bybit",
-                ("bybit", "perp"): "bybit", ("okx", "spot"): "okx", ("okx", "perp"): "okx"}
+CCXT_CLASSES = {
+    ("binance", "spot"): "binance",
+    ("binance", "perp"): "binanceusdm",
+    ("bybit", "spot"): "bybit",
+    ("bybit", "perp"): "bybit",
+    ("okx", "spot"): "okx",
+    ("okx", "perp"): "okx",
+}
 MARKET_ID = {  # how each venue names the instrument (exchange API docs)
-    ("binance", "spot"): "{A}USDT", ("binance", "perp"): "{A}USDT", ("bybit", "spot"): "{A}USDT",
-    ("bybit", "perp"): "{A}USDT", ("okx", "spot"): "{A}-USDT", ("okx", "perp"): "{A}-USDT-SWAP",
+    ("binance", "spot"): "{A}USDT",
+    ("binance", "perp"): "{A}USDT",
+    ("bybit", "spot"): "{A}USDT",
+    ("bybit", "perp"): "{A}USDT",
+    ("okx", "spot"): "{A}-USDT",
+    ("okx", "perp"): "{A}-USDT-SWAP",
 }
 HOUR_MS = 3_600_000
 PAGE = 200  # rows per request (every venue allows at least 200 klines or funding rows per call)
@@ -53,16 +63,43 @@ def _market(venue: str, kind: str, asset: str) -> dict:
     swap = kind == "perp"
     quote = "USDT"
     market_id = MARKET_ID[(venue, kind)].format(A=asset)
-    return {"id": market_id, "symbol": f"{asset}/{quote}" + (f":{quote}" if swap else ""), "base": asset,
-            "quote": quote, "settle": quote if swap else None, "baseId": asset, "quoteId": quote,
-            "settleId": quote if swap else None, "type": "swap" if swap else "spot", "spot": not swap,
-            "margin": False, "swap": swap, "future": False, "option": False, "index": False, "active": True,
-            "contract": swap, "linear": True if swap else None, "inverse": False if swap else None,
-            "contractSize": 1.0 if swap else None, "expiry": None, "expiryDatetime": None, "strike": None,
-            "optionType": None, "taker": None, "maker": None, "precision": {"amount": None, "price": None},
-            "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
-                       "cost": {"min": None, "max": None}, "leverage": {"min": None, "max": None}},
-            "created": None, "info": {"instId": market_id} if venue == "okx" else {}}
+    return {
+        "id": market_id,
+        "symbol": f"{asset}/{quote}" + (f":{quote}" if swap else ""),
+        "base": asset,
+        "quote": quote,
+        "settle": quote if swap else None,
+        "baseId": asset,
+        "quoteId": quote,
+        "settleId": quote if swap else None,
+        "type": "swap" if swap else "spot",
+        "spot": not swap,
+        "margin": False,
+        "swap": swap,
+        "future": False,
+        "option": False,
+        "index": False,
+        "active": True,
+        "contract": swap,
+        "linear": True if swap else None,
+        "inverse": False if swap else None,
+        "contractSize": 1.0 if swap else None,
+        "expiry": None,
+        "expiryDatetime": None,
+        "strike": None,
+        "optionType": None,
+        "taker": None,
+        "maker": None,
+        "precision": {"amount": None, "price": None},
+        "limits": {
+            "amount": {"min": None, "max": None},
+            "price": {"min": None, "max": None},
+            "cost": {"min": None, "max": None},
+            "leverage": {"min": None, "max": None},
+        },
+        "created": None,
+        "info": {"instId": market_id} if venue == "okx" else {},
+    }
 
 
 class ExchangeClient:
@@ -75,7 +112,9 @@ class ExchangeClient:
         self._ccxt = {}
         for kind in ("spot", "perp"):
             cls = getattr(ccxt, CCXT_CLASSES[(venue, kind)])
-            ex = cls({"enableRateLimit": session is None, "options": {"defaultType": "swap" if kind == "perp" else "spot"}})
+            ex = cls(
+                {"enableRateLimit": session is None, "options": {"defaultType": "swap" if kind == "perp" else "spot"}}
+            )
             if session is not None:
                 ex.session = session
             ex.set_markets([_market(venue, kind, a) for a in assets])
@@ -90,8 +129,13 @@ class ExchangeClient:
             page = ex.fetch_ohlcv(inst.symbol, "1h", since=cursor, limit=PAGE)
             fresh = [c for c in page if cursor <= c[0] <= until * 1000]
             for ts, o, h, lo, c, v in (c[:6] for c in fresh):
-                rows[int(ts) // 1000] = {"open": float(o), "high": float(h), "low": float(lo), "close": float(c),
-                                         "volume": float(v)}
+                rows[int(ts) // 1000] = {
+                    "open": float(o),
+                    "high": float(h),
+                    "low": float(lo),
+                    "close": float(c),
+                    "volume": float(v),
+                }
             if not fresh:
                 break
             cursor = max(c[0] for c in fresh) + HOUR_MS
@@ -120,8 +164,10 @@ class ExchangeClient:
         # one as fundingRate, so both are read from the raw response (OKX API: funding-rate-history).
         info = f["info"]
         if info.get("realizedRate") in (None, "") or info.get("fundingRate") in (None, ""):
-            raise DataError(f"okx funding at {f.get('datetime')}: the response lacks fundingRate or realizedRate "
-                            f"({info}); the settled rate is unknown.")
+            raise DataError(
+                f"okx funding at {f.get('datetime')}: the response lacks fundingRate or realizedRate "
+                f"({info}); the settled rate is unknown."
+            )
         return {"funding_rate": float(info["fundingRate"]), "realized_funding_rate": float(info["realizedRate"])}
 
     def mark(self, inst: Instrument) -> float:

@@ -53,21 +53,51 @@ class PaperOptions:
         if self.feed not in FEEDS:
             raise ConfigError([("--feed", self.feed, f"must be one of {', '.join(FEEDS)}")])
         if self.speed < 0 or self.speed != self.speed:
-            raise ConfigError([("--speed", self.speed, "must be 0 (as fast as it can) or a positive number of "
-                                "simulated hours per second")])
+            raise ConfigError(
+                [
+                    (
+                        "--speed",
+                        self.speed,
+                        "must be 0 (as fast as it can) or a positive number of simulated hours per second",
+                    )
+                ]
+            )
         if self.feed == "live" and not self.rpc_url:
-            raise ConfigError([("--rpc-url", None, "a live session reads Aave v3 and the LST rates from an "
-                                "Ethereum RPC: pass --rpc-url URL")])
+            raise ConfigError(
+                [
+                    (
+                        "--rpc-url",
+                        None,
+                        "a live session reads Aave v3 and the LST rates from an Ethereum RPC: pass --rpc-url URL",
+                    )
+                ]
+            )
 
 
 class PaperSession:
-    def __init__(self, store: PaperStore, name: str, cfg: RunConfig, options: PaperOptions, *,
-                 resuming: bool = False, quiet: bool = False,
-                 progress: Callable[[int, int], None] | None = None,
-                 feed_factory: Callable[[Dataset, list[Need], object], Feed] | None = None):
+    def __init__(
+        self,
+        store: PaperStore,
+        name: str,
+        cfg: RunConfig,
+        options: PaperOptions,
+        *,
+        resuming: bool = False,
+        quiet: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        feed_factory: Callable[[Dataset, list[Need], object], Feed] | None = None,
+    ):
         if cfg.stress:
-            raise ConfigError([("stress", f"{len(cfg.stress)} shock(s)", "a paper session trades the market as observed: stress scenarios are for "
-                                "backtests (`basiskit stress`)")])
+            raise ConfigError(
+                [
+                    (
+                        "stress",
+                        f"{len(cfg.stress)} shock(s)",
+                        "a paper session trades the market as observed: stress scenarios are for "
+                        "backtests (`basiskit stress`)",
+                    )
+                ]
+            )
         self.store = store
         self.name = name
         self.cfg = cfg
@@ -88,8 +118,10 @@ class PaperSession:
     def resume(cls, store: PaperStore, name: str, speed: float | None = None, **kwargs) -> PaperSession:
         row = store.session(name)
         if row["status"] == "done":
-            raise StoreError(f"paper session {name!r} is done (its last tick {iso(to_epoch(row['last_ts']))} "
-                             f"was the end of its window); results in {row['results_dir']}.")
+            raise StoreError(
+                f"paper session {name!r} is done (its last tick {iso(to_epoch(row['last_ts']))} "
+                f"was the end of its window); results in {row['results_dir']}."
+            )
         options = PaperOptions(**row["options"])
         if speed is not None:
             options.speed = speed
@@ -126,8 +158,16 @@ class PaperSession:
             if not self.resuming:
                 m = self.market
                 self.options.positions = self.bt_keys()
-                self.store.create_session(self.name, self.cfg.mode, self.options.feed, m.start, m.end, m.n_points,
-                                          self.cfg.model_dump(mode="json"), asdict(self.options))
+                self.store.create_session(
+                    self.name,
+                    self.cfg.mode,
+                    self.options.feed,
+                    m.start,
+                    m.end,
+                    m.n_points,
+                    self.cfg.model_dump(mode="json"),
+                    asdict(self.options),
+                )
             self.resuming = True
             result = self.bt.run(clock=self.clock, events=self.events)
         except StaleFeed as exc:
@@ -169,17 +209,17 @@ class PaperSession:
     def before_tick(self, k: int) -> None:
         """Warnings of holes the delivery closed and rows it refused, into the run's events."""
         m, n = self.market, self.market.n_points
-        for w in m.warnings[self._warned:]:
+        for w in m.warnings[self._warned :]:
             warning_event(self.events, w, m.start, n)
         self._warned = len(m.warnings)
-        for r in m.refusals[self._refused:]:
+        for r in m.refusals[self._refused :]:
             self.events.add(k, "feed_refused", r.message(), series=r.series, at=iso(r.ts), reason=r.reason)
         self._refused = len(m.refusals)
 
     def after_tick(self, k: int, delivery: Delivery) -> None:
         t = int(self.market.grid[k])
         risk = self.bt.strategy.risk_now(k)
-        new = self.events.events[self._logged:]
+        new = self.events.events[self._logged :]
         self._logged = len(self.events.events)
         alerts = self.monitor.check(k, t, risk) + AlertMonitor.from_events(new, self._t)
         quantities = [h[k] for h in self.book.history]
@@ -192,9 +232,22 @@ class PaperSession:
         rows = [(e.k, self._t(e.k), e.type, e.message, e.details) for e in new]
         rows += [(a.k, a.t, "alert", a.message, {"kind": a.kind, **a.details}) for a in alerts]
         risk_row = {"nav": nav, **risk}
-        self.store.commit_tick(self.name, k, t, delivery.to_json(), quantities, nav,
-                               nav * self.bt.executor.unit_usd[k], risk_row, rows, orders, [a.row() for a in alerts],
-                               self.counts["events"], self.counts["orders"], self.counts["alerts"])
+        self.store.commit_tick(
+            self.name,
+            k,
+            t,
+            delivery.to_json(),
+            quantities,
+            nav,
+            nav * self.bt.executor.unit_usd[k],
+            risk_row,
+            rows,
+            orders,
+            [a.row() for a in alerts],
+            self.counts["events"],
+            self.counts["orders"],
+            self.counts["alerts"],
+        )
         self.counts["events"] += len(rows)
         self.counts["run_events"] += len(new)
         self.counts["orders"] += len(orders)
@@ -207,24 +260,37 @@ class PaperSession:
         """The rebuilt state at the last committed tick must be the committed one."""
         problems = []
         if quantities != self.recorded_qty:
-            diff = [(key, a, b) for key, a, b in zip(self.bt_keys(), quantities, self.recorded_qty, strict=False)
-                    if a != b]
+            diff = [
+                (key, a, b)
+                for key, a, b in zip(self.bt_keys(), quantities, self.recorded_qty, strict=False)
+                if a != b
+            ]
             problems.append(f"positions differ: {diff[:3]}")
         if len(self.events.events) != self.counts["run_events"]:
             problems.append(f"{len(self.events.events)} events rebuilt, {self.counts['run_events']} committed")
         if problems:
-            raise RunError(f"paper session {self.name!r} cannot resume: replaying its {k + 1} committed ticks does "
-                           f"not rebuild the committed state ({'; '.join(problems)}). The code or the data changed "
-                           "since the session started; start a new session.")
+            raise RunError(
+                f"paper session {self.name!r} cannot resume: replaying its {k + 1} committed ticks does "
+                f"not rebuild the committed state ({'; '.join(problems)}). The code or the data changed "
+                "since the session started; start a new session."
+            )
 
     def bt_keys(self) -> list[str]:
         return [s.instrument.key for s in self.bt.specs]
 
     def stale(self, k: int, t: int, stale: list[Staleness]) -> None:
         """The feed is staler than a limit at hour k: alert once per series until it is fresh again."""
-        alerts = [Alert(k, t, "staleness", s.message(), {"series": s.series, "last": iso(s.last),
-                                                          "limit_hours": s.limit_hours, "limit_key": s.limit_key})
-                  for s in stale if s.series not in self._stale_alerted]
+        alerts = [
+            Alert(
+                k,
+                t,
+                "staleness",
+                s.message(),
+                {"series": s.series, "last": iso(s.last), "limit_hours": s.limit_hours, "limit_key": s.limit_key},
+            )
+            for s in stale
+            if s.series not in self._stale_alerted
+        ]
         self._stale_alerted |= {s.series for s in stale}
         if alerts and k >= len(self.recorded):
             self.store.add_alerts(self.name, [a.row() for a in alerts], self.counts["alerts"], self.counts["events"])

@@ -39,13 +39,28 @@ CREATE TABLE IF NOT EXISTS paper_alerts (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR,
   details JSON);
 """
-SESSION_FIELDS = ("name", "mode", "status", "feed", "created_at", "updated_at", "window_start", "window_end",
-                  "last_tick", "last_ts", "n_points", "error", "results_dir")
+SESSION_FIELDS = (
+    "name",
+    "mode",
+    "status",
+    "feed",
+    "created_at",
+    "updated_at",
+    "window_start",
+    "window_end",
+    "last_tick",
+    "last_ts",
+    "n_points",
+    "error",
+    "results_dir",
+)
 # The last committed tick is read from paper_ticks (a tick is one INSERT: no second table to keep in step).
-SELECT_SESSION = ("SELECT s.name, s.mode, s.status, s.feed, s.created_at, s.updated_at, s.window_start, s.window_end, "
-                  "t.tick, t.timestamp, s.n_points, s.error, s.results_dir{extra} FROM paper_sessions s LEFT JOIN "
-                  "(SELECT session, max(tick) AS tick, max(timestamp) AS timestamp FROM paper_ticks GROUP BY session) t "
-                  "ON t.session = s.name")
+SELECT_SESSION = (
+    "SELECT s.name, s.mode, s.status, s.feed, s.created_at, s.updated_at, s.window_start, s.window_end, "
+    "t.tick, t.timestamp, s.n_points, s.error, s.results_dir{extra} FROM paper_sessions s LEFT JOIN "
+    "(SELECT session, max(tick) AS tick, max(timestamp) AS timestamp FROM paper_ticks GROUP BY session) t "
+    "ON t.session = s.name"
+)
 HOLD_SECONDS = 1.0  # longest a running session keeps the file to itself
 YIELD_SECONDS = 0.1  # how long it lets go when it has held the file that long
 
@@ -92,27 +107,41 @@ class PaperStore(RunStore):
             self.wait(0.0)
 
     # --- sessions ---------------------------------------------------------------------------------------
-    def create_session(self, name: str, mode: str, feed: str, start: int, end: int, n_points: int,
-                       config: dict, options: dict) -> None:
+    def create_session(
+        self, name: str, mode: str, feed: str, start: int, end: int, n_points: int, config: dict, options: dict
+    ) -> None:
         with self._conn() as con:
             if con.execute("SELECT 1 FROM paper_sessions WHERE name = ?", [name]).fetchone():
-                raise StoreError(f"paper session {name!r} already exists in {self.path}: resume it with "
-                                 f"`basiskit paper resume {name}`, or choose another --session.")
+                raise StoreError(
+                    f"paper session {name!r} already exists in {self.path}: resume it with "
+                    f"`basiskit paper resume {name}`, or choose another --session."
+                )
             t = now()
             con.execute(
                 "INSERT INTO paper_sessions VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                [name, mode, feed, t, t, ts_of(start), ts_of(end), n_points, json.dumps(json_safe(config)),
-                 json.dumps(json_safe(options))])
+                [
+                    name,
+                    mode,
+                    feed,
+                    t,
+                    t,
+                    ts_of(start),
+                    ts_of(end),
+                    n_points,
+                    json.dumps(json_safe(config)),
+                    json.dumps(json_safe(options)),
+                ],
+            )
 
     def session(self, name: str) -> dict:
         with self._conn() as con:
-            row = con.execute(SELECT_SESSION.format(extra=", s.config, s.options, s.summary") + " WHERE s.name = ?",
-                              [name]).fetchone()
+            row = con.execute(
+                SELECT_SESSION.format(extra=", s.config, s.options, s.summary") + " WHERE s.name = ?", [name]
+            ).fetchone()
             if row is None:
                 known = [r[0] for r in con.execute("SELECT name FROM paper_sessions ORDER BY name").fetchall()]
-                raise StoreError(f"no paper session {name!r} in {self.path}; sessions: "
-                                 f"{', '.join(known) or 'none'}.")
-        out = dict(zip(SESSION_FIELDS, row[:len(SESSION_FIELDS)], strict=True))
+                raise StoreError(f"no paper session {name!r} in {self.path}; sessions: {', '.join(known) or 'none'}.")
+        out = dict(zip(SESSION_FIELDS, row[: len(SESSION_FIELDS)], strict=True))
         out["config"], out["options"] = json.loads(row[-3]), json.loads(row[-2])
         out["summary"] = json.loads(row[-1]) if row[-1] else None
         return out
@@ -122,11 +151,19 @@ class PaperStore(RunStore):
             rows = con.execute(SELECT_SESSION.format(extra="") + " ORDER BY s.created_at DESC").fetchall()
         return [dict(zip(SESSION_FIELDS, r, strict=True)) for r in rows]
 
-    def set_status(self, name: str, status: str, error: str | None = None, summary: dict | None = None,
-                   results_dir: str | None = None) -> None:
+    def set_status(
+        self,
+        name: str,
+        status: str,
+        error: str | None = None,
+        summary: dict | None = None,
+        results_dir: str | None = None,
+    ) -> None:
         con = self._writer() if self._held is not None else None
-        sql = ("UPDATE paper_sessions SET status = ?, error = ?, updated_at = ?, summary = COALESCE(?, summary), "
-               "results_dir = COALESCE(?, results_dir) WHERE name = ?")
+        sql = (
+            "UPDATE paper_sessions SET status = ?, error = ?, updated_at = ?, summary = COALESCE(?, summary), "
+            "results_dir = COALESCE(?, results_dir) WHERE name = ?"
+        )
         args = [status, error, now(), json.dumps(json_safe(summary)) if summary else None, results_dir, name]
         if con is not None:
             con.execute(sql, args)
@@ -135,9 +172,23 @@ class PaperStore(RunStore):
                 c.execute(sql, args)
 
     # --- ticks ------------------------------------------------------------------------------------------
-    def commit_tick(self, name: str, k: int, t: int, delivery: str, quantities: list[float], nav: float,
-                    nav_usd: float, risk: dict, events: list[tuple], orders: list[tuple], alerts: list[tuple],
-                    first_event_seq: int, first_order_seq: int, first_alert_seq: int) -> None:
+    def commit_tick(
+        self,
+        name: str,
+        k: int,
+        t: int,
+        delivery: str,
+        quantities: list[float],
+        nav: float,
+        nav_usd: float,
+        risk: dict,
+        events: list[tuple],
+        orders: list[tuple],
+        alerts: list[tuple],
+        first_event_seq: int,
+        first_order_seq: int,
+        first_alert_seq: int,
+    ) -> None:
         """Everything tick k produced, in one transaction: after a crash the session is at k or k - 1."""
         con = self._writer()
         stamp = ts_of(t)
@@ -149,16 +200,26 @@ class PaperStore(RunStore):
         try:
             con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tick)
             if events:
-                con.executemany("INSERT INTO paper_events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                [[name, first_event_seq + i, ek, ts_of(et), typ, msg, json.dumps(json_safe(d))]
-                                 for i, (ek, et, typ, msg, d) in enumerate(events)])
+                con.executemany(
+                    "INSERT INTO paper_events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [name, first_event_seq + i, ek, ts_of(et), typ, msg, json.dumps(json_safe(d))]
+                        for i, (ek, et, typ, msg, d) in enumerate(events)
+                    ],
+                )
             if orders:
-                con.executemany("INSERT INTO paper_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                [[name, first_order_seq + i, k, stamp, *o] for i, o in enumerate(orders)])
+                con.executemany(
+                    "INSERT INTO paper_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[name, first_order_seq + i, k, stamp, *o] for i, o in enumerate(orders)],
+                )
             if alerts:
-                con.executemany("INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                [[name, first_alert_seq + i, ak, ts_of(at), kind, msg, json.dumps(json_safe(d))]
-                                 for i, (ak, at, kind, msg, d) in enumerate(alerts)])
+                con.executemany(
+                    "INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [name, first_alert_seq + i, ak, ts_of(at), kind, msg, json.dumps(json_safe(d))]
+                        for i, (ak, at, kind, msg, d) in enumerate(alerts)
+                    ],
+                )
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -167,28 +228,39 @@ class PaperStore(RunStore):
     def add_alerts(self, name: str, alerts: list[tuple], first_alert_seq: int, first_event_seq: int) -> None:
         """Alerts raised between ticks (a feed gone stale while the session waits), also as events."""
         con = self._writer()
-        con.executemany("INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [[name, first_alert_seq + i, ak, ts_of(at), kind, msg, json.dumps(json_safe(d))]
-                         for i, (ak, at, kind, msg, d) in enumerate(alerts)])
-        con.executemany("INSERT INTO paper_events VALUES (?, ?, ?, ?, 'alert', ?, ?)",
-                        [[name, first_event_seq + i, ak, ts_of(at), msg, json.dumps(json_safe({"kind": kind, **d}))]
-                         for i, (ak, at, kind, msg, d) in enumerate(alerts)])
+        con.executemany(
+            "INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                [name, first_alert_seq + i, ak, ts_of(at), kind, msg, json.dumps(json_safe(d))]
+                for i, (ak, at, kind, msg, d) in enumerate(alerts)
+            ],
+        )
+        con.executemany(
+            "INSERT INTO paper_events VALUES (?, ?, ?, ?, 'alert', ?, ?)",
+            [
+                [name, first_event_seq + i, ak, ts_of(at), msg, json.dumps(json_safe({"kind": kind, **d}))]
+                for i, (ak, at, kind, msg, d) in enumerate(alerts)
+            ],
+        )
 
     def deliveries(self, name: str) -> list[tuple[int, str, list[float]]]:
         """Every committed tick: (tick, delivery JSON, quantities after it), in order."""
         with self._conn() as con:
-            rows = con.execute("SELECT tick, delivery, quantities FROM paper_ticks WHERE session = ? ORDER BY tick",
-                               [name]).fetchall()
+            rows = con.execute(
+                "SELECT tick, delivery, quantities FROM paper_ticks WHERE session = ? ORDER BY tick", [name]
+            ).fetchall()
         return [(k, d, json.loads(q)) for k, d, q in rows]
 
     def counts(self, name: str) -> dict[str, int]:
         """Rows stored per table; `run_events`: the events of the run itself (not alerts)."""
         with self._conn() as con:
             one = lambda sql: con.execute(sql, [name]).fetchone()[0]  # noqa: E731
-            return {"events": one("SELECT COUNT(*) FROM paper_events WHERE session = ?"),
-                    "run_events": one("SELECT COUNT(*) FROM paper_events WHERE session = ? AND type <> 'alert'"),
-                    "orders": one("SELECT COUNT(*) FROM paper_orders WHERE session = ?"),
-                    "alerts": one("SELECT COUNT(*) FROM paper_alerts WHERE session = ?")}
+            return {
+                "events": one("SELECT COUNT(*) FROM paper_events WHERE session = ?"),
+                "run_events": one("SELECT COUNT(*) FROM paper_events WHERE session = ? AND type <> 'alert'"),
+                "orders": one("SELECT COUNT(*) FROM paper_orders WHERE session = ?"),
+                "alerts": one("SELECT COUNT(*) FROM paper_alerts WHERE session = ?"),
+            }
 
     def table(self, name: str, table: str, since: datetime | None = None, limit: int | None = None) -> list[dict]:
         """Rows of paper_{table} for a session (newest last), optionally from `since` on."""

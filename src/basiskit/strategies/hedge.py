@@ -331,7 +331,7 @@ class PerpHedge:
     def risk_now(self, k: int) -> dict:
         """Per venue: margin ratio and liquidation distance at point k; net delta as a share of NAV."""
         ratios, distances = {}, {}
-        for perp, acct, size_pos, cash_pos in zip(self.perps, self.accounts, self.size_pos, self.cash_pos, strict=True):
+        for perp, acct, size_pos in zip(self.perps, self.accounts, self.size_pos, strict=True):
             size, mark = self.qty[size_pos], perp.mark[k]
             ratios[perp.venue.name] = acct.ratio(k)
             if size != 0.0:

@@ -69,7 +69,8 @@ class MarketNeutral(Strategy):
         ones = market.ones
         self.price = market.derived(partial(self.pricer.price_usdt, "ETH"))
         self.fx = market.derived(partial(self.pricer.price, "USDT"))
-        eth = PositionSpec(self.eth_wallet, ones, ones, market.derived(partial(self.pricer.price, "ETH")), VOID, VOID, SPOT_PRICE)
+        eth_value = market.derived(partial(self.pricer.price, "ETH"))
+        eth = PositionSpec(self.eth_wallet, ones, ones, eth_value, VOID, VOID, SPOT_PRICE)
         return [eth, *self.leg.bind(market), *self.hedge.bind(market, self.fx, VOID)]
 
     def attach(self, ctx) -> None:

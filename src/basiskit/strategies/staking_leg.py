@@ -4,9 +4,8 @@ EtherFi rewards. Used by the ETH staking strategy and the market-neutral strateg
 
 from __future__ import annotations
 
-from functools import partial
-
 import math
+from functools import partial
 
 import numpy as np
 
