@@ -314,7 +314,8 @@ LIVE_WINDOW = {"start": "2024-07-01T00:00:00Z", "end": "2024-07-04T00:00:00Z"}
 
 def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0):
     options = PaperOptions(
-        feed="live", data=str(full_data), rpc_url="recorded", out=str(tmp_path / "runs"), poll_seconds=poll
+        feed="live", data=str(full_data), rpc_url="recorded", out=str(tmp_path / "runs"), poll_seconds=poll,
+        capture=str(tmp_path / "capture"),
     )
     exchanges, chain = _recorded_venues(full_data, cutoff), _recorded_chain(full_data)
     return PaperSession(
@@ -335,6 +336,14 @@ def test_a_live_session_on_recorded_venues_trades_as_the_backtest(full_data, tmp
     assert [(e.k, e.type, e.message) for e in got.events.events] == [
         (e.k, e.type, e.message) for e in expected.events.events
     ]
+    # What it saw, written as a dataset, backtests to the same hours.
+    capture = Dataset(tmp_path / "capture")
+    assert capture.names() == ["aave/usdt_reserve_1d", "funding/binance_btcusdt_8h", "funding/bybit_btcusdt_8h",
+                               "perp/binance_btcusdt_1h", "perp/bybit_btcusdt_1h", "spot/bybit_btcusdt_1h"]
+    assert capture.series_meta("aave/usdt_reserve_1d").rows == 73  # read every hour, 2024-07-01 .. 07-04
+    assert capture.series_meta("perp/binance_btcusdt_1h").end == pd.Timestamp("2024-07-03T23:00:00Z").timestamp()
+    again = Backtest(cfg, capture).run()
+    assert np.array_equal(again.nav, expected.nav)
 
 
 def test_a_feed_that_stops_delivering_makes_the_loop_wait_and_alert_then_go_on(full_data, tmp_path):

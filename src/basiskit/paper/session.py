@@ -25,12 +25,14 @@ from ..engine.service import RunOutput, store_output, tabulate
 from ..errors import ConfigError, RunError
 from ..results.db import StoreError
 from .alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
+from .capture import write_capture
 from .clock import PaperClock, StaleFeed
 from .feeds import Delivery, Feed, ReplayFeed
 from .orders import order_intents
 from .store import PaperStore
 
 FEEDS = ("replay", "live")
+CAPTURE_EVERY = 24  # ticks between two writes of a live session's capture folder
 LIVE_HORIZON_HOURS = 365 * 24  # a live session without --end runs for a year
 
 
@@ -152,6 +154,7 @@ class PaperSession:
         t0 = time.perf_counter()
         root, source = resolve_data_dir(self.options.data)
         dataset = Dataset(root)
+        self.dataset = dataset
         self.events = EventLog()
         try:
             self.bt = Backtest(self.cfg, dataset, market_factory=lambda n, s, e: self._market(dataset, n, s, e))
@@ -185,14 +188,24 @@ class PaperSession:
         result.events.events = warnings + [e for e in result.events.events if e.type != "data_warning"]
         output = tabulate(result, f"paper-{self.name}-{config_hash(self.cfg)[:8]}", f"{root} ({source})", t0)
         output.summary["session"] = self.name
+        self.capture()
+        if self.options.capture:
+            output.summary["capture_dir"] = self.options.capture
         store_output(output, self.cfg, self.store, "paper", Path(self.options.out))
         self.store.set_status(self.name, "done", summary=output.summary, results_dir=output.summary["results_dir"])
         self.store.release()
         self.sink.close()
         return output
 
+    def capture(self) -> None:
+        """Write what the feed delivered so far to the capture folder (live sessions)."""
+        if self.options.capture and getattr(self, "market", None) is not None:
+            write_capture(self.market, self.dataset, self.options.capture,
+                          f"basiskit paper session {self.name} ({self.options.feed} feed)")
+
     def _stop(self, status: str, exc: BaseException) -> None:
         try:
+            self.capture()
             if self.resuming:
                 self.store.set_status(self.name, status, error=str(exc))
         finally:
@@ -253,6 +266,8 @@ class PaperSession:
         self.counts["orders"] += len(orders)
         self.counts["alerts"] += len(alerts)
         self.sink.emit(alerts)
+        if self.options.capture and (k + 1) % CAPTURE_EVERY == 0:
+            self.capture()
         if self.progress is not None:
             self.progress(k + 1, self.market.n_points)
 
