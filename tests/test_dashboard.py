@@ -180,3 +180,55 @@ def test_stress_page_compares_both_runs_and_maps_liquidations(browser, tmp_path)
         browser.save_screenshot(str(ARTIFACTS / "stress.png"))
     finally:
         server.stop()
+
+
+def test_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    db = tmp_path / "paper.duckdb"
+    server = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
+    env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
+    # 12 days of eth_leveraged at 40 simulated hours a second; an HF alert level it sits under from entry
+    session = subprocess.Popen(
+        [sys.executable, "-m", "basiskit.cli", "paper", "run", "eth_leveraged", "--data", str(SAMPLE_DIR),
+         "--start", "2024-11-01", "--end", "2024-11-13", "--speed", "40", "--session", "ui", "--alert-hf", "1.2",
+         "--db", str(db), "--out", str(tmp_path / "runs"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        browser.get(server.url + "/#paper")
+        wait = WebDriverWait(browser, 90)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#paper-session option[value="ui"]'))
+        seen = set()  # chart lengths seen while the session runs: the page follows it
+        def length(d):
+            return d.execute_script("return ((document.getElementById('paper-nav').data || [{}])[0].y || []).length")
+        deadline = time.monotonic() + 90
+        while session.poll() is None and time.monotonic() < deadline:
+            seen.add(length(browser))
+            time.sleep(0.3)
+        out, err = session.communicate(timeout=60)
+        assert session.returncode == 0, err
+        summary = json.loads(out)
+        wait.until(lambda d: " done," in d.find_element(By.ID, "paper-status").text)
+        wait.until(lambda d: length(d) == 12 * 24 + 1)
+        assert len({n for n in seen if 0 < n < 12 * 24 + 1}) >= 3, seen
+        ticks = httpx.get(f"{server.url}/paper/ui/ticks").json()
+        chart = browser.execute_script("return document.getElementById('paper-nav').data[0].y")
+        assert chart == [t["nav"] for t in ticks] and chart[-1] == summary["final_nav"]
+        status = httpx.get(f"{server.url}/paper/ui").json()
+        assert browser.find_element(By.CSS_SELECTOR, '[data-metric="health factor"]').text == \
+            f"{status['risk']['health_factor']:.4f}"
+        kinds = [li.get_attribute("data-kind") for li in browser.find_elements(By.CSS_SELECTOR, "#paper-alerts li")]
+        assert "health_factor" in kinds
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.execute_script("document.getElementById('paper').scrollIntoView()")
+        browser.save_screenshot(str(ARTIFACTS / "dashboard-paper.png"))
+    finally:
+        if session.poll() is None:
+            session.kill()
+        server.stop()

@@ -21,3 +21,14 @@ class ConfigError(BasiskitError):
 
 class RunError(BasiskitError):
     """A run cannot go on (e.g. a withdrawal larger than what the portfolio holds)."""
+
+
+def require_live_extra(module: str):
+    """Import `module` (ccxt, web3) of the `live` extra, or say how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BasiskitError(f"the live feed and `data fetch` need {module}: pip install 'basiskit[live]' "
+                            "(make setup installs it).") from exc

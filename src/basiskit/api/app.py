@@ -20,6 +20,7 @@ from ..config.models import RunConfig
 from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.run import Backtest
 from ..errors import BasiskitError
+from ..paper.store import PaperStore
 from ..results.db import StoreError, json_safe
 from ..results.report import render as render_report
 from ..results.store import new_run_id
@@ -42,6 +43,7 @@ from .models import (
     ValidationFailed,
     refused,
 )
+from .paper import paper_router
 from .stress import INTERRUPTED as STRESS_INTERRUPTED
 from .stress import StressManager, stress_router
 from .sweeps import INTERRUPTED as SWEEP_INTERRUPTED
@@ -185,6 +187,7 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
 
     app.include_router(sweeps_router(store, state))
     app.include_router(stress_router(store, state))
+    app.include_router(paper_router(PaperStore(store.path)))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> FileResponse:

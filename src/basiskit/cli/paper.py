@@ -16,6 +16,7 @@ from ..data.dataset import Dataset, resolve_data_dir
 from ..data.timeutil import iso
 from ..errors import BasiskitError
 from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
+from ..paper.status import session_status
 from ..paper.store import PaperStore
 from ..results.db import json_safe
 from ..runconfig import load_run_config
@@ -178,40 +179,6 @@ def status(
     if s["error"]:
         t.add_row("error", s["error"])
     out.print(t)
-
-
-def session_status(store: PaperStore, name: str, recent_alerts: int = 10) -> dict:
-    """What `paper status` and GET /paper/{session} show."""
-    row = store.session(name)
-    ticks = store.table(name, "ticks", limit=1)
-    last = ticks[-1] if ticks else None
-    alerts = store.table(name, "alerts")
-    positions = json.loads(last["quantities"]) if last else []
-    keys = row["options"].get("positions") or []
-    return {
-        "name": name,
-        "mode": row["mode"],
-        "status": row["status"],
-        "feed": row["feed"],
-        "share_class": row["config"]["share_class"],
-        "window_start": row["window_start"],
-        "window_end": row["window_end"],
-        "n_points": row["n_points"],
-        "last_tick": row["last_tick"],
-        "last_ts": row["last_ts"],
-        "nav": last["nav"] if last else None,
-        "nav_usd": last["nav_usd"] if last else None,
-        "positions": dict(zip(keys, positions, strict=False))
-        if keys
-        else {str(i): q for i, q in enumerate(positions)},
-        "risk": json.loads(last["risk"]) if last else {},
-        "alert_count": len(alerts),
-        "alerts": [
-            {**a, "timestamp": a["timestamp"], "details": json.loads(a["details"])} for a in alerts[-recent_alerts:]
-        ],
-        "error": row["error"],
-        "results_dir": row["results_dir"],
-    }
 
 
 @paper_app.command("orders")

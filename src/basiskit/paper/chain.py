@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import require_live_extra
+
 RAY = 10**27
 ORACLE_UNIT = 10**8
 GWEI = 10**9
@@ -69,7 +71,7 @@ class ChainClient:
     """Reads at one block; `provider` is a web3 provider (an HTTPProvider for --rpc-url, or any other)."""
 
     def __init__(self, provider):
-        from web3 import Web3
+        Web3 = require_live_extra("web3").Web3  # noqa: N806 (the library's class name)
 
         self.w3 = Web3(provider)
         self.pool = self.w3.eth.contract(address=POOL, abi=POOL_ABI)
@@ -77,9 +79,8 @@ class ChainClient:
 
     @classmethod
     def from_url(cls, url: str) -> ChainClient:
-        from web3 import Web3
-
-        return cls(Web3.HTTPProvider(url, request_kwargs={"timeout": 20}))
+        web3 = require_live_extra("web3")
+        return cls(web3.Web3.HTTPProvider(url, request_kwargs={"timeout": 20}))
 
     def block_at(self, t: int) -> int:
         """The first block at or after time t (binary search on block timestamps)."""

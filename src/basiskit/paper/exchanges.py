@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import DataError
+from ..errors import DataError, require_live_extra
 
 SERIES = re.compile(r"^(perp|spot|funding)/(binance|bybit|okx)_([a-z0-9]+)usdt_(1h|8h)$")
 CCXT_CLASSES = {
@@ -106,7 +106,7 @@ class ExchangeClient:
     """One venue's spot and perp public data; `session` (a requests.Session) carries every request."""
 
     def __init__(self, venue: str, assets: list[str], session=None):
-        import ccxt  # the live extra
+        ccxt = require_live_extra("ccxt")
 
         self.venue = venue
         self._ccxt = {}

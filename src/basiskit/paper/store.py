@@ -262,6 +262,15 @@ class PaperStore(RunStore):
                 "alerts": one("SELECT COUNT(*) FROM paper_alerts WHERE session = ?"),
             }
 
+    def tick_series(self, name: str, after: int = -1) -> list[dict]:
+        """NAV, NAV in USD and the risk reading of every committed tick after `after`."""
+        self.session(name)
+        with self._conn() as con:
+            rows = con.execute("SELECT tick, timestamp, nav, nav_usd, risk FROM paper_ticks WHERE session = ? AND "
+                               "tick > ? ORDER BY tick", [name, after]).fetchall()
+        return [{"tick": k, "timestamp": f"{t:%Y-%m-%dT%H:%M:%SZ}", "nav": nav, "nav_usd": usd, "risk": json.loads(r)}
+                for k, t, nav, usd, r in rows]
+
     def table(self, name: str, table: str, since: datetime | None = None, limit: int | None = None) -> list[dict]:
         """Rows of paper_{table} for a session (newest last), optionally from `since` on."""
         self.session(name)
