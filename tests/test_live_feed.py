@@ -372,3 +372,25 @@ def test_a_feed_that_stops_delivering_makes_the_loop_wait_and_alert_then_go_on(f
     assert np.array_equal(result["out"].result.nav, expected.nav)
     ticks = session.store.table("live", "ticks")
     assert [t["tick"] for t in ticks] == list(range(len(expected.nav)))  # every hour once
+
+
+def test_each_venue_gives_its_perps_mark_price():
+    ticker = {"symbol": "BTCUSDT", "lastPrice": "61001.5", "indexPrice": "60990.1", "markPrice": "61000.8",
+              "prevPrice24h": "60000", "price24hPcnt": "0.01", "highPrice24h": "61500", "lowPrice24h": "59800",
+              "turnover24h": "1000", "volume24h": "100", "fundingRate": "0.0001", "nextFundingTime": "1719820800000",
+              "bid1Price": "61001", "ask1Price": "61002", "bid1Size": "1", "ask1Size": "1"}
+    routes = {
+        ("fapi.binance.com", "/fapi/v1/premiumIndex"): lambda q: {
+            "symbol": "BTCUSDT", "markPrice": "61000.10000000", "indexPrice": "60990.5", "estimatedSettlePrice": "0",
+            "lastFundingRate": "0.0001", "interestRate": "0.0001", "nextFundingTime": T0 + 8 * H, "time": T0},
+        ("api.bybit.com", "/v5/market/tickers"): lambda q: {
+            "retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": [ticker]}, "retExtInfo": {},
+            "time": T0},
+        ("www.okx.com", "/api/v5/public/mark-price"): lambda q: {
+            "code": "0", "msg": "", "data": [{"instType": "SWAP", "instId": "ETH-USDT-SWAP", "markPx": "3400.12",
+                                              "ts": str(T0)}]},
+    }
+    session, _ = session_with(routes)
+    marks = {v: ExchangeClient(v, [a], session=session).mark(instrument_of(f"perp/{v}_{a.lower()}usdt_1h"))
+             for v, a in (("binance", "BTC"), ("bybit", "BTC"), ("okx", "ETH"))}
+    assert marks == {"binance": 61000.1, "bybit": 61000.8, "okx": 3400.12}

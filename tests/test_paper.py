@@ -203,3 +203,21 @@ def test_the_webhook_receives_the_alerts_of_a_health_factor_breach(full_data, tm
     stored = PaperStore(db).table("hf", "alerts")
     assert [s["kind"] for s in stored] == [x["kind"] for x in _Hook.received]
     assert "ALERT hf 2024-06-01T00:00:00Z health_factor: health factor 1.11" in r.stderr
+
+
+def test_bad_paper_options_are_refused_naming_the_option(tmp_path):
+    db = ["--db", str(tmp_path / "db.duckdb")]
+    r = cli("paper", "run", "pure_lending_usdt", "--session", "a/b", *db)
+    assert r.returncode == 2 and "--session: 'a/b'" in r.stderr
+    r = cli("paper", "run", "pure_lending_usdt", "--feed", "live", *db)
+    assert r.returncode == 2 and "--rpc-url: None -> a live session reads Aave v3" in r.stderr
+    r = cli("paper", "run", "pure_lending_usdt", "--speed", "-1", *db)
+    assert r.returncode == 2 and "--speed: -1.0" in r.stderr
+    r = cli("paper", "run", "pure_lending_usdt", "--start", "2023-01-01", "--end", "2023-02-01", *db)
+    assert r.returncode == 1 and "is not covered by the data" in r.stderr  # the replay checks the window first
+    r = cli("paper", "status", "nope", *db)
+    assert r.returncode == 1 and "no paper session 'nope'" in r.stderr
+    r = cli("paper", "orders", "nope", "--since", "yesterday-ish", *db)
+    assert r.returncode == 2 and "--since: 'yesterday-ish'" in r.stderr
+    r = cli("data", "fetch", "--out", str(tmp_path / "nowhere"))
+    assert r.returncode == 1 and "MANIFEST.json: not found" in r.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,10 +133,19 @@ def resume(
         fail(exc)
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _finish(session: PaperSession, as_json: bool) -> None:
-    with progress(enabled=not as_json and sys.stderr.isatty(), label=f"paper {session.name}") as advance:
-        session.progress = advance
-        output = session.run()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # a service manager's stop: committed, status "stopped"
+    try:
+        with progress(enabled=not as_json and sys.stderr.isatty(), label=f"paper {session.name}") as advance:
+            session.progress = advance
+            output = session.run()
+    except KeyboardInterrupt:
+        err.print(f"paper session {session.name} stopped; continue it with `basiskit paper resume {session.name}`")
+        raise typer.Exit(130) from None
     summary = output.summary
     (Path(summary["results_dir"]) / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
     if as_json:

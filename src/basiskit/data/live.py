@@ -175,7 +175,8 @@ class LiveMarket(MarketData):
 
     # --- delivery ---------------------------------------------------------------------------------
     def take(self, series: str, ts: int, values: dict[str, float], now: int) -> bool:
-        """Check one row and add it to its buffer; False (and on_refusal) when refused."""
+        """Check one row and add it to its buffer (an identical re-delivery is a no-op); False, and a
+        Refusal in `refusals`, when it is refused."""
         buf = self.buffers.get(series)
         if buf is None:
             return True  # a series this session does not use: nothing to check, nothing to store
@@ -189,10 +190,12 @@ class LiveMarket(MarketData):
                 if last is not None:
                     self._gap(buf, last, ts)
             return True
-        if problem:
-            self.refusals.append(Refusal(series, ts, problem))
-            if buf.meta.kind == "bar" and ts == buf.last_ts and math.isnan(buf.last_row().get("close", 0.0)):
-                buf.n -= 1  # the bar's close was refused: forget its open too, as if the bar never came
+        if problem == "":
+            return True
+        self.refusals.append(Refusal(series, ts, problem))
+        completes = buf.meta.kind == "bar" and "close" in values and ts == buf.last_ts
+        if completes and math.isnan(buf.last_row()["close"]):
+            buf.n -= 1  # the bar's close was refused: forget its open too, as if the bar never came
         return False
 
     def _problem(self, buf: SeriesBuffer, ts: int, values: dict[str, float], now: int) -> str | None:

@@ -171,5 +171,14 @@ class ExchangeClient:
         return {"funding_rate": float(info["fundingRate"]), "realized_funding_rate": float(info["realizedRate"])}
 
     def mark(self, inst: Instrument) -> float:
-        """The perp's current mark price (the price the venue values positions at)."""
-        return float(self._ccxt["perp"].fetch_funding_rate(inst.symbol)["markPrice"])
+        """The perp's current mark price, the price the venue values positions and margin at (Binance
+        premiumIndex, OKX mark-price; Bybit's ticker carries it)."""
+        ex = self._ccxt["perp"]
+        if ex.has.get("fetchMarkPrice"):
+            quote = ex.fetch_mark_price(inst.symbol)
+        else:
+            quote = ex.fetch_ticker(inst.symbol)
+        price = quote.get("markPrice")
+        if price is None:
+            raise DataError(f"{self.venue} {inst.symbol}: no mark price in the response ({quote.get('info')}).")
+        return float(price)

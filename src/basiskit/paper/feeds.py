@@ -17,7 +17,7 @@ import numpy as np
 from ..data import align
 from ..data.dataset import Dataset, Series, spacing_seconds
 from ..data.live import need_key
-from ..data.market import Need
+from ..data.market import Need, _required
 from ..data.timeutil import HOUR
 
 Row = tuple[int, dict[str, float]]
@@ -76,6 +76,8 @@ class ReplayFeed:
     def __init__(self, dataset: Dataset, needs: list[Need], grid: np.ndarray):
         self.dataset = dataset
         self.grid = grid
+        # The window must lie in the data, as for a backtest (else the replay would only ever find it stale).
+        align.check_window(dataset, _required(needs), int(grid[0]), int(grid[-1]))
         names = sorted({n.series for n in needs} | {n.ratio_of for n in needs if n.ratio_of})
         self.series = {name: dataset.raw_series(name) for name in names}
         self.readings: dict[str, np.ndarray] = {}

@@ -9,6 +9,7 @@ book and event count equal the committed ones at the last tick, bit for bit, bef
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -76,6 +77,9 @@ class PaperOptions:
             )
 
 
+SESSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
 class PaperSession:
     def __init__(
         self,
@@ -89,6 +93,9 @@ class PaperSession:
         progress: Callable[[int, int], None] | None = None,
         feed_factory: Callable[[Dataset, list[Need], object], Feed] | None = None,
     ):
+        if not SESSION_NAME.match(name):
+            raise ConfigError([("--session", name, "a session name is 1-100 letters, digits, '.', '_' or '-', "
+                                "starting with a letter or digit")])
         if cfg.stress:
             raise ConfigError(
                 [
