@@ -174,10 +174,8 @@ class ExchangeClient:
         """The perp's current mark price, the price the venue values positions and margin at (Binance
         premiumIndex, OKX mark-price; Bybit's ticker carries it)."""
         ex = self._ccxt["perp"]
-        if ex.has.get("fetchMarkPrice"):
-            quote = ex.fetch_mark_price(inst.symbol)
-        else:
-            quote = ex.fetch_ticker(inst.symbol)
+        fetch = ex.fetch_mark_price if ex.has.get("fetchMarkPrice") else ex.fetch_ticker
+        quote = fetch(inst.symbol)
         price = quote.get("markPrice")
         if price is None:
             raise DataError(f"{self.venue} {inst.symbol}: no mark price in the response ({quote.get('info')}).")
