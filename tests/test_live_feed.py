@@ -216,8 +216,9 @@ def test_the_chain_client_reads_aave_in_its_units():
 
 
 # --- a live session on recorded responses built from the real data --------------------------------------
-def _recorded_venues(full_data, cutoff: list[int]):
-    """Binance and Bybit answering from the dataset's rows (never beyond cutoff[0], epoch s)."""
+def _recorded_venues(full_data, cutoff: list[int], crash: list[int] | None = None):
+    """Binance and Bybit answering from the dataset's rows (never beyond cutoff[0], epoch s); a request
+    for rows from crash[0] on kills the process (an exception no feed catches)."""
 
     def frame(series):
         df = pd.read_csv(full_data / f"{series}.csv.gz")
@@ -229,6 +230,8 @@ def _recorded_venues(full_data, cutoff: list[int]):
     fund_b, fund_y = frame("funding/binance_btcusdt_8h"), frame("funding/bybit_btcusdt_8h")
 
     def upto(df, start, limit):
+        if crash and start >= crash[0] * 1000:
+            raise SystemExit("the process dies here")
         return df[(df["ms"] >= start) & (df["ms"] <= cutoff[0] * 1000)].head(limit)
 
     def binance_klines(q):
@@ -312,20 +315,17 @@ def _recorded_chain(full_data):
 LIVE_WINDOW = {"start": "2024-07-01T00:00:00Z", "end": "2024-07-04T00:00:00Z"}
 
 
-def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0):
+def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0, crash=None, resume=False):
     options = PaperOptions(
         feed="live", data=str(full_data), rpc_url="recorded", out=str(tmp_path / "runs"), poll_seconds=poll,
         capture=str(tmp_path / "capture"),
     )
-    exchanges, chain = _recorded_venues(full_data, cutoff), _recorded_chain(full_data)
-    return PaperSession(
-        PaperStore(tmp_path / "paper.duckdb"),
-        "live",
-        cfg,
-        options,
-        quiet=True,
-        feed_factory=lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0),
-    )
+    exchanges, chain = _recorded_venues(full_data, cutoff, crash), _recorded_chain(full_data)
+    factory = lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0)  # noqa: E731
+    store = PaperStore(tmp_path / "paper.duckdb")
+    if resume:
+        return PaperSession.resume(store, "live", quiet=True, feed_factory=factory)
+    return PaperSession(store, "live", cfg, options, quiet=True, feed_factory=factory)
 
 
 def test_a_live_session_on_recorded_venues_trades_as_the_backtest(full_data, tmp_path):
@@ -394,3 +394,17 @@ def test_each_venue_gives_its_perps_mark_price():
     marks = {v: ExchangeClient(v, [a], session=session).mark(instrument_of(f"perp/{v}_{a.lower()}usdt_1h"))
              for v, a in (("binance", "BTC"), ("bybit", "BTC"), ("okx", "ETH"))}
     assert marks == {"binance": 61000.1, "bybit": 61000.8, "okx": 3400.12}
+
+
+def test_a_live_session_that_died_resumes_where_its_feed_stood(full_data, tmp_path):
+    cfg = load_run_config("btc_basis", [], [], LIVE_WINDOW, Dataset(full_data))
+    crash_at = T0 // 1000 + 40 * 3600  # 2024-07-02T16:00, a funding settlement hour
+    with pytest.raises(SystemExit):  # at 17:00 the feed asks for bars from 16:00 on, and the process dies
+        _live_session(full_data, tmp_path, cfg, [10**10], crash=[crash_at]).run()
+    store = PaperStore(tmp_path / "paper.duckdb")
+    assert store.session("live")["last_tick"] == 40 and store.session("live")["status"] == "running"
+    got = _live_session(full_data, tmp_path, cfg, [10**10], resume=True).run().result
+    expected = Backtest(cfg, Dataset(full_data)).run()
+    assert np.array_equal(got.nav, expected.nav) and np.array_equal(got.attribution, expected.attribution)
+    assert not [e for e in got.events.events if e.type == "feed_refused"]  # no settlement delivered twice
+    assert [t["tick"] for t in store.table("live", "ticks")] == list(range(len(expected.nav)))

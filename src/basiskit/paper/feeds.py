@@ -57,6 +57,9 @@ class Feed(Protocol):
     def coverage(self) -> dict[str, tuple[int, int]]:
         """Per series, the span it can serve (partial series are zero outside it)."""
 
+    def attach(self, market) -> None:
+        """The market the feed delivers to: its buffers are where the feed stands (also after a resume)."""
+
     def hour(self, k: int, t: int) -> Delivery | None:
         """The observations for hour t (point k), or None when that hour cannot be observed yet."""
 
@@ -92,6 +95,9 @@ class ReplayFeed:
 
     def coverage(self) -> dict[str, tuple[int, int]]:
         return {name: align.coverage(s.meta) for name, s in self.series.items()}
+
+    def attach(self, market) -> None:
+        """Nothing to learn: a replay serves each hour's rows by time."""
 
     def hour(self, k: int, t: int) -> Delivery:
         lo = t - HOUR

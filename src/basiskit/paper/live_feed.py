@@ -65,8 +65,12 @@ class LiveFeed:
             chain = ChainClient.from_url(options.rpc_url)
         self.chain = chain
         self.last: dict[str, int] = {}
+        self.market = None
         self._chain_read: int | None = None
         self.errors: list[str] = []
+
+    def attach(self, market) -> None:
+        self.market = market
 
     def coverage(self) -> dict[str, tuple[int, int]]:
         never = int(self.grid[-1]) + HOUR
@@ -96,7 +100,11 @@ class LiveFeed:
 
     def _exchange_rows(self, series: str, inst: Instrument, t: int) -> list[Row]:
         client = self.exchanges[inst.venue]
-        last = self.last.get(series)
+        # Where the feed stands: the last row the market holds (so a resumed session asks for what follows
+        # its committed rows), or a later one this feed already delivered and the market refused.
+        held = self.market.buffers[series].last_ts if self.market is not None else None
+        known = [x for x in (held, self.last.get(series)) if x is not None]
+        last = max(known) if known else None
         if inst.kind == "funding":
             return client.funding(inst, last + 1 if last is not None else t - FUNDING_LOOKBACK, t)
         out: list[Row] = []

@@ -151,6 +151,7 @@ class PaperSession:
         feed = self.feed_factory(dataset, needs, _grid(start, grid_end))
         self.feed = feed
         market = LiveMarket(dataset, self.cfg.data, needs, start, grid_end, feed.coverage())
+        feed.attach(market)
         self.market = market
         self.clock = PaperClock(self, market, feed, self.options.speed, self.recorded, self.options.poll_seconds)
         self.clock.deliver(0)  # the capital floor and the entry need hour 0
