@@ -62,3 +62,20 @@ def sample_copy(tmp_path) -> Path:
 def raw_csv(root: Path, series: str) -> pd.DataFrame:
     """A series read straight from its CSV, indexed by its timestamp text (independent of basiskit)."""
     return pd.read_csv(root / f"{series}.csv.gz").set_index("timestamp")
+
+
+def edit_series(root: Path, series: str, edit) -> None:
+    """Apply `edit` (DataFrame -> DataFrame) to a series of a dataset copy; its MANIFEST entry follows
+    (sha256, rows)."""
+    import gzip
+    import hashlib
+    import json
+
+    path = root / f"{series}.csv.gz"
+    df = edit(pd.read_csv(path))
+    raw = gzip.compress(df.to_csv(index=False).encode(), mtime=0)
+    path.write_bytes(raw)
+    manifest = json.loads((root / "MANIFEST.json").read_text())
+    entry = manifest["files"][f"{series}.csv.gz"]
+    entry["sha256"], entry["rows"] = hashlib.sha256(raw).hexdigest(), len(df)
+    (root / "MANIFEST.json").write_text(json.dumps(manifest))

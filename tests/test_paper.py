@@ -3,8 +3,6 @@ rows, stops at a hole beyond its limit, and sends its alerts to a webhook."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -13,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,10 +22,15 @@ import pytest
 from basiskit.config import preset_names
 from basiskit.data.dataset import Dataset
 from basiskit.engine.run import Backtest
+from basiskit.errors import RunError
 from basiskit.paper.session import PaperOptions, PaperSession
 from basiskit.paper.store import PaperStore
 from basiskit.runconfig import load_run_config
+from conftest import edit_series
+from fuzzing import MODES, build_and_run, run_draws
 
+FUZZ = int(os.environ.get("BASISKIT_FUZZ_EXAMPLES", "0"))  # `make fuzz` draws more random configs
+STATUS: dict[str, int] = {}  # what the random configs' backtests did (ran, stopped), for the closing note
 WINDOW = {"start": "2024-06-01T00:00:00Z", "end": "2024-09-01T00:00:00Z"}
 N_POINTS = 92 * 24 + 1  # 2024-06-01 .. 2024-09-01, both ends included
 
@@ -105,18 +109,6 @@ def test_a_session_killed_mid_run_resumes_bit_for_bit(full_data, tmp_path):
     assert PaperStore(db).session("kill")["status"] == "done"
 
 
-def _edit_series(root: Path, series: str, edit) -> None:
-    """Apply `edit` to a series' DataFrame in a dataset copy and keep its MANIFEST entry consistent."""
-    path = root / f"{series}.csv.gz"
-    df = edit(pd.read_csv(path))
-    raw = gzip.compress(df.to_csv(index=False).encode(), mtime=0)
-    path.write_bytes(raw)
-    manifest = json.loads((root / "MANIFEST.json").read_text())
-    entry = manifest["files"][f"{series}.csv.gz"]
-    entry["sha256"], entry["rows"] = hashlib.sha256(raw).hexdigest(), len(df)
-    (root / "MANIFEST.json").write_text(json.dumps(manifest))
-
-
 PERP = "perp/binance_btcusdt_1h"
 
 
@@ -125,8 +117,8 @@ def test_a_zero_price_is_refused_with_an_alert_and_never_reaches_the_book(full_d
     shutil.copytree(full_data, zero)
     shutil.copytree(full_data, removed)
     at = "2024-07-10T05:00:00Z"
-    _edit_series(zero, PERP, lambda df: df.assign(open=np.where(df["timestamp"] == at, 0.0, df["open"])))
-    _edit_series(removed, PERP, lambda df: df[df["timestamp"] != at])
+    edit_series(zero, PERP, lambda df: df.assign(open=np.where(df["timestamp"] == at, 0.0, df["open"])))
+    edit_series(removed, PERP, lambda df: df[df["timestamp"] != at])
     cfg = load_run_config("btc_basis", [], [], WINDOW, Dataset(full_data))
     got, store = paper(cfg, zero, tmp_path, name="zero")
     # Refusing the row is the row never having existed: the backtest without it, tick for tick.
@@ -144,7 +136,7 @@ def test_a_hole_beyond_the_limit_stops_a_replay_before_it_trades_on_stale_data(f
     root = tmp_path / "hole"
     shutil.copytree(full_data, root)
     ts = pd.date_range("2024-07-01T00:00:00Z", periods=30, freq="h").strftime("%Y-%m-%dT%H:%M:%SZ")
-    _edit_series(root, PERP, lambda df: df[~df["timestamp"].isin(ts)])  # 30 h without a bar; the limit is 24 h
+    edit_series(root, PERP, lambda df: df[~df["timestamp"].isin(ts)])  # 30 h without a bar; the limit is 24 h
     db = tmp_path / "db.duckdb"
     r = cli("paper", "run", "btc_basis", "--data", str(root), "--start", "2024-06-01", "--end", "2024-09-01",
             "--session", "hole", "--db", str(db), "--out", str(tmp_path / "runs"), "--json")
@@ -221,3 +213,45 @@ def test_bad_paper_options_are_refused_naming_the_option(tmp_path):
     assert r.returncode == 2 and "--since: 'yesterday-ish'" in r.stderr
     r = cli("data", "fetch", "--out", str(tmp_path / "nowhere"))
     assert r.returncode == 1 and "MANIFEST.json: not found" in r.stderr
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_replay_equals_the_backtest_for_random_configs(full_data, tmp_path, mode):
+    """Random configs, windows (cut to 10 days: a replay commits every hour), capitals tiny to huge and
+    deposits and withdrawals: whatever the backtest does (run, refuse, stop), the replay does the same."""
+    from hypothesis import HealthCheck, given, settings
+
+    dataset = Dataset(full_data)
+    seen: list[int] = [0]
+
+    @given(d=run_draws(mode))
+    @settings(max_examples=FUZZ or 4, deadline=None, database=None, derandomize=not FUZZ,
+              suppress_health_check=list(HealthCheck))
+    def check(d):
+        end = min(d.end, d.start + timedelta(days=10))
+        expected = build_and_run(d, dataset, end)
+        if expected.status in ("refused", "refused_data"):
+            return
+        seen[0] += 1
+        STATUS[expected.status] = STATUS.get(expected.status, 0) + 1
+        cfg = load_run_config(d.mode, sets=[f"{k}={v}" for k, v in d.sets.items()], extra=d.extra(end),
+                              dataset=dataset)
+        name = f"p{seen[0]}"
+        if expected.status == "stopped":  # a withdrawal it cannot meet stops both, with the same words
+            with pytest.raises(RunError) as stopped:
+                paper(cfg, full_data, tmp_path, name=name)
+            assert str(stopped.value) == expected.message
+            return
+        got, _ = paper(cfg, full_data, tmp_path, name=name)
+        want = expected.result
+        where = " ".join(d.cli_args())
+        assert np.array_equal(got.nav, want.nav), where
+        assert np.array_equal(got.attribution, want.attribution), where
+        assert events_of(got) == events_of(want), where
+
+    check()
+
+
+def teardown_module(module) -> None:
+    if FUZZ:
+        print(f"\nreplay parity over random configs: {STATUS}")

@@ -4,8 +4,6 @@ checks, refused scenario files."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import io
 import json
 import os
@@ -24,7 +22,7 @@ from basiskit.results.tables import ticks_table
 from basiskit.runconfig import load_run_config
 from basiskit.stress.overlays import drives, intensity
 from basiskit.stress.scenarios import LIBRARY, library
-from conftest import raw_csv
+from conftest import edit_series, raw_csv
 
 RISK = json.loads((SAMPLE_DIR / "params/aave_v3_risk.json").read_text())["emode"]
 LT, BONUS = RISK["liquidation_thresholds"]["weETH_WETH"], RISK["liquidation_bonus"]["weETH_WETH"]
@@ -243,25 +241,15 @@ def test_borrow_spike_grows_the_index_at_the_given_apr():
     assert b[k + 30] / b[k + 24] == pytest.approx(a[k + 30] / a[k + 24], rel=1e-12)  # own rate again
 
 
-def _with_wick(root, series: str, at: str, high: float) -> None:
-    """Set one bar's high in a dataset folder and update its manifest entry."""
-    path = root / f"{series}.csv.gz"
-    df = pd.read_csv(path)
-    df.loc[df["timestamp"] == at, "high"] = high
-    raw = gzip.compress(df.to_csv(index=False).encode(), mtime=0)
-    path.write_bytes(raw)
-    manifest = json.loads((root / "MANIFEST.json").read_text())
-    manifest["files"][f"{series}.csv.gz"]["sha256"] = hashlib.sha256(raw).hexdigest()
-    (root / "MANIFEST.json").write_text(json.dumps(manifest))
-
-
 @pytest.mark.parametrize("check", ["open", "adverse_extreme"])
 def test_a_wick_inside_the_hour_liquidates_only_when_checked(tmp_path, check):
     hours = pd.date_range("2024-03-01", "2024-03-05", freq="h", tz="UTC")
     root = SyntheticMarket("2024-03-01", "2024-03-05", paths={"BTC": np.full(len(hours), 60_000.0)},
                            start_price={"BTC": 60_000.0}, funding_rate=0.0).write(
         tmp_path / "d", venues=("binance", "bybit"), spot_venues=("bybit",))
-    _with_wick(root, "perp/binance_btcusdt_1h", "2024-03-02T10:00:00Z", 79_800.0)  # back to 60,000 by 11:00
+    at = "2024-03-02T10:00:00Z"  # a wick to 79,800 inside the 10:00 bar, back to 60,000 by 11:00
+    edit_series(root, "perp/binance_btcusdt_1h",
+                lambda df: df.assign(high=np.where(df["timestamp"] == at, 79_800.0, df["high"])))
     cfg = load_run_config("btc_basis", sets=["costs.enabled=false", "hedge_allocation.binance=1",
                                              "hedge_allocation.bybit=0", "basis.fixed_units=1",
                                              f"venues.binance.liquidation_check={check}"],

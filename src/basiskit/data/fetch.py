@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import DataError
 from .check import check_dataset
 from .dataset import Dataset
-from .sample import _entry
+from .sample import manifest_entry
 from .timeutil import HOUR, iso
 
 DAY = 24 * HOUR
@@ -59,7 +59,7 @@ def append_rows(root: Path, manifest: dict, series: str, rows: list[Row], proven
     kept = [*lines[1:], *new]
     raw = gzip.compress(("\n".join([lines[0], *kept]) + "\n").encode(), mtime=0)
     path.write_bytes(raw)
-    updated = _entry(entry, kept, raw)
+    updated = manifest_entry(entry, kept, raw)
     if provenance not in str(updated.get("provenance", "")):
         updated["provenance"] = f"{updated.get('provenance', '')}; extended by {provenance}".lstrip("; ")
     manifest["files"][rel] = updated

@@ -8,8 +8,6 @@ backwards, a second settlement at the same time or a revised bar are refused (re
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ import numpy as np
 from ..config.models import DataConfig
 from . import align
 from .dataset import NON_NEGATIVE_COLUMNS, POSITIVE_COLUMNS, Dataset, SeriesMeta, spacing_seconds
-from .market import MarketData, Need, _required
+from .market import MarketData, Need, _required, series_hash
 from .timeutil import HOUR, iso
 
 
@@ -138,9 +136,7 @@ class LiveMarket(MarketData):
         for name in names:
             meta = dataset.series_meta(name)
             self.buffers[name] = SeriesBuffer(meta, [c for c in meta.columns if c != "timestamp"])
-        digest = hashlib.sha256(json.dumps({n: dataset.series_meta(n).sha256 for n in self.series_used},
-                                           sort_keys=True).encode())
-        self.data_hash = digest.hexdigest()
+        self.data_hash = series_hash(dataset, self.series_used)
         n = len(self.grid)
         self._arrays = {need: np.full(n, np.nan) for need in self.needs}
         self._lists, self._array_of, self._scratch = {}, {}, {}

@@ -42,6 +42,12 @@ class Need:
             raise ValueError(f"alignment {self.how!r} not in {HOW}")
 
 
+def series_hash(dataset: Dataset, names: list[str]) -> str:
+    """One hash of the checksums of the series a run reads."""
+    return hashlib.sha256(json.dumps({n: dataset.series_meta(n).sha256 for n in names}, sort_keys=True).encode()
+                          ).hexdigest()
+
+
 def _required(needs: list[Need]) -> list[str]:
     """The series a run cannot do without (partial ones only serve where they exist)."""
     return sorted({n.series for n in needs if not n.partial} | {n.ratio_of for n in needs if n.ratio_of})
@@ -81,10 +87,8 @@ class MarketData:
                 self.warnings += align.check_holes(series, max(lo, start), min(hi, end), limit, key)
         self.warnings.sort(key=lambda w: (w.after, w.series))
         self._arrays = {need: self._align(need) for need in needs}
-        used = names + partial
-        digest = hashlib.sha256(json.dumps({n: dataset.series_meta(n).sha256 for n in used}, sort_keys=True).encode())
-        self.data_hash = digest.hexdigest()
-        self.series_used = used
+        self.series_used = names + partial
+        self.data_hash = series_hash(dataset, self.series_used)
         # The per-tick loop reads lists of floats; the vectorised work after it, numpy arrays. Every list
         # handed out here remembers its array (by identity), so neither is converted twice.
         self._lists: dict[Need, list[float]] = {}

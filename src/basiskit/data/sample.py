@@ -67,12 +67,13 @@ def build_sample(full: Dataset, dest: Path, start: str, end: str) -> dict:
         raw = gzip.compress(text.encode(), mtime=0)
         out.write_bytes(raw)
         total += len(raw)
-        manifest["files"][rel] = _entry(entry, kept, raw)
+        manifest["files"][rel] = manifest_entry(entry, kept, raw)
     (dest / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return {"files": len(manifest["files"]), "bytes": total}
 
 
-def _entry(entry: dict, kept: list[str], raw: bytes) -> dict:
+def manifest_entry(entry: dict, kept: list[str], raw: bytes) -> dict:
+    """`entry` with what the CSV lines `kept` (compressed to `raw`) say: rows, coverage, gaps, sha256."""
     ts = pd.to_datetime([ln.split(",", 1)[0] for ln in kept], utc=True, format="%Y-%m-%dT%H:%M:%SZ")
     secs = epoch_seconds(ts)
     spacing = float(entry.get("median_spacing_hours") or 1.0) * 3600

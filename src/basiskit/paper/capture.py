@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..data.live import LiveMarket
-from ..data.sample import _entry
+from ..data.sample import manifest_entry
 from ..data.timeutil import HOUR, iso
 
 DATE_COLUMNS = {"period_start", "period_end"}
@@ -63,7 +63,7 @@ def write_capture(market: LiveMarket, reference: Dataset, dest: str | Path, prov
                            for k in kept])
             entry["median_spacing_hours"] = float(np.median(np.diff(ts)) / HOUR)
         entry["provenance"] = provenance
-        manifest["files"][buf.meta.file] = _entry(entry, kept, raw)
+        manifest["files"][buf.meta.file] = manifest_entry(entry, kept, raw)
         rows_total += len(kept)
     for name in reference.params_files:
         rel = f"{name}.json"

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..config import RunConfig, config_hash
+from ..data.align import hourly_grid
 from ..data.dataset import Dataset, resolve_data_dir
 from ..data.live import LiveMarket, Staleness
 from ..data.market import MarketData, Need
@@ -133,8 +134,7 @@ class PaperSession:
             )
         options = PaperOptions(**row["options"])
         if speed is not None:
-            options.speed = speed
-            PaperOptions.__post_init__(options)
+            options = replace(options, speed=speed)  # checked again
         session = cls(store, name, RunConfig.model_validate(row["config"]), options, resuming=True, **kwargs)
         stored = store.deliveries(name)
         session.recorded = [Delivery.from_json(d) for _, d, _ in stored]
@@ -147,10 +147,9 @@ class PaperSession:
             lo, hi = MarketData.default_window(dataset, needs)
             start = start if start is not None else lo
             end = end if end is not None else hi
-        grid_end = end
-        feed = self.feed_factory(dataset, needs, _grid(start, grid_end))
+        feed = self.feed_factory(dataset, needs, hourly_grid(start, end))
         self.feed = feed
-        market = LiveMarket(dataset, self.cfg.data, needs, start, grid_end, feed.coverage())
+        market = LiveMarket(dataset, self.cfg.data, needs, start, end, feed.coverage())
         feed.attach(market)
         self.market = market
         self.clock = PaperClock(self, market, feed, self.options.speed, self.recorded, self.options.poll_seconds)
@@ -326,12 +325,6 @@ class PaperSession:
 
     def _t(self, k: int) -> int:
         return int(self.market.grid[k])
-
-
-def _grid(start: int, end: int):
-    from ..data.align import hourly_grid
-
-    return hourly_grid(start, end)
 
 
 def make_feed(options: PaperOptions, dataset: Dataset, needs: list[Need], grid) -> Feed:

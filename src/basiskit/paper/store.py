@@ -159,17 +159,12 @@ class PaperStore(RunStore):
         summary: dict | None = None,
         results_dir: str | None = None,
     ) -> None:
-        con = self._writer() if self._held is not None else None
         sql = (
             "UPDATE paper_sessions SET status = ?, error = ?, updated_at = ?, summary = COALESCE(?, summary), "
             "results_dir = COALESCE(?, results_dir) WHERE name = ?"
         )
         args = [status, error, now(), json.dumps(json_safe(summary)) if summary else None, results_dir, name]
-        if con is not None:
-            con.execute(sql, args)
-        else:
-            with self._conn() as c:
-                c.execute(sql, args)
+        self._writer().execute(sql, args)  # the session's connection (the caller releases it)
 
     # --- ticks ------------------------------------------------------------------------------------------
     def commit_tick(
