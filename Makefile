@@ -39,7 +39,7 @@ FUZZ_EXAMPLES ?= 200
 # prints the counts (ran, refused, liquidated) and the worst cost and rebalance rates seen.
 fuzz: $(STAMP)
 	BASISKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
-	  tests/test_properties.py tests/test_hostile_input.py \
+	  tests/test_properties.py tests/test_hostile_input.py tests/test_causality.py \
 	  tests/test_paper.py::test_a_replay_equals_the_backtest_for_random_configs
 
 bench: $(STAMP)

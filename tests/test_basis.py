@@ -18,23 +18,41 @@ from conftest import raw_csv
 FUNDING_COLUMN = {"binance": "funding_rate", "bybit": "funding_rate", "okx": "realized_funding_rate"}
 
 
-def raw_mark(perp: pd.DataFrame, ts: str) -> float:
-    """Mark known at ts: the open of the bar labelled ts, else the close of the last bar before it."""
+def observed(perp: pd.DataFrame, ts: str) -> float | None:
+    """The price a venue's bars observed at ts: the open of the bar labelled ts, or the close of the bar
+    labelled ts - 1h (closed at ts); None in a hole."""
+    before = (pd.Timestamp(ts) - pd.Timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     if ts in perp.index:
         return perp.loc[ts, "open"]
+    return perp.loc[before, "close"] if before in perp.index else None
+
+
+def raw_mark(root, venue: str, asset: str, ts: str) -> float:
+    """Mark at ts from the raw files: the venue's own observed price, else the same contract's on the other
+    venues (binance, bybit, okx order), else the last own close (the engine's spot fallback is not needed
+    where another venue has the hour, which these tests check)."""
+    perp = raw_csv(root, f"perp/{venue}_{asset.lower()}usdt_1h")
+    own = observed(perp, ts)
+    if own is not None:
+        return own
+    for other in ("binance", "bybit", "okx"):
+        path = root / f"perp/{other}_{asset.lower()}usdt_1h.csv.gz"
+        if other != venue and path.is_file():
+            got = observed(raw_csv(root, f"perp/{other}_{asset.lower()}usdt_1h"), ts)
+            if got is not None:
+                return got
     return perp.loc[perp.index[perp.index < ts][-1], "close"]
 
 
 def raw_funding(root, venue: str, asset: str, sizes: pd.Series) -> float:
     """Σ -size x mark x rate over the raw funding rows in (start, end], size held just before each row."""
     funding = raw_csv(root, f"funding/{venue}_{asset.lower()}usdt_8h")
-    perp = raw_csv(root, f"perp/{venue}_{asset.lower()}usdt_1h")
     start, end = sizes.index[0], sizes.index[-1]
     total = 0.0
     for ts, row in funding.iterrows():
         if start < ts <= end:
             held = sizes.iloc[sizes.index.get_loc(ts) - 1]
-            total += -held * raw_mark(perp, ts) * row[FUNDING_COLUMN[venue]]
+            total += -held * raw_mark(root, venue, asset, ts) * row[FUNDING_COLUMN[venue]]
     return total
 
 
@@ -58,10 +76,17 @@ def test_fixed_short_funding_equals_raw_rows_full_history(full_data):
     assert s["rebalances"] == 1 and s["liquidations"]["count"] == 0
 
 
-def test_fixed_short_funding_with_missing_bars_uses_last_close():
-    # the sample's binance bars miss whole days: marks at those funding times are the last close
+def test_fixed_short_funding_through_missing_bars_uses_the_mark_from_another_venue():
+    # the sample's binance bars miss whole days: the funding settled in them uses Bybit's price of the hour
     r = run_backtest(fixed_short("binance"), Dataset(SAMPLE_DIR))
-    assert summarize(r)["data_warnings"] == 3
+    perp = raw_csv(SAMPLE_DIR, "perp/binance_btcusdt_1h")
+    hours = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in pd.to_datetime(r.grid, unit="s", utc=True)]
+    unseen = np.array([observed(perp, ts) is None for ts in hours])
+    stretches = int(np.sum(unseen[1:] & ~unseen[:-1]) + unseen[0])
+    assert stretches == summarize(r)["data_warnings"] == 3  # one warning per hole, naming the venue used
+    assert np.array_equal(r.extra_columns["mark_source:binance"] == 1, unseen)
+    funding = raw_csv(SAMPLE_DIR, "funding/binance_btcusdt_8h")
+    assert any(unseen[hours.index(ts)] for ts in funding.index if ts in hours)  # a settlement inside a hole
     ticks = ticks_table(r)
     ticks.index = ticks["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     expected = raw_funding(SAMPLE_DIR, "binance", "BTC", ticks["qty:binance:Perp:BTCUSDT"])

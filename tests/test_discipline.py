@@ -40,11 +40,12 @@ def test_health_factor_breach_delevers_once_to_the_target(tmp_path):
     cfg = load_run_config("eth_leveraged", sets=["costs.enabled=false", "rewards.enabled=false",
                                                   "leverage.hf_floor=1.1"], extra={"initial_capital": 100})
     r = run_backtest(cfg, Dataset(tmp_path / "d"))
-    # by hand: HF = 0.95 x rate_t / (1.05 x 0.85); the rate falls geometrically over the 24 h before day 3
-    hf = [LT * 0.98 ** (h / 24) / 0.85 for h in range(25)]
-    h = next(h for h in range(25) if hf[h] < 1.1)
+    # by hand: HF = 0.95 x rate_t / (1.05 x 0.85); the oracle's rate is the last snapshot's, so the HF
+    # steps down when the 2024-06-04 snapshot arrives (never before: nothing is read from a later row)
+    hf = LT * 0.98 / 0.85
+    assert hf < 1.1 < LT / 0.85
     (fix,) = [e for e in r.events.of_type("rebalance") if e.details["trigger"] == "health_factor"]
-    assert fix.k == 48 + h and fix.details["trigger_value"] == pytest.approx(hf[h], rel=1e-9)
+    assert fix.k == 72 and fix.details["trigger_value"] == pytest.approx(hf, rel=1e-9)
     assert fix.details["threshold"] == 1.1
     ticks = ticks_table(r)
     assert ticks["ltv"].iloc[fix.k] == pytest.approx(0.85, abs=1e-9)  # back to the target: HF 0.95 / 0.85

@@ -136,23 +136,26 @@ def test_a_hole_beyond_the_limit_stops_a_replay_before_it_trades_on_stale_data(f
     root = tmp_path / "hole"
     shutil.copytree(full_data, root)
     ts = pd.date_range("2024-07-01T00:00:00Z", periods=30, freq="h").strftime("%Y-%m-%dT%H:%M:%SZ")
-    edit_series(root, PERP, lambda df: df[~df["timestamp"].isin(ts)])  # 30 h without a bar; the limit is 24 h
+    # 30 h without a BTC price anywhere the marks could look (both perps and the spot); the limit is 24 h
+    for series in (PERP, "perp/bybit_btcusdt_1h", "spot/bybit_btcusdt_1h"):
+        edit_series(root, series, lambda df: df[~df["timestamp"].isin(ts)])
     db = tmp_path / "db.duckdb"
     r = cli("paper", "run", "btc_basis", "--data", str(root), "--start", "2024-06-01", "--end", "2024-09-01",
             "--session", "hole", "--db", str(db), "--out", str(tmp_path / "runs"), "--json")
     assert r.returncode == 1
-    # The last bar before the hole is labelled 2024-06-30T23:00; 24 h later the bar is stale, 25 h later too stale.
-    assert ("perp/binance_btcusdt_1h: no observation for 25 h after 2024-06-30T23:00:00Z" in r.stderr
+    # The last bar before the hole is labelled 2024-06-30T23:00 (its close seen at 07-01T00:00). At 07-01T23:00
+    # there is still no bar: the hole between labels is at least 25 h, over the limit, and the perps are stale.
+    assert ("perp/binance_btcusdt_1h: no observation for 24 h after 2024-06-30T23:00:00Z" in r.stderr
             and "the limit is 24 h (data.staleness_hours.bar)" in r.stderr), r.stderr
-    assert "ALERT hole 2024-07-02T00:00:00Z staleness" in r.stderr
+    assert "ALERT hole 2024-07-01T23:00:00Z staleness" in r.stderr
     store = PaperStore(db)
     s = store.session("hole")
-    assert s["status"] == "stalled" and "25 h" in s["error"]
-    stale_k = (pd.Timestamp("2024-07-02T00:00:00Z") - pd.Timestamp("2024-06-01T00:00:00Z")) // pd.Timedelta("1h")
+    assert s["status"] == "stalled" and "24 h" in s["error"]
+    stale_k = (pd.Timestamp("2024-07-01T23:00:00Z") - pd.Timestamp("2024-06-01T00:00:00Z")) // pd.Timedelta("1h")
     assert s["last_tick"] == stale_k - 1  # the stale hour was never traded
-    assert [a["kind"] for a in store.table("hole", "alerts")] == ["staleness"]
+    assert [a["kind"] for a in store.table("hole", "alerts")] == ["staleness", "staleness"]  # each perp
     resumed = cli("paper", "resume", "hole", "--db", str(db))  # the recorded hole cannot fill: same stop
-    assert resumed.returncode == 1 and "no observation for 25 h" in resumed.stderr
+    assert resumed.returncode == 1 and "no observation for 24 h" in resumed.stderr
     assert PaperStore(db).session("hole")["last_tick"] == stale_k - 1
 
 

@@ -62,12 +62,12 @@ def test_a_refused_close_forgets_the_bars_open_and_the_price_falls_back_to_the_l
     m = market()
     assert m.take(PERP, T0 - H, {**BAR, "close": 99.0}, T0)  # the last closed bar before the window
     assert m.take(PERP, T0, {"open": 100.0}, T0)
-    m.fill(0, {})
+    m.fill(0)
     assert m.array(Need(PERP, "open", "bar_price"))[0] == 100.0  # the open of the bar labelled t
     assert not m.take(PERP, T0, {**BAR, "close": 0.0}, T0 + H)
     assert m.buffers[PERP].n == 1  # the bar is gone, open and all
     m.take(FUNDING, T0 + H, {"funding_rate": 0.0002}, T0 + H)
-    m.fill(1, {})
+    m.fill(1)
     assert m.array(Need(PERP, "open", "bar_price"))[1] == 99.0  # the previous bar's close, as with a hole
     assert m.array(Need(FUNDING, "funding_rate", "events"))[1] == 0.0002  # settled in (t0, t1]
     assert math.isnan(m.array(Need(PERP, "open", "bar_price"))[2])  # hour 2 does not exist yet

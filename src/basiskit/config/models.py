@@ -66,8 +66,22 @@ class GasUnits(Strict):
     flash_loan_bundle: GasAmount = 1_000_000
 
 
+class ImpactConfig(Strict):
+    """Market impact by the square-root law (Tóth et al. 2011, "Anomalous price impact and the critical nature
+    of liquidity in financial markets"; Almgren et al. 2005): an order of Q USD in a market trading V USD an
+    hour with hourly volatility sigma costs coefficient x sigma x sqrt(Q / V) of its notional; a trade pays
+    the larger of that and the size-bucket slippage, so small orders pay what the buckets say."""
+
+    enabled: bool = True
+    coefficient: float = Field(1.0, ge=0, le=10, description="Y in cost = Y x sigma x sqrt(Q / V); of order 1 "
+                               "in the empirical literature")
+    window_hours: int = Field(24, ge=2, le=24 * 30, description="closed hourly bars before t that estimate "
+                              "sigma (root mean square of hourly log returns) and V (mean hourly USD volume)")
+
+
 class CostsConfig(Strict):
     enabled: bool = True
+    impact: ImpactConfig = ImpactConfig()
     gas_series: str = Field("gas/ethereum_gas_1h", max_length=200)
     gas_column: str = Field("gas_price_gwei", max_length=200)
     gas_units: GasUnits = GasUnits()
@@ -113,6 +127,15 @@ class BasisConfig(Strict):
     margin_buffer: float = Field(0.3, gt=0, le=2, description="perp margin per unit of hedge notional")
     margin_ratio_limit: float = Field(0.1, gt=0, lt=1, description="rebalance when a venue's MM/equity reaches it")
     fixed_units: float | None = Field(None, gt=0, le=1e9, description="hold this hedge size instead of sizing from NAV")
+
+
+class ExecutionConfig(Strict):
+    """How voluntary orders meet the market's liquidity."""
+
+    max_participation: float = Field(0.1, gt=0, le=1, description=(
+        "largest share of its market's last closed hourly volume a voluntary order may take in one hour; a "
+        "larger one is split over the following hours, hedging legs in step (safety actions and withdrawals "
+        "are never split)"))
 
 
 class StakingConfig(Strict):
@@ -175,6 +198,9 @@ class StalenessHours(Strict):
 class DataConfig(Strict):
     staleness_hours: StalenessHours = StalenessHours()
     staleness_hours_by_series: dict[str, Hours] = Field(default_factory=dict)
+    mark_fallback: bool = Field(True, description=(
+        "mark a perp whose own bars are missing from the same contract on another venue, else from spot "
+        "times the last basis (flagged per hour); false keeps the last own price through a hole"))
 
 
 SHOCKS = ("eth_price_shock", "btc_price_shock", "lst_rate_shock", "lst_market_depeg", "borrow_rate_spike",
@@ -268,6 +294,7 @@ class RunConfig(Strict):
     venues: VenuesConfig = VenuesConfig()
     risk: RiskConfig = RiskConfig()
     costs: CostsConfig = CostsConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     prices: PricesConfig = PricesConfig()
     data: DataConfig = DataConfig()
     stress: list[Shock] = Field(default_factory=list, max_length=20,

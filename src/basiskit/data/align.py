@@ -42,21 +42,35 @@ def hourly_grid(start: int, end: int) -> np.ndarray:
     return np.arange(start, end + HOUR, HOUR, dtype=np.int64)
 
 
-def coverage(meta: SeriesMeta) -> tuple[int, int]:
+def staleness_limit(cfg, name: str, kind: str) -> tuple[float, str]:
+    """The longest stale stretch (hours) `cfg` (a DataConfig) allows series `name`, and its config key."""
+    if kind == "reward":
+        return 0.0, ""  # irregular credit dates: no limit (coverage() ignores it)
+    if name in cfg.staleness_hours_by_series:
+        return cfg.staleness_hours_by_series[name], f"data.staleness_hours_by_series.{name}"
+    return getattr(cfg.staleness_hours, kind), f"data.staleness_hours.{kind}"
+
+
+def coverage(meta: SeriesMeta, limit_hours: float = 0.0) -> tuple[int, int]:
     """The span of valuation points a series can serve, by its kind.
 
-    Bars serve their open at the label and their close one bar later; events cover up to one
-    spacing after the last; snapshots and points cover [first, last] (no extrapolation).
+    Bars serve their open at the label and their close one bar later; events cover up to one spacing
+    after the last; snapshots and points their last row. Beyond that, a window may go on for the series'
+    staleness limit `limit_hours` after its last row (the last value used, flagged as a data warning);
+    rewards have no limit.
     """
-    if meta.kind in ("bar", "event", "reward"):
-        return meta.start, meta.end + spacing_seconds(meta)
-    return meta.start, meta.end
+    spacing = spacing_seconds(meta) if meta.kind in ("bar", "event", "reward") else 0
+    if meta.kind == "reward":
+        return meta.start, meta.end + spacing
+    return meta.start, meta.end + max(spacing, int(limit_hours * HOUR))
 
 
-def check_window(dataset: Dataset, names: Iterable[str], start: int, end: int) -> None:
-    """Fail, naming every series that does not cover [start, end] and the window all of them cover."""
+def check_window(dataset: Dataset, names: Iterable[str], start: int, end: int, data_cfg=None) -> None:
+    """Fail, naming every series that does not cover [start, end] and the window all of them cover
+    (each series' staleness limit after its last row included when `data_cfg` is given)."""
     names = sorted(set(names))
-    spans = {n: coverage(dataset.series_meta(n)) for n in names}
+    spans = {n: coverage(dataset.series_meta(n), _limit_hours(data_cfg, dataset.series_meta(n)))
+             for n in names}
     missing = [n for n, (a, b) in spans.items() if start < a or end > b]
     if not missing:
         return
@@ -66,12 +80,24 @@ def check_window(dataset: Dataset, names: Iterable[str], start: int, end: int) -
     lines += [f"  - {n} covers {iso(spans[n][0])} .. {iso(spans[n][1])}" for n in missing]
     if lo < hi:
         lines.append(
-            f"all {len(names)} series this run needs exist together in {iso(lo)} .. {iso(hi)}: "
-            "choose --start/--end inside it."
+            f"all {len(names)} series this run needs exist together in {iso(lo)} .. {iso(hi)} (a window may end "
+            "up to each series' staleness limit after its last row): choose --start/--end inside it."
         )
     else:
         lines.append("the series this run needs have no common window in this dataset.")
     raise DataError("\n".join(lines))
+
+
+def _limit_hours(data_cfg, meta: SeriesMeta) -> float:
+    return 0.0 if data_cfg is None else staleness_limit(data_cfg, meta.name, meta.kind)[0]
+
+
+def trailing_stale(meta: SeriesMeta, last: int, end: int, limit_hours: float) -> DataWarning | None:
+    """The stretch after a series' last row (at `last`) that a window ending at `end` uses when a row was
+    due before it (as a hole: longer than the spacing; check_window refused one beyond the limit)."""
+    if meta.kind == "reward" or end - last <= spacing_seconds(meta):
+        return None
+    return DataWarning(meta.name, last, end, limit_hours)
 
 
 def check_holes(series: Series, start: int, end: int, limit_hours: float, limit_key: str) -> list[DataWarning]:
@@ -116,7 +142,12 @@ def align_bar_price(series: Series, grid: np.ndarray) -> np.ndarray:
     if not (exact | closed).all():
         k = int(np.argmax(~(exact | closed)))
         raise DataError(f"{series.path}: bar {iso(ts[j[k]])} is still open at {iso(grid[k])}; grid mismatch.")
-    return np.where(exact, opens[j], closes[j])
+    out = np.where(exact, opens[j], closes[j])
+    if np.isnan(out).any():
+        k = int(np.argmax(np.isnan(out)))
+        raise DataError(f"{series.path}: the bar labelled {iso(ts[j[k]])} has no close (it was still open when "
+                        f"the data was written), so nothing is known at {iso(grid[k])}; end the window earlier.")
+    return out
 
 
 def align_bar_extreme(series: Series, column: str, grid: np.ndarray) -> np.ndarray:
@@ -135,25 +166,49 @@ def align_last(series: Series, column: str, grid: np.ndarray) -> np.ndarray:
     return values[_last_at_or_before(series.ts, grid, series.meta.name)]
 
 
-def align_geometric(ts: np.ndarray, values: np.ndarray, grid: np.ndarray, name: str) -> np.ndarray:
-    """Geometric interpolation between snapshots, exact at them; no extrapolation.
+SECONDS_PER_YEAR = 365 * 24 * HOUR  # Aave v3 MathUtils: SECONDS_PER_YEAR = 365 days (leap years ignored)
+RAY = 1e27  # Aave v3 WadRayMath: rates and indexes are rays (27 decimals)
 
-    v(t) = v_k * (v_{k+1} / v_k) ** ((t - t_k) / (t_{k+1} - t_k)): a rate compounding at a constant
-    continuous rate between snapshots (Aave indexes grow by compounding, Aave v3 docs, ReserveLogic).
-    """
-    if grid[0] < ts[0] or grid[-1] > ts[-1]:
-        raise DataError(
-            f"{name}: snapshots cover {iso(ts[0])} .. {iso(ts[-1])}; cannot extrapolate to "
-            f"{iso(grid[0])} .. {iso(grid[-1])}."
-        )
-    j = np.searchsorted(ts, grid, side="right") - 1
-    exact = ts[j] == grid
-    nxt = np.minimum(j + 1, len(ts) - 1)
-    span = np.where(exact, 1, ts[nxt] - ts[j]).astype(np.float64)
-    frac = np.where(exact, 0.0, (grid - ts[j]) / span)
-    out = values[j] * (values[nxt] / values[j]) ** frac
-    out[exact] = values[j[exact]]
-    return out
+
+def linear_interest(rate: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Growth of the liquidity index over `seconds` at the APR `rate`: 1 + rate x seconds / year
+    (Aave v3 MathUtils.calculateLinearInterest)."""
+    return 1.0 + rate * seconds / SECONDS_PER_YEAR
+
+
+def compounded_interest(rate: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Growth of the variable borrow index over `seconds` at the APR `rate`, as Aave v3
+    MathUtils.calculateCompoundedInterest computes it in ray: 1 + n x + n(n-1)/2 x^2 + n(n-1)(n-2)/6 x^3 (x the
+    per-second rate, n the seconds; 1 when n = 0), with the contract's integer truncation of the powers
+    basePowerTwo = rayMul(rate, rate) / year^2 and basePowerThree = rayMul(basePowerTwo, rate) / year (so the
+    third term vanishes at low rates, as on chain)."""
+    n = seconds.astype(np.float64)
+    n1 = np.maximum(n - 1.0, 0.0)
+    n2 = np.maximum(n - 2.0, 0.0)
+    rate_ray = rate * RAY
+    base2 = np.floor(rate_ray * rate / (SECONDS_PER_YEAR * SECONDS_PER_YEAR))  # in ray units
+    base3 = np.floor(base2 * rate / SECONDS_PER_YEAR)
+    return 1.0 + rate * n / SECONDS_PER_YEAR + (n * n1 * base2 / 2.0 + n * n1 * n2 * base3 / 6.0) / RAY
+
+
+ACCRUAL = {"linear_accrual": linear_interest, "compound_accrual": compounded_interest}
+
+
+def align_accrued(series: Series, column: str, rate_column: str, how: str, grid: np.ndarray) -> np.ndarray:
+    """An Aave index at each point, from the last snapshot at or before it only: the snapshot's index
+    grown at the snapshot's own rate for the time since (Aave v3 ReserveLogic.getNormalizedIncome and
+    getNormalizedDebt: index x calculateLinearInterest / calculateCompoundedInterest). The next snapshot's
+    observed value takes over when it arrives; nothing is read from a later row."""
+    ts = series.ts
+    j = _last_at_or_before(ts, grid, series.meta.name)
+    return series.column(column)[j] * ACCRUAL[how](series.column(rate_column)[j], grid - ts[j])
+
+
+def align_ratio_last(num: Series, den: Series, column: str, grid: np.ndarray) -> np.ndarray:
+    """num[column] / den[column] of the last snapshot both have at or before each point (an LST's
+    exchange rate as Aave's oracle saw it then)."""
+    ts, values = snapshot_ratio(num, den, column)
+    return values[_last_at_or_before(ts, grid, f"{num.meta.name} / {den.meta.name}")]
 
 
 def align_events(series: Series, column: str, grid: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from .timeutil import HOUR, epoch_seconds, iso
 
 # How each category folder meets the hourly grid (DESIGN §4).
 FOLDER_KIND = {
-    "aave": "snapshot",  # daily snapshots, indexes interpolated geometrically
+    "aave": "snapshot",  # daily snapshots; indexes accrue from the last one at its rates
     "perp": "bar",  # OHLCV labelled by open time
     "spot": "bar",
     "staking": "point",  # last value at or before t
@@ -58,6 +58,7 @@ class SeriesMeta:
     spacing_hours: float
     start: int
     end: int
+    volume_in_usd: bool = False  # the manifest's volume column is in USD (else in the base asset)
 
 
 @dataclass
@@ -175,6 +176,7 @@ def _meta_from_manifest(rel: str, entry: dict, manifest_path: Path) -> SeriesMet
             columns=tuple(columns if isinstance(columns, list) else list(columns)),
             rows=int(entry["rows"]), sha256=entry["sha256"], spacing_hours=spacing or 1.0,
             start=int(start), end=int(end),
+            volume_in_usd=isinstance(columns, dict) and "in USD" in str(columns.get("volume", "")),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise DataError(f"{manifest_path}: entry {rel!r} is incomplete or malformed ({exc!r}).") from exc
@@ -240,7 +242,9 @@ def load_series(root: Path, meta: SeriesMeta, checked: bool = True) -> Series:
             continue
         values = df[col].to_numpy(dtype=np.float64)
         if checked:
-            _check_values(path, col, values, ts)
+            # a bar series may end with a bar still open: its open is known, the rest only once it closes
+            still_open = meta.kind == "bar" and col != "open" and np.isnan(values[-1])
+            _check_values(path, col, values[:-1] if still_open else values, ts)
         columns[col] = values
     return Series(meta=meta, path=path, ts=ts, columns=columns)
 

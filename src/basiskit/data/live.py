@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config.models import DataConfig
-from . import align
+from . import align, liquidity, marks
 from .dataset import NON_NEGATIVE_COLUMNS, POSITIVE_COLUMNS, Dataset, SeriesMeta, spacing_seconds
-from .market import MarketData, Need, _required, series_hash
+from .market import MarketData, Need, _required, bridged, reads, series_hash
 from .timeutil import HOUR, iso
 
 
@@ -99,19 +99,13 @@ class Staleness:
                 f"the limit is {self.limit_hours:g} h ({self.limit_key})")
 
 
-def need_key(need: Need) -> str:
-    """A need as text (a feed's readings are keyed by it)."""
-    return f"{need.series}:{need.column}:{need.how}" + (f"/{need.ratio_of}" if need.ratio_of else "")
-
-
 class LiveMarket(MarketData):
     """MarketData over a session's window whose arrays are filled at index k when hour k is delivered.
 
-    Alignment at hour k applies the backtest's rules (DESIGN §4) to the rows seen so far. The one rule
-    that needs the next observation, geometric interpolation of daily snapshots, is not applied: a
-    geometric need takes the feed's reading for hour k (the chain feed reads the index every hour; the
-    replay feed's reading is the backtest's interpolation of the recorded snapshots, which stands in for
-    that hourly read), else a snapshot at exactly hour k, else the last value (staleness limits apply).
+    Alignment at hour k applies the backtest's own functions (DESIGN §4) to the rows seen so far, and
+    every one of them reads only rows at or before the hour: the result is the backtest's value whatever
+    follows. Aave indexes accrue from the last snapshot (a live chain feed delivers one every hour, so
+    the accrual is then zero seconds long: the index the chain returned).
     """
 
     def __init__(self, dataset: Dataset, data_cfg: DataConfig, needs: list[Need], start: int, end: int,
@@ -125,25 +119,27 @@ class LiveMarket(MarketData):
         self.warnings: list[align.DataWarning] = []
         self.required = _required(needs)
         partial = sorted({n.series for n in needs if n.partial} - set(self.required))
-        self.series_used = self.required + partial
+        self.bridges = bridged(needs)
+        self.checked = [n for n in self.required if n not in self.bridges] + partial  # holes warn or stop
+        self.series_used = reads(needs)
         coverage = coverage or {}
         self.partial_coverage = {}
         for name in partial:
             lo, hi = coverage.get(name, (start, end))
             self.partial_coverage[name] = (max(lo, start), min(hi, end))
-        names = sorted(set(self.series_used) | {n.ratio_of for n in needs if n.ratio_of})
         self.buffers = {}
-        for name in names:
+        for name in self.series_used:
             meta = dataset.series_meta(name)
             self.buffers[name] = SeriesBuffer(meta, [c for c in meta.columns if c != "timestamp"])
         self.data_hash = series_hash(dataset, self.series_used)
         n = len(self.grid)
         self._arrays = {need: np.full(n, np.nan) for need in self.needs}
+        self.mark_sources = {need: (np.zeros(n, dtype=np.int8), np.full(n, -1, dtype=np.int8))
+                             for need in self.needs if need.marked}
         self._lists, self._array_of, self._scratch = {}, {}, {}
         for need in self.needs:
             self._lists[need] = self._remember(self._arrays[need], self._array_of)
         self.ones = self._remember(np.ones(n), self._array_of)
-        self._keys = {need: need_key(need) for need in self.needs}
         self._refreshers: list[Callable[[MarketData], None]] = []
         self._recipes: list[tuple[Callable[[], np.ndarray], list[float]]] = []
         self._view: int | None = None
@@ -225,12 +221,12 @@ class LiveMarket(MarketData):
     def _gap(self, buf: SeriesBuffer, last: int, ts: int) -> None:
         """A hole closed by the row at `ts` (DESIGN §4, as align.check_holes): a warning within the limit."""
         meta = buf.meta
-        if meta.kind == "reward" or ts - last <= spacing_seconds(meta):
-            return
+        if meta.kind == "reward" or ts - last <= spacing_seconds(meta) or meta.name not in self.checked:
+            return  # a bridged series' holes are judged on its marks (fill, stale)
         lo, hi = self.partial_coverage.get(meta.name, (self.start, self.end))
         if not (last < hi and ts > lo):
             return
-        limit, key = self._limit(self.data_cfg, meta.name, meta.kind)
+        limit, key = align.staleness_limit(self.data_cfg, meta.name, meta.kind)
         w = align.DataWarning(meta.name, last, ts, limit)
         if w.hours > limit:
             if meta.name in self.required:
@@ -247,20 +243,53 @@ class LiveMarket(MarketData):
             buf = self.buffers[name]
             if buf.meta.kind == "reward" or name in {s.series for s in out}:
                 continue
-            limit, key = self._limit(self.data_cfg, name, buf.meta.kind)
+            limit, key = align.staleness_limit(self.data_cfg, name, buf.meta.kind)
             last = buf.last_ts
+            if name in self.bridges and last is not None:
+                # stale only when no fallback marks hour k either, for longer than the limit (as a backtest)
+                need = self.mark_need(name)
+                source = self._marked(need, np.zeros(1), self.grid[k:k + 1])[1][0]
+                unmarked = self._unmarked_before(need, k) + 1 if source == marks.STALE else 0
+                if unmarked and unmarked + 2 > limit:
+                    out.append(Staleness(name, last, t, None, limit, key))
+                continue
             if last is None or (t - last) / HOUR > limit:
                 out.append(Staleness(name, last if last is not None else t, t, None, limit, key))
         return out
 
-    def fill(self, k: int, readings: dict[str, float]) -> None:
-        """Compute every need at hour k from the rows seen so far (and the feed's readings), then the
-        derived arrays (prices in share-class units, gas) at k."""
+    def _unmarked_before(self, need: Need, k: int) -> int:
+        """How many hours just before k kept the last own price (no fallback had one)."""
+        source = self.mark_sources[need][0]
+        run = 0
+        while k - run - 1 >= 0 and source[k - run - 1] == marks.STALE:
+            run += 1
+        return run
+
+    def _marked(self, need: Need, values: np.ndarray, grid: np.ndarray):
+        return marks.marked(values, self.buffers[need.series], [self.buffers[a] for a in need.alternates],
+                            self.buffers[need.reference] if need.reference else None, need.how, need.column, grid)
+
+    def fill(self, k: int) -> None:
+        """Compute every need at hour k from the rows seen so far, then the derived arrays (prices in
+        share-class units, gas) at k."""
         t = int(self.grid[k])
+        if k == len(self.grid) - 1:  # the window ends: a stretch since a series' last row, as a backtest sees it
+            for name in self.checked:
+                buf = self.buffers[name]
+                lo, hi = self.partial_coverage.get(name, (self.start, self.end))
+                if buf.n and hi >= t:
+                    limit = align.staleness_limit(self.data_cfg, name, buf.meta.kind)[0]
+                    if (w := align.trailing_stale(buf.meta, buf.ts[-1], t, limit)) is not None:
+                        self.warnings.append(w)
         for need in self.needs:
-            value = self._value(need, k, t, readings)
+            value = self._value(need, k, t)
+            if need.marked:
+                marked, source, via = self._marked(need, np.array([value]), self.grid[k:k + 1])
+                value = float(marked[0])
+                self.mark_sources[need][0][k], self.mark_sources[need][1][k] = source[0], via[0]
             self._arrays[need][k] = value
             self._lists[need][k] = value
+        self._close_mark_stretches(k)
         self._view = k
         try:
             for refresh in self._refreshers:
@@ -273,13 +302,28 @@ class LiveMarket(MarketData):
             self._view = None
         self.delivered = k
 
+    def _close_mark_stretches(self, k: int) -> None:
+        """A bridged series' run of marked hours that ended at k (or the window did) becomes its warning."""
+        for name in sorted(self.bridges):
+            source, via = self.mark_sources[self.mark_need(name)]
+            if k and source[k] == marks.OWN and source[k - 1] != marks.OWN:
+                end = k
+            elif k == len(self.grid) - 1 and source[k] != marks.OWN:
+                end = k + 1
+            else:
+                continue
+            a = end - 1
+            while a > 0 and source[a - 1] != marks.OWN:
+                a -= 1
+            self.warnings += self._mark_warnings(name, self.grid[a:end], source[a:end], via[a:end])
+
     def finish(self) -> None:
         """Rebuild what the recipes read over the whole window (for the results after the loop)."""
         for refresh in self._refreshers:
             refresh(self)
         self.warnings.sort(key=lambda w: (w.after, w.series))
 
-    def _value(self, need: Need, k: int, t: int, readings: dict[str, float]) -> float:
+    def _value(self, need: Need, k: int, t: int) -> float:
         buf = self.buffers[need.series]
         grid = self.grid[k:k + 1]
         if need.how == "events":
@@ -290,24 +334,14 @@ class LiveMarket(MarketData):
             lo, hi = self.partial_coverage[need.series]
             if not (lo <= t <= hi) or not buf.n or buf.ts[0] > t:
                 return 0.0
-        if need.how == "geometric" or need.ratio_of:
-            return self._reading(need, k, t, buf, readings)
+        if need.ratio_of:
+            return float(align.align_ratio_last(buf, self.buffers[need.ratio_of], need.column, grid)[0])
+        if need.rate_column is not None:
+            return float(align.align_accrued(buf, need.column, need.rate_column, need.how, grid)[0])
+        if need.how in liquidity.HOWS:
+            return float(liquidity.align_liquidity(buf, need.how, need.window, grid)[0])
         if need.how == "bar_price":
             return float(align.align_bar_price(buf, grid)[0])
         if need.how == "bar_extreme":
             return float(align.align_bar_extreme(buf, need.column, grid)[0])
         return float(align.align_last(buf, need.column, grid)[0])
-
-    def _reading(self, need: Need, k: int, t: int, buf: SeriesBuffer, readings: dict[str, float]) -> float:
-        key = self._keys[need]
-        if key in readings:
-            return readings[key]
-        if buf.n and buf.last_ts == t:
-            value = buf.column(need.column)[-1]
-            if need.ratio_of:
-                den = self.buffers[need.ratio_of]
-                if den.last_ts != t:
-                    return self._arrays[need][k - 1] if k else math.nan
-                value = value / den.column(need.column)[-1]
-            return float(value)
-        return float(self._arrays[need][k - 1]) if k else math.nan  # the last reading (staleness applies)

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DataError
-from . import align
+from . import align, liquidity, marks
 from .dataset import Dataset
 from .timeutil import HOUR, iso
 
 if TYPE_CHECKING:
     from ..config.models import DataConfig
 
-HOW = ("bar_price", "bar_extreme", "last", "geometric", "events")
+HOW = ("bar_price", "bar_extreme", "last", "linear_accrual", "compound_accrual", "events", *liquidity.HOWS)
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Need:
     `ratio_of`: divide by the same column of another snapshot series on the same timestamps before
     aligning (an LST's exchange rate = its oracle price / WETH's). `partial`: the series may cover
     only part of the window (reward data): outside its coverage events are 0 and prices 0.
+    `rate_column`: for the accruals, the snapshot's rate column the index grows at until the next one.
+    `alternates`, `reference`: where a bar series' own price is missing, the same instrument on other venues,
+    then a spot series times the last observed basis (data/marks.py); the hours are flagged.
+    `window`: for the liquidity measures (data/liquidity.py), how many closed hourly bars they read.
     """
 
     series: str
@@ -36,10 +40,20 @@ class Need:
     how: str
     ratio_of: str | None = None
     partial: bool = False
+    rate_column: str | None = None
+    alternates: tuple[str, ...] = ()
+    reference: str | None = None
+    window: int = 0
+
+    @property
+    def marked(self) -> bool:
+        return bool(self.alternates) or self.reference is not None
 
     def __post_init__(self) -> None:
         if self.how not in HOW:
             raise ValueError(f"alignment {self.how!r} not in {HOW}")
+        if (self.rate_column is not None) != self.how.endswith("_accrual"):
+            raise ValueError(f"alignment {self.how!r}: rate_column is for the accruals only, and they need one")
 
 
 def series_hash(dataset: Dataset, names: list[str]) -> str:
@@ -51,6 +65,26 @@ def series_hash(dataset: Dataset, names: list[str]) -> str:
 def _required(needs: list[Need]) -> list[str]:
     """The series a run cannot do without (partial ones only serve where they exist)."""
     return sorted({n.series for n in needs if not n.partial} | {n.ratio_of for n in needs if n.ratio_of})
+
+
+def reads(needs: list[Need]) -> list[str]:
+    """Every series the needs read: their own, the ratios' denominators and the marks' fallbacks."""
+    out = {n.series for n in needs} | {n.ratio_of for n in needs if n.ratio_of}
+    out |= {a for n in needs for a in n.alternates} | {n.reference for n in needs if n.reference}
+    return sorted(out)
+
+
+def bridged(needs: list[Need]) -> set[str]:
+    """Series whose holes the marks bridge (every price need of theirs has fallbacks; liquidity measures
+    are NaN in a hole, and trades then pay the bucket costs): their staleness limit applies to the hours no
+    fallback could mark."""
+    prices = [n for n in needs if n.how not in liquidity.HOWS]
+    return {n.series for n in prices if n.marked} - {n.series for n in prices if not n.marked}
+
+
+def history_bars(needs: list[Need]) -> int:
+    """How many closed bars before the first hour the needs read (a feed delivers them on start)."""
+    return max([n.window + 1 for n in needs if n.how in liquidity.HOWS] + [1])
 
 
 class MarketData:
@@ -67,27 +101,36 @@ class MarketData:
             lo, hi = self.default_window(dataset, needs)
             start = start if start is not None else lo
             end = end if end is not None else hi
-        align.check_window(dataset, names, start, end)
+        align.check_window(dataset, names, start, end, data_cfg)
         self.start, self.end = start, end
         self.grid = align.hourly_grid(start, end)
         self.warnings: list[align.DataWarning] = []
+        self.data_cfg = data_cfg
+        bridges = bridged(needs)
         for name in names:
             series = dataset.series(name)
-            if series.meta.kind == "reward":
+            if series.meta.kind == "reward" or name in bridges:  # marks: judged on the hours left unmarked
                 continue
-            limit, key = self._limit(data_cfg, name, series.meta.kind)
+            limit, key = align.staleness_limit(data_cfg, name, series.meta.kind)
             self.warnings += align.check_holes(series, start, end, limit, key)
+            if (w := align.trailing_stale(series.meta, series.meta.end, end, limit)) is not None:
+                self.warnings.append(w)
         self.partial_coverage: dict[str, tuple[int, int]] = {}
         for name in partial:
             series = dataset.series(name)
-            lo, hi = align.coverage(series.meta)
+            limit, key = align.staleness_limit(data_cfg, name, series.meta.kind)
+            lo, hi = align.coverage(series.meta, limit)
             self.partial_coverage[name] = (max(lo, start), min(hi, end))
             if series.meta.kind != "reward":
-                limit, key = self._limit(data_cfg, name, series.meta.kind)
                 self.warnings += align.check_holes(series, max(lo, start), min(hi, end), limit, key)
-        self.warnings.sort(key=lambda w: (w.after, w.series))
+                if hi >= end and (w := align.trailing_stale(series.meta, series.meta.end, end, limit)) is not None:
+                    self.warnings.append(w)
+        self.mark_sources: dict[Need, tuple[np.ndarray, np.ndarray]] = {}  # marked need -> (source, via)
         self._arrays = {need: self._align(need) for need in needs}
-        self.series_used = names + partial
+        for name in sorted(bridges):
+            self.warnings += self._mark_warnings(name, self.grid, *self.mark_sources[self.mark_need(name)])
+        self.warnings.sort(key=lambda w: (w.after, w.series))
+        self.series_used = reads(needs)
         self.data_hash = series_hash(dataset, self.series_used)
         # The per-tick loop reads lists of floats; the vectorised work after it, numpy arrays. Every list
         # handed out here remembers its array (by identity), so neither is converted twice.
@@ -114,27 +157,60 @@ class MarketData:
         spans = [align.coverage(dataset.series_meta(n)) for n in names]
         return max(a for a, _ in spans), min(b for _, b in spans)
 
-    @staticmethod
-    def _limit(cfg: DataConfig, name: str, kind: str) -> tuple[float, str]:
-        if name in cfg.staleness_hours_by_series:
-            return cfg.staleness_hours_by_series[name], f"data.staleness_hours_by_series.{name}"
-        return getattr(cfg.staleness_hours, kind), f"data.staleness_hours.{kind}"
+    def mark_need(self, series: str) -> Need:
+        """The need whose marks stand for a bridged series (its price, else its first)."""
+        own = [n for n in self.needs if n.series == series and n.marked]
+        return next((n for n in own if n.how == "bar_price"), own[0])
+
+    def mark_source(self, need: Need) -> np.ndarray | None:
+        """Per hour, where the need's value came from (data/marks.py Source); None when it has no fallbacks."""
+        got = self.mark_sources.get(need)
+        return None if got is None else got[0]
+
+    def _mark_warnings(self, name: str, grid: np.ndarray, source: np.ndarray, via: np.ndarray) -> list:
+        """The marked stretches of a bridged series as warnings; a stretch with more unmarked hours than the
+        series' staleness limit stops the run (as a hole does)."""
+        need = self.mark_need(name)
+        kind = self.dataset.series_meta(name).kind
+        limit, key = align.staleness_limit(self.data_cfg, name, kind)
+        found = marks.warnings_for(name, grid, source, via, list(need.alternates), need.reference, limit)
+        for w in found:
+            a, b = (int((w.after - grid[0]) // HOUR), int((w.until - grid[0]) // HOUR))
+            unmarked = marks.longest_stale(source, a, b)
+            if unmarked and unmarked + 2 > limit:  # + 2: a hole of h hours between bar labels leaves h - 2
+                raise DataError(
+                    f"{name}: no price from anywhere for {unmarked} h within {iso(w.after)} .. {iso(w.until)} "
+                    f"(its own bars, {', '.join(need.alternates) or 'no other venue'} and "
+                    f"{need.reference or 'no spot reference'} all missing); the limit is {limit:g} h ({key}). "
+                    "Choose a window that avoids the hole, or raise the limit if stale values are acceptable."
+                )
+        return found
 
     def _align(self, need: Need) -> np.ndarray:
         series = self.dataset.series(need.series)
+        if need.marked:
+            values = (align.align_bar_price(series, self.grid) if need.how == "bar_price"
+                      else align.align_bar_extreme(series, need.column, self.grid))
+            alternates = [self.dataset.series(a) for a in need.alternates]
+            reference = self.dataset.series(need.reference) if need.reference else None
+            values, source, via = marks.marked(values, series, alternates, reference, need.how, need.column,
+                                               self.grid)
+            self.mark_sources[need] = (source, via)
+            return values
         if need.partial:
             return self._align_partial(need, series)
         if need.ratio_of:
-            ts, values = align.snapshot_ratio(series, self.dataset.series(need.ratio_of), need.column)
-            return align.align_geometric(ts, values, self.grid, f"{need.series} / {need.ratio_of}")
+            return align.align_ratio_last(series, self.dataset.series(need.ratio_of), need.column, self.grid)
         if need.how == "bar_price":
             return align.align_bar_price(series, self.grid)
         if need.how == "bar_extreme":
             return align.align_bar_extreme(series, need.column, self.grid)
         if need.how == "last":
             return align.align_last(series, need.column, self.grid)
-        if need.how == "geometric":
-            return align.align_geometric(series.ts, series.column(need.column), self.grid, need.series)
+        if need.rate_column is not None:
+            return align.align_accrued(series, need.column, need.rate_column, need.how, self.grid)
+        if need.how in liquidity.HOWS:
+            return liquidity.align_liquidity(series, need.how, need.window, self.grid)
         return align.align_events(series, need.column, self.grid)
 
     def _align_partial(self, need: Need, series) -> np.ndarray:

@@ -147,6 +147,7 @@ class Backtest:
             warning_event(events, w, self.market.start, n)
         executor = Executor(book, self.gas, events, wallet=0, slippage=self.slippage)
         executor.unit_usd = self.market.derived(self.pricer.unit_usd)
+        executor.usdt_usd = self.market.derived(self.pricer.usd_per_usdt)
         self.executor = executor
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         t0 = time.perf_counter()

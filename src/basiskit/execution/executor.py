@@ -30,6 +30,8 @@ class Executor:
         self.actions = 0  # how many actions ran: the loop re-runs the monitors when it moves
         self.perps: list[PerpMarket] = []  # perp markets whose fill state a transaction restores
         self._last_outage: tuple[int, str] | None = None
+        self._no_volume: tuple[int, str] | None = None
+        self.usdt_usd: list[float] = []  # USD per USDT at each point (order sizes against USD volumes)
 
     def transaction(self, k: int) -> Transaction:
         """Start a transaction of the actions that follow at point k (see execution/transaction.py)."""
@@ -171,7 +173,7 @@ class Executor:
             return
         self.actions += 1
         notional = abs(units) * price
-        slip = self.slippage.rate(spot.pair, notional * fx)
+        slip, liquidity = self._slippage(k, spot, notional)
         qty = self.book.qty
         qty[position] += units
         qty[self.wallet] -= units * price
@@ -179,7 +181,22 @@ class Executor:
         cost = notional * (slip + spot.venue.spot_taker_fee)
         self._cost(k, self.wallet, cost, fx)
         self.events.add(k, "execution", f"spot {spot.venue.name} {units:+.6f} {spot.asset} at {price:.2f}",
-                        operation="spot_trade", venue=spot.venue.name, units=units, price=price, cost=cost * fx)
+                        operation="spot_trade", venue=spot.venue.name, units=units, price=price, cost=cost * fx,
+                        **liquidity)
+
+    def _slippage(self, k: int, market, notional: float) -> tuple[float, dict]:
+        """A CEX order's slippage rate (bucket, or the whole order's market impact when larger) and what the
+        event records of its size against the market: notional_usd and participation (of the last closed
+        hour's volume). A market without volume at k pays the bucket rate and says so, once an hour."""
+        liquidity = market.liquidity
+        usd = notional * self.usdt_usd[k]
+        slip = self.slippage.trade_rate(market.pair, usd, liquidity, k)
+        share = liquidity.participation(usd, k)
+        if share != share and self._no_volume != (k, liquidity.series):  # NaN: no volume seen
+            self._no_volume = (k, liquidity.series)
+            self.events.add(k, "volume_warning", f"{liquidity.series}: no traded volume in the last closed hour; "
+                            "the order pays the size-bucket slippage and is not split", series=liquidity.series)
+        return slip, {"notional_usd": usd, "participation": share}
 
     def perp_trade(self, k: int, perp: PerpMarket, size_pos: int, cash_pos: int, delta: float, fx: float) -> None:
         """Change a perp position by `delta` contracts at mark; slippage and taker fee from its margin."""
@@ -188,7 +205,7 @@ class Executor:
         self.actions += 1
         mark = perp.mark[k]
         notional = abs(delta) * mark
-        slip = self.slippage.rate(perp.pair, notional * fx)
+        slip, liquidity = self._slippage(k, perp, notional)
         qty = self.book.qty
         perp.on_fill(qty[size_pos], delta, mark * (1.0 + slip if delta > 0 else 1.0 - slip))
         qty[size_pos] += delta
@@ -196,7 +213,8 @@ class Executor:
         cost = notional * (slip + perp.venue.perp_taker_fee)
         self._cost(k, cash_pos, cost, fx)
         self.events.add(k, "execution", f"perp {perp.venue.name} {delta:+.6f} {perp.symbol} at {mark:.2f}",
-                        operation="perp_trade", venue=perp.venue.name, size=delta, price=mark, cost=cost * fx)
+                        operation="perp_trade", venue=perp.venue.name, size=delta, price=mark, cost=cost * fx,
+                        **liquidity)
 
     def transfer(self, k: int, source: int, dest: int, amount: float, fee: float, fx: float, label: str,
                  venue: PerpMarket) -> None:

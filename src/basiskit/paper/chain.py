@@ -88,7 +88,7 @@ class ChainClient:
         hi = eth.block_number
         if eth.get_block(hi)["timestamp"] < t:
             return hi
-        lo = max(hi - 400_000, 0)  # ~55 days of 12 s blocks: older hours come from a dataset, not a live read
+        lo = 0  # any time since genesis: ~25 reads of block headers
         while lo < hi:
             mid = (lo + hi) // 2
             if eth.get_block(mid)["timestamp"] < t:

@@ -72,7 +72,7 @@ class PaperClock:
                     delivery.merge(more)
                     self._take(more, t)
             self.session.fresh(k)
-        market.fill(k, delivery.readings)
+        market.fill(k)
         self.deliveries[k] = delivery
 
     def _take(self, delivery: Delivery, t: int) -> None:

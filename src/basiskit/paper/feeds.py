@@ -1,14 +1,13 @@
 """Feeds: what a paper session observes each hour, and the replay feed that serves a recorded dataset.
 
 A feed hands the session, for hour t, a Delivery: the new rows of each series (a bar's open at its
-label, its whole row once it closed; a settlement at its time; a snapshot at its time) and, for values
-the chain is read for every hour (Aave indexes, LST rates), a reading keyed by the need.
+label, its whole row once it closed; a settlement at its time; a snapshot at its time): exactly what a
+live read would have shown at t, nothing computed from later rows.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,8 +15,7 @@ import numpy as np
 
 from ..data import align
 from ..data.dataset import Dataset, Series, spacing_seconds
-from ..data.live import need_key
-from ..data.market import Need, _required
+from ..data.market import Need, _required, history_bars, reads
 from ..data.timeutil import HOUR
 
 Row = tuple[int, dict[str, float]]
@@ -25,27 +23,25 @@ Row = tuple[int, dict[str, float]]
 
 @dataclass
 class Delivery:
-    """Hour `t`'s observations: rows per series (time, values) and readings per need key."""
+    """Hour `t`'s observations: rows per series (time, values)."""
 
     t: int
     rows: dict[str, list[Row]] = field(default_factory=dict)
-    readings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"t": self.t, "rows": {s: [[ts, v] for ts, v in rows] for s, rows in self.rows.items()},
-                           "readings": self.readings}, separators=(",", ":"))
+        return json.dumps({"t": self.t, "rows": {s: [[ts, v] for ts, v in rows] for s, rows in self.rows.items()}},
+                          separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Delivery:
         raw = json.loads(text)
         rows = {s: [(int(ts), v) for ts, v in rows] for s, rows in raw["rows"].items()}
-        return cls(int(raw["t"]), rows, raw["readings"])
+        return cls(int(raw["t"]), rows)
 
     def merge(self, other: Delivery) -> None:
-        """Add `other`'s rows and readings (a second poll of the same hour)."""
+        """Add `other`'s rows (a second poll of the same hour)."""
         for s, rows in other.rows.items():
             self.rows.setdefault(s, []).extend(rows)
-        self.readings.update(other.readings)
 
 
 class Feed(Protocol):
@@ -54,8 +50,9 @@ class Feed(Protocol):
     name: str
     final: bool  # True: the data is recorded, a hole never fills (the session stops); False: wait for it
 
-    def coverage(self) -> dict[str, tuple[int, int]]:
-        """Per series, the span it can serve (partial series are zero outside it)."""
+    def coverage(self, data_cfg) -> dict[str, tuple[int, int]]:
+        """Per series, the span it can serve under `data_cfg`'s staleness limits (partial series are zero
+        outside it)."""
 
     def attach(self, market) -> None:
         """The market the feed delivers to: its buffers are where the feed stands (also after a resume)."""
@@ -70,31 +67,23 @@ def _values(series: Series, i: int, columns: list[str]) -> dict[str, float]:
 
 class ReplayFeed:
     """A recorded dataset served hour by hour, holes and all: a row missing from the file is missing at
-    its hour. Geometric needs (Aave indexes, LST rates) are read as the backtest interpolates the daily
-    snapshots (the one place the next snapshot is used: it stands in for the hourly chain read)."""
+    its hour, and a row is delivered at its own time, never earlier."""
 
     name = "replay"
     final = True
 
-    def __init__(self, dataset: Dataset, needs: list[Need], grid: np.ndarray):
+    def __init__(self, dataset: Dataset, needs: list[Need], grid: np.ndarray, data_cfg):
         self.dataset = dataset
         self.grid = grid
         # The window must lie in the data, as for a backtest (else the replay would only ever find it stale).
-        align.check_window(dataset, _required(needs), int(grid[0]), int(grid[-1]))
-        names = sorted({n.series for n in needs} | {n.ratio_of for n in needs if n.ratio_of})
+        align.check_window(dataset, _required(needs), int(grid[0]), int(grid[-1]), data_cfg)
+        names = reads(needs)
         self.series = {name: dataset.raw_series(name) for name in names}
-        self.readings: dict[str, np.ndarray] = {}
-        for need in needs:
-            if (need.how == "geometric" or need.ratio_of) and not need.partial:
-                s = self.series[need.series]
-                if need.ratio_of:
-                    ts, values = align.snapshot_ratio(s, self.series[need.ratio_of], need.column)
-                else:
-                    ts, values = s.ts, s.column(need.column)
-                self.readings[need_key(need)] = align.align_geometric(ts, values, grid, need.series)
+        self.history = history_bars(needs)
 
-    def coverage(self) -> dict[str, tuple[int, int]]:
-        return {name: align.coverage(s.meta) for name, s in self.series.items()}
+    def coverage(self, data_cfg) -> dict[str, tuple[int, int]]:
+        return {name: align.coverage(s.meta, align.staleness_limit(data_cfg, name, s.meta.kind)[0])
+                for name, s in self.series.items()}
 
     def attach(self, market) -> None:
         """Nothing to learn: a replay serves each hour's rows by time."""
@@ -109,8 +98,8 @@ class ReplayFeed:
             if s.meta.kind == "bar":
                 spacing = spacing_seconds(s.meta)
                 closes = ts + spacing
-                if k == 0:  # the history a live feed fetches on start: the last closed bar
-                    closed = np.nonzero(closes <= t)[0][-1:]
+                if k == 0:  # the history a live feed fetches on start: the last closed bars the needs read
+                    closed = np.nonzero((closes <= t) & (ts >= t - self.history * spacing))[0]
                     opened = np.nonzero((ts <= t) & (closes > t))[0]
                 else:
                     closed = np.nonzero((closes > lo) & (closes <= t))[0]
@@ -122,5 +111,4 @@ class ReplayFeed:
                 out += [(int(ts[i]), _values(s, i, cols)) for i in idx]
             if out:
                 rows[name] = out
-        readings = {key: float(values[k]) for key, values in self.readings.items() if not math.isnan(values[k])}
-        return Delivery(t, rows, readings)
+        return Delivery(t, rows)

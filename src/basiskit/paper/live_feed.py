@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from ..data.dataset import Dataset
-from ..data.market import Need, _required
+from ..data.market import Need, _required, history_bars, reads
 from ..data.timeutil import HOUR
 from ..errors import ConfigError
 from .chain import GAS, ChainClient, reserve_of
@@ -47,8 +47,9 @@ class LiveFeed:
         problems = unserved_problems(needs)
         if problems:
             raise ConfigError(problems)
-        names = sorted({n.series for n in needs} | {n.ratio_of for n in needs if n.ratio_of})
+        names = reads(needs)
         self.grid = grid
+        self.history = history_bars(needs)  # closed bars fetched on start (the liquidity measures read them)
         self.delay = delay
         self.clock = clock
         self.instruments: dict[str, Instrument] = {s: i for s in names if (i := instrument_of(s)) is not None}
@@ -72,7 +73,7 @@ class LiveFeed:
     def attach(self, market) -> None:
         self.market = market
 
-    def coverage(self) -> dict[str, tuple[int, int]]:
+    def coverage(self, data_cfg) -> dict[str, tuple[int, int]]:
         never = int(self.grid[-1]) + HOUR
         return {s: (never, never) for s in self.unserved}
 
@@ -108,7 +109,7 @@ class LiveFeed:
         if inst.kind == "funding":
             return client.funding(inst, last + 1 if last is not None else t - FUNDING_LOOKBACK, t)
         out: list[Row] = []
-        for ts, values in client.bars(inst, last if last is not None else t - HOUR, t):
+        for ts, values in client.bars(inst, last if last is not None else t - self.history * HOUR, t):
             out.append((ts, values) if ts + HOUR <= t else (ts, {"open": values["open"]}))
         return out
 

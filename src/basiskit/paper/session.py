@@ -114,7 +114,7 @@ class PaperSession:
         self.options = options
         self.resuming = resuming
         self.progress = progress
-        self.feed_factory = feed_factory or (lambda d, n, g: make_feed(self.options, d, n, g))
+        self.feed_factory = feed_factory or (lambda d, n, g: make_feed(self.options, d, n, g, self.cfg.data))
         self.thresholds = AlertThresholds.for_config(cfg, **options.thresholds)
         self.monitor = AlertMonitor(self.thresholds)
         self.sink = AlertSink(name, options.webhook, quiet=quiet)
@@ -149,7 +149,7 @@ class PaperSession:
             end = end if end is not None else hi
         feed = self.feed_factory(dataset, needs, hourly_grid(start, end))
         self.feed = feed
-        market = LiveMarket(dataset, self.cfg.data, needs, start, end, feed.coverage())
+        market = LiveMarket(dataset, self.cfg.data, needs, start, end, feed.coverage(self.cfg.data))
         feed.attach(market)
         self.market = market
         self.clock = PaperClock(self, market, feed, self.options.speed, self.recorded, self.options.poll_seconds)
@@ -327,9 +327,9 @@ class PaperSession:
         return int(self.market.grid[k])
 
 
-def make_feed(options: PaperOptions, dataset: Dataset, needs: list[Need], grid) -> Feed:
+def make_feed(options: PaperOptions, dataset: Dataset, needs: list[Need], grid, data_cfg) -> Feed:
     if options.feed == "replay":
-        return ReplayFeed(dataset, needs, grid)
+        return ReplayFeed(dataset, needs, grid, data_cfg)
     from .live_feed import LiveFeed
 
     return LiveFeed(dataset, needs, grid, options)

@@ -78,6 +78,10 @@ class ShareClassPricer:
             return self._usdt["USDT"]
         return self.price_usdt(asset) / self.price_usdt(self.ccy)
 
+    def usd_per_usdt(self) -> np.ndarray:
+        """USD value of one USDT at each point (the Aave oracle's USDT price)."""
+        return self._usdt_usd
+
     def unit_usd(self) -> np.ndarray:
         """USD value of one share-class unit at each point."""
         return self.price_usdt(self.ccy) * self._usdt_usd

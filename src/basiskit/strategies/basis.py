@@ -23,6 +23,7 @@ from .base import Problem, Report, Strategy, require
 from .capital import MAX_COST_SHARE, CapitalFloor
 from .discipline import DUST, Trigger
 from .hedge import PerpHedge, validate_hedge_config
+from .pacing import Pacer
 from .rebalance import RebalanceLog
 from .registry import register
 
@@ -46,7 +47,8 @@ class Basis(Strategy):
         super().__init__(cfg, env)
         b = cfg.basis
         self.asset = b.asset
-        self.spot = SpotMarket(load_venue(env.dataset, cfg, b.spot_venue, f"{b.asset}USDT"), b.asset)
+        self.spot = SpotMarket(load_venue(env.dataset, cfg, b.spot_venue, f"{b.asset}USDT"), b.asset,
+                               window=cfg.costs.impact.window_hours)
         self.pricer.use(b.asset, spot_series(b.spot_venue, b.asset))
         env.slippage.check(self.spot.pair)
         self.hedge = PerpHedge(cfg, env, b.asset, b.margin_ratio_limit)
@@ -57,7 +59,7 @@ class Basis(Strategy):
         self.spot_cost = self.spot.venue.spot_taker_fee + env.slippage.rate(self.spot.pair, 0.0)
 
     def needs(self) -> list[Need]:
-        return self.hedge.needs()
+        return self.hedge.needs() + self.spot.needs()
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
         self.spot.bind(market)
@@ -76,6 +78,7 @@ class Basis(Strategy):
         self.spot_pos = ctx.book.slot_of(self.spot.instrument.key)
         self.hedge.attach(ctx, self.net_units, self.price)
         self.log = RebalanceLog(ctx.events, self.asset, ctx.book, self.threshold)
+        self.pacer = Pacer(self.cfg.execution.max_participation, [self.spot, *self.hedge.perps])
 
     def hooks(self):
         return self.hedge.hooks()
@@ -112,6 +115,12 @@ class Basis(Strategy):
         if trigger is not None:
             self.act(k, trigger, self.fix_margin, trigger)
             return
+        if self.pacer.building:  # the next slice of a split order (one an hour; nothing else meanwhile)
+            if not self.pacer.waiting(k):
+                nav = self.ctx.book.nav(k)
+                left = abs(self.target_units(k, nav) - self.qty[self.spot_pos]) * self.price[k] * self.fx[k]
+                self.act(k, self.pacer.trigger(left, nav), self.rebalance)
+            return
         delta_value = abs(self.net_units(k)) * self.price[k]
         idle = abs(self.qty[self.ctx.wallet])
         log = self.log
@@ -140,7 +149,12 @@ class Basis(Strategy):
         """Run `action(k, *args)` through the gate and log it when it committed (no closure in on_tick:
         it would cost every hour)."""
         before = self.qty[self.spot_pos]
+        self.pacer.active = not trigger.forced  # voluntary orders are paced, safety actions and flows never
         tx = self.gate.attempt(k, trigger, lambda: action(k, *args), lambda: self.hedge.margin_problem(k))
+        self.pacer.active = False
+        if tx is None:
+            self.pacer.building = False  # a slice that did not go through ends the split order
+        self.pacer.end()
         if tx is not None:
             self.log.record(k, trigger, before, self.qty[self.spot_pos], self.net_units(k), self.price[k],
                             self.ctx.book.nav(k), tx.cost())
@@ -173,10 +187,18 @@ class Basis(Strategy):
         dust = DUST * max(nav, 1.0)
         price = self.price[k]
         trade = units - before
+        whole = units
+        if trade != 0.0:  # a voluntary order too large for its markets: this hour's slice, every leg in step
+            usd = abs(trade) * self.ctx.executor.usdt_usd[k]
+            legs = [(self.spot.liquidity, usd * price)] + [
+                (p.liquidity, usd * w * p.mark[k]) for p, w in zip(self.hedge.perps, self.hedge.weights, strict=True)]
+            trade *= self.pacer.begin(k, legs)
+            units = before + trade
         if abs(trade) * price > dust and (units == 0.0 or abs(trade) * price >= self.spot.venue.min_spot_order_usdt):
             self.ctx.executor.spot_trade(k, self.spot, self.spot_pos, trade, price, self.fx[k])
         self.hedge.hedge(k, units, dust)
-        self.hedge.distribute_margin(k, qty[self.ctx.wallet] - keep, "rebalance")
+        later = max(whole - units, 0.0) * price * self.fx[k]  # the cash the order's next slices will spend
+        self.hedge.distribute_margin(k, qty[self.ctx.wallet] - keep - later, "rebalance")
 
     # --- reporting -----------------------------------------------------------------------------
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:

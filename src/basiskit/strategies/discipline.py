@@ -30,7 +30,7 @@ class Trigger:
     `corrects`: the share-class value of the deviation the action removes; its cost may not exceed it,
     nor `max_cost` when given (deploying idle cash may cost at most 1% of it, as entering does).
     `min_cost`: what the action is sure to cost (its gas, most of its fees): above the limit, it is
-    skipped untried.
+    skipped untried. `every_hour`: tried every hour it fires (the slices of a split order).
     """
 
     reason: str
@@ -40,6 +40,7 @@ class Trigger:
     corrects: float = math.inf
     max_cost: float | None = None
     min_cost: float = 0.0
+    every_hour: bool = False
 
     @property
     def cost_limit(self) -> float:
@@ -90,6 +91,8 @@ class ActionGate:
         k0, v0 = last
         if k0 == k:
             return False
+        if trigger.every_hour:
+            return True
         if fired_before is None or fired_before < k - 1 or k - k0 >= RETRY_HOURS:  # cleared in between
             return True
         distance0, distance = abs(v0 - trigger.threshold), abs(trigger.value - trigger.threshold)
@@ -106,8 +109,13 @@ class ActionGate:
                        f"{trigger.cost_limit:.6g}, the most it may cost")
             return None
         tx = self.executor.transaction(k)
-        action()
         self._tried[trigger.reason] = (k, trigger.value)
+        try:
+            action()
+        except Exception as exc:  # half-way through: undone as a whole, like an action that overdraws
+            tx.rollback()
+            self._skip(k, trigger, "error", f"it failed half-way ({type(exc).__name__}: {exc}); undone")
+            return None
         if not tx.acted:  # nothing worth doing: no cost, nothing logged
             return None
         problem = None

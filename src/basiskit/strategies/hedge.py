@@ -14,7 +14,7 @@ from ..data.market import MarketData, Need
 from ..portfolio.attribution import SLOT, VOID
 from ..portfolio.book import PositionSpec
 from ..portfolio.risk import RiskMonitor
-from ..venues.cex import load_venue
+from ..venues.cex import MarkFallbacks, load_venue
 from ..venues.funding import FundingSettlement
 from ..venues.margin import MarginAccount
 from ..venues.perp import PerpMarket
@@ -118,7 +118,9 @@ class PerpHedge:
         symbol = f"{asset}USDT"
         chosen = [(v, w) for v, w in sorted(cfg.hedge_allocation.items()) if w > 0]
         self.weights = [w for _, w in chosen]
-        self.perps = [PerpMarket(load_venue(env.dataset, cfg, v, symbol), asset) for v, _ in chosen]
+        self.perps = [PerpMarket(load_venue(env.dataset, cfg, v, symbol), asset,
+                                 fallbacks=MarkFallbacks.for_perp(env.dataset, cfg, v, asset),
+                                 window=cfg.costs.impact.window_hours) for v, _ in chosen]
         for p in self.perps:
             env.slippage.check(p.pair)
         self.max_initial_margin = max(p.venue.initial_margin_rate for p in self.perps)
@@ -288,7 +290,7 @@ class PerpHedge:
             self.distribute_margin(k, available, reason, withdraw=False)
 
     def report(self, quantities: np.ndarray) -> tuple[dict, dict]:
-        cols, max_ratio, funding, intrabar, checks = {}, {}, {}, {}, {}
+        cols, max_ratio, funding, intrabar, checks, stale_marks = {}, {}, {}, {}, {}, {}
         for perp, acct, f, size_pos, cash_pos in zip(self.perps, self.accounts, self.funding, self.size_pos,
                                                      self.cash_pos, strict=True):
             v = perp.venue.name
@@ -314,6 +316,9 @@ class PerpHedge:
                            "hours_liquidating_only_intrabar": int(((at_extreme >= 1.0) & (at_open < 1.0)).sum())}
             checks[v] = perp.venue.liquidation_check
             cols[f"funding:{v}"] = np.asarray(f.per_tick)
+            if perp.mark_source is not None:  # 0 own price, 1 same contract elsewhere, 2 spot + basis, 3 stale
+                cols[f"mark_source:{v}"] = perp.mark_source.astype(np.float64)
+                stale_marks[v] = int((perp.mark_source != 0).sum())
             max_ratio[v] = float(ratio.max())
             funding[v] = float(np.sum(f.per_tick))
         last = quantities.shape[1] - 1
@@ -326,7 +331,7 @@ class PerpHedge:
                 "unrealized_pnl": size * (mark - perp.entry_price), "realized_pnl": perp.realized_pnl,
             }
         return cols, {"funding_by_venue": funding, "max_margin_ratio": max_ratio, "perp_positions": positions,
-                      "intrabar_by_venue": intrabar, "liquidation_check": checks}
+                      "intrabar_by_venue": intrabar, "liquidation_check": checks, "stale_marks": stale_marks}
 
     def risk_now(self, k: int) -> dict:
         """Per venue: margin ratio and liquidation distance at point k; net delta as a share of NAV."""

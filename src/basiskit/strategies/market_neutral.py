@@ -25,6 +25,7 @@ from .base import Problem, Report, Strategy, require
 from .capital import MAX_COST_SHARE, CapitalFloor
 from .discipline import DUST, Backoff, Trigger
 from .hedge import PerpHedge, validate_hedge_config
+from .pacing import Pacer
 from .rebalance import RebalanceLog
 from .registry import register
 from .staking_leg import StakingLeg, validate_leverage_config
@@ -50,7 +51,8 @@ class MarketNeutral(Strategy):
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
         venue = cfg.market_neutral.spot_venue
-        self.spot = SpotMarket(load_venue(env.dataset, cfg, venue, "ETHUSDT"), "ETH")
+        self.spot = SpotMarket(load_venue(env.dataset, cfg, venue, "ETHUSDT"), "ETH",
+                               window=cfg.costs.impact.window_hours)
         self.pricer.use("ETH", spot_series(venue, "ETH"))
         env.slippage.check(self.spot.pair)
         self.leg = StakingLeg(cfg, env)
@@ -62,7 +64,7 @@ class MarketNeutral(Strategy):
         self.reserve_units = GAS_RESERVE * self.entry_gas_units
 
     def needs(self) -> list[Need]:
-        return self.leg.needs() + self.hedge.needs()
+        return self.leg.needs() + self.hedge.needs() + self.spot.needs()
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
         self.spot.bind(market)
@@ -80,6 +82,7 @@ class MarketNeutral(Strategy):
         self.leg.attach(ctx, self.eth_pos, self.gate)
         self.hedge.attach(ctx, self.net_eth, self.price)
         self.log = RebalanceLog(ctx.events, "ETH", ctx.book, self.threshold)
+        self.pacer = Pacer(self.cfg.execution.max_participation, [self.spot, *self.hedge.perps])
         self.idle_backoff = Backoff()
 
     def hooks(self):
@@ -135,6 +138,13 @@ class MarketNeutral(Strategy):
         if trigger is not None:
             self.act(k, trigger, self.relever)
             return
+        if self.pacer.building:  # the next slice of a split order (one an hour; nothing else meanwhile)
+            if self.pacer.waiting(k):
+                return
+            nav = self.ctx.book.nav(k)
+            left = abs(self.allocation * nav / self.fx[k] - self.eth_long(k) * self.price[k]) * self.fx[k]
+            self.act(k, self.pacer.trigger(left, nav), self.rebalance)
+            return
         delta_value = abs(self.net_eth(k)) * self.price[k]
         wallet = self.qty[self.ctx.wallet]
         log = self.log
@@ -172,7 +182,12 @@ class MarketNeutral(Strategy):
         """Run `action(k, *args)` through the gate and log it when it committed (no closure in on_tick:
         it would cost every hour); the committed transaction or None."""
         before = self.hedge.short_units()
+        self.pacer.active = not trigger.forced  # voluntary orders are paced, safety actions and flows never
         tx = self.gate.attempt(k, trigger, lambda: action(k, *args), lambda: self.hedge.margin_problem(k))
+        self.pacer.active = False
+        if tx is None:
+            self.pacer.building = False  # a slice that did not go through ends the split order
+        self.pacer.end()
         if tx is not None:
             self.log.record(k, trigger, before, self.hedge.short_units(), self.net_eth(k), self.price[k],
                             self.ctx.book.nav(k), tx.cost())
@@ -213,6 +228,13 @@ class MarketNeutral(Strategy):
         dust = DUST * max(nav, 1.0)
         min_spot = self.spot.venue.min_spot_order_usdt
         buy = target - current
+        whole = target
+        if buy != 0.0:  # a voluntary order too large for its markets: this hour's slice, every leg in step
+            usd = abs(buy) * self.ctx.executor.usdt_usd[k]
+            legs = [(self.spot.liquidity, usd * price)] + [
+                (p.liquidity, usd * w * p.mark[k]) for p, w in zip(self.hedge.perps, self.hedge.weights, strict=True)]
+            buy *= self.pacer.begin(k, legs)
+            target = current + buy
         if buy * price > max(dust, min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, buy, price, fx)
         self.leg.adjust(k, min(target, self.leg.equity_eth(k) + max(qty[self.eth_pos], 0.0)))
@@ -220,7 +242,8 @@ class MarketNeutral(Strategy):
         if abs(leftover) * price > dust and (target == 0.0 or abs(leftover) * price >= min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, -leftover, price, fx)
         self.hedge.hedge(k, self.eth_long(k), dust)
-        self.hedge.distribute_margin(k, self.spare_cash(k, keep), "rebalance")
+        later = max(whole - target, 0.0) * price * fx  # the cash the order's next slices will spend on ETH
+        self.hedge.distribute_margin(k, self.spare_cash(k, keep + later), "rebalance")
 
     # --- reporting -----------------------------------------------------------------------------
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:

@@ -15,6 +15,7 @@ falls back (at once, or linearly over recovery_hours); each series moves by its 
   funding_flip: funding rates on `venues` (default: all) x (1 + (factor - 1) x s);
   gas_spike: the gas price x (1 + (factor - 1) x s);
   venue_outage: no trade or transfer at `venues` while s > 0; prices, funding and liquidations go on.
+A market's volume and volatility (the impact costs) are left as observed.
 Multiplying by 1 leaves a float as it was, so a shock with no effect equals the baseline bit for bit.
 """
 
@@ -102,11 +103,11 @@ def apply(market: MarketData, cfg: RunConfig) -> MarketData:
         if shock.type == "venue_outage":
             for venue in shock.venues:
                 outages[venue] = outages.get(venue, np.zeros(len(s), dtype=bool)) | (s > 0.0)
-    known_needs = set(market.needs)
+    prices = {n.series: n for n in market.needs if n.how == "bar_price"}
     for need in [n for n in arrays if n.how == "bar_extreme"]:
         # as aligned (align_bar_extreme): never less extreme than the price known at t, shocked too
-        price = Need(need.series, "open", "bar_price")
-        if price in known_needs:
+        price = prices.get(need.series)
+        if price is not None:
             known = arrays.get(price, market.array(price))
             arrays[need] = np.maximum(arrays[need], known) if need.column == "high" else \
                 np.minimum(arrays[need], known)

@@ -30,8 +30,11 @@ class AaveReserve:
         self.series, self.asset = RESERVES[self.symbol]
         self.atoken = Instrument("aave_v3", "aToken", f"a{self.symbol}", self.asset)
         self.debt_token = Instrument("aave_v3", "debtToken", f"debt{self.symbol}", self.asset)
-        self.liquidity_index_need = Need(self.series, "liquidity_index", "geometric")
-        self.borrow_index_need = Need(self.series, "variable_borrow_index", "geometric")
+        # indexes accrue from the last snapshot at its rates (Aave v3 ReserveLogic.getNormalizedIncome/Debt)
+        self.liquidity_index_need = Need(self.series, "liquidity_index", "linear_accrual",
+                                         rate_column="liquidity_rate")
+        self.borrow_index_need = Need(self.series, "variable_borrow_index", "compound_accrual",
+                                      rate_column="variable_borrow_rate")
         self.liquidity_index: list[float] = []
         self.borrow_index: list[float] = []
 

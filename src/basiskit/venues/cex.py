@@ -61,14 +61,40 @@ def load_venue(dataset: Dataset, cfg: RunConfig, name: str, symbol: str) -> CexV
     )
 
 
-def perp_mark_need(venue: str, asset: str) -> Need:
-    """Mark price: the venue's own perp bars, open at t (no look-ahead)."""
-    return Need(f"perp/{venue}_{asset.lower()}usdt_1h", "open", "bar_price")
+def perp_series(venue: str, asset: str) -> str:
+    return f"perp/{venue}_{asset.lower()}usdt_1h"
 
 
-def extreme_need(venue: str, asset: str, column: str) -> Need:
+@dataclass(frozen=True)
+class MarkFallbacks:
+    """Where a perp's mark comes from when its own bars are missing (data/marks.py): the same contract on
+    other venues of the dataset, then the run's spot price series for the asset times the last basis."""
+
+    alternates: tuple[str, ...] = ()
+    reference: str | None = None
+
+    @classmethod
+    def for_perp(cls, dataset: Dataset, cfg: RunConfig, venue: str, asset: str) -> MarkFallbacks:
+        if not cfg.data.mark_fallback:
+            return cls()
+        others = tuple(s for v in VENUES if v != venue and (s := perp_series(v, asset)) in dataset.meta)
+        spot = getattr(cfg.prices, f"{asset.lower()}_usdt", None)
+        return cls(others, spot if spot in dataset.meta and spot.startswith("spot/") else None)
+
+
+VENUES = ("binance", "bybit", "okx")
+
+
+def perp_mark_need(venue: str, asset: str, fallbacks: MarkFallbacks = MarkFallbacks()) -> Need:
+    """Mark price: the venue's own perp bars, open at t (no look-ahead); through a hole, the fallbacks."""
+    return Need(perp_series(venue, asset), "open", "bar_price", alternates=fallbacks.alternates,
+                reference=fallbacks.reference)
+
+
+def extreme_need(venue: str, asset: str, column: str, fallbacks: MarkFallbacks = MarkFallbacks()) -> Need:
     """The high or low of the venue's perp bar that closed at t (intrabar liquidation checks)."""
-    return Need(f"perp/{venue}_{asset.lower()}usdt_1h", column, "bar_extreme")
+    return Need(perp_series(venue, asset), column, "bar_extreme", alternates=fallbacks.alternates,
+                reference=fallbacks.reference)
 
 
 def funding_need(venue: str, asset: str) -> Need:

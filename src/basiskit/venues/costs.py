@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import numpy as np
 
-from ..config.models import CostsConfig
+from ..config.models import CostsConfig, ImpactConfig
 from ..data.market import MarketData, Need
 from ..errors import DataError
 from ..portfolio.currency import ShareClassPricer
@@ -43,18 +44,64 @@ class GasModel:
         return units * self.per_unit[k]
 
 
+class Liquidity:
+    """A market's liquidity for the loop, from bars closed before each hour (data/liquidity.py): the USD
+    volume of the last closed hour (participation), the mean hourly USD volume and the hourly volatility
+    over the impact window (square-root impact)."""
+
+    def __init__(self, series: str, window: int):
+        self.series = series
+        self.last_need = Need(series, "volume", "closed_volume_usd")
+        self.volume_need = Need(series, "volume", "mean_volume_usd", window=window)
+        self.sigma_need = Need(series, "close", "sigma", window=window)
+        self.last_volume: list[float] = []
+        self.volume: list[float] = []
+        self.sigma: list[float] = []
+        self.parent_usd = 0.0  # the whole order a paced build is slicing (impact is that order's)
+
+    def needs(self) -> list[Need]:
+        return [self.last_need, self.volume_need, self.sigma_need]
+
+    def bind(self, market: MarketData) -> None:
+        self.last_volume = market.values(self.last_need)
+        self.volume = market.values(self.volume_need)
+        self.sigma = market.values(self.sigma_need)
+
+    def participation(self, notional_usd: float, k: int) -> float:
+        """The order's share of the last closed hour's volume (NaN when that volume is unknown or zero)."""
+        v = self.last_volume[k]
+        return notional_usd / v if v > 0.0 else math.nan
+
+
 class SlippageModel:
-    """Slippage in bps by pair: config overrides first, else the dataset's table by trade size.
+    """Slippage in bps by pair: config overrides first, else the dataset's table by trade size; on markets
+    with volume data, at least the square-root market impact of the whole order (costs.impact).
 
     Table buckets (params/execution_costs_bps.json): the smallest bucket >= the trade's USD notional,
     the largest bucket for bigger trades.
     """
 
-    def __init__(self, table: dict, overrides: dict[str, float], enabled: bool):
+    def __init__(self, table: dict, overrides: dict[str, float], enabled: bool,
+                 impact: ImpactConfig = ImpactConfig()):
         self.enabled = enabled
         self.overrides = overrides
         self.buckets = sorted((v, k) for k, v in table["size_buckets_usd"].items())
         self.table = table["slippage_bps"]
+        self.impact = impact.coefficient if impact.enabled else 0.0
+        self.window = impact.window_hours
+
+    def trade_rate(self, pair: str, notional_usd: float, liquidity: Liquidity | None, k: int) -> float:
+        """Slippage of a trade as a fraction of notional: the bucket rate, or the market impact of the whole
+        order when larger; cost = Y x sigma x sqrt(Q / V) (square-root law, Tóth et al. 2011). Without volume
+        or volatility at k (a hole, or no bars before the window), the bucket rate."""
+        bucket = self.rate(pair, notional_usd)
+        if liquidity is None or not self.enabled or self.impact == 0.0:
+            return bucket
+        volume, sigma = liquidity.volume[k], liquidity.sigma[k]
+        if not (volume > 0.0 and sigma >= 0.0):
+            return bucket
+        order = max(notional_usd, liquidity.parent_usd)
+        return max(bucket, self.impact * sigma * math.sqrt(order / volume))
 
     def check(self, pair: str) -> None:
         if pair not in self.overrides and pair not in self.table:
@@ -80,4 +127,4 @@ def slippage_from_dataset(dataset, cfg: CostsConfig) -> SlippageModel:
     """The dataset's slippage table when it has one; otherwise only config overrides apply."""
     name = "params/execution_costs_bps"
     table = dataset.params(name) if name in dataset.params_files else {"size_buckets_usd": {}, "slippage_bps": {}}
-    return SlippageModel(table, cfg.slippage_bps, cfg.enabled)
+    return SlippageModel(table, cfg.slippage_bps, cfg.enabled, cfg.impact)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from ..data.market import MarketData
 from ..portfolio.instruments import Instrument
-from .cex import CexVenue, extreme_need, funding_need, perp_mark_need
+from .cex import CexVenue, MarkFallbacks, extreme_need, funding_need, perp_mark_need, perp_series
+from .costs import Liquidity
 
 
 @dataclass
@@ -26,25 +27,30 @@ class PerpMarket:
     high: list[float] = field(default_factory=list)
     low: list[float] = field(default_factory=list)
     down: list[bool] | None = None
+    fallbacks: MarkFallbacks = field(default_factory=MarkFallbacks)
+    window: int = 24  # closed bars the liquidity measures read (costs.impact.window_hours)
 
     def __post_init__(self) -> None:
         self.symbol = f"{self.asset}USDT"
         self.instrument = Instrument(self.venue.name, "Perp", self.symbol, "USDT")
         self.margin = Instrument(self.venue.name, "BaseToken", "USDT", "USDT")
         self.pair = f"{self.symbol}-PERP"
-        self.mark_need = perp_mark_need(self.venue.name, self.asset)
+        self.mark_need = perp_mark_need(self.venue.name, self.asset, self.fallbacks)
         self.funding_need = funding_need(self.venue.name, self.asset)
-        self.high_need = extreme_need(self.venue.name, self.asset, "high")
-        self.low_need = extreme_need(self.venue.name, self.asset, "low")
+        self.high_need = extreme_need(self.venue.name, self.asset, "high", self.fallbacks)
+        self.low_need = extreme_need(self.venue.name, self.asset, "low", self.fallbacks)
+        self.liquidity = Liquidity(perp_series(self.venue.name, self.asset), self.window)
 
     def needs(self):
-        return [self.mark_need, self.funding_need, self.high_need, self.low_need]
+        return [self.mark_need, self.funding_need, self.high_need, self.low_need, *self.liquidity.needs()]
 
     def bind(self, market: MarketData) -> None:
+        self.liquidity.bind(market)
         self.mark = market.values(self.mark_need)
         self.funding_rate = market.values(self.funding_need)
         self.high = market.values(self.high_need)  # of the bar that closed at t: the intrabar extremes
         self.low = market.values(self.low_need)
+        self.mark_source = market.mark_source(self.mark_need)  # None: no fallbacks (every hour its own)
         down = market.outages.get(self.venue.name)
         self.down = None if down is None else down.tolist()  # hours the venue cannot be reached (stress)
 

@@ -1,5 +1,6 @@
 """Liquid staking tokens (EtherFi weETH, Lido wstETH): the exchange rate to ETH as Aave's oracle sees
-it (LST oracle price / WETH oracle price, interpolated geometrically between daily snapshots) and
+it (LST oracle price / WETH oracle price of the last daily snapshot: the oracle's rate moves in steps
+when the protocol reports, and a later snapshot is never read early) and
 the DEX market rate a swap gets (the depeg view)."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class LiquidStaking:
         self.protocol, reserve, dex, self.pair = LSTS[self.symbol]
         self.instrument = Instrument(self.protocol, "BaseToken", self.symbol, self.symbol)
         # rate = LST oracle price / WETH oracle price on the same snapshot (dataset README)
-        self.rate_need = Need(reserve, "oracle_price_usd", "geometric", ratio_of=WETH_RESERVE)
+        self.rate_need = Need(reserve, "oracle_price_usd", "last", ratio_of=WETH_RESERVE)
         self.market_need = Need(dex, "market_rate", "last", partial=not self.needs_market_rate)
         self.rate: list[float] = []
         self.market_rate: list[float] = []
