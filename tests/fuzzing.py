@@ -51,35 +51,46 @@ def _hedge(draw, okx: bool = True) -> dict:
     return {f"hedge_allocation.{v}": w for v, w in alloc.items()}
 
 
-def _mostly_valid(draw, valid: st.SearchStrategy, anything: st.SearchStrategy):
-    """Nine draws in ten from the range the rules accept, the tenth from the whole validated range."""
-    return draw(st.one_of(valid, valid, valid, valid, valid, valid, valid, valid, valid, anything))
+# One draw in four takes one field from the whole validated range (WILD names them); every other field is
+# drawn from the range the config rules accept, so most configs run and the refused ones still say why.
+WILD = ("capital", "threshold", "limit", "override", "max_net_delta", "margin", "hf_floor", "ltv_tolerance",
+        "okx", "swap_entry")
+MMR = 0.005  # the largest maintenance margin rate of the venues' perps (params/cex_venues.json)
+LIQUIDATION_BUFFER = 0.02  # strategies/hedge.py: the move a margin ratio limit must leave before liquidation
 
 
-def _risk(draw, limit: float, threshold: float) -> dict:
-    return {"risk.margin_ratio_override": _mostly_valid(draw, _fraction(min(limit * 1.01, 0.99), 0.99),
-                                                        _fraction(0.05, 0.99)),
-            "risk.max_net_delta_pct": _mostly_valid(draw, _fraction(min(threshold, 0.3), 0.3),
-                                                    _fraction(0.01, 0.3)),
+def _pick(draw, wild: str | None, name: str, valid: st.SearchStrategy, anything: st.SearchStrategy):
+    return draw(anything if wild == name else valid)
+
+
+def _risk(draw, wild: str | None, limit: float, threshold: float) -> dict:
+    return {"risk.margin_ratio_override": _pick(draw, wild, "override", _fraction(min(limit * 1.05, 0.98), 0.99),
+                                                _fraction(0.05, 0.99)),
+            "risk.max_net_delta_pct": _pick(draw, wild, "max_net_delta", _fraction(min(threshold, 0.3), 0.3),
+                                            _fraction(0.01, 0.3)),
             "risk.reduce_fraction": draw(_fraction(0.05, 0.95))}
 
 
-def _leverage(draw) -> dict:
-    return {"target_ltv": draw(st.one_of(st.just(0.85), _fraction(0.2, 0.93))),
+def _limit(draw, wild: str | None, margin: float) -> float:
+    """A margin ratio limit the hedge rules accept for `margin` per unit of notional: at least twice the
+    entry ratio mmr / margin, and leaving LIQUIDATION_BUFFER before liquidation on every venue."""
+    high = 0.004 / (0.004 + LIQUIDATION_BUFFER) * 0.99  # the tightest venue (maintenance margin 0.4%)
+    low = min(max(0.02, 2 * MMR / margin * 1.01), high)
+    return _pick(draw, wild, "limit", _fraction(low, high), _fraction(0.02, 0.9))
+
+
+def _leverage(draw, wild: str | None) -> dict:
+    floor = _pick(draw, wild, "hf_floor", _fraction(1.001, 1.1), _fraction(1.001, 1.4))
+    top = min(0.93, 0.95 / (floor + 0.011))  # HF = LT 0.95 / LTV must clear the floor by 0.01
+    releverage = draw(_fraction(0.005, 0.2))
+    return {"target_ltv": draw(st.one_of(st.just(min(0.85, top)), _fraction(0.2, top))),
             "leverage.entry": draw(st.sampled_from(["flash_loan", "loop"])),
-            "leverage.hf_floor": draw(st.one_of(st.just(1.05), _fraction(1.001, 1.4))),
-            "leverage.releverage_threshold": draw(_fraction(0.005, 0.2)),
-            "leverage.ltv_tolerance": draw(_fraction(0.001, 0.02)),
-            "leverage.loop_max_steps": draw(st.integers(5, 200)),
+            "leverage.hf_floor": floor,
+            "leverage.releverage_threshold": releverage,
+            "leverage.ltv_tolerance": _pick(draw, wild, "ltv_tolerance", _fraction(0.001, min(0.02, releverage * 0.9)),
+                                            _fraction(0.001, 0.02)),
+            "leverage.loop_max_steps": draw(st.integers(60, 200)),
             "leverage.flash_loan_premium": draw(_fraction(0.0, 0.002))}
-
-
-def _staking(draw) -> dict:
-    return {"lst": draw(st.sampled_from(["weETH", "wstETH"])),
-            "staking.entry": draw(st.sampled_from(["mint", "swap"])),
-            "staking.exit": draw(st.sampled_from(["redeem", "swap"])),
-            "rewards.enabled": draw(st.booleans()), "rewards.sell_dust": draw(st.booleans()),
-            "rewards.min_sell_value_usd": draw(_fraction(0.0, 1000.0))}
 
 
 @dataclass
@@ -112,45 +123,62 @@ class Draw:
         return args
 
 
+def _staking(draw, wild: str | None, levered: bool) -> dict:
+    """A levered entry through the DEX pays its slippage on the whole levered stake (over the 1% an entry may
+    cost): a valid levered draw mints."""
+    entries = ["mint", "swap"] if wild == "swap_entry" or not levered else ["mint"]
+    return {"lst": draw(st.sampled_from(["weETH", "wstETH"])),
+            "staking.entry": draw(st.sampled_from(entries)),
+            "staking.exit": draw(st.sampled_from(["redeem", "swap"])),
+            "rewards.enabled": draw(st.booleans()), "rewards.sell_dust": draw(st.booleans()),
+            "rewards.min_sell_value_usd": draw(_fraction(0.0, 1000.0))}
+
+
 @st.composite
 def run_draws(draw, mode: str | None = None) -> Draw:
     mode = mode or draw(st.sampled_from(sorted(MODES)))
+    wild = draw(st.sampled_from([None, None, None, *WILD[:3]]) | st.sampled_from([None, *WILD]))
     lo, hi = WINDOWS[MODES[mode]]
     days = draw(st.one_of(st.integers(2, 45), st.integers(45, 200)))
     span = (hi - lo).days - days
     start = lo + timedelta(days=draw(st.integers(0, span)), hours=draw(st.integers(0, 23)))
     end = start + timedelta(days=days)
     eth = SHARE_CLASS.get(mode) == "ETH"
-    capital = draw(_log_uniform(0.01, 1e5) if eth else _log_uniform(10.0, 1e8))
+    # capital from tiny to huge; the valid draws above every mode's floor (entry costs, venue minimums)
+    capital = _pick(draw, wild, "capital", _log_uniform(50.0, 1e5) if eth else _log_uniform(2e4, 1e8),
+                    _log_uniform(0.01, 1e5) if eth else _log_uniform(10.0, 1e8))
     sets: dict = {"costs.enabled": draw(st.sampled_from([True, True, True, False]))}
     hedged = mode not in ("eth_staking_only", "eth_leveraged")
-    threshold = (_mostly_valid(draw, st.one_of(st.just(0.01), _fraction(0.001, 0.1)), _fraction(0.0, 0.2))
+    threshold = (_pick(draw, wild, "threshold", st.one_of(st.just(0.01), _fraction(0.001, 0.1)), _fraction(0.0, 0.2))
                  if hedged else draw(st.one_of(st.just(0.001), _fraction(0.0, 0.2))))
     sets["position_deviation_threshold"] = threshold
     if not hedged:
-        sets |= _staking(draw)
+        sets |= _staking(draw, wild, mode == "eth_leveraged")
         if mode == "eth_leveraged":
-            sets |= _leverage(draw)
+            sets |= _leverage(draw, wild)
     elif mode in ("btc_basis", "eth_basis"):
-        limit = _mostly_valid(draw, _fraction(0.02, 0.2), _fraction(0.02, 0.9))
-        sets |= _hedge(draw, okx=mode == "eth_basis") | _risk(draw, limit, threshold)
+        margin = _pick(draw, wild, "margin", _fraction(0.12, 2.0), _fraction(0.05, 2.0))
+        limit = _limit(draw, wild, margin)
+        sets |= _hedge(draw, okx=mode == "eth_basis" and wild == "okx") | _risk(draw, wild, limit, threshold)
         sets |= {"basis.spot_venue": draw(st.sampled_from(["binance", "bybit"]) if mode == "btc_basis"
                                           else st.just("bybit")),
-                 "basis.margin_buffer": draw(_fraction(0.05, 2.0)),
+                 "basis.margin_buffer": margin,
                  "basis.margin_ratio_limit": limit}
         if draw(st.integers(0, 9)) == 0:
             sets["basis.fixed_units"] = draw(_log_uniform(1e-3, 100.0))
     else:
-        limit = _mostly_valid(draw, _fraction(0.02, 0.2), _fraction(0.02, 0.9))
-        sets |= _staking(draw) | _hedge(draw) | _risk(draw, limit, threshold)
-        sets |= {"stake_allocation": draw(_fraction(0.3, 0.95)), "market_neutral.margin_ratio_limit": limit}
+        allocation = _pick(draw, wild, "margin", _fraction(0.3, 0.88), _fraction(0.3, 0.95))
+        limit = _limit(draw, wild, (1 - allocation) / allocation)  # the rest of the equity is perp margin
+        sets |= (_staking(draw, wild, mode == "usdt_market_neutral") | _hedge(draw, okx=wild == "okx")
+                 | _risk(draw, wild, limit, threshold))
+        sets |= {"stake_allocation": allocation, "market_neutral.margin_ratio_limit": limit}
         if mode == "usdt_market_neutral":
-            sets |= _leverage(draw)
+            sets |= _leverage(draw, wild)
     flows = []
     for _ in range(draw(st.integers(0, 3))):
         at = start + HOUR * draw(st.integers(1, days * 24 - 1))
         sign = draw(st.sampled_from([1.0, -1.0]))
-        amount = float(f"{sign * capital * _mostly_valid(draw, _fraction(0.01, 0.9), _fraction(0.01, 1.2)):.6g}")
+        amount = float(f"{sign * capital * draw(st.one_of(*[_fraction(0.01, 0.9)] * 9, _fraction(0.01, 1.2))):.6g}")
         flows.append({"at": at.isoformat().replace("+00:00", "Z"), "amount": amount})
     flows.sort(key=lambda f: f["at"])
     return Draw(mode, sets, start, end, capital, flows)
@@ -269,8 +297,8 @@ def check_no_churn(r: RunResult, where: str, stats: Stats) -> None:
     owner's doing, not churn: their costs are counted apart, and each must answer a real breach."""
     cfg = r.cfg
     days = (len(r.grid) - 1) / 24
-    rebalances = r.events.of_type("rebalance")
-    allowed = max(3, days) + 1 + len(cfg.flows)
+    rebalances = [e for e in r.events.of_type("rebalance") if e.details["trigger"] != "build"]  # a split order's
+    allowed = max(3, days) + 1 + len(cfg.flows)  # later slices are the order that began it, not a new decision
     assert len(rebalances) <= allowed, f"{len(rebalances)} rebalances in {days:g} days: {where}"
     forced = [e for e in rebalances if e.details["trigger"] in FORCED]
     for e in forced:

@@ -216,9 +216,20 @@ def test_the_chain_client_reads_aave_in_its_units():
 
 
 # --- a live session on recorded responses built from the real data --------------------------------------
-def _recorded_venues(full_data, cutoff: list[int], crash: list[int] | None = None):
+def wait_until(condition, timeout: float = 60.0) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _recorded_venues(full_data, cutoff: list[int], crash: list[int] | None = None, asked: list | None = None):
     """Binance and Bybit answering from the dataset's rows (never beyond cutoff[0], epoch s); a request
-    for rows from crash[0] on kills the process (an exception no feed catches)."""
+    for rows from crash[0] on kills the process (an exception no feed catches); `asked` collects the start
+    of every request (so a test can wait for the feed to ask again)."""
 
     def frame(series):
         df = pd.read_csv(full_data / f"{series}.csv.gz")
@@ -230,6 +241,8 @@ def _recorded_venues(full_data, cutoff: list[int], crash: list[int] | None = Non
     fund_b, fund_y = frame("funding/binance_btcusdt_8h"), frame("funding/bybit_btcusdt_8h")
 
     def upto(df, start, limit):
+        if asked is not None:
+            asked.append(start)
         if crash and start >= crash[0] * 1000:
             raise SystemExit("the process dies here")
         return df[(df["ms"] >= start) & (df["ms"] <= cutoff[0] * 1000)].head(limit)
@@ -315,12 +328,12 @@ def _recorded_chain(full_data):
 LIVE_WINDOW = {"start": "2024-07-01T00:00:00Z", "end": "2024-07-04T00:00:00Z"}
 
 
-def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0, crash=None, resume=False):
+def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0, crash=None, resume=False, asked=None):
     options = PaperOptions(
         feed="live", data=str(full_data), rpc_url="recorded", out=str(tmp_path / "runs"), poll_seconds=poll,
         capture=str(tmp_path / "capture"),
     )
-    exchanges, chain = _recorded_venues(full_data, cutoff, crash), _recorded_chain(full_data)
+    exchanges, chain = _recorded_venues(full_data, cutoff, crash, asked), _recorded_chain(full_data)
     factory = lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0)  # noqa: E731
     store = PaperStore(tmp_path / "paper.duckdb")
     if resume:
@@ -351,16 +364,16 @@ def test_a_feed_that_stops_delivering_makes_the_loop_wait_and_alert_then_go_on(f
     # nothing on stale prices), so once they answer again it trades exactly as the backtest.
     cfg = load_run_config("btc_basis", [], ["data.staleness_hours.bar=0.5"], LIVE_WINDOW, Dataset(full_data))
     cutoff = [T0 // 1000 + 30 * 3600]  # the venues answer nothing after 2024-07-02T06:00
-    session = _live_session(full_data, tmp_path, cfg, cutoff, poll=0.05)
+    asked: list[int] = []
+    session = _live_session(full_data, tmp_path, cfg, cutoff, poll=0.05, asked=asked)
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(out=session.run()), daemon=True)
     worker.start()
-    deadline = time.monotonic() + 60
-    while session.counts["alerts"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # it keeps waiting: no tick past the stale hour
+    assert wait_until(lambda: session.counts["alerts"] > 0)
+    polled = len(asked)
+    assert wait_until(lambda: len(asked) >= polled + 10)  # it asked the venues again, several times ...
     stale_k = 30 + 1  # the last bar is labelled 06:00; at 07:00 it is 1 h old, over the 0.5 h limit
-    assert session.market.delivered == stale_k - 1 and worker.is_alive()
+    assert session.market.delivered == stale_k - 1 and worker.is_alive()  # ... and traded no stale hour
     alerts = session.store.table("live", "alerts")
     assert [a["kind"] for a in alerts] == ["staleness"] * len(alerts) and len(alerts) >= 1
     messages = [a["message"] for a in alerts]  # one alert per stale series, once while it waits

@@ -89,7 +89,14 @@ def test_a_session_killed_mid_run_resumes_bit_for_bit(full_data, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "basiskit.cli", "paper", "run", "usdt_market_neutral",
                              "--speed", "100", "--session", "kill", "--json", *common],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:  # until it has committed a few hundred ticks
+        try:
+            if (PaperStore(db).session("kill")["last_tick"] or 0) >= 300:
+                break
+        except Exception:  # not created yet, or the session holds the file for a moment
+            pass
+        time.sleep(0.2)
     assert proc.poll() is None, "the session ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
@@ -226,14 +233,18 @@ def test_a_replay_equals_the_backtest_for_random_configs(full_data, tmp_path, mo
 
     dataset = Dataset(full_data)
     seen: list[int] = [0]
+    drawn: list[int] = [0]
+    refusals: list[str] = []
 
     @given(d=run_draws(mode))
     @settings(max_examples=FUZZ or 4, deadline=None, database=None, derandomize=not FUZZ,
               suppress_health_check=list(HealthCheck))
     def check(d):
         end = min(d.end, d.start + timedelta(days=10))
+        drawn[0] += 1
         expected = build_and_run(d, dataset, end)
         if expected.status in ("refused", "refused_data"):
+            refusals.append(expected.message.splitlines()[1][:200])
             return
         seen[0] += 1
         STATUS[expected.status] = STATUS.get(expected.status, 0) + 1
@@ -253,6 +264,7 @@ def test_a_replay_equals_the_backtest_for_random_configs(full_data, tmp_path, mo
         assert events_of(got) == events_of(want), where
 
     check()
+    assert seen[0] >= drawn[0] / 2, f"{mode}: only {seen[0]} of {drawn[0]} random configs ran: {refusals}"
 
 
 def teardown_module(module) -> None:

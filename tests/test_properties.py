@@ -27,14 +27,23 @@ def dataset(full_data) -> Dataset:
     return Dataset(full_data)
 
 
+def _most_ran(mode: str, statuses: list[str]) -> None:
+    """At least half of a mode's draws ran (a property that held only on refused configs proves nothing)."""
+    ran = statuses.count("ran") + statuses.count("stopped")
+    assert ran >= len(statuses) / 2, f"{mode}: only {ran} of {len(statuses)} draws ran: {statuses}"
+
+
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_random_configs_behave(dataset, mode):
+    statuses: list[str] = []
+
     @given(d=run_draws(mode))
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not FUZZ,
               suppress_health_check=list(HealthCheck))
     def check(d):
         out = build_and_run(d, dataset)
         STATS.add(out.status)
+        statuses.append(out.status)
         if out.status in ("refused", "refused_data"):
             assert out.message and "Traceback" not in out.message
             return
@@ -44,17 +53,21 @@ def test_random_configs_behave(dataset, mode):
         check_accepted(d, out, dataset, STATS)
 
     check()
+    _most_ran(mode, statuses)
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_random_configs_under_random_shocks_behave(dataset, mode):
     """The same random configs with one or two random shocks (any type, size, start, length and path)."""
+    statuses: list[str] = []
+
     @given(d=stressed_draws(mode))
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not FUZZ,
               suppress_health_check=list(HealthCheck))
     def check(d):
         out = build_and_run(d, dataset)
         STRESSED.add(out.status)
+        statuses.append(out.status)
         if out.status in ("refused", "refused_data"):
             assert out.message and "Traceback" not in out.message
             return
@@ -64,6 +77,7 @@ def test_random_configs_under_random_shocks_behave(dataset, mode):
         check_stressed(d, out, dataset, STRESSED)
 
     check()
+    _most_ran(mode, statuses)
 
 
 def teardown_module(module) -> None:

@@ -107,7 +107,8 @@ def test_an_eth_squeeze_past_a_venues_distance_liquidates_it_within_the_hour(ful
     # the venue checks the price through the hour, before the strategy sees the hour's open: no margin can
     # be moved in time against a move that happens within one hour
     assert liquidated and liquidated[0].k == h + 1
-    assert not [e for e in r.events.of_type("rebalance") if e.k == h + 1 and e.k < liquidated[0].k]
+    before = r.events.events[:r.events.events.index(liquidated[0])]  # logged before the liquidation
+    assert not [e for e in before if e.type == "rebalance" and e.k == h + 1]
     assert np.all(np.abs(r.residual) <= 1e-9 * np.abs(r.nav))
 
 

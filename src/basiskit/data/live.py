@@ -326,6 +326,8 @@ class LiveMarket(MarketData):
     def _value(self, need: Need, k: int, t: int) -> float:
         buf = self.buffers[need.series]
         grid = self.grid[k:k + 1]
+        if need.how in liquidity.HOWS:  # NaN wherever no bar closed in the window, partial series or not
+            return float(liquidity.align_liquidity(buf, need.how, need.window, grid)[0])
         if need.how == "events":
             if k == 0 or not buf.n:
                 return 0.0  # events at or before the first point happened before the run
@@ -338,8 +340,6 @@ class LiveMarket(MarketData):
             return float(align.align_ratio_last(buf, self.buffers[need.ratio_of], need.column, grid)[0])
         if need.rate_column is not None:
             return float(align.align_accrued(buf, need.column, need.rate_column, need.how, grid)[0])
-        if need.how in liquidity.HOWS:
-            return float(liquidity.align_liquidity(buf, need.how, need.window, grid)[0])
         if need.how == "bar_price":
             return float(align.align_bar_price(buf, grid)[0])
         if need.how == "bar_extreme":

@@ -188,6 +188,8 @@ class MarketData:
 
     def _align(self, need: Need) -> np.ndarray:
         series = self.dataset.series(need.series)
+        if need.how in liquidity.HOWS:  # NaN wherever no bar closed in the window, partial series or not
+            return liquidity.align_liquidity(series, need.how, need.window, self.grid)
         if need.marked:
             values = (align.align_bar_price(series, self.grid) if need.how == "bar_price"
                       else align.align_bar_extreme(series, need.column, self.grid))
@@ -209,8 +211,6 @@ class MarketData:
             return align.align_last(series, need.column, self.grid)
         if need.rate_column is not None:
             return align.align_accrued(series, need.column, need.rate_column, need.how, self.grid)
-        if need.how in liquidity.HOWS:
-            return liquidity.align_liquidity(series, need.how, need.window, self.grid)
         return align.align_events(series, need.column, self.grid)
 
     def _align_partial(self, need: Need, series) -> np.ndarray:

@@ -9,7 +9,7 @@ from ..engine.events import EventLog
 from ..portfolio.attribution import SLOT, TRANSACTION_COSTS
 from ..portfolio.book import Book
 from ..venues.aave import AaveReserve
-from ..venues.costs import GasModel, SlippageModel
+from ..venues.costs import GasModel, Liquidity, SlippageModel
 from ..venues.perp import PerpMarket
 from ..venues.spot import SpotMarket
 from ..venues.staking import LiquidStaking
@@ -142,14 +142,16 @@ class Executor:
         self.pay_gas(k, self.gas.units.swap, f"swap_{lst.symbol}_to_ETH", units)
         return eth
 
-    def sell_to_wallet(self, k: int, position: int, units: float, price: float, pair: str, label: str) -> None:
-        """Swap a token for the share-class asset at `price` (share-class units) less slippage."""
-        slip = self.slippage.rate(pair, units * price * self.unit_usd[k])
+    def sell_to_wallet(self, k: int, position: int, units: float, price: float, pair: str, label: str,
+                       liquidity: Liquidity | None = None) -> None:
+        """Swap a token for the share-class asset at `price` (share-class units) less slippage (at least the
+        pool's market impact when `liquidity` is known)."""
+        slip, sized = self._slippage(k, pair, liquidity, units * price * self.unit_usd[k])
         qty = self.book.qty
         qty[position] -= units
         qty[self.wallet] += units * price
         self._cost(k, self.wallet, units * price * slip, 1.0)
-        self.pay_gas(k, self.gas.units.swap, f"sell_{label}", units)
+        self.pay_gas(k, self.gas.units.swap, f"sell_{label}", units, **sized)
 
     # --- centralised exchanges -------------------------------------------------------------
     def _cost(self, k: int, position: int, amount: float, fx: float) -> None:
@@ -173,7 +175,7 @@ class Executor:
             return
         self.actions += 1
         notional = abs(units) * price
-        slip, liquidity = self._slippage(k, spot, notional)
+        slip, liquidity = self._slippage(k, spot.pair, spot.liquidity, notional * self.usdt_usd[k])
         qty = self.book.qty
         qty[position] += units
         qty[self.wallet] -= units * price
@@ -184,13 +186,13 @@ class Executor:
                         operation="spot_trade", venue=spot.venue.name, units=units, price=price, cost=cost * fx,
                         **liquidity)
 
-    def _slippage(self, k: int, market, notional: float) -> tuple[float, dict]:
-        """A CEX order's slippage rate (bucket, or the whole order's market impact when larger) and what the
+    def _slippage(self, k: int, pair: str, liquidity: Liquidity | None, usd: float) -> tuple[float, dict]:
+        """An order's slippage rate (bucket, or the whole order's market impact when larger) and what the
         event records of its size against the market: notional_usd and participation (of the last closed
         hour's volume). A market without volume at k pays the bucket rate and says so, once an hour."""
-        liquidity = market.liquidity
-        usd = notional * self.usdt_usd[k]
-        slip = self.slippage.trade_rate(market.pair, usd, liquidity, k)
+        slip = self.slippage.trade_rate(pair, usd, liquidity, k)
+        if liquidity is None:
+            return slip, {"notional_usd": usd}
         share = liquidity.participation(usd, k)
         if share != share and self._no_volume != (k, liquidity.series):  # NaN: no volume seen
             self._no_volume = (k, liquidity.series)
@@ -205,7 +207,7 @@ class Executor:
         self.actions += 1
         mark = perp.mark[k]
         notional = abs(delta) * mark
-        slip, liquidity = self._slippage(k, perp, notional)
+        slip, liquidity = self._slippage(k, perp.pair, perp.liquidity, notional * self.usdt_usd[k])
         qty = self.book.qty
         perp.on_fill(qty[size_pos], delta, mark * (1.0 + slip if delta > 0 else 1.0 - slip))
         qty[size_pos] += delta

@@ -46,22 +46,27 @@ class Book:
             for j, s in enumerate(specs)
         ]
         # Accrual fast paths: positions whose factors never move are skipped; those where one factor
-        # moves need one term (the others are constants folded into `c`).
-        self._single: list[tuple[int, list[float], int, float]] = []
+        # moves need one term, computed with the same operations, in the same order, as the general one
+        # (the others' constant values in place of their lookups), so that which path a position takes, which
+        # depends on the window, never changes a result's last bit.
+        self._unit: list[tuple[int, list[float], int, float]] = []  # the others are 1.0: q x sign x (f1 - f0)
+        self._single: tuple[list, list, list] = ([], [], [])  # by the moving factor: index, rate, price
         self._general = []
         for row in self._rows:
             j, f1, f2, p, s1, s2, s3, sign = row
             factors = ((f1, s1), (f2, s2), (p, s3))
-            moving = [(f, slot) for f, slot in factors if not _constant(f)]
+            moving = [i for i, (f, _) in enumerate(factors) if not _constant(f)]
             if len(moving) == 1:
-                f, slot = moving[0]
-                c = sign
-                for g, _ in factors:
-                    if g is not f:
-                        c *= g[0]
-                self._single.append((j, f, slot, c))
+                i = moving[0]
+                f, slot = factors[i]
+                others = [g[0] for n, (g, _) in enumerate(factors) if n != i]
+                if others == [1.0, 1.0]:  # x 1.0 is exact: the general term's value with fewer operations
+                    self._unit.append((j, f, slot, sign))
+                else:
+                    self._single[i].append((j, f, slot, sign, others[0], others[1]))
             elif moving:
                 self._general.append(row)
+        self._ordered = any(self._single)
         # Balances that may never be negative: all but debts and perp sizes (checked after actions).
         self._cash_like = [(s.instrument.key, j, s.index, s.rate, s.price) for j, s in enumerate(specs)
                            if s.sign > 0 and s.instrument.kind != "Perp"]
@@ -77,10 +82,12 @@ class Book:
         """Attribute the value change of every held position from point k-1 to point k."""
         qty = self.qty
         attr = self.attribution
-        for j, f, slot, c in self._single:
+        for j, f, slot, sign in self._unit:
             q = qty[j]
             if q != 0.0:
-                attr[slot][k] += q * c * (f[k] - f[k - 1])
+                attr[slot][k] += q * sign * (f[k] - f[k - 1])
+        if self._ordered:
+            self._accrue_ordered(k)
         for j, f1, f2, p, s1, s2, s3, sign in self._general:
             q = qty[j]
             if q == 0.0:
@@ -94,6 +101,24 @@ class Book:
             attr[s1][k] += q * (a1 - a0) * b0 * p0
             attr[s2][k] += q * a1 * (b1 - b0) * p0
             attr[s3][k] += q * a1 * b1 * (p[k] - p0)
+
+    def _accrue_ordered(self, k: int) -> None:
+        """The one-term paths whose constant factors are not 1.0, in the general term's order of operations."""
+        qty = self.qty
+        attr = self.attribution
+        index, rate, price = self._single
+        for j, f, slot, sign, b, p in index:  # q (a1 - a0) b p
+            q = qty[j]
+            if q != 0.0:
+                attr[slot][k] += q * sign * (f[k] - f[k - 1]) * b * p
+        for j, f, slot, sign, a, p in rate:  # q a (b1 - b0) p
+            q = qty[j]
+            if q != 0.0:
+                attr[slot][k] += q * sign * a * (f[k] - f[k - 1]) * p
+        for j, f, slot, sign, a, b in price:  # q a b (p1 - p0)
+            q = qty[j]
+            if q != 0.0:
+                attr[slot][k] += q * sign * a * b * (f[k] - f[k - 1])
 
     def nav(self, k: int) -> float:
         """Net asset value at point k in share-class units, from balances."""

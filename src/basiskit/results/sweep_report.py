@@ -1,7 +1,7 @@
 """The HTML report of a sweep (self-contained, like a run's): the ranked configs with the command that
 reproduces each, a heatmap of the objective over two params (the others at their best), parallel
-coordinates when there are more, the spread of the objective across windows, and the frontier of the
-objective against the minimum health factor."""
+coordinates when there are more, the spread of the objective across windows, the frontier of the
+objective against the minimum health factor, and the capacity curve when initial_capital is a param."""
 
 from __future__ import annotations
 
@@ -49,6 +49,34 @@ def heatmap(cfgs: list[dict], x: str, y: str) -> tuple[list, list, list[list[flo
         if z[i][j] is None or c["objective"] > z[i][j]:
             z[i][j] = c["objective"]
     return xs, ys, z
+
+
+CAPITAL = "initial_capital"
+
+
+def capacity(result: dict) -> list[dict]:
+    """The capacity curve of a sweep over initial_capital: per capital (ascending), the mean APY and the mean
+    transaction costs as a share of the capital across the runs at that capital (every other param included)."""
+    by_capital: dict[float, list[dict]] = {}
+    for run in result["runs"]:
+        if run["apy"] is not None and run["transaction_costs"] is not None:
+            by_capital.setdefault(float(run["params"][CAPITAL]), []).append(run)
+    return [{"capital": c, "apy": float(np.mean([r["apy"] for r in runs])),
+             "cost_share": float(np.mean([-r["transaction_costs"] / c for r in runs])), "runs": len(runs)}
+            for c, runs in sorted(by_capital.items())]
+
+
+def capacity_figure(points: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    caps = [p["capital"] for p in points]
+    fig.add_trace(go.Scatter(x=caps, y=[p["apy"] for p in points], mode="lines+markers", name="APY"))
+    fig.add_trace(go.Scatter(x=caps, y=[p["cost_share"] for p in points], mode="lines+markers", yaxis="y2",
+                             name="transaction costs / capital", line={"dash": "dot"}))
+    fig.update_layout(title="capacity: APY and costs by capital (market impact grows with size)",
+                      xaxis={"title": "initial capital", "type": "log"},
+                      yaxis={"title": "APY", "tickformat": ".2%"},
+                      yaxis2={"title": "costs / capital", "tickformat": ".2%", "overlaying": "y", "side": "right"})
+    return fig
 
 
 def _ordered(values: set) -> list:
@@ -117,6 +145,8 @@ def render(result: dict, x: str | None = None, y: str | None = None) -> str:
         figs.append(fig)
     else:
         notes.append("No health factor: the mode does not borrow, so there is no constraint frontier.")
+    if CAPITAL in params:
+        figs.append(capacity_figure(capacity(result)))
     for f in figs:
         f.update_layout(height=460, margin={"l": 70, "r": 30, "b": 50})
         if f.layout.margin.t is None:

@@ -107,7 +107,8 @@ class StakingLeg:
         self.pricer.use("ETH")
         self.rewards = []
         if cfg.rewards.enabled and cfg.lst == "weETH":
-            self.rewards = [RewardToken("EIGEN"), RewardToken("ETHFI")]
+            window = cfg.costs.impact.window_hours
+            self.rewards = [RewardToken("EIGEN", window=window), RewardToken("ETHFI", window=window)]
             for t in self.rewards:
                 self.pricer.use(t.symbol, t.price_series, quote="ETH", partial=True)
                 if cfg.rewards.sell_dust:
@@ -293,7 +294,7 @@ class StakingLeg:
         trigger = Trigger(f"sell_dust:{token.symbol}", value_usd, self.cfg.rewards.min_sell_value_usd,
                           corrects=units * price)
         self.gate.attempt(k, trigger, lambda: self.ctx.executor.sell_to_wallet(
-            k, pos, units, price, f"{token.symbol}_{self.pricer.ccy}", token.symbol))
+            k, pos, units, price, f"{token.symbol}_{self.pricer.ccy}", token.symbol, token.liquidity))
 
     # --- actions -------------------------------------------------------------------------------
     def _loop_cycles(self) -> int:

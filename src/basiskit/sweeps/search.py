@@ -24,14 +24,24 @@ def suggest(trial, p: Param):
     return p.values[trial.suggest_categorical(p.key, list(range(len(p.values))))]
 
 
-def search(plan: SweepPlan, backend: Backend, keep_ticks: bool, on_row: Callable[[dict], None],
-           cancelled: Callable[[], bool]) -> list[dict]:
+def tpe_study(seed: int | None):
+    """The study `--search tpe` runs: optuna's TPE sampler, maximising the objective."""
     import optuna
-    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=plan.request.seed)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
+    return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+
+
+def search(plan: SweepPlan, backend: Backend, keep_ticks: bool, on_row: Callable[[dict], None],
+           cancelled: Callable[[], bool]) -> list[dict]:
+    return run_trials(tpe_study(plan.request.seed), plan, backend, keep_ticks, on_row, cancelled)
+
+
+def run_trials(study, plan: SweepPlan, backend: Backend, keep_ticks: bool, on_row: Callable[[dict], None],
+               cancelled: Callable[[], bool]) -> list[dict]:
+    """Ask `study` for plan.request.trials configs, a batch of `workers` at a time, and tell it each score."""
+    from optuna.trial import TrialState
+
     rows: list[dict] = []
     done = 0
     while done < plan.request.trials and not cancelled():

@@ -49,11 +49,11 @@ class Liquidity:
     volume of the last closed hour (participation), the mean hourly USD volume and the hourly volatility
     over the impact window (square-root impact)."""
 
-    def __init__(self, series: str, window: int):
-        self.series = series
-        self.last_need = Need(series, "volume", "closed_volume_usd")
-        self.volume_need = Need(series, "volume", "mean_volume_usd", window=window)
-        self.sigma_need = Need(series, "close", "sigma", window=window)
+    def __init__(self, series: str, window: int, partial: bool = False):
+        self.series = series  # `partial`: the market's bars may cover only part of the window (reward tokens)
+        self.last_need = Need(series, "volume", "closed_volume_usd", partial=partial)
+        self.volume_need = Need(series, "volume", "mean_volume_usd", window=window, partial=partial)
+        self.sigma_need = Need(series, "close", "sigma", window=window, partial=partial)
         self.last_volume: list[float] = []
         self.volume: list[float] = []
         self.sigma: list[float] = []
@@ -93,12 +93,13 @@ class SlippageModel:
     def trade_rate(self, pair: str, notional_usd: float, liquidity: Liquidity | None, k: int) -> float:
         """Slippage of a trade as a fraction of notional: the bucket rate, or the market impact of the whole
         order when larger; cost = Y x sigma x sqrt(Q / V) (square-root law, Tóth et al. 2011). Without volume
-        or volatility at k (a hole, or no bars before the window), the bucket rate."""
+        or volatility at k (no trade in the last closed hour, a hole, no bars before the window), the bucket
+        rate."""
         bucket = self.rate(pair, notional_usd)
         if liquidity is None or not self.enabled or self.impact == 0.0:
             return bucket
         volume, sigma = liquidity.volume[k], liquidity.sigma[k]
-        if not (volume > 0.0 and sigma >= 0.0):
+        if not (volume > 0.0 and sigma >= 0.0 and liquidity.last_volume[k] > 0.0):
             return bucket
         order = max(notional_usd, liquidity.parent_usd)
         return max(bucket, self.impact * sigma * math.sqrt(order / volume))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ..data.market import MarketData, Need
 from ..errors import RunError
 from ..portfolio.instruments import Instrument
+from .costs import Liquidity
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -27,6 +28,7 @@ TOKENS = {  # token -> (rewards series, column, price series (in WETH))
 class RewardToken:
     symbol: str
     per_unit: list[float] = field(default_factory=list)
+    window: int = 24  # closed bars the pool's liquidity measures read (costs.impact.window_hours)
 
     def __post_init__(self) -> None:
         series, column, self.price_series = TOKENS[self.symbol]
@@ -34,11 +36,13 @@ class RewardToken:
         self.need = Need(series, column, "events", partial=True)
         self.start_need = Need(series, "period_start", "events", partial=True)
         self.end_need = Need(series, "period_end", "events", partial=True)
+        self.liquidity = Liquidity(self.price_series, self.window, partial=True)  # the Uniswap pool (USD volume)
 
     def needs(self) -> list[Need]:
-        return [self.need, self.start_need, self.end_need]
+        return [self.need, self.start_need, self.end_need, *self.liquidity.needs()]
 
     def bind(self, market: MarketData) -> None:
+        self.liquidity.bind(market)
         self.per_unit = market.values(self.need)
         self.period_start = market.values(self.start_need)
         self.period_end = market.values(self.end_need)
