@@ -58,6 +58,14 @@ class Pacer:
         self.sliced_at = k
         return f
 
+    def hedged_slice(self, k: int, units: float, price: float, usd_per_usdt: float, spot, hedge) -> float:
+        """`begin` for an order of `units` of an asset bought or sold on `spot` (USDT `price`) and hedged on
+        `hedge`'s perps by their weights: the share of it to trade at k."""
+        usd = abs(units) * usd_per_usdt
+        legs = [(spot.liquidity, usd * price)] + [
+            (p.liquidity, usd * w * p.mark[k]) for p, w in zip(hedge.perps, hedge.weights, strict=True)]
+        return self.begin(k, legs)
+
     def end(self) -> None:
         """After an action: a completed order forgets its parents (the next one is sized afresh)."""
         if not self.building:
