@@ -32,10 +32,17 @@ def _window_mean(dense: np.ndarray, bars: int, n: int) -> np.ndarray:
     """Mean of the finite values in each run of `bars` slots (the window before each of n points); NaN for
     a window with none. Each window is summed on its own, so one point or many give the same floats."""
     ok = np.isfinite(dense)
-    total = np.lib.stride_tricks.sliding_window_view(np.where(ok, dense, 0.0), bars)[:n].sum(axis=1)
-    count = np.lib.stride_tricks.sliding_window_view(ok.astype(np.float64), bars)[:n].sum(axis=1)
+    total, count = _window_sums(np.where(ok, dense, 0.0), bars, n), _window_sums(ok.astype(np.float64), bars, n)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan)
+
+
+def _window_sums(x: np.ndarray, bars: int, n: int) -> np.ndarray:
+    """Sum of each run of `bars` values starting at 0 .. n - 1, each summed along its own row (one point,
+    the hour-by-hour case, skips the sliding view: the same row sum, bit for bit)."""
+    if n == 1:
+        return x[:bars].reshape(1, bars).sum(axis=1)
+    return np.lib.stride_tricks.sliding_window_view(x, bars)[:n].sum(axis=1)
 
 
 def _usd_volume(series):
@@ -43,28 +50,16 @@ def _usd_volume(series):
     return (lambda rows: volume[rows]) if series.meta.volume_in_usd else (lambda rows: volume[rows] * close[rows])
 
 
-def closed_volume_usd(series, grid: np.ndarray) -> np.ndarray:
-    """USD volume of the bar that closed at each point; NaN where none did (a hole)."""
-    return _dense(series, grid, 1, _usd_volume(series))[:len(grid)]
-
-
-def mean_volume_usd(series, grid: np.ndarray, window: int) -> np.ndarray:
-    """Mean hourly USD volume of the bars closed in the `window` hours before each point."""
-    return _window_mean(_dense(series, grid, window, _usd_volume(series)), window, len(grid))
-
-
-def sigma(series, grid: np.ndarray, window: int) -> np.ndarray:
-    """Hourly volatility: root mean square of the log returns between consecutive closed bars in the window."""
+def measures(series, grid: np.ndarray, window: int) -> dict[str, np.ndarray]:
+    """Every measure of HOWS at each point, from one pass over the bars labelled t - (window + 1) .. t - 1h:
+    the USD volume of the bar that closed at t (NaN where none did), the mean hourly USD volume of the bars
+    closed in the `window` hours before t, and the hourly volatility, the root mean square of the log returns
+    between consecutive closed bars in that window."""
+    n = len(grid)
     close = series.column("close")
     closes = _dense(series, grid, window + 1, lambda rows: close[rows])
+    usd = _dense(series, grid, window + 1, _usd_volume(series))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.log(closes[1:] / closes[:-1])
-    return np.sqrt(_window_mean(r * r, window, len(grid)))
-
-
-def align_liquidity(series, how: str, window: int, grid: np.ndarray) -> np.ndarray:
-    if how == "closed_volume_usd":
-        return closed_volume_usd(series, grid)
-    if how == "mean_volume_usd":
-        return mean_volume_usd(series, grid, window)
-    return sigma(series, grid, window)
+    return {"closed_volume_usd": usd[window:window + n], "mean_volume_usd": _window_mean(usd[1:], window, n),
+            "sigma": np.sqrt(_window_mean(r * r, window, n))}

@@ -136,6 +136,7 @@ class LiveMarket(MarketData):
         self._arrays = {need: np.full(n, np.nan) for need in self.needs}
         self.mark_sources = {need: (np.zeros(n, dtype=np.int8), np.full(n, -1, dtype=np.int8))
                              for need in self.needs if need.marked}
+        self._liquidity: dict[tuple[str, int], tuple[int, dict]] = {}  # (series, window) -> (hour, measures)
         self._lists, self._array_of, self._scratch = {}, {}, {}
         for need in self.needs:
             self._lists[need] = self._remember(self._arrays[need], self._array_of)
@@ -248,6 +249,8 @@ class LiveMarket(MarketData):
             if name in self.bridges and last is not None:
                 # stale only when no fallback marks hour k either, for longer than the limit (as a backtest)
                 need = self.mark_need(name)
+                if marks.seen_at(buf, need.how, need.column, t):
+                    continue
                 source = self._marked(need, np.zeros(1), self.grid[k:k + 1])[1][0]
                 unmarked = self._unmarked_before(need, k) + 1 if source == marks.STALE else 0
                 if unmarked and unmarked + 2 > limit:
@@ -283,7 +286,7 @@ class LiveMarket(MarketData):
                         self.warnings.append(w)
         for need in self.needs:
             value = self._value(need, k, t)
-            if need.marked:
+            if need.marked and not marks.seen_at(self.buffers[need.series], need.how, need.column, t):
                 marked, source, via = self._marked(need, np.array([value]), self.grid[k:k + 1])
                 value = float(marked[0])
                 self.mark_sources[need][0][k], self.mark_sources[need][1][k] = source[0], via[0]
@@ -327,7 +330,11 @@ class LiveMarket(MarketData):
         buf = self.buffers[need.series]
         grid = self.grid[k:k + 1]
         if need.how in liquidity.HOWS:  # NaN wherever no bar closed in the window, partial series or not
-            return float(liquidity.align_liquidity(buf, need.how, need.window, grid)[0])
+            key = (need.series, need.window)
+            hour, measured = self._liquidity.get(key, (-1, {}))
+            if hour != k:
+                hour, measured = self._liquidity[key] = (k, liquidity.measures(buf, grid, need.window))
+            return float(measured[need.how][0])
         if need.how == "events":
             if k == 0 or not buf.n:
                 return 0.0  # events at or before the first point happened before the run

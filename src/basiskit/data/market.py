@@ -126,7 +126,9 @@ class MarketData:
                 if hi >= end and (w := align.trailing_stale(series.meta, series.meta.end, end, limit)) is not None:
                     self.warnings.append(w)
         self.mark_sources: dict[Need, tuple[np.ndarray, np.ndarray]] = {}  # marked need -> (source, via)
+        self._liquidity: dict[tuple[str, int], dict[str, np.ndarray]] = {}  # (series, window) -> measures
         self._arrays = {need: self._align(need) for need in needs}
+        self._liquidity = {}
         for name in sorted(bridges):
             self.warnings += self._mark_warnings(name, self.grid, *self.mark_sources[self.mark_need(name)])
         self.warnings.sort(key=lambda w: (w.after, w.series))
@@ -189,7 +191,10 @@ class MarketData:
     def _align(self, need: Need) -> np.ndarray:
         series = self.dataset.series(need.series)
         if need.how in liquidity.HOWS:  # NaN wherever no bar closed in the window, partial series or not
-            return liquidity.align_liquidity(series, need.how, need.window, self.grid)
+            key = (need.series, need.window)
+            if key not in self._liquidity:
+                self._liquidity[key] = liquidity.measures(series, self.grid, need.window)
+            return self._liquidity[key][need.how]
         if need.marked:
             values = (align.align_bar_price(series, self.grid) if need.how == "bar_price"
                       else align.align_bar_extreme(series, need.column, self.grid))

@@ -52,6 +52,22 @@ def bar_extreme(series, column: str, grid: np.ndarray) -> tuple[np.ndarray, np.n
     return np.where(ok, out, np.nan), ok
 
 
+def seen_at(series, how: str, column: str, t: int) -> bool:
+    """Whether the series observed its own price (or extreme) at hour t, read from its last rows only: the
+    one-hour form of `observed(...)[1]` for a market fed hour by hour, where rows never come from after t."""
+    ts, n = series.ts, len(series.ts)
+    sp = spacing_seconds(series.meta)
+    if not n or ts[-1] > t:
+        return bool(observed(series, how, column, np.array([t]))[1][0])  # not the hour-by-hour shape
+    last = n - 1
+    if how == "bar_price":
+        return bool(ts[last] == t or (ts[last] + sp == t and np.isfinite(series.column("close")[last])))
+    if ts[last] == t:  # the bar labelled t opened; the one labelled t - sp must have closed
+        return bool(last >= 1 and ts[last - 1] == t - sp and np.isfinite(series.column(column)[last - 1]))
+    return bool(ts[last] + sp == t and np.isfinite(series.column("close")[last])
+                and np.isfinite(series.column(column)[last]))
+
+
 def observed(series, how: str, column: str, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return bar_price(series, grid) if how == "bar_price" else bar_extreme(series, column, grid)
 

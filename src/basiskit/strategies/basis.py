@@ -189,7 +189,8 @@ class Basis(Strategy):
         trade = units - before
         whole = units
         if trade != 0.0:  # a voluntary order too large for its markets: this hour's slice, every leg in step
-            trade *= self.pacer.hedged_slice(k, trade, price, self.ctx.executor.usdt_usd[k], self.spot, self.hedge)
+            trade *= self.pacer.hedged_slice(k, trade, price, self.ctx.executor.usdt_usd[k], self.fx[k], self.spot,
+                                             self.hedge)
             units = before + trade
         if abs(trade) * price > dust and (units == 0.0 or abs(trade) * price >= self.spot.venue.min_spot_order_usdt):
             self.ctx.executor.spot_trade(k, self.spot, self.spot_pos, trade, price, self.fx[k])

@@ -30,7 +30,8 @@ class Trigger:
     `corrects`: the share-class value of the deviation the action removes; its cost may not exceed it,
     nor `max_cost` when given (deploying idle cash may cost at most 1% of it, as entering does).
     `min_cost`: what the action is sure to cost (its gas, most of its fees): above the limit, it is
-    skipped untried. `every_hour`: tried every hour it fires (the slices of a split order).
+    skipped untried. `every_hour`: tried every hour it fires (the slices of a split order). `moved`: what the
+    action moved, known once it ran (share-class units): it may then cost at most `per_moved` of that.
     """
 
     reason: str
@@ -41,10 +42,16 @@ class Trigger:
     max_cost: float | None = None
     min_cost: float = 0.0
     every_hour: bool = False
+    moved: Callable[[], float] | None = None
+    per_moved: float = 0.0
 
     @property
     def cost_limit(self) -> float:
         return self.corrects if self.max_cost is None else min(self.corrects, self.max_cost)
+
+    def limit_after(self) -> float:
+        """The most the action may cost, once it ran."""
+        return self.cost_limit if self.moved is None else min(self.cost_limit, self.per_moved * self.moved())
 
     def describe(self) -> str:
         side = "<" if self.value < self.threshold else ">="
@@ -124,10 +131,10 @@ class ActionGate:
             problem = "it cannot be paid: it would leave " + ", ".join(f"{key} at {q:.6g}" for key, q in overdrawn)
         elif post_condition is not None and not trigger.forced:
             problem = post_condition()
-        if problem is None and not trigger.forced and tx.cost() > trigger.cost_limit:
+        if problem is None and not trigger.forced and tx.cost() > (limit := trigger.limit_after()):
             problem = (f"its cost {tx.cost():.6g} exceeds what it corrects ({trigger.corrects:.6g})"
                        if tx.cost() > trigger.corrects else
-                       f"its cost {tx.cost():.6g} exceeds {trigger.max_cost:.6g}, the most it may cost")
+                       f"its cost {tx.cost():.6g} exceeds {limit:.6g}, the most it may cost")
         if problem is None:
             self._logged.discard(trigger.reason)
             return tx

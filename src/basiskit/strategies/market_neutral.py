@@ -230,7 +230,7 @@ class MarketNeutral(Strategy):
         buy = target - current
         whole = target
         if buy != 0.0:  # a voluntary order too large for its markets: this hour's slice, every leg in step
-            buy *= self.pacer.hedged_slice(k, buy, price, ex.usdt_usd[k], self.spot, self.hedge)
+            buy *= self.pacer.hedged_slice(k, buy, price, ex.usdt_usd[k], fx, self.spot, self.hedge)
             target = current + buy
         if buy * price > max(dust, min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, buy, price, fx)

@@ -28,6 +28,7 @@ class Pacer:
         self.active = False  # the action being taken is voluntary (set around each action)
         self.building = False  # a split order has slices left
         self.sliced_at = -1  # the hour of its last slice (one an hour)
+        self.slice_value = 0.0  # what the last slice moved (share-class units)
         self.parents: list[Liquidity] = []
 
     def waiting(self, k: int) -> bool:
@@ -58,13 +59,15 @@ class Pacer:
         self.sliced_at = k
         return f
 
-    def hedged_slice(self, k: int, units: float, price: float, usd_per_usdt: float, spot, hedge) -> float:
-        """`begin` for an order of `units` of an asset bought or sold on `spot` (USDT `price`) and hedged on
-        `hedge`'s perps by their weights: the share of it to trade at k."""
+    def hedged_slice(self, k: int, units: float, price: float, usd_per_usdt: float, fx: float, spot, hedge) -> float:
+        """`begin` for an order of `units` of an asset bought or sold on `spot` (USDT `price`; `fx` share-class
+        units per USDT) and hedged on `hedge`'s perps by their weights: the share of it to trade at k."""
         usd = abs(units) * usd_per_usdt
         legs = [(spot.liquidity, usd * price)] + [
             (p.liquidity, usd * w * p.mark[k]) for p, w in zip(hedge.perps, hedge.weights, strict=True)]
-        return self.begin(k, legs)
+        f = self.begin(k, legs)
+        self.slice_value = f * abs(units) * price * fx
+        return f
 
     def end(self) -> None:
         """After an action: a completed order forgets its parents (the next one is sized afresh)."""
@@ -75,6 +78,11 @@ class Pacer:
 
     def trigger(self, remaining: float, nav: float) -> Trigger:
         """The trigger of the next slice: what is left (share-class units) against nothing; a slice may cost
-        what entering may (MAX_COST_SHARE of what it moves), and is tried every hour."""
+        what entering may, MAX_COST_SHARE of what it moves (an order whose impact costs more per dollar stops
+        there), and is tried every hour."""
+        self.slice_value = 0.0
         return Trigger("build", remaining / nav if nav > 0 else math.inf, 0.0, corrects=math.inf,
-                       max_cost=MAX_COST_SHARE * max(remaining, 0.0), every_hour=True)
+                       every_hour=True, moved=self._moved, per_moved=MAX_COST_SHARE)
+
+    def _moved(self) -> float:
+        return self.slice_value

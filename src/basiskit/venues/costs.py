@@ -51,7 +51,7 @@ class Liquidity:
 
     def __init__(self, series: str, window: int, partial: bool = False):
         self.series = series  # `partial`: the market's bars may cover only part of the window (reward tokens)
-        self.last_need = Need(series, "volume", "closed_volume_usd", partial=partial)
+        self.last_need = Need(series, "volume", "closed_volume_usd", window=window, partial=partial)
         self.volume_need = Need(series, "volume", "mean_volume_usd", window=window, partial=partial)
         self.sigma_need = Need(series, "close", "sigma", window=window, partial=partial)
         self.last_volume: list[float] = []
