@@ -35,8 +35,9 @@ test: $(STAMP)
 FULL_DATA ?= ../shared/market-data
 FUZZ_EXAMPLES ?= 200
 
-# Property tests over many random configs (FUZZ_EXAMPLES per mode, six modes) and hostile inputs;
-# prints the counts (ran, refused, liquidated) and the worst cost and rebalance rates seen.
+# Property tests over many random configs (FUZZ_EXAMPLES per mode, six modes) and hostile inputs, and the
+# cut-data causality check at FUZZ_EXAMPLES random hours (every mode); prints the counts (ran, refused,
+# liquidated) and the worst cost and rebalance rates seen.
 fuzz: $(STAMP)
 	BASISKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 	  tests/test_properties.py tests/test_hostile_input.py tests/test_causality.py \

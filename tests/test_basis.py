@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,18 +29,24 @@ def observed(perp: pd.DataFrame, ts: str) -> float | None:
     return perp.loc[before, "close"] if before in perp.index else None
 
 
+@functools.lru_cache(maxsize=16)
+def bars(root, series: str) -> pd.DataFrame:
+    """A bar series' raw CSV, read once per test session."""
+    return raw_csv(root, series)
+
+
 def raw_mark(root, venue: str, asset: str, ts: str) -> float:
     """Mark at ts from the raw files: the venue's own observed price, else the same contract's on the other
     venues (binance, bybit, okx order), else the last own close (the engine's spot fallback is not needed
     where another venue has the hour, which these tests check)."""
-    perp = raw_csv(root, f"perp/{venue}_{asset.lower()}usdt_1h")
+    perp = bars(root, f"perp/{venue}_{asset.lower()}usdt_1h")
     own = observed(perp, ts)
     if own is not None:
         return own
     for other in ("binance", "bybit", "okx"):
         path = root / f"perp/{other}_{asset.lower()}usdt_1h.csv.gz"
         if other != venue and path.is_file():
-            got = observed(raw_csv(root, f"perp/{other}_{asset.lower()}usdt_1h"), ts)
+            got = observed(bars(root, f"perp/{other}_{asset.lower()}usdt_1h"), ts)
             if got is not None:
                 return got
     return perp.loc[perp.index[perp.index < ts][-1], "close"]

@@ -21,7 +21,7 @@ from ..venues.cex import load_venue, spot_series
 from ..venues.spot import SpotMarket
 from .base import Problem, Report, Strategy, require
 from .capital import MAX_COST_SHARE, CapitalFloor
-from .discipline import DUST, Trigger
+from .discipline import DUST, Backoff, Trigger
 from .hedge import PerpHedge, validate_hedge_config
 from .pacing import Pacer
 from .rebalance import RebalanceLog
@@ -79,6 +79,7 @@ class Basis(Strategy):
         self.hedge.attach(ctx, self.net_units, self.price)
         self.log = RebalanceLog(ctx.events, self.asset, ctx.book, self.threshold)
         self.pacer = Pacer(self.cfg.execution.max_participation, [self.spot, *self.hedge.perps])
+        self.idle_backoff = Backoff()
 
     def hooks(self):
         return self.hedge.hooks()
@@ -127,10 +128,11 @@ class Basis(Strategy):
         if k >= log.refresh_at:
             log.refresh(k)
         bound = log.floor  # cheap pre-filter; the exact test uses NAV at k
-        if delta_value > bound or idle > bound:
+        if delta_value > bound or (idle > bound and not self.idle_backoff.waiting(k, idle)):
             nav = self.ctx.book.nav(k)
             limit = max(self.threshold, DUST) * nav
-            if idle > limit:  # a deposit or leftovers: deploying it may cost at most 1% of it
+            if idle > limit and not self.idle_backoff.waiting(k, idle):  # a deposit or leftovers: deploying it
+                # may cost at most 1% of it
                 cash = idle * self.fx[k]
                 trigger = Trigger("idle_cash", cash / nav, self.threshold, corrects=cash,
                                   max_cost=MAX_COST_SHARE * cash)
@@ -152,8 +154,9 @@ class Basis(Strategy):
         self.pacer.active = not trigger.forced  # voluntary orders are paced, safety actions and flows never
         tx = self.gate.attempt(k, trigger, lambda: action(k, *args), lambda: self.hedge.margin_problem(k))
         self.pacer.active = False
-        if tx is None:
-            self.pacer.building = False  # a slice that did not go through ends the split order
+        if tx is None and self.pacer.building:  # a slice that did not go through ends the split order; the
+            self.pacer.building = False  # cash left waits (a day, or until it grows) before a new order
+            self.idle_backoff.start(k, abs(self.qty[self.ctx.wallet]))
         self.pacer.end()
         if tx is not None:
             self.log.record(k, trigger, before, self.qty[self.spot_pos], self.net_units(k), self.price[k],

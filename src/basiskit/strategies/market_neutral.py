@@ -185,8 +185,9 @@ class MarketNeutral(Strategy):
         self.pacer.active = not trigger.forced  # voluntary orders are paced, safety actions and flows never
         tx = self.gate.attempt(k, trigger, lambda: action(k, *args), lambda: self.hedge.margin_problem(k))
         self.pacer.active = False
-        if tx is None:
-            self.pacer.building = False  # a slice that did not go through ends the split order
+        if tx is None and self.pacer.building:  # a slice that did not go through ends the split order; the
+            self.pacer.building = False  # cash left waits (a day, or until it grows) before a new order
+            self.idle_backoff.start(k, self.qty[self.ctx.wallet])
         self.pacer.end()
         if tx is not None:
             self.log.record(k, trigger, before, self.hedge.short_units(), self.net_eth(k), self.price[k],
