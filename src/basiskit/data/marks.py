@@ -17,9 +17,9 @@ import numpy as np
 from .dataset import spacing_seconds
 from .timeutil import HOUR, iso
 
+# Where an hour's mark came from: the venue's own price, the same instrument on another venue, the spot price
+# with the last observed basis, or nowhere (the last own price, stale)
 OWN, OTHER_VENUE, SPOT_BASIS, STALE = 0, 1, 2, 3
-SOURCE_NAMES = {OWN: "the venue's own price", OTHER_VENUE: "the same instrument on another venue",
-                SPOT_BASIS: "the spot price with the last observed basis", STALE: "the last own price (stale)"}
 
 
 def bar_price(series, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
