@@ -175,7 +175,7 @@ class Executor:
             return
         self.actions += 1
         notional = abs(units) * price
-        slip, liquidity = self._slippage(k, spot.pair, spot.liquidity, notional * self.usdt_usd[k])
+        slip, sized = self._slippage(k, spot.pair, spot.liquidity, notional * self.usdt_usd[k])
         qty = self.book.qty
         qty[position] += units
         qty[self.wallet] -= units * price
@@ -184,7 +184,7 @@ class Executor:
         self._cost(k, self.wallet, cost, fx)
         self.events.add(k, "execution", f"spot {spot.venue.name} {units:+.6f} {spot.asset} at {price:.2f}",
                         operation="spot_trade", venue=spot.venue.name, units=units, price=price, cost=cost * fx,
-                        **liquidity)
+                        **sized)
 
     def _slippage(self, k: int, pair: str, liquidity: Liquidity | None, usd: float) -> tuple[float, dict]:
         """An order's slippage rate (bucket, or the whole order's market impact when larger) and what the
@@ -207,7 +207,7 @@ class Executor:
         self.actions += 1
         mark = perp.mark[k]
         notional = abs(delta) * mark
-        slip, liquidity = self._slippage(k, perp.pair, perp.liquidity, notional * self.usdt_usd[k])
+        slip, sized = self._slippage(k, perp.pair, perp.liquidity, notional * self.usdt_usd[k])
         qty = self.book.qty
         perp.on_fill(qty[size_pos], delta, mark * (1.0 + slip if delta > 0 else 1.0 - slip))
         qty[size_pos] += delta
@@ -216,7 +216,7 @@ class Executor:
         self._cost(k, cash_pos, cost, fx)
         self.events.add(k, "execution", f"perp {perp.venue.name} {delta:+.6f} {perp.symbol} at {mark:.2f}",
                         operation="perp_trade", venue=perp.venue.name, size=delta, price=mark, cost=cost * fx,
-                        **liquidity)
+                        **sized)
 
     def transfer(self, k: int, source: int, dest: int, amount: float, fee: float, fx: float, label: str,
                  venue: PerpMarket) -> None:

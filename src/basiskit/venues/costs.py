@@ -88,7 +88,6 @@ class SlippageModel:
         self.buckets = sorted((v, k) for k, v in table["size_buckets_usd"].items())
         self.table = table["slippage_bps"]
         self.impact = impact.coefficient if impact.enabled else 0.0
-        self.window = impact.window_hours
 
     def trade_rate(self, pair: str, notional_usd: float, liquidity: Liquidity | None, k: int) -> float:
         """Slippage of a trade as a fraction of notional: the bucket rate, or the market impact of the whole
