@@ -134,10 +134,11 @@ def test_a_withdrawal_beyond_what_the_portfolio_holds_stops_the_run(full_data, t
     assert "could free at most" in p.stderr
 
 
+# the unwind sells ~5x the equity of levered weETH at the DEX (its discount and slippage): 97% is what it can free
 def test_a_withdrawal_of_almost_everything_does_not_re_enter(full_data):
     cfg = load_run_config("usdt_market_neutral", extra={
         "start": "2024-06-01", "end": "2024-08-01", "initial_capital": 100_000,
-        "flows": [{"at": "2024-07-01T00:00:00Z", "amount": -99_000}]})
+        "flows": [{"at": "2024-07-01T00:00:00Z", "amount": -97_000}]})
     r = run_backtest(cfg, Dataset(full_data))
     s = summarize(r)
     reasons = [e.details["trigger"] for e in r.events.of_type("rebalance")]

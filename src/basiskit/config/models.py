@@ -61,7 +61,8 @@ class GasUnits(Strict):
     borrow: GasAmount = 260_000
     repay: GasAmount = 200_000
     stake: GasAmount = 150_000
-    unstake: GasAmount = 120_000
+    unstake: GasAmount = 120_000  # a withdrawal request to the protocol's queue
+    claim: GasAmount = 90_000  # claiming the ETH of a finalized withdrawal request
     swap: GasAmount = 180_000
     flash_loan_bundle: GasAmount = 1_000_000
 
@@ -138,11 +139,24 @@ class ExecutionConfig(Strict):
         "are never split)"))
 
 
+QueueHours = Annotated[float, Field(ge=0, le=24 * 60)]
+
+
+class RedeemQueueHours(Strict):
+    """Hours from a withdrawal request to the protocol's queue until its ETH can be claimed, per LST."""
+
+    weETH: QueueHours = 168.0  # ether.fi docs: unstaking through the withdrawal queue takes up to 7 days
+    wstETH: QueueHours = 120.0  # Lido docs (withdrawals FAQ): requests are finalized in 1-5 days
+
+
 class StakingConfig(Strict):
-    """How ETH becomes the LST and back: protocol mint/redeem at the rate (gas) or a DEX swap (slippage)."""
+    """How ETH becomes the LST and back: protocol mint at the rate (gas) or a DEX swap (slippage); back
+    through the protocol's withdrawal queue (the ETH arrives after `redeem_queue_hours`, the fund holds the
+    claim meanwhile) or a DEX swap. Withdrawals and safety actions that need ETH now always swap."""
 
     entry: Literal["mint", "swap"] = "mint"
     exit: Literal["redeem", "swap"] = "redeem"
+    redeem_queue_hours: RedeemQueueHours = RedeemQueueHours()
     use_aave: bool = False  # supply the LST to Aave even without borrowing (earns its supply rate)
 
 

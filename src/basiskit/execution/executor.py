@@ -31,6 +31,8 @@ class Executor:
         self.perps: list[PerpMarket] = []  # perp markets whose fill state a transaction restores
         self._last_outage: tuple[int, str] | None = None
         self._no_volume: tuple[int, str] | None = None
+        self._no_dex = -1  # the last hour a swap found no DEX price (flagged once an hour)
+        self.claims: list[tuple[int, int, float]] = []  # queued withdrawals: (payable at tick, claim slot, ETH)
         self.usdt_usd: list[float] = []  # USD per USDT at each point (order sizes against USD volumes)
 
     def transaction(self, k: int) -> Transaction:
@@ -124,22 +126,75 @@ class Executor:
 
     def unstake(self, k: int, lst: LiquidStaking, lst_pos: int, eth_pos: int, units: float, eth_value: float,
                 via_swap: bool) -> float:
-        """LST -> ETH: redeemed at the rate (gas), or swapped at the DEX rate less slippage. Returns ETH."""
+        """LST -> ETH at once: redeemed at the rate (gas), or swapped at the DEX rate less slippage. Returns ETH."""
         qty = self.book.qty
         rate = lst.rate[k]
-        qty[lst_pos] -= units
         if not via_swap:
+            qty[lst_pos] -= units
             eth = units * rate
             qty[eth_pos] += eth
             self.pay_gas(k, self.gas.units.unstake, f"redeem_{lst.symbol}", units)
             return eth
-        market = lst.market_rate[k]
+        return self.swap_lst(k, lst, lst_pos, eth_pos, units, eth_value)
+
+    def dex_quote(self, k: int, lst: LiquidStaking) -> float:
+        """The price a swap of the LST gets at k: the DEX rate, or (flagged once an hour) the oracle rate
+        where the data has no DEX price."""
+        market = lst.dex_rate(k)
+        if market is not None:
+            return market
+        if self._no_dex != k:
+            self._no_dex = k
+            self.events.add(k, "data_warning", f"no DEX price for {lst.symbol} at this hour: its swap is priced at "
+                            "the oracle rate with the size-bucket slippage", series=lst.market_need.series)
+        return lst.rate[k]
+
+    def units_for_eth(self, k: int, lst: LiquidStaking, eth: float, eth_value: float) -> float:
+        """LST units a swap must sell for `eth` ETH to arrive (DEX rate less slippage at that size)."""
+        market = self.dex_quote(k, lst)
+        slip = self.slippage.rate(lst.pair, eth * eth_value * self.unit_usd[k])
+        return eth / (market * (1.0 - slip))
+
+    def swap_lst(self, k: int, lst: LiquidStaking, lst_pos: int, eth_pos: int, units: float,
+                 eth_value: float) -> float:
+        """Swap LST units for ETH at the DEX rate less slippage (valued at the oracle rate: the gap is LST
+        price PnL, the slippage a cost). Returns ETH."""
+        qty = self.book.qty
+        rate = lst.rate[k]
+        market = self.dex_quote(k, lst)
         slip = self.slippage.rate(lst.pair, units * market * eth_value * self.unit_usd[k])
+        qty[lst_pos] -= units
         eth = units * market * (1.0 - slip)
         qty[eth_pos] += eth
         self.book.book_cost(k, LST_PRICE, units * (market - rate) * eth_value)
         self.book.book_cost(k, TRANSACTION_COSTS, -units * market * slip * eth_value)
         self.pay_gas(k, self.gas.units.swap, f"swap_{lst.symbol}_to_ETH", units)
+        return eth
+
+    def request_redeem(self, k: int, lst: LiquidStaking, lst_pos: int, claim_pos: int, units: float,
+                       matures: int) -> float:
+        """Hand LST units to the protocol's withdrawal queue: the fund holds a claim on units x rate ETH
+        (fixed at the request; Lido WithdrawalQueueERC721, ether.fi WithdrawRequestNFT), payable at `matures`.
+        Returns the ETH claimed."""
+        qty = self.book.qty
+        eth = units * lst.rate[k]
+        qty[lst_pos] -= units
+        qty[claim_pos] += eth
+        self.claims.append((matures, claim_pos, eth))
+        self.pay_gas(k, self.gas.units.unstake, f"redeem_{lst.symbol}", units, eth=eth, payable_at=matures)
+        return eth
+
+    def claim_matured(self, k: int, lst: LiquidStaking, claim_pos: int, eth_pos: int) -> float:
+        """Claim the ETH of every request payable by k into the wallet (one claim call); returns the ETH."""
+        due = [c for c in self.claims if c[0] <= k and c[1] == claim_pos]
+        if not due:
+            return 0.0
+        self.claims = [c for c in self.claims if not (c[0] <= k and c[1] == claim_pos)]
+        eth = sum(c[2] for c in due)
+        qty = self.book.qty
+        qty[claim_pos] -= eth
+        qty[eth_pos] += eth
+        self.pay_gas(k, self.gas.units.claim, f"claim_{lst.symbol}", eth, requests=len(due))
         return eth
 
     def sell_to_wallet(self, k: int, position: int, units: float, price: float, pair: str, label: str,

@@ -19,6 +19,7 @@ class Transaction:
         self.n_events = len(executor.events.events)
         self.actions = executor.actions
         self.perps = [(p, p.entry_price, p.realized_pnl) for p in executor.perps]
+        self.claims = executor.claims[:]
         self.nav = book.nav(k)
 
     @property
@@ -44,3 +45,4 @@ class Transaction:
         self.executor.actions = self.actions
         for perp, entry, realized in self.perps:
             perp.entry_price, perp.realized_pnl = entry, realized
+        self.executor.claims = self.claims

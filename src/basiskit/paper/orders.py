@@ -9,7 +9,8 @@ from ..engine.events import Event
 SIDES = {  # operation prefix -> (venue, side)
     "aave_supply": ("aave_v3", "supply"), "aave_withdraw": ("aave_v3", "withdraw"),
     "aave_borrow": ("aave_v3", "borrow"), "aave_repay": ("aave_v3", "repay"),
-    "stake": ("ethereum", "stake"), "redeem": ("ethereum", "redeem"), "swap": ("ethereum", "swap"),
+    "stake": ("ethereum", "stake"), "redeem": ("ethereum", "redeem"), "claim": ("ethereum", "claim"),
+    "swap": ("ethereum", "swap"),
     "sell": ("ethereum", "sell"), "flash_loan": ("aave_v3", "flash_loan"),
 }
 REASON_EVENTS = ("rebalance", "risk_alert", "liquidation")

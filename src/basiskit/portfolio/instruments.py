@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("BaseToken", "aToken", "debtToken", "Perp")
+KINDS = ("BaseToken", "aToken", "debtToken", "Perp", "Claim")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class Trigger:
     `min_cost`: what the action is sure to cost (its gas, most of its fees): above the limit, it is
     skipped untried. `every_hour`: tried every hour it fires (the slices of a split order). `moved`: what the
     action moved, known once it ran (share-class units): it may then cost at most `per_moved` of that.
+    `urgent`: the action needs the ETH it frees at once (LST exits swap rather than queue); forced ones do.
     """
 
     reason: str
@@ -44,6 +45,7 @@ class Trigger:
     every_hour: bool = False
     moved: Callable[[], float] | None = None
     per_moved: float = 0.0
+    urgent: bool = False
 
     @property
     def cost_limit(self) -> float:
@@ -87,6 +89,7 @@ class ActionGate:
         self._fired: dict[str, int] = {}  # reason -> last tick it fired
         self._logged: set[str] = set()  # reasons whose skip is logged until one of their actions commits
         self.skips: dict[str, int] = {}  # reason -> how many times its action was skipped
+        self.urgent = False  # whether the action running now needs the cash it frees at once
 
     def should_try(self, k: int, trigger: Trigger) -> bool:
         """At most once an hour; in an unbroken run of firing hours, again only when worse or a day on."""
@@ -117,12 +120,15 @@ class ActionGate:
             return None
         tx = self.executor.transaction(k)
         self._tried[trigger.reason] = (k, trigger.value)
+        outer, self.urgent = self.urgent, trigger.forced or trigger.urgent
         try:
             action()
         except Exception as exc:  # half-way through: undone as a whole, like an action that overdraws
             tx.rollback()
             self._skip(k, trigger, "error", f"it failed half-way ({type(exc).__name__}: {exc}); undone")
             return None
+        finally:
+            self.urgent = outer
         if not tx.acted:  # nothing worth doing: no cost, nothing logged
             return None
         problem = None

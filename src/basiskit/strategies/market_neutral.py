@@ -93,7 +93,8 @@ class MarketNeutral(Strategy):
         return leg | hedge | {"liq_distance": leg.get("liq_distance", {}) | hedge["liq_distance"]}
 
     def eth_long(self, k: int) -> float:
-        return self.leg.equity_eth(k) + self.qty[self.eth_pos]
+        """ETH held: the leg's equity, the wallet's ETH and ETH queued at the protocol (still the fund's)."""
+        return self.leg.equity_eth(k) + self.qty[self.eth_pos] + self.leg.claims_eth()
 
     def net_eth(self, k: int) -> float:
         return self.eth_long(k) - self.hedge.short_units()
@@ -145,6 +146,13 @@ class MarketNeutral(Strategy):
             left = abs(self.allocation * nav / self.fx[k] - self.eth_long(k) * self.price[k]) * self.fx[k]
             self.act(k, self.pacer.trigger(left, nav), self.rebalance)
             return
+        if self.leg.claim_paid:  # a queued withdrawal paid its ETH: the rebalance puts it where the allocation says
+            self.leg.claim_paid = False
+            eth = self.qty[self.eth_pos] * self.price[k] * self.fx[k]
+            trigger = Trigger("claim_paid", eth / self.ctx.book.nav(k), self.threshold, corrects=eth,
+                              max_cost=MAX_COST_SHARE * eth)
+            if self.act(k, trigger, self.rebalance) is not None:
+                return
         delta_value = abs(self.net_eth(k)) * self.price[k]
         wallet = self.qty[self.ctx.wallet]
         log = self.log
@@ -167,11 +175,11 @@ class MarketNeutral(Strategy):
                 if self.act(k, trigger, self.rebalance) is None:
                     self.idle_backoff.start(k, wallet)
             elif delta_value > limit:
-                trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
-                                  corrects=delta_value * self.fx[k])
                 # a hedge the venues can no longer carry (its margin was lost, e.g. to a liquidation) is
-                # restored by resizing the book: staked ETH is sold to fund the margin
+                # restored by resizing the book: staked ETH is sold to fund the margin, now (no queue)
                 fits = self.hedge.can_carry(k, self.eth_long(k), self.spare_cash(k))
+                trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
+                                  corrects=delta_value * self.fx[k], urgent=not fits)
                 self.act(k, trigger, self.rehedge if fits else self.rebalance)
 
     def raise_cash(self, k: int, amount: float) -> None:
@@ -235,7 +243,8 @@ class MarketNeutral(Strategy):
             target = current + buy
         if buy * price > max(dust, min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, buy, price, fx)
-        self.leg.adjust(k, min(target, self.leg.equity_eth(k) + max(qty[self.eth_pos], 0.0)))
+        leg = self.leg  # ETH queued at the protocol is part of the target: the leg holds the rest
+        leg.adjust(k, min(target - leg.claims_eth(), leg.equity_eth(k) + max(qty[self.eth_pos], 0.0)))
         leftover = qty[self.eth_pos]
         if abs(leftover) * price > dust and (target == 0.0 or abs(leftover) * price >= min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, -leftover, price, fx)
@@ -249,7 +258,7 @@ class MarketNeutral(Strategy):
         hedge_cols, hedge_summary = self.hedge.report(quantities)
         price = np.asarray(self.price)
         net = cols["collateral_eth"] - cols["debt_eth"] + quantities[self.eth_pos] \
-            + quantities[self.hedge.size_pos].sum(axis=0)
+            + quantities[self.hedge.size_pos].sum(axis=0) + cols.get("claim_eth", 0.0)
         cols |= hedge_cols | {"net_delta:ETH": net, "net_delta_usdt:ETH": net * price}
         summary |= hedge_summary | self.log.summary(net * price * np.asarray(self.fx), nav)
         summary["liquidations"] = liquidation_summary(self.leg.liquidations + self.hedge.liquidations())

@@ -97,8 +97,9 @@ class StakingLeg:
         dex_series = LSTS[cfg.lst][2]
         self.lst = LiquidStaking(cfg.lst, needs_market_rate=self.via_swap_in or self.via_swap_out,
                                  depeg_view=dex_series in env.dataset.meta)
-        if self.lst.needs_market_rate:
-            env.slippage.check(self.lst.pair)
+        env.slippage.check(self.lst.pair)  # withdrawals and safety actions swap whatever the configured exit
+        # voluntary exits queue at the protocol: the fund holds a claim on ETH until the queue pays it
+        self.queue_hours = getattr(cfg.staking.redeem_queue_hours, cfg.lst) if cfg.staking.exit == "redeem" else None
         self.use_aave = self.target_ltv > 0 or cfg.staking.use_aave
         self.collateral = AaveReserve(cfg.lst) if self.use_aave else None
         self.borrowing = self.target_ltv > 0
@@ -138,6 +139,10 @@ class StakingLeg:
         price_slot = VOID if self.pricer.is_unit("ETH") else SPOT_PRICE
         specs = [PositionSpec(self.lst.instrument, ones, self.lst.rate, self.eth_value, index_slot=VOID,
                               rate_slot=STAKING_YIELD, price_slot=price_slot)]
+        if self.queue_hours is not None:  # the claim's ETH is fixed at the request: it earns nothing queued
+            specs.append(PositionSpec(self.lst.claim, ones, ones, self.eth_value, VOID, VOID, price_slot))
+            step = float(self.grid[1] - self.grid[0]) if len(self.grid) > 1 else 3600.0
+            self.queue_ticks = max(math.ceil(self.queue_hours * 3600.0 / step), 0)
         if self.collateral:
             specs.append(PositionSpec(self.collateral.atoken, self.collateral.liquidity_index, self.lst.rate,
                                       self.eth_value, SUPPLY_YIELD, STAKING_YIELD, price_slot))
@@ -159,10 +164,14 @@ class StakingLeg:
         self.a_pos = book.slot_of(self.collateral.atoken.key) if self.collateral else None
         self.debt_pos = book.slot_of(self.weth.debt_token.key) if self.weth else None
         self.reward_pos = [book.slot_of(t.instrument.key) for t in self.rewards]
+        self.claim_pos = book.slot_of(self.lst.claim.key) if self.queue_hours is not None else None
+        self.claim_paid = False  # set when a queued withdrawal paid its ETH into the wallet
         self.liquidations = []
         self.delevered_at = -1
         self.lowest_hf = math.inf  # the lowest HF the hourly check saw (before the strategy's answer)
         self._hooks = Hooks(monitors=[self.check_liquidation] if self.borrowing else [])
+        if self.claim_pos is not None:
+            self._hooks.accruals.append(self._claim_matured)
         if self.rewards:
             self._hooks.accruals.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
                                                       self.units_held, self.lst.rate, STAKING_REWARDS,
@@ -187,6 +196,16 @@ class StakingLeg:
 
     def collateral_eth(self, k: int) -> float:
         return self.lst_units(k) * self.lst.rate[k]
+
+    def claims_eth(self) -> float:
+        """ETH owed by the protocol's withdrawal queue (requested, not yet paid)."""
+        return self.qty[self.claim_pos] if self.claim_pos is not None else 0.0
+
+    def _claim_matured(self, k: int) -> None:
+        """Claim the ETH of queued withdrawals that are payable by k."""
+        ex = self.ctx.executor
+        if ex.claims and ex.claim_matured(k, self.lst, self.claim_pos, self.eth_pos) > 0.0:
+            self.claim_paid = True
 
     def debt_eth(self, k: int) -> float:
         return self.weth.debt(self.qty[self.debt_pos], k) if self.debt_pos is not None else 0.0
@@ -405,33 +424,47 @@ class StakingLeg:
             return
         self.ctx.executor.aave_borrow(k, self.weth, self.debt_pos, self.eth_pos, amount)
 
-    def _withdraw_and_unstake(self, k: int, eth_value: float) -> float:
-        """Take `eth_value` of LST out (Aave first if used, else the wallet) and turn it into ETH."""
-        ex = self.ctx.executor
-        units = eth_value / self.lst.rate[k]
+    def _withdraw_and_unstake(self, k: int, eth_value: float, now: bool) -> float:
+        """Take LST worth `eth_value` ETH at the rate out of the leg (Aave first if used, else the wallet):
+        when the ETH is needed `now` (to repay debt, for a withdrawal or a safety action) enough is swapped at
+        the DEX for `eth_value` ETH to arrive; otherwise as staking.exit says: swapped, or queued at the
+        protocol. Returns the ETH that arrived now."""
+        ex, qty = self.ctx.executor, self.qty
+        units = ex.units_for_eth(k, self.lst, eth_value, self.eth_value[k]) if now else eth_value / self.lst.rate[k]
         if self.use_aave:
             units = ex.aave_withdraw(k, self.collateral, self.a_pos, units, dest=self.lst_pos)
-        units = min(units, self.qty[self.lst_pos])
-        return ex.unstake(k, self.lst, self.lst_pos, self.eth_pos, units, self.eth_value[k], self.via_swap_out)
+        units = min(units, qty[self.lst_pos])
+        if now or self.queue_hours is None:
+            return ex.unstake(k, self.lst, self.lst_pos, self.eth_pos, units, self.eth_value[k], via_swap=True)
+        ex.request_redeem(k, self.lst, self.lst_pos, self.claim_pos, units, k + self.queue_ticks)
+        return 0.0
 
     def _decrease(self, k: int, x_out: float, repay: float, d_target: float) -> None:
+        """Take `x_out` ETH of collateral out and repay `repay` of debt. The ETH that repays is needed in the
+        same transaction, so it is swapped; the rest is queued when the action is voluntary."""
         ex = self.ctx.executor
+        urgent = self.gate.urgent
         if not self.borrowing or repay <= EPS:
-            self._withdraw_and_unstake(k, x_out)
+            self._withdraw_and_unstake(k, x_out, urgent)
             return
         if self.lev.entry == "flash_loan":
             with ex.bundle(k, "flash_loan_deleverage", repay, self.flash_premium, self.eth_value[k]):
                 ex.aave_repay(k, self.weth, self.debt_pos, self.eth_pos, repay)
-                self._withdraw_and_unstake(k, x_out)
+                self._withdraw_and_unstake(k, repay, True)
+                if x_out - repay > EPS:
+                    self._withdraw_and_unstake(k, x_out - repay, urgent)
             return
         remaining = x_out
         for _ in range(self.lev.loop_max_steps):
             x, d = self.collateral_eth(k), self.debt_eth(k)
             can = x - d / self.emode.ltv if d > 0 else x
+            now = urgent or d - d_target > EPS
+            if now and can > EPS:  # a swap sells more than the ETH it brings: stay within the max LTV
+                can *= self.lst.rate[k] / ex.units_for_eth(k, self.lst, can, self.eth_value[k]) / can
             w = min(remaining, can * (1.0 - 1e-9))
             if w <= EPS:
                 break
-            eth = self._withdraw_and_unstake(k, w)
+            eth = self._withdraw_and_unstake(k, w, now)
             remaining -= w
             owed = self.debt_eth(k) - d_target
             if owed > EPS:
@@ -460,6 +493,8 @@ class StakingLeg:
             liq = np.where(debt > 0, np.maximum(1.0 - 1.0 / hf, 0.0), np.nan)
         cols = {"lst_rate": rate, "collateral_eth": coll, "debt_eth": debt, "ltv": ltv, "health_factor": hf,
                 "leverage": leverage}
+        if self.claim_pos is not None:
+            cols["claim_eth"] = quantities[self.claim_pos].copy()  # ETH queued at the protocol, not yet paid
         if self.borrowing:  # nothing borrowed, nothing to liquidate
             cols["liq_distance:aave_v3"] = liq
         if self.lst.market_rate:

@@ -36,6 +36,7 @@ class LiquidStaking:
         self.rate: list[float] = []
         self.market_rate: list[float] = []
         self.market_coverage: tuple[int, int] | None = None
+        self.claim = Instrument(self.protocol, "Claim", self.symbol, "ETH")  # a queued withdrawal: ETH owed
 
     def needs(self) -> list[Need]:
         with_market = self.needs_market_rate or self.depeg_view
@@ -46,3 +47,10 @@ class LiquidStaking:
         if self.needs_market_rate or self.depeg_view:
             self.market_rate = market.values(self.market_need)
             self.market_coverage = market.partial_coverage.get(self.market_need.series, (market.start, market.end))
+
+    def dex_rate(self, k: int) -> float | None:
+        """The DEX price of one LST in ETH at k, or None where the data has none (outside its coverage)."""
+        if not self.market_rate:
+            return None
+        rate = self.market_rate[k]
+        return rate if rate > 0.0 else None

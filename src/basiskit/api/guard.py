@@ -1,0 +1,81 @@
+"""The service's front door, as one ASGI middleware: bearer-token roles, a request body limit, and the
+security headers of every answer (a Content Security Policy unless the route set its own)."""
+
+from __future__ import annotations
+
+import json
+from http.cookies import SimpleCookie
+
+from .auth import COOKIE, Tokens, check
+
+# the dashboard: its own scripts only; plotly and the page style inline styles
+DASHBOARD_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                 "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+           (b"x-frame-options", b"DENY")]
+
+
+class Guard:
+    def __init__(self, app, tokens: Tokens, max_body_bytes: int):
+        self.app, self.tokens, self.max_body = app, tokens, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        cookie = None
+        if "cookie" in headers:
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(headers["cookie"])
+            except Exception:  # a malformed cookie header is no credential
+                jar = SimpleCookie()
+            cookie = jar[COOKIE].value if COOKIE in jar else None
+        verdict = check(self.tokens, scope["method"], scope["path"], headers.get("authorization"), cookie)
+        if verdict is not None:
+            status, why = verdict
+            challenge = 'Bearer realm="basiskit"' if status == 401 else \
+                'Bearer realm="basiskit", error="insufficient_scope"'
+            return await _answer(send, status, why, [(b"www-authenticate", challenge.encode())])
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return await _answer(send, 413, f"the request body is {length} bytes; the limit is {self.max_body} "
+                                 "(serve --max-body-bytes)")
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def secured_send(message):
+            if message["type"] == "http.response.start":
+                out = list(message.get("headers", []))
+                names = {k.lower() for k, _ in out}
+                if b"content-security-policy" not in names:
+                    out.append((b"content-security-policy", DASHBOARD_CSP.encode()))
+                out += [h for h in HEADERS if h[0] not in names]
+                message = {**message, "headers": out}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, secured_send)
+        except BodyTooLarge:
+            await _answer(send, 413, f"the request body exceeds the limit of {self.max_body} bytes "
+                          "(serve --max-body-bytes)")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _answer(send, status: int, detail: str, extra: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"content-security-policy", DASHBOARD_CSP.encode()), *HEADERS, *extra]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,72 @@
+"""What one server takes on: per job (workers, runs, runs keeping ticks, body size) and per server (jobs
+running at once and waiting, by kind). A refusal names the limit, its value and the `serve` option."""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+RETRY_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_workers: int = os.cpu_count() or 1  # worker processes one sweep may ask for
+    max_sweep_runs: int = 5_000
+    max_keep_ticks_runs: int = 200  # runs of one sweep that keep their per-tick tables
+    max_body_bytes: int = 1_000_000
+    running: int = 2  # jobs of each kind running at once
+    queue_backtests: int = 100
+    queue_sweeps: int = 8
+    queue_stress: int = 8
+
+
+class Busy(Exception):
+    """The server holds as many jobs of a kind as it may: answered 429 with Retry-After."""
+
+    def __init__(self, kind: str, running: int, queued: int, option: str):
+        super().__init__(f"the server already holds {running + queued} {kind} ({running} running at once, "
+                         f"{queued} waiting: serve --max-running, {option}); retry later")
+
+
+class Admission:
+    """Jobs of one kind: at most `running` run at once, `queued` more wait; beyond that, Busy."""
+
+    def __init__(self, kind: str, running: int, queued: int, option: str):
+        self.kind, self.running_limit, self.queued_limit, self.option = kind, running, queued, option
+        self._slots = threading.Semaphore(running)
+        self._lock = threading.Lock()
+        self.held = 0  # admitted and not finished
+        self.active = 0  # running now
+
+    def admit(self) -> None:
+        with self._lock:
+            if self.held >= self.running_limit + self.queued_limit:
+                raise Busy(self.kind, self.running_limit, self.queued_limit, self.option)
+            self.held += 1
+
+    def leave(self) -> None:
+        """An admitted job that ends without running (refused later, cancelled while waiting)."""
+        with self._lock:
+            self.held -= 1
+
+    @contextmanager
+    def slot(self):
+        """Wait for a running slot, run, give it back (the admitted job then leaves)."""
+        self._slots.acquire()
+        with self._lock:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.active -= 1
+                self.held -= 1
+            self._slots.release()
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return self.held - self.active

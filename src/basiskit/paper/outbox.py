@@ -1,0 +1,115 @@
+"""Alerts to a webhook, never lost. The outbox is the session's alerts table itself (each alert is committed
+with its tick, before anyone tries to send it); `paper_deliveries` records which reached the receiver. A
+sender thread posts the undelivered ones in order with tenacity's exponential back-off and jitter, follows
+no redirect, speaks only http(s), and marks an alert delivered when the receiver answers 2xx. What is still
+undelivered when the session stops is sent when it resumes or when the server starts. Each alert carries
+the id `<session>:<seq>` (also as the Idempotency-Key header): delivery is at least once, so a receiver
+that drops a repeated id sees each alert exactly once."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from ..errors import ConfigError
+
+
+class Undelivered(Exception):
+    """The receiver did not take the alert (no answer, or an answer other than 2xx)."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a 3xx is an answer, not a delivery: urllib raises it as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def check_webhook_url(url: str, option: str = "--alert-webhook") -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{option} {url!r}: a webhook must be an http:// or https:// URL with a host")
+    return url
+
+
+def post(url: str, body: dict, timeout: float) -> None:
+    """POST `body` as JSON; Undelivered unless the receiver answers 2xx."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Idempotency-Key": body["id"]})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        raise Undelivered(f"HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise Undelivered(str(exc)) from None
+    if not 200 <= status < 300:
+        raise Undelivered(f"HTTP {status}")
+
+
+class WebhookSender:
+    """Delivers a session's undelivered alerts from a background thread; `notify()` after each commit."""
+
+    def __init__(self, store, session: str, url: str, attempts: int = 5, timeout: float = 5.0,
+                 initial_wait: float = 0.2, max_wait: float = 10.0, quiet: bool = False):
+        self.store, self.session, self.url = store, session, check_webhook_url(url)
+        self.attempts, self.timeout, self.quiet = attempts, timeout, quiet
+        self.initial_wait, self.max_wait = initial_wait, max_wait
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"webhook-{session}", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def close(self, wait_seconds: float = 10.0) -> int:
+        """Try to deliver what is pending for up to `wait_seconds`, then stop; returns how many are left
+        (they stay in the outbox for the next start)."""
+        deadline = time.monotonic() + wait_seconds
+        self._wake.set()
+        while time.monotonic() < deadline and self.store.outbox_depth(self.session):
+            time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(deadline - time.monotonic(), 0.0) + self.timeout)
+        return self.store.outbox_depth(self.session)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            for alert in self.store.undelivered(self.session):
+                if self._stop.is_set() or not self._deliver(alert):
+                    break  # in order: a later alert waits for an earlier one
+            self._wake.wait(self.max_wait)
+
+    def _deliver(self, alert: dict) -> bool:
+        tries = 0
+        retrying = Retrying(stop=stop_after_attempt(self.attempts),
+                            wait=wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait),
+                            retry=retry_if_exception_type(Undelivered), sleep=self._sleep)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    tries += 1
+                    post(self.url, alert, self.timeout)
+        except RetryError as exc:
+            why = str(exc.last_attempt.exception())
+            self.store.record_attempts(self.session, alert["seq"], tries, why)
+            if not self.quiet:
+                sys.stderr.write(f"alert webhook: alert {alert['id']} not delivered after {tries} attempts ({why}); "
+                                 "kept in the outbox\n")
+            return False
+        self.store.mark_delivered(self.session, alert["seq"], tries)
+        return True
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a stop cuts a back-off short
