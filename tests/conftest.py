@@ -45,9 +45,7 @@ def server(tmp_path_factory, request):
 @pytest.fixture
 def client(server):
     """An HTTP client of the module's server."""
-    import httpx
-
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+    with server.client() as c:
         yield c
 
 

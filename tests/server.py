@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,17 +21,36 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: Path, data: Path, log: Path, port: int | None = None):
-        self.db, self.data, self.log = db, data, log
+    """The server reads its tokens from a file of the test's (an operate and a read token)."""
+
+    def __init__(self, db: Path, data: Path, log: Path, port: int | None = None, extra: tuple[str, ...] = ()):
+        self.db, self.data, self.log, self.extra = db, data, log, extra
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.tokens = db.parent / f"{db.stem}.test-tokens"
+        if not self.tokens.exists():
+            self.tokens.write_text(f"operate {secrets.token_urlsafe(24)}\nread {secrets.token_urlsafe(24)}\n")
+            self.tokens.chmod(0o600)
+        roles = dict(line.split() for line in self.tokens.read_text().splitlines())
+        self.operate_token, self.read_token = roles["operate"], roles["read"]
+        self.headers = {"Authorization": f"Bearer {self.operate_token}"}
+
+    def client(self, token: str | None = "operate", **kwargs) -> httpx.Client:
+        """An HTTP client of the server with the operate token (or `token`: "read", another string, None)."""
+        value = {"operate": self.operate_token, "read": self.read_token}.get(token, token)
+        headers = {"Authorization": f"Bearer {value}"} if value else {}
+        return httpx.Client(base_url=self.url, headers=headers, **({"timeout": 60} | kwargs))
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        """GET with the operate token."""
+        return httpx.get(self.url + path, headers=self.headers, timeout=60, **kwargs)
 
     def start(self, timeout: float = 60.0) -> Server:
         env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "basiskit.cli", "serve", "--port", str(self.port), "--db", str(self.db),
-             "--data", str(self.data), "--workers", "2"],
+             "--data", str(self.data), "--workers", "2", "--tokens", str(self.tokens), *self.extra],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

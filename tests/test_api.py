@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,7 +90,7 @@ def long_data(tmp_path_factory):
 def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_data):
     server = Server(tmp_path / "jobs.duckdb", long_data, tmp_path / "server.log").start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as c:
+        with server.client(timeout=30) as c:
             short = c.post("/backtests", json={"mode": "btc_basis", "start": "2024-01-01", "end": "2024-02-01"}).json()
             wait_for(c, short["id"])
             before = c.get(f"/backtests/{short['id']}/result").json()
@@ -99,7 +98,7 @@ def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_d
             wait_for(c, long["id"], statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.5)
             server.kill()
         server = Server(tmp_path / "jobs.duckdb", long_data, tmp_path / "server.log", port=server.port).start()
-        with httpx.Client(base_url=server.url, timeout=30) as c:
+        with server.client(timeout=30) as c:
             assert c.get(f"/backtests/{short['id']}").json()["status"] == "done"
             assert c.get(f"/backtests/{short['id']}/result").json() == before
             failed = c.get(f"/backtests/{long['id']}").json()
@@ -112,7 +111,7 @@ def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_d
 def test_delete_cancels_a_running_backtest(tmp_path, long_data):
     server = Server(tmp_path / "cancel.duckdb", long_data, tmp_path / "server.log").start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as c:
+        with server.client(timeout=30) as c:
             run_id = c.post("/backtests", json={"mode": "btc_basis"}).json()["id"]
             wait_for(c, run_id, statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.5)
             assert c.delete(f"/backtests/{run_id}").json() == {"id": run_id, "status": "cancelled"}

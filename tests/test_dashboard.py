@@ -6,7 +6,6 @@ import shutil
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR
@@ -36,13 +35,20 @@ def browser():
     driver.quit()
 
 
+def open_page(browser, server, path: str, token: str | None = None) -> None:
+    """Open a dashboard page as an operator who gave the token when asked (kept for the browser session)."""
+    browser.get(server.url + "/health")
+    browser.execute_script("sessionStorage.setItem('basiskit-token', arguments[0])", token or server.operate_token)
+    browser.get(server.url + path)
+
+
 def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     server = Server(tmp_path / "ui.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
-        browser.get(server.url + "/")
+        open_page(browser, server, "/")
         wait = WebDriverWait(browser, 60)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#mode option")) == 8)
         Select(browser.find_element(By.ID, "mode")).select_by_value("eth_basis")
@@ -58,7 +64,7 @@ def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
         run_id = browser.find_element(By.ID, "status").text.split(":")[0]
         wait.until(lambda d: d.execute_script("return (document.getElementById('nav-chart').data || []).length") > 0)
         time.sleep(0.5)
-        result = httpx.get(f"{server.url}/backtests/{run_id}/result").json()
+        result = server.get(f"/backtests/{run_id}/result").json()
         assert result["initial_capital"] == 500000 and result["start"] == "2024-11-01T00:00:00Z"
         chart_nav = browser.execute_script("const y = document.getElementById('nav-chart').data[0].y;"
                                            "return [y[0], y[y.length - 1], y.length];")
@@ -78,9 +84,9 @@ def test_dashboard_runs_a_backtest_and_charts_its_numbers(browser, tmp_path):
         wait.until(lambda d: "done" in d.find_element(By.ID, "status").text
                    and d.find_element(By.ID, "status").text.split(":")[0] != run_id)
         second = browser.find_element(By.ID, "status").text.split(":")[0]
-        stored = httpx.get(f"{server.url}/backtests").json()["items"]
+        stored = server.get("/backtests").json()["items"]
         assert {r["id"] for r in stored} == {run_id, second}
-        columns = httpx.get(f"{server.url}/backtests/{second}/timeseries").json()["columns"]
+        columns = server.get(f"/backtests/{second}/timeseries").json()["columns"]
         assert "qty:lido:BaseToken:wstETH" in columns and "qty:etherfi:BaseToken:weETH" not in columns
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".pick")) == 2)
         for box in browser.find_elements(By.CSS_SELECTOR, ".pick"):
@@ -103,7 +109,7 @@ def test_sweeps_page_charts_the_heatmap_and_runs_a_config_in_full(browser, tmp_p
 
     server = Server(tmp_path / "sweeps.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
-        browser.get(server.url + "/#sweeps")
+        open_page(browser, server, "/#sweeps")
         wait = WebDriverWait(browser, 120)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#sweep-mode option")) == 8)
         Select(browser.find_element(By.ID, "sweep-mode")).select_by_value("usdt_market_neutral")
@@ -117,7 +123,7 @@ def test_sweeps_page_charts_the_heatmap_and_runs_a_config_in_full(browser, tmp_p
         sweep_id = browser.find_element(By.ID, "sweep-status").text.split(":")[0]
         wait.until(lambda d: d.execute_script("return (document.getElementById('sweep-heatmap').data || []).length"))
         z = browser.execute_script("return document.getElementById('sweep-heatmap').data[0].z")
-        result = httpx.get(f"{server.url}/sweeps/{sweep_id}/result").json()
+        result = server.get(f"/sweeps/{sweep_id}/result").json()
         assert result["n_runs"] == 9 and result["n_failed"] == 0
         # by hand: one window, so each cell is the run's apy; rows stake_allocation, columns target_ltv
         apy = {(r["params"]["stake_allocation"], r["params"]["target_ltv"]): r["apy"] for r in result["runs"]}
@@ -130,7 +136,7 @@ def test_sweeps_page_charts_the_heatmap_and_runs_a_config_in_full(browser, tmp_p
         browser.find_element(By.CSS_SELECTOR, f'.run-full[data-config="{best["config_index"]}"]').click()
         wait.until(lambda d: "done" in d.find_element(By.ID, "status").text)
         run_id = browser.find_element(By.ID, "status").text.split(":")[0]
-        full = httpx.get(f"{server.url}/backtests/{run_id}/result").json()
+        full = server.get(f"/backtests/{run_id}/result").json()
         assert full["final_nav"] == best["windows"][0]["final_nav"] and full["initial_capital"] == 100000
     finally:
         server.stop()
@@ -142,7 +148,7 @@ def test_stress_page_compares_both_runs_and_maps_liquidations(browser, tmp_path)
 
     server = Server(tmp_path / "stress.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
-        browser.get(server.url + "/#stress")
+        open_page(browser, server, "/#stress")
         wait = WebDriverWait(browser, 120)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#stress-scenarios input")) >= 10)
         Select(browser.find_element(By.ID, "stress-mode")).select_by_value("eth_leveraged")
@@ -157,7 +163,7 @@ def test_stress_page_compares_both_runs_and_maps_liquidations(browser, tmp_path)
         wait.until(lambda d: " done" in d.find_element(By.ID, "stress-status").text)
         stress_id = browser.find_element(By.ID, "stress-status").text.split(":")[0]
         wait.until(lambda d: d.execute_script("return (document.getElementById('stress-map').data || []).length"))
-        r = httpx.get(f"{server.url}/stress/{stress_id}/result").json()
+        r = server.get(f"/stress/{stress_id}/result").json()
         cells = {tr.find_element(By.TAG_NAME, "th").text: [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                  for tr in browser.find_elements(By.CSS_SELECTOR, "#stress-table tr")[1:]}
         assert cells["liquidations"] == [str(r["baseline"]["liquidations"]["count"]),
@@ -166,7 +172,7 @@ def test_stress_page_compares_both_runs_and_maps_liquidations(browser, tmp_path)
         # the NAV chart is the two stored runs, hour by hour
         nav = browser.execute_script("return document.getElementById('stress-nav').data.map(t => t.y)")
         for trace, side in zip(nav, ("baseline", "scenario"), strict=True):
-            stored = httpx.get(f"{server.url}/backtests/{r[side]['run_id']}/timeseries").json()["data"]["nav"]
+            stored = server.get(f"/backtests/{r[side]['run_id']}/timeseries").json()["data"]["nav"]
             assert trace == stored
         # the map: red exactly where the grid run was liquidated, and a bigger fall never liquidates less
         colors = browser.execute_script("return document.getElementById('stress-map').data[0].marker.color")
@@ -201,7 +207,7 @@ def test_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
          "--db", str(db), "--out", str(tmp_path / "runs"), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        browser.get(server.url + "/#paper")
+        open_page(browser, server, "/#paper")
         wait = WebDriverWait(browser, 90)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#paper-session option[value="ui"]'))
         seen = set()  # chart lengths seen while the session runs: the page follows it
@@ -217,10 +223,10 @@ def test_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
         wait.until(lambda d: " done," in d.find_element(By.ID, "paper-status").text)
         wait.until(lambda d: length(d) == 12 * 24 + 1)
         assert len({n for n in seen if 0 < n < 12 * 24 + 1}) >= 2, seen  # it grew while the session ran
-        ticks = httpx.get(f"{server.url}/paper/ui/ticks").json()
+        ticks = server.get("/paper/ui/ticks").json()
         chart = browser.execute_script("return document.getElementById('paper-nav').data[0].y")
         assert chart == [t["nav"] for t in ticks] and chart[-1] == summary["final_nav"]
-        status = httpx.get(f"{server.url}/paper/ui").json()
+        status = server.get("/paper/ui").json()
         assert browser.find_element(By.CSS_SELECTOR, '[data-metric="health factor"]').text == \
             f"{status['risk']['health_factor']:.4f}"
         kinds = [li.get_attribute("data-kind") for li in browser.find_elements(By.CSS_SELECTOR, "#paper-alerts li")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 
-import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -83,7 +82,7 @@ def test_hostile_config_files(tmp_path):
 
 
 def test_hostile_api_overrides(server):
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with server.client(timeout=60) as client:
         @given(mode=st.sampled_from(["eth_leveraged", "usdt_market_neutral", "eth_basis"]), key=st.sampled_from(KEYS),
                value=HOSTILE_JSON)
         @SETTINGS

@@ -8,8 +8,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-
 from basiskit.data.dataset import SAMPLE_DIR
 from server import Server, wait_for
 
@@ -25,7 +23,7 @@ def test_24_concurrent_backtests_on_a_fresh_server(tmp_path):
     stop = threading.Event()
 
     def poll_health() -> None:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
+        with server.client(timeout=10) as c:
             while not stop.is_set():
                 t0 = time.perf_counter()
                 assert c.get("/health").status_code == 200
@@ -35,7 +33,7 @@ def test_24_concurrent_backtests_on_a_fresh_server(tmp_path):
     try:
         poller = threading.Thread(target=poll_health, daemon=True)
         poller.start()
-        with httpx.Client(base_url=server.url, timeout=60) as c, ThreadPoolExecutor(24) as pool:
+        with server.client(timeout=60) as c, ThreadPoolExecutor(24) as pool:
             responses = list(pool.map(lambda b: c.post("/backtests", json=b), bodies))
             assert [r.status_code for r in responses] == [202] * 24, [r.text for r in responses if r.status_code != 202]
             ids = [r.json()["id"] for r in responses]

@@ -14,7 +14,9 @@ from server import Server
 def live_schema(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("openapi")
     server = Server(tmp / "fuzz.duckdb", SAMPLE_DIR, tmp / "server.log").start()
-    yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", headers=server.headers)
+    schema.test_headers = server.headers
+    yield schema
     server.stop()
 
 
@@ -29,7 +31,7 @@ def test_every_operation_is_documented(live_schema):
         "GET /scenarios", "POST /stress", "GET /stress", "GET /stress/{stress_id}", "GET /stress/{stress_id}/result",
         "GET /stress/{stress_id}/report", "DELETE /stress/{stress_id}",
         "GET /paper", "GET /paper/{session}", "GET /paper/{session}/ticks", "GET /paper/{session}/orders",
-        "GET /paper/{session}/alerts",
+        "GET /paper/{session}/alerts", "GET /metrics",
     }
 
 
@@ -43,7 +45,7 @@ def test_api_never_fails_and_explains_refusals(live_schema):
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None,
                   derandomize=True)
         def check(case):
-            response = case.call(timeout=30)
+            response = case.call(timeout=30, headers=live_schema.test_headers)
             where = f"{case.method} {case.formatted_path} {case.query or ''}"
             if response.status_code >= 500:
                 failures.append(f"{where}: {response.status_code} {response.text[:300]}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import Backtest
 from basiskit.paper.session import PaperOptions, PaperSession
@@ -21,7 +19,7 @@ def test_the_api_serves_a_sessions_status_ticks_orders_and_alerts(tmp_path):
     expected = Backtest(cfg, Dataset(SAMPLE_DIR)).run()
     server = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as c:
+        with server.client(timeout=30) as c:
             sessions = c.get("/paper").json()
             assert [(s["name"], s["mode"], s["status"], s["last_tick"]) for s in sessions] == \
                 [("mn", "usdt_market_neutral", "done", 7 * 24)]

@@ -19,6 +19,15 @@ class ConfigError(BasiskitError):
         super().__init__("\n".join(lines))
 
 
+class SettingError(ConfigError):
+    """One setting of the server or a session (a tokens file, a webhook URL) is invalid: the message says
+    which and how to fix it."""
+
+    def __init__(self, message: str):
+        self.problems = [("setting", None, message)]
+        BasiskitError.__init__(self, message)
+
+
 class RunError(BasiskitError):
     """A run cannot go on (e.g. a withdrawal larger than what the portfolio holds)."""
 

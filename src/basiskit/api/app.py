@@ -10,8 +10,11 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from plotly.offline import get_plotlyjs
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from ..config import config_hash, preset_names, read_preset
@@ -22,12 +25,17 @@ from ..engine.run import Backtest
 from ..errors import BasiskitError
 from ..paper.store import PaperStore
 from ..results.db import StoreError, json_safe
+from ..results.html import csp_for
 from ..results.report import render as render_report
 from ..results.store import new_run_id
 from ..results.stress_store import StressStore
 from ..runconfig import load_run_config
 from ..strategies.registry import load_builtins
+from .auth import Tokens
+from .guard import Guard
 from .jobs import INTERRUPTED, JobManager
+from .limits import RETRY_AFTER_SECONDS, Admission, Busy, ServiceLimits
+from .metrics import metrics_text
 from .models import (
     BacktestCreated,
     BacktestPage,
@@ -53,10 +61,19 @@ STATIC = Path(__file__).resolve().parent / "static"
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run or mode"}}
 
 
-def create_app(db_path: Path | None = None, data_dir: Path | None = None, workers: int = 2) -> FastAPI:
+def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | None = None, workers: int = 2,
+               limits: ServiceLimits | None = None, allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+               ray_address: str | None = None, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+    """The service. Who may call it (`tokens`), what it takes on (`limits`), which Host names it answers
+    (`allowed_hosts`) and where sweeps on Ray connect (`ray_address`) are the server's configuration."""
+    limits = limits or ServiceLimits(running=workers)
     root, source = resolve_data_dir(data_dir)
     store = StressStore(db_path)
-    state: dict[str, Any] = {}
+    paper_store = PaperStore(store.path)
+    state: dict[str, Any] = {"limits": limits, "ray_address": ray_address, "admission": {
+        "backtest": Admission("backtests", limits.running, limits.queue_backtests, "--queue-backtests"),
+        "sweep": Admission("sweeps", limits.running, limits.queue_sweeps, "--queue-sweeps"),
+        "stress": Admission("stress tests", limits.running, limits.queue_stress, "--queue-stress")}}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -64,16 +81,44 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
         store.mark_interrupted(INTERRUPTED)
         store.mark_sweeps_interrupted(SWEEP_INTERRUPTED)
         store.mark_stress_interrupted(STRESS_INTERRUPTED)
-        state["jobs"] = JobManager(store, root, f"{root} ({source})", workers)
+        state["jobs"] = JobManager(store, root, f"{root} ({source})", limits.running)
         state["dataset"] = Dataset(root)
-        state["sweeps"] = SweepManager(store, root, state["dataset"], workers)
+        state["sweeps"] = SweepManager(store, root, state["dataset"], limits.max_workers)
         state["stress"] = StressManager(store, root, state["dataset"])
+        state["senders"] = resend_undelivered(paper_store)  # alerts a stopped session left in its outbox
         yield
+        for sender in state["senders"]:
+            sender.close(wait_seconds=2.0)
         state["sweeps"].shutdown()
         state["jobs"].shutdown()
 
     app = FastAPI(title="basiskit", version=__version__, lifespan=lifespan,
-                  description="Backtests of the fund's basis strategies: submit runs, follow them, read results.")
+                  description="Backtests of the fund's basis strategies: submit runs, follow them, read results. "
+                  "Every path but /health and the dashboard needs `Authorization: Bearer TOKEN` (role read: GET; "
+                  "operate: everything).")
+    app.add_middleware(Guard, tokens=tokens, max_body_bytes=limits.max_body_bytes)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"],
+                           allow_headers=["authorization", "content-type"])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    state["app"] = app
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            doc.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "a token of serve's tokens file"}}
+            doc["security"] = [{"bearer": []}]
+            doc["paths"]["/health"]["get"]["security"] = []
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy):
+        return JSONResponse(status_code=429, content={"detail": str(exc)},
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -125,10 +170,12 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
             Backtest(cfg, state["dataset"])  # the data covers the window: fail now, not in the worker
         except BasiskitError as exc:
             return refused(exc)
+        admission = state["admission"]["backtest"]
+        admission.admit()  # Busy -> 429
         run_id = new_run_id(cfg.mode, config_hash(cfg))
         config = cfg.model_dump(mode="json")
         store.create(run_id, cfg.mode, "queued", "api", request=req.model_dump(mode="json"), config=config)
-        state["jobs"].submit(run_id, config)
+        state["jobs"].submit(run_id, config, admission)
         return BacktestCreated(id=run_id, status="queued")
 
     @app.get("/backtests", response_model=BacktestPage)
@@ -174,8 +221,8 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
     @app.get("/backtests/{run_id}/report", response_class=HTMLResponse, responses=conflict)
     def report(run_id: str) -> HTMLResponse:
         run = _done(run_id)
-        return HTMLResponse(render_report(run["summary"], store.ticks(run_id), store.events(run_id), run["config"],
-                                          csv_href=f"/backtests/{run_id}/timeseries?format=csv"))
+        return report_response(render_report(run["summary"], store.ticks(run_id), store.events(run_id),
+                                             run["config"], csv_href=f"/backtests/{run_id}/timeseries?format=csv"))
 
     @app.delete("/backtests/{run_id}", response_model=Deleted, responses=NOT_FOUND)
     def delete(run_id: str) -> Deleted:
@@ -187,7 +234,12 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
 
     app.include_router(sweeps_router(store, state))
     app.include_router(stress_router(store, state))
-    app.include_router(paper_router(PaperStore(store.path)))
+    app.include_router(paper_router(paper_store))
+
+    @app.get("/metrics", response_class=Response, tags=["service"], responses={200: {
+        "content": {"text/plain": {}}, "description": "Prometheus text format (prometheus-client)"}})
+    def metrics() -> Response:
+        return Response(metrics_text(store, paper_store, state), media_type="text/plain; version=0.0.4")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> FileResponse:
@@ -205,6 +257,20 @@ def create_app(db_path: Path | None = None, data_dir: Path | None = None, worker
         return FileResponse(path)
 
     return app
+
+
+def report_response(page: str) -> HTMLResponse:
+    """A report page with its Content Security Policy: only its own inline scripts, by their sha256."""
+    return HTMLResponse(page, headers={"Content-Security-Policy": csp_for(page)})
+
+
+def resend_undelivered(paper_store: PaperStore) -> list:
+    """Senders for every paper session whose webhook alerts were not all delivered (not one still running:
+    its own sender delivers them)."""
+    from ..paper.outbox import WebhookSender
+
+    return [WebhookSender(paper_store, name, url, quiet=True) for name, status, url in paper_store.webhook_sessions()
+            if status != "running" and paper_store.outbox_depth(name)]
 
 
 def _config_from_request(req: BacktestRequest, dataset: Dataset):

@@ -10,7 +10,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import SettingError
 
 ROLES = ("read", "operate")
 READ_METHODS = ("GET", "HEAD")
@@ -37,10 +37,10 @@ class Tokens:
 def load_tokens(path: Path) -> Tokens:
     """Read a tokens file; a malformed line, an unknown role or a file others may read is an error naming it."""
     if not path.is_file():
-        raise ConfigError(f"tokens file {path} does not exist (serve --tokens FILE or ${TOKENS_ENV})")
+        raise SettingError(f"tokens file {path} does not exist (serve --tokens FILE or ${TOKENS_ENV})")
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise ConfigError(f"tokens file {path} has permissions {mode:o}: others may read it; "
+        raise SettingError(f"tokens file {path} has permissions {mode:o}: others may read it; "
                           f"run `chmod 600 {path}`")
     roles = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
@@ -49,15 +49,15 @@ def load_tokens(path: Path) -> Tokens:
             continue
         parts = text.split()
         if len(parts) != 2:
-            raise ConfigError(f"{path} line {n}: expected `ROLE TOKEN` (two words), got {len(parts)} word(s)")
+            raise SettingError(f"{path} line {n}: expected `ROLE TOKEN` (two words), got {len(parts)} word(s)")
         role, token = parts
         if role not in ROLES:
-            raise ConfigError(f"{path} line {n}: unknown role {role!r}; valid: {', '.join(ROLES)}")
+            raise SettingError(f"{path} line {n}: unknown role {role!r}; valid: {', '.join(ROLES)}")
         if len(token) < 16:
-            raise ConfigError(f"{path} line {n}: the token is {len(token)} characters; use at least 16")
+            raise SettingError(f"{path} line {n}: the token is {len(token)} characters; use at least 16")
         roles.append((token, role))
     if not roles:
-        raise ConfigError(f"tokens file {path} has no `ROLE TOKEN` line")
+        raise SettingError(f"tokens file {path} has no `ROLE TOKEN` line")
     return Tokens(path, tuple(roles))
 
 

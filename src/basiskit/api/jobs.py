@@ -45,12 +45,17 @@ class JobManager:
         self.cancelled = self._manager.dict()
         self.futures: dict[str, Future] = {}
         self.configs: dict[str, dict] = {}
+        self.admissions: dict[str, object] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, daemon=True)
         self._poller.start()
 
-    def submit(self, run_id: str, config: dict) -> None:
+    def submit(self, run_id: str, config: dict, admission=None) -> None:
+        """Queue a backtest; `admission` (limits.Admission) counts it until it ends."""
+        if admission is not None:
+            admission.running_now = self.running_count
+            self.admissions[run_id] = admission
         fut = self.pool.submit(run_job, run_id, config, str(self.data_dir), self.data_label, self.progress,
                                self.cancelled)
         with self._lock:
@@ -72,6 +77,13 @@ class JobManager:
             with self._lock:
                 self.futures.pop(run_id, None)
                 self.configs.pop(run_id, None)
+                admission = self.admissions.pop(run_id, None)
+            if admission is not None:
+                admission.leave()
+
+    def running_count(self) -> int:
+        with self._lock:
+            return sum(f.running() for f in self.futures.values())
 
     def _poll(self) -> None:
         """Copy workers' progress into the store (status running) twice a second."""

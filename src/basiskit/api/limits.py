@@ -39,7 +39,8 @@ class Admission:
         self._slots = threading.Semaphore(running)
         self._lock = threading.Lock()
         self.held = 0  # admitted and not finished
-        self.active = 0  # running now
+        self._active = 0  # running now (through slot())
+        self.running_now = None  # or a callable counting them, when another pool runs the jobs
 
     def admit(self) -> None:
         with self._lock:
@@ -57,16 +58,22 @@ class Admission:
         """Wait for a running slot, run, give it back (the admitted job then leaves)."""
         self._slots.acquire()
         with self._lock:
-            self.active += 1
+            self._active += 1
         try:
             yield
         finally:
             with self._lock:
-                self.active -= 1
+                self._active -= 1
                 self.held -= 1
             self._slots.release()
 
     @property
-    def waiting(self) -> int:
+    def active(self) -> int:
+        if self.running_now is not None:
+            return self.running_now()
         with self._lock:
-            return self.held - self.active
+            return self._active
+
+    @property
+    def waiting(self) -> int:
+        return max(self.held - self.active, 0)

@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..data.dataset import Dataset
 from ..errors import BasiskitError
 from ..results.db import StoreError, json_safe
+from ..results.html import csp_for
 from ..results.stress_report import render_stored
 from ..results.stress_store import StressStore, new_stress_id
 from ..stress.scenarios import library
 from ..stress.service import StressRequest, check, stress_test
+from .limits import Admission
 from .models import Deleted, ErrorBody, ValidationFailed, refused
 
 INTERRUPTED = "interrupted: the service stopped before the stress test finished"
@@ -85,14 +87,19 @@ class StressManager:
         self.threads: dict[str, threading.Thread] = {}
         self.lock = threading.Lock()
 
-    def submit(self, req: StressRequest) -> str:
+    def submit(self, req: StressRequest, admission: Admission) -> str:
         check(req, self.dataset, files=False)  # ConfigError: every problem, before anything starts
+        admission.admit()  # Busy -> 429
         stress_id = new_stress_id(req.mode)
-        self.store.create_stress(stress_id, req.mode, "api", req.model_dump(mode="json"))
+        try:
+            self.store.create_stress(stress_id, req.mode, "api", req.model_dump(mode="json"))
+        except BaseException:
+            admission.leave()
+            raise
 
         def work() -> None:
             try:
-                with contextlib.suppress(Exception):  # stress_test stores the error with the test
+                with admission.slot(), contextlib.suppress(Exception):  # the error is stored with the test
                     stress_test(req, self.data_dir, self.dataset, self.store, "api", None, stress_id=stress_id,
                                 files=False)
             finally:
@@ -140,7 +147,7 @@ def stress_router(store: StressStore, state: dict) -> APIRouter:
                  responses={422: {"model": ValidationFailed, "description": "Every problem with the request"}})
     def submit(req: StressRequest):
         try:
-            stress_id = state["stress"].submit(req)
+            stress_id = state["stress"].submit(req, state["admission"]["stress"])
         except BasiskitError as exc:
             return refused(exc)
         return StressCreated(id=stress_id, status="running")
@@ -162,7 +169,8 @@ def stress_router(store: StressStore, state: dict) -> APIRouter:
 
     @router.get("/stress/{stress_id}/report", response_class=HTMLResponse, responses=conflict)
     def report(stress_id: str) -> HTMLResponse:
-        return HTMLResponse(render_stored(store, finished(stress_id)["result"]))
+        page = render_stored(store, finished(stress_id)["result"])
+        return HTMLResponse(page, headers={"Content-Security-Policy": csp_for(page)})
 
     @router.delete("/stress/{stress_id}", response_model=Deleted,
                    responses={409: {"model": ErrorBody, "description": "The stress test is running"}, **not_found})

@@ -16,13 +16,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.dataset import Dataset
-from ..errors import BasiskitError
+from ..errors import BasiskitError, ConfigError
 from ..results.db import StoreError, json_safe
+from ..results.html import csp_for
 from ..results.sweep_report import render as render_sweep
 from ..results.sweep_store import SweepStore
 from ..sweeps.plan import prepare
 from ..sweeps.service import execute_sweep, register_sweep
 from ..sweeps.spec import SweepRequest
+from .limits import Admission, ServiceLimits
 from .models import Deleted, ErrorBody, ValidationFailed, refused
 
 INTERRUPTED = "interrupted: the service stopped before the sweep finished"
@@ -79,18 +81,36 @@ class SweepManager:
         self.live: dict[str, tuple[threading.Event, list[int]]] = {}  # id -> (cancel, [done, total])
         self.lock = threading.Lock()
 
-    def submit(self, req: SweepRequest) -> tuple[str, int]:
-        if req.workers is None:
-            req = req.model_copy(update={"workers": self.workers})
-        plan = prepare(req, self.dataset)  # ConfigError: every problem, before anything starts
-        sweep_id = register_sweep(plan, self.store, "api")
+    def submit(self, req: SweepRequest, limits: ServiceLimits, admission: Admission,
+               ray_address: str | None) -> tuple[str, int]:
+        problems = []
+        if req.workers is not None and req.workers > limits.max_workers:
+            problems.append(("workers", req.workers, f"above this server's limit of {limits.max_workers} worker "
+                             "processes per sweep (serve --max-workers)"))
+        req = req.model_copy(update={"workers": req.workers or min(self.workers, limits.max_workers),
+                                     "ray_address": ray_address})
+        plan = prepare(req, self.dataset) if not problems else None  # ConfigError: every problem at once
+        if plan is not None and plan.n_runs > limits.max_sweep_runs:
+            problems.append(("params", plan.n_runs, f"{plan.n_runs:,} runs: above this server's limit of "
+                             f"{limits.max_sweep_runs:,} runs per sweep (serve --max-sweep-runs)"))
+        if plan is not None and req.keep_ticks and plan.n_runs > limits.max_keep_ticks_runs:
+            problems.append(("keep_ticks", True, f"{plan.n_runs:,} runs would keep their ticks: above this server's "
+                             f"limit of {limits.max_keep_ticks_runs:,} (serve --max-keep-ticks-runs)"))
+        if problems:
+            raise ConfigError(problems)
+        admission.admit()  # Busy -> 429
+        try:
+            sweep_id = register_sweep(plan, self.store, "api")
+        except BaseException:
+            admission.leave()
+            raise
         cancel, counts = threading.Event(), [0, plan.n_runs]
         with self.lock:
             self.live[sweep_id] = (cancel, counts)
 
         def work() -> None:
             try:
-                with contextlib.suppress(Exception):  # execute_sweep stores the error with the sweep
+                with admission.slot(), contextlib.suppress(Exception):  # the error is stored with the sweep
                     execute_sweep(plan, sweep_id, self.data_dir, self.dataset, self.store,
                                   on_progress=lambda done, total: counts.__setitem__(0, done), cancelled=cancel.is_set)
             finally:
@@ -148,8 +168,12 @@ def sweeps_router(store: SweepStore, state: dict) -> APIRouter:
     @router.post("/sweeps", status_code=202, response_model=SweepCreated,
                  responses={422: {"model": ValidationFailed, "description": "Every problem with the request"}})
     def submit(req: SweepRequest):
+        if req.ray_address is not None:  # the server says where it connects, never the caller
+            return refused(ConfigError([("ray_address", req.ray_address, "not a request field: the Ray cluster is "
+                                         "the server's configuration (serve --ray-address)")]))
         try:
-            sweep_id, n_runs = state["sweeps"].submit(req)
+            sweep_id, n_runs = state["sweeps"].submit(req, state["limits"], state["admission"]["sweep"],
+                                                      state["ray_address"])
         except BasiskitError as exc:
             return refused(exc)
         return SweepCreated(id=sweep_id, status="running", n_runs=n_runs)
@@ -174,9 +198,10 @@ def sweeps_router(store: SweepStore, state: dict) -> APIRouter:
     def report(sweep_id: str, x: str | None = None, y: str | None = None) -> HTMLResponse:
         finished(sweep_id)
         try:
-            return HTMLResponse(render_sweep(store.sweep_result(sweep_id), x, y))
+            page = render_sweep(store.sweep_result(sweep_id), x, y)
         except BasiskitError as exc:
             raise HTTPException(422, str(exc)) from None
+        return HTMLResponse(page, headers={"Content-Security-Policy": csp_for(page)})
 
     @router.delete("/sweeps/{sweep_id}", response_model=Deleted, responses=not_found)
     def delete(sweep_id: str) -> Deleted:

@@ -186,6 +186,10 @@ def status(
     t.add_row("alerts", str(s["alert_count"]))
     for a in s["alerts"]:
         t.add_row(f"  {a['timestamp']}", f"{a['kind']}: {a['message']}")
+    if s["outbox"] is not None:
+        o = s["outbox"]
+        t.add_row("webhook outbox", f"{o['pending']} pending, {o['delivered']} delivered"
+                  + (f" (last error: {o['last_error']})" if o["last_error"] else ""))
     if s["error"]:
         t.add_row("error", s["error"])
     out.print(t)

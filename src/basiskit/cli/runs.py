@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..api.limits import ServiceLimits
 from ..results.db import json_safe
 from ..results.report import write_report
 from .output import DbOption, err, out, run_or_fail
@@ -135,14 +136,58 @@ def report(run_id: Annotated[str, typer.Argument(help="A run id, a sweep id or a
     typer.echo(str(output))
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port.")] = 8000,
           data: Annotated[Path | None, typer.Option(help="Dataset for API runs (else $BASISKIT_DATA, sample).")] = None,
-          workers: Annotated[int, typer.Option(help="Backtests run at once (processes).")] = 2,
+          workers: Annotated[int, typer.Option(min=1, max=256, help="Jobs of each kind run at once.")] = 2,
+          tokens: Annotated[Path | None, typer.Option(help="`ROLE TOKEN` lines (roles: read, operate); else "
+                                                      "$BASISKIT_TOKENS, else a file beside the database, created "
+                                                      "on first start with one operate token.")] = None,
+          allowed_host: Annotated[list[str] | None, typer.Option(
+              help="A Host name the server answers (repeatable; required with a --host other than loopback).")] = None,
+          cors_origin: Annotated[list[str] | None, typer.Option(help="A browser origin allowed to call the API "
+                                                                "(repeatable; none by default).")] = None,
+          ray_address: Annotated[str | None, typer.Option(help="The Ray cluster sweeps with backend ray use "
+                                                          "(default: a local Ray).")] = None,
+          max_workers: Annotated[int, typer.Option(min=1, help="Most worker processes one sweep may ask for.")]
+          = ServiceLimits.max_workers,
+          max_sweep_runs: Annotated[int, typer.Option(min=1, help="Most runs in one sweep.")]
+          = ServiceLimits.max_sweep_runs,
+          max_keep_ticks_runs: Annotated[int, typer.Option(min=0, help="Most runs of a sweep that keep their ticks.")]
+          = ServiceLimits.max_keep_ticks_runs,
+          max_body_bytes: Annotated[int, typer.Option(min=1024, help="Largest request body.")]
+          = ServiceLimits.max_body_bytes,
+          queue_backtests: Annotated[int, typer.Option(min=0, help="Backtests waiting beyond those running.")]
+          = ServiceLimits.queue_backtests,
+          queue_sweeps: Annotated[int, typer.Option(min=0, help="Sweeps waiting beyond those running.")]
+          = ServiceLimits.queue_sweeps,
+          queue_stress: Annotated[int, typer.Option(min=0, help="Stress tests waiting beyond those running.")]
+          = ServiceLimits.queue_stress,
           db: DbOption = None) -> None:
-    """Start the HTTP API and the web dashboard."""
+    """Start the HTTP API and the web dashboard (every path but /health and the dashboard needs a token)."""
     import uvicorn
 
     from ..api.app import create_app
+    from ..api.auth import ensure_tokens
+    from ..results.db import default_db_path
 
-    uvicorn.run(create_app(db_path=db, data_dir=data, workers=workers), host=host, port=port, log_level="info")
+    hosts = tuple(allowed_host or ())
+    if host not in LOOPBACK and not hosts:
+        err.print(f"error: --host {host} answers beyond this machine: name the Host names it may answer with "
+                  "--allowed-host (e.g. --allowed-host basiskit.internal)")
+        raise typer.Exit(2)
+    found, created = run_or_fail(lambda: ensure_tokens(tokens, Path(db) if db else default_db_path()))
+    if created:
+        err.print(f"created an operate token in {found.path} (owner-only); send it as `Authorization: Bearer TOKEN`")
+    limits = ServiceLimits(max_workers=max_workers, max_sweep_runs=max_sweep_runs,
+                           max_keep_ticks_runs=max_keep_ticks_runs, max_body_bytes=max_body_bytes, running=workers,
+                           queue_backtests=queue_backtests, queue_sweeps=queue_sweeps, queue_stress=queue_stress)
+    allowed = hosts + (() if hosts and host not in LOOPBACK else ("127.0.0.1", "localhost", "[::1]"))
+    if host not in LOOPBACK:
+        allowed += (host,)
+    app = create_app(found, db_path=db, data_dir=data, workers=workers, limits=limits, allowed_hosts=allowed,
+                     ray_address=ray_address, cors_origins=tuple(cors_origin or ()))
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,19 +1,10 @@
 """Alerts of a paper session: thresholds on what the risk monitor reads each hour, feed problems and the
-engine's own liquidations, raised once per crossing into the store, stderr and a webhook.
-
-The webhook gets a POST of the alert as JSON from a background thread, retried with back-off; the loop
-never waits for it (only the end of a session waits a few seconds for what is still queued).
+engine's own liquidations, raised once per crossing into the store (the webhook's outbox) and stderr.
 """
 
 from __future__ import annotations
 
-import json
-import queue
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 
 from ..config.models import RunConfig
@@ -109,50 +100,14 @@ class AlertMonitor:
 
 
 class AlertSink:
-    """Where alerts go besides the store: stderr and, given a URL, a webhook (POST JSON, retried)."""
+    """Alerts on stderr as they are raised (the store keeps them; the webhook sender posts them from the
+    store's outbox: paper/outbox.py)."""
 
-    def __init__(self, session: str, webhook: str | None, quiet: bool = False, retries: int = 4,
-                 timeout: float = 5.0):
+    def __init__(self, session: str, quiet: bool = False):
         self.session = session
-        self.webhook = webhook
         self.quiet = quiet
-        self.retries = retries
-        self.timeout = timeout
-        self.failed = 0
-        self._queue: queue.Queue[dict | None] = queue.Queue()
-        self._thread = None
-        if webhook:
-            self._thread = threading.Thread(target=self._post_all, name="alert-webhook", daemon=True)
-            self._thread.start()
 
     def emit(self, alerts: list[Alert]) -> None:
-        for a in alerts:
-            if not self.quiet:
+        if not self.quiet:
+            for a in alerts:
                 sys.stderr.write(f"ALERT {self.session} {iso(a.t)} {a.kind}: {a.message}\n")
-            if self._thread is not None:
-                self._queue.put(a.body(self.session))
-
-    def close(self, wait_seconds: float = 10.0) -> None:
-        """Give queued webhook posts up to `wait_seconds` to go out."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(wait_seconds)
-
-    def _post_all(self) -> None:
-        while (body := self._queue.get()) is not None:
-            self._post(body)
-
-    def _post(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        for attempt in range(self.retries):
-            try:
-                req = urllib.request.Request(self.webhook, data=data, method="POST",
-                                             headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    if resp.status < 300:
-                        return
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
-            time.sleep(0.5 * 2 ** attempt)
-        self.failed += 1
-        sys.stderr.write(f"alert webhook {self.webhook}: gave up on an alert after {self.retries} attempts\n")

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from ..errors import ConfigError
+from ..errors import SettingError
 
 
 class Undelivered(Exception):
@@ -36,7 +36,7 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 def check_webhook_url(url: str, option: str = "--alert-webhook") -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{option} {url!r}: a webhook must be an http:// or https:// URL with a host")
+        raise SettingError(f"{option} {url!r}: a webhook must be an http:// or https:// URL with a host")
     return url
 
 

@@ -10,6 +10,7 @@ book and event count equal the committed ones at the last tick, bit for bit, bef
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -31,6 +32,7 @@ from .capture import write_capture
 from .clock import PaperClock, StaleFeed
 from .feeds import Delivery, Feed, ReplayFeed
 from .orders import order_intents
+from .outbox import WebhookSender, check_webhook_url
 from .store import PaperStore
 
 FEEDS = ("replay", "live")
@@ -66,6 +68,11 @@ class PaperOptions:
                     )
                 ]
             )
+        if self.webhook is not None:
+            try:
+                check_webhook_url(self.webhook)
+            except ConfigError as exc:
+                raise ConfigError([("--alert-webhook", self.webhook, str(exc))]) from None
         if self.feed == "live" and not self.rpc_url:
             raise ConfigError(
                 [
@@ -117,7 +124,9 @@ class PaperSession:
         self.feed_factory = feed_factory or (lambda d, n, g: make_feed(self.options, d, n, g, self.cfg.data))
         self.thresholds = AlertThresholds.for_config(cfg, **options.thresholds)
         self.monitor = AlertMonitor(self.thresholds)
-        self.sink = AlertSink(name, options.webhook, quiet=quiet)
+        self.sink = AlertSink(name, quiet=quiet)
+        self.quiet = quiet
+        self.sender: WebhookSender | None = None  # started once the session is in the store
         self.recorded: list[Delivery] = []
         self.recorded_qty: list[float] = []
         self.counts = {"events": 0, "run_events": 0, "orders": 0, "alerts": 0}
@@ -179,6 +188,8 @@ class PaperSession:
                     asdict(self.options),
                 )
             self.resuming = True
+            if self.options.webhook and self.sender is None:  # sends what an earlier run left undelivered too
+                self.sender = WebhookSender(self.store, self.name, self.options.webhook, quiet=self.quiet)
             result = self.bt.run(clock=self.clock, events=self.events)
         except StaleFeed as exc:
             self._stop("stalled", exc)
@@ -201,8 +212,17 @@ class PaperSession:
         store_output(output, self.cfg, self.store, "paper", Path(self.options.out))
         self.store.set_status(self.name, "done", summary=output.summary, results_dir=output.summary["results_dir"])
         self.store.release()
-        self.sink.close()
+        self._close_sender()
         return output
+
+    def _close_sender(self) -> None:
+        """Give the webhook a few seconds for what is pending; the rest stays in the outbox for the next start."""
+        if self.sender is not None:
+            left = self.sender.close(wait_seconds=10.0)
+            if left and not self.quiet:
+                sys.stderr.write(f"alert webhook: {left} alert(s) not delivered yet; they are sent when the session "
+                                 "resumes or `basiskit serve` starts\n")
+            self.sender = None
 
     def capture(self) -> None:
         """Write what the feed delivered so far to the capture folder (live sessions)."""
@@ -213,11 +233,13 @@ class PaperSession:
     def _stop(self, status: str, exc: BaseException) -> None:
         try:
             self.capture()
+            # a fresh connection: one a signal interrupted (mid-transaction) is let go, its tick rolled back
+            self.store.release()
             if self.resuming:
                 self.store.set_status(self.name, status, error=str(exc))
         finally:
             self.store.release()
-            self.sink.close()
+            self._close_sender()
 
     # --- the clock's calls ---------------------------------------------------------------------------
     def start(self, book, events: EventLog) -> None:
@@ -273,6 +295,8 @@ class PaperSession:
         self.counts["orders"] += len(orders)
         self.counts["alerts"] += len(alerts)
         self.sink.emit(alerts)
+        if alerts and self.sender is not None:
+            self.sender.notify()
         if self.options.capture and (k + 1) % CAPTURE_EVERY == 0:
             self.capture()
         if self.progress is not None:
@@ -319,6 +343,8 @@ class PaperSession:
             self.counts["alerts"] += len(alerts)
             self.counts["events"] += len(alerts)
             self.sink.emit(alerts)
+            if self.sender is not None:
+                self.sender.notify()
 
     def fresh(self, k: int) -> None:
         self._stale_alerted.clear()

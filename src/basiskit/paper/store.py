@@ -5,7 +5,8 @@
   paper_ticks(session, tick, timestamp, delivery, quantities, nav, nav_usd, risk)
   paper_events(session, seq, tick, timestamp, type, message, details)   -- the run's events and alerts
   paper_orders(session, seq, tick, timestamp, venue, instrument, side, size, price, reason)
-  paper_alerts(session, seq, tick, timestamp, kind, message, details)
+  paper_alerts(session, seq, tick, timestamp, kind, message, details)   -- also the webhook's outbox
+  paper_deliveries(session, seq, delivered_at, attempts, last_error)   -- what reached the webhook
 
 A running session holds the database between ticks and lets go of it whenever it waits (and at least
 every HOLD_SECONDS), so a server or another command can read the file in between.
@@ -38,6 +39,9 @@ CREATE TABLE IF NOT EXISTS paper_orders (
 CREATE TABLE IF NOT EXISTS paper_alerts (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR,
   details JSON);
+CREATE TABLE IF NOT EXISTS paper_deliveries (
+  session VARCHAR, seq INTEGER, delivered_at TIMESTAMPTZ, attempts INTEGER, last_error VARCHAR,
+  PRIMARY KEY (session, seq));
 """
 SESSION_FIELDS = (
     "name",
@@ -190,6 +194,7 @@ class PaperStore(RunStore):
         tick = [name, k, stamp, delivery, json.dumps(quantities), nav, nav_usd, json.dumps(json_safe(risk))]
         if not (events or orders or alerts):  # one statement is its own transaction
             con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tick)
+            con.execute("UPDATE paper_sessions SET updated_at = ? WHERE name = ?", [now(), name])  # its age
             return
         con.execute("BEGIN TRANSACTION")
         try:
@@ -215,8 +220,9 @@ class PaperStore(RunStore):
                         for i, (ak, at, kind, msg, d) in enumerate(alerts)
                     ],
                 )
+            con.execute("UPDATE paper_sessions SET updated_at = ? WHERE name = ?", [now(), name])
             con.execute("COMMIT")
-        except Exception:
+        except BaseException:  # a signal mid-commit too: the tick is all or nothing
             con.execute("ROLLBACK")
             raise
 
@@ -237,6 +243,61 @@ class PaperStore(RunStore):
                 for i, (ak, at, kind, msg, d) in enumerate(alerts)
             ],
         )
+
+    # --- the webhook outbox ------------------------------------------------------------------------------
+    def webhook_sessions(self) -> list[tuple[str, str, str]]:
+        """(name, status, webhook URL) of every session that posts its alerts to a webhook."""
+        with self._conn() as con:
+            rows = con.execute("SELECT name, status, options FROM paper_sessions").fetchall()
+        return [(n, st, url) for n, st, o in rows if (url := json.loads(o or "{}").get("webhook"))]
+
+    def undelivered(self, name: str) -> list[dict]:
+        """The session's alerts not yet delivered, in order, as the webhook receives them."""
+        with self._conn() as con:
+            rows = con.execute(
+                "SELECT a.seq, a.tick, a.timestamp, a.kind, a.message, a.details FROM paper_alerts a "
+                "LEFT JOIN paper_deliveries d ON d.session = a.session AND d.seq = a.seq "
+                "WHERE a.session = ? AND d.delivered_at IS NULL ORDER BY a.seq", [name]).fetchall()
+        return [{"id": f"{name}:{seq}", "session": name, "seq": seq, "tick": tick,
+                 "timestamp": ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "kind": kind, "message": msg,
+                 "details": json.loads(details)} for seq, tick, ts, kind, msg, details in rows]
+
+    def outbox_depth(self, name: str) -> int:
+        with self._conn() as con:
+            return con.execute(
+                "SELECT count(*) FROM paper_alerts a LEFT JOIN paper_deliveries d ON d.session = a.session "
+                "AND d.seq = a.seq WHERE a.session = ? AND d.delivered_at IS NULL", [name]).fetchone()[0]
+
+    def outbox(self, name: str) -> dict:
+        """What `paper status` and the API show of the webhook outbox."""
+        with self._conn() as con:
+            delivered, failing = con.execute(
+                "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), "
+                "count(*) FILTER (WHERE delivered_at IS NULL) FROM paper_deliveries WHERE session = ?",
+                [name]).fetchone()
+            last = con.execute("SELECT last_error FROM paper_deliveries WHERE session = ? AND delivered_at IS NULL "
+                               "ORDER BY seq LIMIT 1", [name]).fetchone()
+        return {"pending": self.outbox_depth(name), "delivered": delivered, "retrying": failing,
+                "last_error": last[0] if last else None}
+
+    def _delivery(self, name: str, seq: int, delivered: bool, attempts: int, error: str | None) -> None:
+        with self._conn() as con:
+            con.execute(
+                "INSERT INTO paper_deliveries VALUES (?, ?, ?, ?, ?) ON CONFLICT (session, seq) DO UPDATE SET "
+                "delivered_at = excluded.delivered_at, attempts = paper_deliveries.attempts + excluded.attempts, "
+                "last_error = excluded.last_error", [name, seq, now() if delivered else None, attempts, error])
+
+    def mark_delivered(self, name: str, seq: int, attempts: int) -> None:
+        self._delivery(name, seq, True, attempts, None)
+
+    def record_attempts(self, name: str, seq: int, attempts: int, error: str) -> None:
+        self._delivery(name, seq, False, attempts, error)
+
+    def last_tick_time(self, name: str) -> float | None:
+        """Wall-clock time (epoch seconds) the session last changed: its last committed tick or status."""
+        with self._conn() as con:
+            row = con.execute("SELECT updated_at FROM paper_sessions WHERE name = ?", [name]).fetchone()
+        return row[0].timestamp() if row and row[0] is not None else None
 
     def deliveries(self, name: str) -> list[tuple[int, str, list[float]]]:
         """Every committed tick: (tick, delivery JSON, quantities after it), in order."""

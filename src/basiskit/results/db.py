@@ -212,6 +212,20 @@ class RunStore:
             runs.append(d)
         return runs, total
 
+    def count_by_status(self, table: str) -> dict[str, int]:
+        """How many rows of a job table (runs, sweeps, stress_tests) have each status."""
+        assert table in ("runs", "sweeps", "stress_tests")
+        with self._conn() as con:
+            return dict(con.execute(f"SELECT status, count(*) FROM {table} GROUP BY status").fetchall())
+
+    def durations(self, table: str, started: str = "started_at") -> list[float]:
+        """Wall seconds of the finished jobs of a table."""
+        assert table in ("runs", "sweeps") and started == "started_at"
+        with self._conn() as con:
+            rows = con.execute(f"SELECT epoch(finished_at) - epoch(started_at) FROM {table} WHERE status = 'done' "
+                               "AND started_at IS NOT NULL AND finished_at IS NOT NULL").fetchall()
+        return [float(r[0]) for r in rows]
+
     def ticks(self, run_id: str) -> pd.DataFrame:
         """The run's per-tick table, wide, columns in their original order."""
         run = self.get(run_id)

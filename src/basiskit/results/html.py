@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import functools
 import gzip
+import hashlib
 import html
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -42,9 +44,31 @@ def _plotly_packed() -> str:
     return base64.b64encode(gzip.compress(get_plotlyjs().encode(), compresslevel=9, mtime=0)).decode()
 
 
-def _script_json(value) -> str:
-    """JSON safe inside a <script> element (no closing tag can appear in it)."""
-    return json.dumps(value).replace("</", "<\\/")
+def script_json(value) -> str:
+    """JSON safe inside a <script> element, read back unchanged by JSON.parse: `<`, `>` and `&` as \\u escapes,
+    so no closing tag or comment opener can appear in it whatever the strings hold."""
+    return (json.dumps(value, default=str).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026"))
+
+
+_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+@functools.cache
+def _plotly_hash() -> str:
+    return _sha256(get_plotlyjs())
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def csp_for(page: str) -> str:
+    """A report page's Content Security Policy: its own inline scripts by sha256 (and plotly.js, which its
+    loader adds as a script element), nothing else; no 'unsafe-inline' for scripts."""
+    hashes = " ".join(sorted({_sha256(body) for body in _SCRIPT.findall(page)} | {_plotly_hash()}))
+    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:; "
+            "connect-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def page(title: str, body: str, figures: list[go.Figure]) -> str:
@@ -56,7 +80,7 @@ def page(title: str, body: str, figures: list[go.Figure]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style>
 <script type="application/octet-stream" id="plotly-gz">{_plotly_packed()}</script></head>
 <body>{body}
-<script type="application/json" id="figures">{_script_json(specs)}</script>
+<script type="application/json" id="figures">{script_json(specs)}</script>
 {LOADER}</body></html>"""
 
 

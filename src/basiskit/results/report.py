@@ -5,7 +5,6 @@ how it stays light). Every number comes from the stored summary, per-tick table 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import metrics
-from .html import POINTS_PER_TRACE, epoch_ms, page, thin
+from .html import POINTS_PER_TRACE, epoch_ms, page, script_json, thin
 
 EVENT_MARKERS = {"rebalance": ("triangle-up", "#1f77b4"), "liquidation": ("x", "#d62728"),
                  "risk_alert": ("diamond", "#ff7f0e"), "deposit": ("circle", "#2ca02c"),
@@ -195,7 +194,7 @@ def render(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dic
 share class {html.escape(summary['share_class'])}, {summary['steps']} hourly steps,
 config {summary['config_hash'][:12]}, data {summary['data_hash'][:12]}</p>
 <h2>Metrics</h2><table id="metrics">{table}</table>
-<script type="application/json" id="summary">{html.escape(json.dumps(summary, default=str))}</script>
+<script type="application/json" id="summary">{script_json(summary)}</script>
 {intrabar}{data_link}{"".join(f"{{chart:{i}}}" for i in range(len(figs)))}
 <h2>Events</h2><table id="events"><tr><th>time</th><th>type</th><th>message</th></tr>{ev_rows}</table>"""
     return page(title, body, figs)

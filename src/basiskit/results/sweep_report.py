@@ -6,13 +6,12 @@ objective against the minimum health factor, and the capacity curve when initial
 from __future__ import annotations
 
 import html
-import json
 
 import numpy as np
 import plotly.graph_objects as go
 
 from ..errors import BasiskitError
-from .html import page
+from .html import page, script_json
 
 TOP_SPREAD = 20  # configs whose spread across windows is drawn
 
@@ -161,7 +160,7 @@ def render(result: dict, x: str | None = None, y: str | None = None) -> str:
 {"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
 {"".join(f"{{chart:{i}}}" for i in range(len(figs)))}
 <h2>Configs, best first</h2>{_table(cfgs, params, objective)}
-<script type="application/json" id="sweep">{html.escape(json.dumps({'params': params, 'x': x, 'y': y}))}</script>"""
+<script type="application/json" id="sweep">{script_json({'params': params, 'x': x, 'y': y})}</script>"""
     return page(title, body, figs)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -64,9 +65,14 @@ class LocalPool(Backend):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+_RAY_LOCK = threading.Lock()
+_RAY_USERS = [0, False]  # sweeps of this process using Ray now; whether this process started it
+
+
 class RayActors(Backend):
     """Ray actors (one per worker), each holding the dataset, which is put in the object store once
-    (Ray copies it to each node once)."""
+    (Ray copies it to each node once). Sweeps of one process share its Ray: the last to finish shuts down a
+    Ray this process started; one it joined is left running."""
 
     def __init__(self, dataset: Dataset, workers: int, address: str | None):
         try:
@@ -75,12 +81,15 @@ class RayActors(Backend):
         except ImportError as exc:
             raise BasiskitError("the Ray backend needs Ray: pip install 'basiskit[ray]'") from exc
         self.ray = ray
-        self.started = not ray.is_initialized()
-        if self.started:
-            if address:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        with _RAY_LOCK:
+            if not ray.is_initialized():
+                if address:
+                    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                else:
+                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                             logging_level=logging.WARNING)
+                _RAY_USERS[1] = True
+            _RAY_USERS[0] += 1
         dataset.load_all()
         ref = ray.put(dataset)
         actor = ray.remote(num_cpus=1)(RayWorker)
@@ -96,8 +105,11 @@ class RayActors(Backend):
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
-        if self.started:
-            self.ray.shutdown()
+        with _RAY_LOCK:
+            _RAY_USERS[0] -= 1
+            if _RAY_USERS[0] == 0 and _RAY_USERS[1]:
+                self.ray.shutdown()
+                _RAY_USERS[1] = False
 
 
 class RayWorker:

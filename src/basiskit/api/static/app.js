@@ -1,10 +1,38 @@
-// basiskit dashboard: every number comes from the API.
+// basiskit dashboard: every number comes from the API; every value is written as text (never as HTML).
 const $ = (id) => document.getElementById(id);
 let presetValues = {};
 
-async function api(path, options) {
-  const res = await fetch(path, options);
+// An element with attributes and children (strings become text nodes): no markup is ever parsed.
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("data-")) node.dataset[k.slice(5).replace(/-([a-z])/g, (m, c) => c.toUpperCase())] = String(v);
+    else if (k === "checked" || k === "selected") node[k] = Boolean(v);
+    else node.setAttribute(k, String(v));
+  }
+  node.append(...children.flat().map((c) => (c instanceof Node ? c : document.createTextNode(String(c ?? "")))));
+  return node;
+}
+const fill = (node, children) => node.replaceChildren(...children);
+
+// The API token: asked once, kept for the browser session; a cookie copy lets report links (GETs) open.
+const TOKEN_KEY = "basiskit-token";
+function token() {
+  let t = sessionStorage.getItem(TOKEN_KEY);
+  if (!t) {
+    t = (window.prompt("basiskit API token (a line of serve's tokens file)") || "").trim();
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  }
+  document.cookie = `basiskit_token=${encodeURIComponent(t || "")}; path=/; SameSite=Strict`;
+  return t;
+}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}), Authorization: `Bearer ${token()}` };
+  const res = await fetch(path, { ...options, headers });
   const body = res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text();
+  if (res.status === 401) sessionStorage.removeItem(TOKEN_KEY);  // asked again on the next call
   if (!res.ok) throw { status: res.status, body };
   return body;
 }
@@ -50,21 +78,22 @@ function schemaFor(path) {
 
 function inputFor(key, value) {
   const s = schemaFor(key);
-  const title = (s.description || "").replaceAll('"', "'");
+  const title = s.description || "";
   if (s.enum) {
-    const options = s.enum.map((e) => `<option value="${e}" ${e === value ? "selected" : ""}>${e}</option>`).join("");
-    return `<label title="${title}">${key} <select data-key="${key}">${options}</select></label>`;
+    const select = el("select", { "data-key": key }, s.enum.map((e) => el("option", { value: e, selected: e === value }, e)));
+    return el("label", { title }, `${key} `, select);
   }
   const type = s.type === "boolean" || typeof value === "boolean" ? "checkbox"
     : ["number", "integer"].includes(s.type) || typeof value === "number" ? "number" : "text";
-  const bounds = ["minimum", "maximum"].map((b) => (s[b] !== undefined ? `${b.slice(0, 3)}="${s[b]}"` : "")).join(" ");
-  const val = type === "checkbox" ? (value ? "checked" : "") : `value="${value ?? ""}"`;
-  return `<label title="${title}">${key} <input data-key="${key}" type="${type}" step="any" ${bounds} ${val}></label>`;
+  const attrs = { "data-key": key, type, step: "any", min: s.minimum, max: s.maximum };
+  if (type === "checkbox") attrs.checked = Boolean(value);
+  else attrs.value = value ?? "";
+  return el("label", { title }, `${key} `, el("input", attrs));
 }
 
 async function loadModes() {
   const modes = await api("/modes");
-  $("mode").innerHTML = modes.map((m) => `<option value="${m.mode}">${m.mode} (${m.share_class})</option>`).join("");
+  fill($("mode"), modes.map((m) => el("option", { value: m.mode }, `${m.mode} (${m.share_class})`)));
   $("mode").addEventListener("change", loadPreset);
   await loadPreset();
 }
@@ -79,7 +108,7 @@ async function loadPreset() {
   $("capital").value = detail.preset.initial_capital;
   $("mode-description").textContent = detail.preset.description;
   const rows = Object.entries(presetValues).filter(([k, v]) => !SKIP.has(k) && !Array.isArray(v));
-  $("overrides").innerHTML = rows.map(([k, v]) => inputFor(k, v)).join("");
+  fill($("overrides"), rows.map(([k, v]) => inputFor(k, v)));
   $("overrides").dataset.mode = mode;
 }
 
@@ -131,12 +160,12 @@ async function showResult(id) {
   const [summary, ts] = await Promise.all([api(`/backtests/${id}/result`), api(`/backtests/${id}/timeseries`)]);
   $("result").hidden = false;
   $("result-title").textContent = `${summary.mode} ${summary.start} .. ${summary.end}`;
-  $("report-link").href = `/backtests/${id}/report`;
+  $("report-link").href = `/backtests/${encodeURIComponent(id)}/report`;
   const rows = [["final NAV", `${fmtNum(summary.final_nav)} ${summary.share_class}`], ["total return", fmtPct(summary.total_return)],
                 ["APY", fmtPct(summary.apy)], ["max drawdown", fmtPct(summary.max_drawdown)],
                 ["max |residual|", Number(summary.reconciliation_max_residual).toExponential(3)],
                 ...Object.entries(summary.pnl_attribution).map(([k, v]) => [`PnL ${k}`, fmtNum(v)])];
-  $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td data-metric="${k}">${v}</td></tr>`).join("");
+  fill($("metrics"), rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { "data-metric": k }, v))));
   const x = ts.data.timestamp;
   Plotly.newPlot("nav-chart", [{ x, y: ts.data.nav, name: `NAV (${summary.share_class})` }],
                  { title: { text: "NAV" }, margin: { t: 40 } });
@@ -153,13 +182,14 @@ async function showResult(id) {
 async function loadRuns() {
   const page = await api("/backtests?page=1&page_size=50");
   const details = await Promise.all(page.items.map((r) => r.status === "done" ? api(`/backtests/${r.id}/result`) : null));
-  $("runs").querySelector("tbody").innerHTML = page.items.map((r, i) => {
+  fill($("runs").querySelector("tbody"), page.items.map((r, i) => {
     const s = details[i];
-    return `<tr><td><input type="checkbox" class="pick" value="${r.id}"></td><td><a href="#" data-open="${r.id}">${r.id}</a></td>
-      <td>${r.mode}</td><td>${r.status}</td><td>${s ? fmtPct(s.total_return) : ""}</td><td>${s ? fmtPct(s.apy) : ""}</td>
-      <td>${s ? fmtNum(s.final_nav) + " " + s.share_class : (r.error || "")}</td></tr>`;
-  }).join("");
-  for (const a of document.querySelectorAll("[data-open]")) a.onclick = (e) => { e.preventDefault(); showResult(a.dataset.open); };
+    const open = el("a", { href: "#", "data-open": r.id }, r.id);
+    open.onclick = (e) => { e.preventDefault(); showResult(r.id); };
+    return el("tr", {}, el("td", {}, el("input", { type: "checkbox", class: "pick", value: r.id })), el("td", {}, open),
+      el("td", {}, r.mode), el("td", {}, r.status), el("td", {}, s ? fmtPct(s.total_return) : ""),
+      el("td", {}, s ? fmtPct(s.apy) : ""), el("td", {}, s ? `${fmtNum(s.final_nav)} ${s.share_class}` : (r.error || "")));
+  }));
 }
 
 async function compare() {
@@ -169,8 +199,8 @@ async function compare() {
   const series = await Promise.all(ids.map((id) => api(`/backtests/${id}/timeseries`)));
   const keys = [["mode", (s) => s.mode], ["total return", (s) => fmtPct(s.total_return)], ["APY", (s) => fmtPct(s.apy)],
                 ["max drawdown", (s) => fmtPct(s.max_drawdown)], ["final NAV", (s) => fmtNum(s.final_nav)]];
-  $("compare-table").innerHTML = `<tr><th></th>${ids.map((id) => `<th>${id}</th>`).join("")}</tr>` +
-    keys.map(([k, f]) => `<tr><th>${k}</th>${results.map((s) => `<td>${f(s)}</td>`).join("")}</tr>`).join("");
+  fill($("compare-table"), [el("tr", {}, el("th"), ids.map((id) => el("th", {}, id))),
+    ...keys.map(([k, f]) => el("tr", {}, el("th", {}, k), results.map((s) => el("td", {}, f(s)))))]);
   Plotly.newPlot("compare-chart", series.map((ts, i) => ({ x: ts.data.timestamp, y: ts.data.share_index, name: ids[i] })),
                  { title: { text: "Share index" }, margin: { t: 40 } });
 }

@@ -7,7 +7,7 @@ async function loadPaperSessions() {
   const sessions = await api("/paper");
   const select = $("paper-session");
   const current = select.value;
-  select.innerHTML = sessions.map((s) => `<option value="${s.name}">${s.name} (${s.mode}, ${s.status})</option>`).join("");
+  fill(select, sessions.map((s) => el("option", { value: s.name }, `${s.name} (${s.mode}, ${s.status})`)));
   if (current && sessions.some((s) => s.name === current)) select.value = current;
   if (!paperFollowing && sessions.length) followPaper(select.value);
 }
@@ -22,9 +22,9 @@ function paperMetrics(st) {
   for (const [v, x] of Object.entries(r.liq_distance || {})) rows.push([`liquidation distance ${v}`, fmtPct(x)]);
   if (r.net_delta_pct !== undefined) rows.push(["|net delta| / NAV", fmtPct(r.net_delta_pct)]);
   for (const [k, q] of Object.entries(st.positions || {})) rows.push([k, fmtNum(q)]);
-  $("paper-metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td data-metric="${k}">${v}</td></tr>`).join("");
-  $("paper-alerts").innerHTML = st.alerts.map((a) =>
-    `<li data-kind="${a.kind}">${a.timestamp} <b>${a.kind}</b>: ${a.message}</li>`).join("");
+  fill($("paper-metrics"), rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { "data-metric": k }, v))));
+  fill($("paper-alerts"), st.alerts.map((a) =>
+    el("li", { "data-kind": a.kind }, `${a.timestamp} `, el("b", {}, a.kind), `: ${a.message}`)));
   $("paper-alert-count").textContent = `(${st.alert_count})`;
 }
 

@@ -3,10 +3,10 @@
 // from the API.
 async function loadStressForm() {
   const [modes, scenarios] = await Promise.all([api("/modes"), api("/scenarios")]);
-  $("stress-mode").innerHTML = modes.map((m) => `<option value="${m.mode}">${m.mode}</option>`).join("");
+  fill($("stress-mode"), modes.map((m) => el("option", { value: m.mode }, m.mode)));
   $("stress-mode").value = "eth_leveraged";
-  $("stress-scenarios").innerHTML = scenarios.map((s) =>
-    `<label class="scenario"><input type="checkbox" value="${s.name}"> <b>${s.name}</b> ${s.description}</label>`).join("");
+  fill($("stress-scenarios"), scenarios.map((s) => el("label", { class: "scenario" },
+    el("input", { type: "checkbox", value: s.name }), " ", el("b", {}, s.name), ` ${s.description}`)));
 }
 
 async function submitStress(event) {
@@ -57,8 +57,9 @@ async function showStress(id) {
   for (const v of venues) {
     rows.push([`min liquidation distance ${v}`, (s) => fmtPct((s.min_liquidation_distance || {})[v])]);
   }
-  $("stress-table").innerHTML = "<tr><th></th><th>baseline</th><th>scenario</th></tr>" + rows.map(([k, f]) =>
-    `<tr><th>${k}</th><td data-side="baseline">${f(r.baseline)}</td><td data-side="scenario">${f(r.scenario)}</td></tr>`).join("");
+  fill($("stress-table"), [el("tr", {}, el("th"), el("th", {}, "baseline"), el("th", {}, "scenario")),
+    ...rows.map(([k, f]) => el("tr", {}, el("th", {}, k), el("td", { "data-side": "baseline" }, f(r.baseline)),
+                                el("td", { "data-side": "scenario" }, f(r.scenario))))]);
   const at = { type: "line", x0: r.at, x1: r.at, yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "red" } };
   Plotly.newPlot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
                                 { x: shocked.data.timestamp, y: shocked.data.nav, name: "scenario" }],
@@ -73,10 +74,10 @@ async function showStress(id) {
   } else Plotly.purge("stress-distance");
   if (r.grid) showLiquidationMap(r.grid);
   else Plotly.purge("stress-map");
-  $("stress-liquidations").innerHTML = r.liquidations.length
-    ? "<tr><th>liquidation</th><th>venue</th><th></th></tr>" + r.liquidations.map((l) =>
-      `<tr><td>${l.at}</td><td>${l.venue}</td><td>${l.message}</td></tr>`).join("")
-    : "<tr><td>no liquidation in the scenario</td></tr>";
+  fill($("stress-liquidations"), r.liquidations.length
+    ? [el("tr", {}, el("th", {}, "liquidation"), el("th", {}, "venue"), el("th")),
+       ...r.liquidations.map((l) => el("tr", {}, el("td", {}, l.at), el("td", {}, l.venue), el("td", {}, l.message)))]
+    : [el("tr", {}, el("td", {}, "no liquidation in the scenario"))]);
   window.lastStress = r;
 }
 
@@ -104,11 +105,11 @@ function showLiquidationMap(grid) {
 
 async function loadStressTests() {
   const page = await api("/stress?page=1&page_size=50");
-  $("stress-list").querySelector("tbody").innerHTML = page.items.map((s) =>
-    `<tr><td><a href="#" data-stress="${s.id}">${s.id}</a></td><td>${s.mode}</td><td>${s.status}</td></tr>`).join("");
-  for (const a of document.querySelectorAll("[data-stress]")) {
-    a.onclick = (e) => { e.preventDefault(); if (a.closest("tr").children[2].textContent === "done") showStress(a.dataset.stress); };
-  }
+  fill($("stress-list").querySelector("tbody"), page.items.map((s) => {
+    const open = el("a", { href: "#", "data-stress": s.id }, s.id);
+    open.onclick = (e) => { e.preventDefault(); if (s.status === "done") showStress(s.id); };
+    return el("tr", {}, el("td", {}, open), el("td", {}, s.mode), el("td", {}, s.status));
+  }));
 }
 
 $("stress-form").addEventListener("submit", submitStress);

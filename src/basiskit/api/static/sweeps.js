@@ -4,7 +4,7 @@ const lines = (id) => $(id).value.split("\n").map((l) => l.trim()).filter(Boolea
 
 async function loadSweepModes() {
   const modes = await api("/modes");
-  $("sweep-mode").innerHTML = modes.map((m) => `<option value="${m.mode}">${m.mode}</option>`).join("");
+  fill($("sweep-mode"), modes.map((m) => el("option", { value: m.mode }, m.mode)));
   $("sweep-mode").value = "usdt_market_neutral";
 }
 
@@ -72,7 +72,7 @@ function heatmapOf(result, configs) {
 async function showSweep(id) {
   const result = await api(`/sweeps/${id}/result`);
   const configs = rankConfigs(result);
-  $("sweep-report").href = `/sweeps/${id}/report`;
+  $("sweep-report").href = `/sweeps/${encodeURIComponent(id)}/report`;
   $("sweep-report").hidden = false;
   if (result.params.length >= 2) {
     const h = heatmapOf(result, configs);
@@ -82,16 +82,14 @@ async function showSweep(id) {
                      xaxis: { title: { text: h.x }, type: "category" }, yaxis: { title: { text: h.y }, type: "category" },
                      margin: { t: 40 } });
   } else Plotly.purge("sweep-heatmap");
-  const head = ["rank", ...result.params, `mean ${result.objective}`, "ok", ""].map((h) => `<th>${h}</th>`).join("");
-  $("sweep-table").innerHTML = `<tr>${head}</tr>` + configs.map((c, i) => {
+  const head = ["rank", ...result.params, `mean ${result.objective}`, "ok", ""].map((h) => el("th", {}, h));
+  fill($("sweep-table"), [el("tr", {}, head), ...configs.map((c, i) => {
     const ok = c.runs.some((r) => r.error) ? "error" : c.feasible ? "yes" : "no";
     const cells = [i + 1, ...result.params.map((p) => c.params[p]), c.mean === null ? "" : c.mean.toPrecision(6), ok];
-    return `<tr>${cells.map((v) => `<td>${v}</td>`).join("")}<td><button type="button" class="run-full"
-      data-config="${c.runs[0].config_index}">Run in full</button></td></tr>`;
-  }).join("");
-  for (const b of document.querySelectorAll(".run-full")) {
-    b.onclick = () => runInFull(result, configs.find((c) => String(c.runs[0].config_index) === b.dataset.config));
-  }
+    const run = el("button", { type: "button", class: "run-full", "data-config": c.runs[0].config_index }, "Run in full");
+    run.onclick = () => runInFull(result, c);
+    return el("tr", {}, cells.map((v) => el("td", {}, typeof v === "object" ? JSON.stringify(v) : v)), el("td", {}, run));
+  })]);
   window.lastSweep = { id, result, configs };
 }
 
@@ -114,12 +112,11 @@ async function runInFull(result, config) {
 
 async function loadSweeps() {
   const page = await api("/sweeps?page=1&page_size=50");
-  $("sweeps-list").querySelector("tbody").innerHTML = page.items.map((s) =>
-    `<tr><td><a href="#" data-sweep="${s.id}">${s.id}</a></td><td>${s.mode}</td><td>${s.status}</td>
-     <td>${s.done}/${s.total}</td></tr>`).join("");
-  for (const a of document.querySelectorAll("[data-sweep]")) {
-    a.onclick = (e) => { e.preventDefault(); showSweep(a.dataset.sweep); };
-  }
+  fill($("sweeps-list").querySelector("tbody"), page.items.map((s) => {
+    const open = el("a", { href: "#", "data-sweep": s.id }, s.id);
+    open.onclick = (e) => { e.preventDefault(); showSweep(s.id); };
+    return el("tr", {}, el("td", {}, open), el("td", {}, s.mode), el("td", {}, s.status), el("td", {}, `${s.done}/${s.total}`));
+  }));
 }
 
 $("sweep-form").addEventListener("submit", submitSweep);
