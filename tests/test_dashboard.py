@@ -30,6 +30,7 @@ def browser():
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--window-size=1400,2200"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors, CSP violations
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
@@ -237,4 +238,82 @@ def test_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
     finally:
         if session.poll() is None:
             session.kill()
+        server.stop()
+
+
+HOSTILE = ["<img src=x onerror=alert(1)>", "</script><script>alert(2)</script>", "q\"uo'te&amp;<b>bold</b>"]
+
+
+def test_hostile_strings_render_as_text_everywhere(browser, tmp_path):
+    """Hostile strings stored in a run, a sweep and a stress test, and a refused request's error: every dashboard
+    page and every report kind prints them literally; no dialog opens, nothing reaches the console."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from server import wait_for
+
+    server = Server(tmp_path / "hostile.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    window = {"start": "2024-11-01", "end": "2024-11-08"}
+    try:
+        with server.client() as c:
+            run = c.post("/backtests", json={"mode": "eth_leveraged", **window,
+                                             "config_overrides": {"description": HOSTILE[0]}}).json()["id"]
+            sweep = c.post("/sweeps", json={"mode": "pure_lending_usdt", **window, "workers": 1,
+                                            "params": [f"description={HOSTILE[0]},{HOSTILE[1]}"]}).json()["id"]
+            stress = c.post("/stress", json={"mode": "eth_leveraged", **window, "at": "2024-11-03T00:00:00Z",
+                                             "scenarios": ["eth_crash"],
+                                             "config_overrides": {"description": HOSTILE[2]}}).json()["id"]
+            assert wait_for(c, run)["status"] == "done"
+            assert wait_for(c, sweep, kind="sweeps")["status"] == "done"
+            assert wait_for(c, stress, kind="stress")["status"] == "done"
+            sweep_result = c.get(f"/sweeps/{sweep}/result").json()
+        wait = WebDriverWait(browser, 60)
+
+        def clean(where: str) -> None:
+            try:
+                text = browser.switch_to.alert.text
+                raise AssertionError(f"{where}: a dialog opened: {text}")
+            except NoAlertPresentException:
+                pass
+            errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
+                      and "status of 422" not in e["message"]]  # the refused request the test sends
+            assert not errors, f"{where}: {errors}"
+            assert not browser.execute_script("return document.querySelector('img[src=x], b:not([data-plain])')"
+                                              " && [...document.querySelectorAll('img')].length")
+
+        open_page(browser, server, "/")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-open="{run}"]'))
+        browser.execute_script("postJson('/backtests', {mode: 'eth_basis', config_overrides: {[arguments[0]]: 1}})"
+                               ".catch((e) => showProblems('errors', e))", HOSTILE[1])
+        wait.until(lambda d: HOSTILE[1] in d.find_element(By.ID, "errors").text)
+        clean("backtests page")
+        open_page(browser, server, "/#sweeps")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-sweep="{sweep}"]'))
+        browser.find_element(By.CSS_SELECTOR, f'[data-sweep="{sweep}"]').click()
+        wait.until(lambda d: HOSTILE[0] in d.find_element(By.ID, "sweep-table").text)
+        assert HOSTILE[1] in browser.find_element(By.ID, "sweep-table").text
+        clean("sweeps page")
+        open_page(browser, server, "/#stress")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-stress="{stress}"]'))
+        clean("stress page")
+        open_page(browser, server, "/#paper")
+        clean("paper page")
+        for kind, ident, data_id in (("backtests", run, "summary"), ("sweeps", sweep, "sweep"),
+                                     ("stress", stress, None)):
+            browser.get(f"{server.url}/{kind}/{ident}/report")  # the dashboard's cookie opens it
+            wait.until(lambda d: d.execute_script("return document.body.dataset.charts"))
+            clean(f"{kind} report")
+            if data_id:  # the embedded data reads back unchanged with JSON.parse
+                parsed = browser.execute_script(f"return JSON.parse(document.getElementById('{data_id}').textContent)")
+                if kind == "sweeps":
+                    assert parsed["params"] == sweep_result["params"]
+        body = browser.find_element(By.TAG_NAME, "body").text
+        assert "stress" in body.lower()
+        browser.get(f"{server.url}/sweeps/{sweep}/report")
+        wait.until(lambda d: d.execute_script("return document.body.dataset.charts"))
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert HOSTILE[0] in text and HOSTILE[1] in text
+        clean("sweep report text")
+    finally:
         server.stop()

@@ -245,6 +245,10 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
         return Response(get_plotlyjs(), media_type="application/javascript")

@@ -18,6 +18,7 @@ from ..data.timeutil import iso
 from ..errors import BasiskitError
 from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
 from ..paper.status import session_status
+from ..paper.stopping import STOP
 from ..paper.store import PaperStore
 from ..results.db import json_safe
 from ..runconfig import load_run_config
@@ -88,6 +89,7 @@ def run(
 ) -> None:
     """Run MODE forward hour by hour on a feed, as it would trade, committing every tick; at the end of a
     finite replay print the backtest's summary."""
+    signal.signal(signal.SIGTERM, STOP.handler)  # a service manager's stop: committed, status "stopped"
     try:
         if feed == "live":
             start, end = live_window(start, end)
@@ -117,6 +119,9 @@ def run(
         _finish(PaperSession(store, name, cfg, options, quiet=False, progress=None), as_json)
     except BasiskitError as exc:
         fail(exc)
+    except KeyboardInterrupt:  # stopped while it was starting: nothing changed
+        err.print("paper session stopped before it started")
+        raise typer.Exit(130) from None
 
 
 @paper_app.command("resume")
@@ -127,18 +132,17 @@ def resume(
     db: DbOption = None,
 ) -> None:
     """Continue a session from its last committed tick (after a crash or a stop): nothing lost, nothing doubled."""
+    signal.signal(signal.SIGTERM, STOP.handler)
     try:
         _finish(PaperSession.resume(PaperStore(db), name, speed), as_json)
     except BasiskitError as exc:
         fail(exc)
-
-
-def _stop_on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt
+    except KeyboardInterrupt:  # stopped while it was starting: nothing changed
+        err.print(f"paper session {name} stopped; continue it with `basiskit paper resume {name}`")
+        raise typer.Exit(130) from None
 
 
 def _finish(session: PaperSession, as_json: bool) -> None:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # a service manager's stop: committed, status "stopped"
     try:
         with progress(enabled=not as_json and sys.stderr.isatty(), label=f"paper {session.name}") as advance:
             session.progress = advance

@@ -200,6 +200,13 @@ class PaperSession:
         except Exception as exc:
             self._stop("failed", exc)
             raise
+        try:
+            return self._finish(result, root, source, t0)
+        except KeyboardInterrupt:  # a stop while the results are written: resume finishes them
+            self._stop("stopped", RunError("interrupted"))
+            raise
+
+    def _finish(self, result, root, source: str, t0: float) -> RunOutput:
         # The backtest logs its data warnings before the loop; the paper session finds them as holes close.
         warnings = [e for e in result.events.events if e.type == "data_warning"]
         warnings.sort(key=lambda e: (e.details["after"], e.details["series"]))

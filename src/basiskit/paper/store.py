@@ -14,6 +14,7 @@ every HOLD_SECONDS), so a server or another command can read the file in between
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from ..results.db import RunStore, StoreError, json_safe, now
+from .stopping import STOP
 
 PAPER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_sessions (
@@ -188,7 +190,14 @@ class PaperStore(RunStore):
         first_order_seq: int,
         first_alert_seq: int,
     ) -> None:
-        """Everything tick k produced, in one transaction: after a crash the session is at k or k - 1."""
+        """Everything tick k produced, in one transaction: after a crash the session is at k or k - 1; a stop
+        (SIGTERM) waits for it."""
+        with STOP.guard():
+            self._commit_tick(name, k, t, delivery, quantities, nav, nav_usd, risk, events, orders, alerts,
+                              first_event_seq, first_order_seq, first_alert_seq)
+
+    def _commit_tick(self, name, k, t, delivery, quantities, nav, nav_usd, risk, events, orders, alerts,
+                     first_event_seq, first_order_seq, first_alert_seq) -> None:
         con = self._writer()
         stamp = ts_of(t)
         tick = [name, k, stamp, delivery, json.dumps(quantities), nav, nav_usd, json.dumps(json_safe(risk))]
@@ -223,11 +232,16 @@ class PaperStore(RunStore):
             con.execute("UPDATE paper_sessions SET updated_at = ? WHERE name = ?", [now(), name])
             con.execute("COMMIT")
         except BaseException:  # a signal mid-commit too: the tick is all or nothing
-            con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # nothing to roll back when it struck just after COMMIT
+                con.execute("ROLLBACK")
             raise
 
     def add_alerts(self, name: str, alerts: list[tuple], first_alert_seq: int, first_event_seq: int) -> None:
         """Alerts raised between ticks (a feed gone stale while the session waits), also as events."""
+        with STOP.guard():
+            self._add_alerts(name, alerts, first_alert_seq, first_event_seq)
+
+    def _add_alerts(self, name: str, alerts: list[tuple], first_alert_seq: int, first_event_seq: int) -> None:
         con = self._writer()
         con.executemany(
             "INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",

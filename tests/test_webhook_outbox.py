@@ -1,0 +1,113 @@
+"""Alerts are never lost: a webhook receiver that refuses, redirects, then is down while the session is killed,
+then comes back; after resume every alert id has arrived, and deduplicated by id each arrived once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from basiskit.data.dataset import SAMPLE_DIR
+from basiskit.paper.store import PaperStore
+from server import free_port
+
+
+class Receiver:
+    """A webhook receiver on a fixed port: answers 503 to the first `refuse` posts, 302 to the next, then 204."""
+
+    def __init__(self, port: int, received: list[dict], refuse: int = 0, redirect: int = 0):
+        self.port, self.refuse, self.redirect = port, refuse, redirect
+        self.received = received  # shared by the receiver's lives
+        self.answers: list[int] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                assert self.headers["Idempotency-Key"] == body["id"]
+                if outer.refuse:
+                    outer.refuse -= 1
+                    code = 503
+                elif outer.redirect:
+                    outer.redirect -= 1
+                    code = 302
+                else:
+                    outer.received.append(body)
+                    code = 204
+                outer.answers.append(code)
+                self.send_response(code)
+                if code == 302:
+                    self.send_header("Location", "/moved")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self):  # noqa: N802 -- a followed redirect would land here
+                outer.answers.append(-1)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def paper(*args) -> list[str]:
+    return [sys.executable, "-m", "basiskit.cli", "paper", *args]
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def test_no_alert_is_lost_across_refusals_a_redirect_an_outage_and_a_kill(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/alerts"
+    db = tmp_path / "db.duckdb"
+    received: list[dict] = []
+    receiver = Receiver(port, received, refuse=3, redirect=1)
+    env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
+    proc = subprocess.Popen(paper("run", "usdt_market_neutral", "--data", str(SAMPLE_DIR), "--start", "2024-11-01",
+                                  "--end", "2024-12-01", "--session", "w", "--alert-net-delta", "0.002", "--speed",
+                                  "40", "--alert-webhook", url, "--db", str(db), "--out", str(tmp_path / "runs")),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    store = PaperStore(db)
+    try:
+        wait_until(lambda: receiver.received, 60, "the first alert after three refusals and a redirect")
+        assert receiver.answers[:5] == [503, 503, 503, 302, 204]  # the 302 was not followed, nor counted
+        receiver.stop()  # down while the session goes on raising alerts
+        delivered = len(receiver.received)
+        wait_until(lambda: store.counts("w")["alerts"] >= delivered + 2, 120, "alerts while the receiver is down")
+        os.killpg(proc.pid, signal.SIGKILL)  # killed: no chance to flush anything
+        proc.wait(timeout=10)
+        pending = store.outbox_depth("w")
+        assert pending >= 2
+        receiver = Receiver(port, received)  # back
+        r = subprocess.run(paper("resume", "w", "--db", str(db), "--speed", "0"), capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        receiver.stop()
+    stored = [f"w:{a['seq']}" for a in store.table("w", "alerts")]
+    ids = [a["id"] for a in received]
+    assert len(stored) >= 5 and set(ids) == set(stored)
+    assert sorted(set(ids), key=lambda i: int(i.split(":")[1])) == stored  # deduplicated by id: each once
+    assert store.outbox_depth("w") == 0 and store.outbox("w")["delivered"] == len(stored)
