@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ def test_sigterm_at_any_point_stops_cleanly_and_resumes_bit_for_bit(tmp_path):
     backtest = cli("backtest", "usdt_market_neutral", "--json", "--data", str(SAMPLE_DIR), *WINDOW, *common)
     b_out, b_err = backtest.communicate(timeout=300)
     assert backtest.returncode == 0, b_err
-    r, b = json.loads(open(f"{results_dir}/summary.json").read()), json.loads(b_out)
+    r, b = json.loads(Path(results_dir, "summary.json").read_text()), json.loads(b_out)
     assert r["final_nav"] == b["final_nav"] and r["pnl_attribution"] == b["pnl_attribution"]
     ticks = PaperStore(db).table("t", "ticks")
     assert [t["tick"] for t in ticks] == list(range(N_POINTS))
