@@ -49,14 +49,16 @@ def session_with(routes: dict):
 
 class RecordedChain:
     """A web3 provider answering JSON-RPC like an Ethereum node: blocks every 12 s from (n0, t0), eth_call
-    by (contract, selector) through `calls`, gas from `gas` (wei). Only what the chain client asks for."""
+    by (contract, selector) through `calls`; each block's base fee and median priority fee (wei) from
+    `fees(n)` (default: `base_fee`, `priority`), today's gas price `gas_price`. Only what the client asks."""
 
     def __init__(self, n0: int, t0: int, latest: int, calls: dict, gas_price: int = 0, priority: int = 0,
-                 base_fee: int = 0):
+                 base_fee: int = 0, fees=None):
         from web3.providers.base import BaseProvider
 
         self.n0, self.t0, self.latest, self.calls = n0, t0, latest, calls
         self.gas_price, self.priority, self.base_fee = gas_price, priority, base_fee
+        self.fees = fees or (lambda n: (base_fee, priority))
         self.seen: list[str] = []
         outer = self
 
@@ -80,12 +82,18 @@ class RecordedChain:
             return hex(self.latest)
         if method == "eth_getBlockByNumber":
             n = self.latest if params[0] == "latest" else int(params[0], 16)
-            return {"number": hex(n), "timestamp": hex(self.timestamp(n)), "baseFeePerGas": hex(self.base_fee),
+            return {"number": hex(n), "timestamp": hex(self.timestamp(n)), "baseFeePerGas": hex(self.fees(n)[0]),
                     "hash": "0x" + f"{n:064x}", "parentHash": "0x" + f"{n - 1:064x}", "transactions": []}
         if method == "eth_gasPrice":
             return hex(self.gas_price)
         if method == "eth_maxPriorityFeePerGas":
             return hex(self.priority)
+        if method == "eth_feeHistory":  # (count, newest block, percentiles): one block, the 50th percentile
+            count, newest, percentiles = params
+            n = int(newest, 16) if isinstance(newest, str) else int(newest)
+            assert int(count, 16) == 1 and list(percentiles) == [50], params
+            return {"oldestBlock": hex(n), "baseFeePerGas": [hex(self.fees(n)[0]), hex(self.fees(n + 1)[0])],
+                    "gasUsedRatio": [0.5], "reward": [[hex(self.fees(n)[1])]]}
         if method == "eth_call":
             call, block = params
             n = self.latest if block == "latest" else int(block, 16)

@@ -117,3 +117,40 @@ def test_fetch_names_what_it_cannot_extend(sample_copy):
         fetch_dataset(sample_copy, to_epoch("2025-01-09T00:00:00Z"), ["spot/uniswapv3_wethusdt_1h"], exchanges={})
     with pytest.raises(DataError, match=r"aave/usdt_reserve_1d \(no public source serves it, or pass --rpc-url\)"):
         fetch_dataset(sample_copy, to_epoch("2025-01-09T00:00:00Z"), ["aave/usdt_reserve_1d"], exchanges={})
+
+
+def test_a_failure_half_way_leaves_the_dataset_byte_identical(sample_copy):
+    from basiskit.errors import DataError
+
+    clients = _clients()
+    routes = {("www.okx.com", "/api/v5/public/funding-rate-history"): lambda q: (_ for _ in ()).throw(
+        ConnectionError("connection reset by peer"))}
+    session, _ = session_with(routes)
+    clients["okx"] = ExchangeClient("okx", ["ETH"], session=session)  # the second series' source fails
+    snapshot = {p: p.read_bytes() for p in sample_copy.rglob("*") if p.is_file()}
+    with pytest.raises(DataError, match=rf"{FUNDING}: the source failed .*nothing in the dataset was changed"):
+        fetch_dataset(sample_copy, to_epoch("2025-01-08T09:00:00Z"), [PERP, FUNDING], exchanges=clients)
+    assert {p: p.read_bytes() for p in sample_copy.rglob("*") if p.is_file()} == snapshot  # no temp file left
+
+
+def test_a_past_hours_gas_comes_from_its_block(sample_copy):
+    from basiskit.data.dataset import Dataset
+    from basiskit.data.timeutil import iso
+    from basiskit.paper.chain import GAS, ChainClient
+    from recorded import RecordedChain
+
+    last = int(Dataset(sample_copy).series(GAS).ts[-1])
+    t0 = last - 86_400
+
+    def fees(n: int) -> tuple[int, int]:  # every block its own base and median priority fee (wei)
+        return 9_000_000_000 + (n % 997) * 3_000_000, 40_000_000 + (n % 13) * 1_000_000
+
+    chain = RecordedChain(20_000_000, t0, 20_100_000, {}, gas_price=99_000_000_000, priority=1, fees=fees)
+    got = fetch_dataset(sample_copy, last + 3 * 3600, [GAS], exchanges={}, chain=ChainClient(chain.provider))
+    assert got == {GAS: 3}
+    for i, line in enumerate(_lines(sample_copy, GAS)[-3:], start=1):
+        t = last + i * 3600
+        n = 20_000_000 + (t - t0) // 12  # the block at t: 12 s blocks from (20,000,000, t0)
+        base, median = fees(n)
+        assert line == f"{iso(t)},{(base + median) / 1e9!r},{base / 1e9!r},{median / 1e9!r},{n}"
+    assert "eth_gasPrice" not in chain.seen  # today's price is never asked for a past hour

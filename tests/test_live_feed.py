@@ -189,9 +189,8 @@ def test_the_chain_client_reads_aave_in_its_units():
         T0 // 1000,
         20_050_000,
         calls,
-        gas_price=12_070_000_000,
-        priority=100_000_000,
-        base_fee=11_970_000_000,
+        gas_price=30_000_000_000,  # today's price: a past hour must not take it
+        fees=lambda n: (11_970_000_000 + 1_000 * (n - 20_000_300), 100_000_000 + 7 * (n - 20_000_300)),
     )
     client = ChainClient(chain.provider)
     block = client.block_at(T0 // 1000 + 3600)
@@ -207,12 +206,16 @@ def test_the_chain_client_reads_aave_in_its_units():
         "total_variable_debt": 1_200_000.0,
         "oracle_price_usd": 1.00012,
     }
-    assert client.gas(block) == {
+    assert client.gas_at(block) == {  # that block's base fee and median priority fee (eth_feeHistory)
         "gas_price_gwei": 12.07,
         "base_fee_gwei": 11.97,
         "priority_fee_p50_gwei": 0.1,
         "block_number": 20_000_300.0,
     }
+    later = client.gas_at(block + 300)  # an hour later, its own block's fees
+    assert later["base_fee_gwei"] == (11_970_000_000 + 300_000) / 1e9
+    assert later["priority_fee_p50_gwei"] == (100_000_000 + 2_100) / 1e9
+    assert later["gas_price_gwei"] == (11_970_000_000 + 300_000 + 100_000_000 + 2_100) / 1e9
 
 
 # --- a live session on recorded responses built from the real data --------------------------------------

@@ -11,6 +11,13 @@ from .auth import COOKIE, Tokens, check
 # the dashboard: its own scripts only; plotly and the page style inline styles
 DASHBOARD_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+# FastAPI's /docs and /redoc: Swagger UI and ReDoc from their CDN with an inline bootstrap (no user data in them)
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' "
+            "'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "font-src https://fonts.gstatic.com; "
+            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; worker-src blob:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"x-frame-options", b"DENY")]
 
@@ -57,7 +64,8 @@ class Guard:
                 out = list(message.get("headers", []))
                 names = {k.lower() for k, _ in out}
                 if b"content-security-policy" not in names:
-                    out.append((b"content-security-policy", DASHBOARD_CSP.encode()))
+                    csp = DOCS_CSP if scope["path"] in DOCS_PATHS else DASHBOARD_CSP
+                    out.append((b"content-security-policy", csp.encode()))
                 out += [h for h in HEADERS if h[0] not in names]
                 message = {**message, "headers": out}
             await send(message)

@@ -1,15 +1,18 @@
 """`basiskit data fetch`: extend a dataset folder from the public sources, through the live feed's clients.
 
 Only rows after a series' last row are appended, and only observations that are final (a bar once it
-closed, a settlement once it happened, a daily Aave snapshot at 00:00 UTC read at its block); the
-manifest entry is rebuilt (rows, end, gaps, sha256) and the folder is validated as `data check` does.
-Running it again before anything new exists changes nothing.
+closed, a settlement once it happened, a daily Aave snapshot at 00:00 UTC read at its block, an hour's gas
+from that hour's block); the manifest entry is rebuilt (rows, end, gaps, sha256) and the folder is validated
+as `data check` does. All or nothing: every series is fetched to a temporary file first, and the files are
+renamed into place only when all have succeeded, the manifest last; a failure half-way leaves the dataset
+byte-identical. Running it again before anything new exists changes nothing.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +32,10 @@ def _fmt(value: float, column: str) -> str:
     return str(int(value)) if column in INTEGER_COLUMNS else repr(float(value))
 
 
-def append_rows(root: Path, manifest: dict, series: str, rows: list[Row], provenance: str) -> int:
-    """Append `rows` newer than the file's last row to `series` and rebuild its manifest entry."""
+def append_rows(root: Path, manifest: dict, series: str, rows: list[Row], provenance: str,
+                staged: dict[Path, Path] | None = None) -> int:
+    """Append `rows` newer than the file's last row to `series` and rebuild its manifest entry; with `staged`,
+    the new file is written beside the old one (`staged[final] = temporary`) for the caller to rename."""
     rel = f"{series}.csv.gz"
     entry = manifest["files"].get(rel)
     if entry is None:
@@ -58,7 +63,12 @@ def append_rows(root: Path, manifest: dict, series: str, rows: list[Row], proven
         return 0
     kept = [*lines[1:], *new]
     raw = gzip.compress(("\n".join([lines[0], *kept]) + "\n").encode(), mtime=0)
-    path.write_bytes(raw)
+    if staged is None:
+        path.write_bytes(raw)
+    else:
+        temp = path.with_name(path.name + ".fetching")
+        temp.write_bytes(raw)
+        staged[path] = temp
     updated = manifest_entry(entry, kept, raw)
     if provenance not in str(updated.get("provenance", "")):
         updated["provenance"] = f"{updated.get('provenance', '')}; extended by {provenance}".lstrip("; ")
@@ -79,7 +89,7 @@ def fetch_dataset(
     returns the rows appended per series. `exchanges` (venue -> ExchangeClient) and `chain` (a ChainClient)
     are built on demand; without a chain client, chain series are left out unless named."""
     from ..paper.chain import GAS, reserve_of
-    from ..paper.exchanges import ExchangeClient, instrument_of
+    from ..paper.exchanges import instrument_of
 
     root = Path(root)
     dataset = Dataset(root)
@@ -102,30 +112,51 @@ def fetch_dataset(
         )
     exchanges = dict(exchanges or {})
     appended: dict[str, int] = {}
-    for name in targets:
-        last = int(dataset.series(name).ts[-1])
-        start = max(last, since) if since is not None else last
-        inst = instrument_of(name)
-        if inst is not None:
-            if inst.venue not in exchanges:
-                exchanges[inst.venue] = ExchangeClient(
-                    inst.venue,
-                    sorted({i.asset for s in targets if (i := instrument_of(s)) and i.venue == inst.venue}),
-                )
-            client = exchanges[inst.venue]
-            if inst.kind == "funding":
-                rows = client.funding(inst, start + 1, until)
-            else:
-                rows = [(ts, v) for ts, v in client.bars(inst, start + HOUR, until) if ts + HOUR <= until]
-        elif name == GAS:
-            rows = [(t, chain.gas(chain.block_at(t))) for t in range(start + HOUR, until + 1, HOUR)]
-        else:
-            first_day = (start // DAY + 1) * DAY
-            rows = [(t, chain.reserve(reserve_of(name), chain.block_at(t))) for t in range(first_day, until + 1, DAY)]
-        appended[name] = append_rows(root, manifest, name, rows, "basiskit data fetch")
-        if progress is not None:
-            progress(name, appended[name])
+    staged: dict[Path, Path] = {}
+    try:
+        for name in targets:
+            try:
+                rows = _fetch_rows(name, dataset, targets, exchanges, chain, since, until)
+            except DataError:
+                raise
+            except Exception as exc:  # the source's failure (network, HTTP, RPC), named: nothing was changed
+                raise DataError(f"data fetch: {name}: the source failed ({type(exc).__name__}: {exc}); nothing "
+                                "in the dataset was changed. Run it again once the source answers.") from exc
+            appended[name] = append_rows(root, manifest, name, rows, "basiskit data fetch", staged)
+            if progress is not None:
+                progress(name, appended[name])
+        if staged:
+            manifest_temp = root / "MANIFEST.json.fetching"
+            manifest_temp.write_text(json.dumps(manifest, indent=1) + "\n")
+            for final, temp in staged.items():
+                os.replace(temp, final)
+            os.replace(manifest_temp, root / "MANIFEST.json")  # last: the files it describes are in place
+            staged.clear()
+    finally:
+        for temp in [*staged.values(), root / "MANIFEST.json.fetching"]:
+            temp.unlink(missing_ok=True)
     if any(appended.values()):
-        (root / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
         check_dataset(Dataset(root))
     return appended
+
+
+def _fetch_rows(name: str, dataset: Dataset, targets: list[str], exchanges: dict, chain, since: int | None,
+                until: int) -> list[Row]:
+    from ..paper.chain import GAS, reserve_of
+    from ..paper.exchanges import ExchangeClient, instrument_of
+
+    last = int(dataset.series(name).ts[-1])
+    start = max(last, since) if since is not None else last
+    inst = instrument_of(name)
+    if inst is not None:
+        if inst.venue not in exchanges:
+            exchanges[inst.venue] = ExchangeClient(
+                inst.venue, sorted({i.asset for s in targets if (i := instrument_of(s)) and i.venue == inst.venue}))
+        client = exchanges[inst.venue]
+        if inst.kind == "funding":
+            return client.funding(inst, start + 1, until)
+        return [(ts, v) for ts, v in client.bars(inst, start + HOUR, until) if ts + HOUR <= until]
+    if name == GAS:  # a past hour's gas from that hour's block, never today's price
+        return [(t, chain.gas_at(chain.block_at(t))) for t in range(start + HOUR, until + 1, HOUR)]
+    first_day = (start // DAY + 1) * DAY
+    return [(t, chain.reserve(reserve_of(name), chain.block_at(t))) for t in range(first_day, until + 1, DAY)]

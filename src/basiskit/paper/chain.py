@@ -115,9 +115,13 @@ class ChainClient:
                 "total_supply": a_token / unit, "total_variable_debt": v_debt / unit,
                 "oracle_price_usd": price / ORACLE_UNIT}
 
-    def gas(self, block: int) -> dict[str, float]:
-        """One gas/ethereum_gas_1h row: gas price, base fee of `block`, suggested priority fee (gwei)."""
+    def gas_at(self, block: int) -> dict[str, float]:
+        """A past hour's gas/ethereum_gas_1h row from its block: the block's base fee, the median priority fee
+        its transactions paid (eth_feeHistory's 50th reward percentile at that block) and the price of a
+        transaction paying them (base + median, the dataset's definition), gwei."""
         eth = self.w3.eth
         base = eth.get_block(block)["baseFeePerGas"]
-        return {"gas_price_gwei": eth.gas_price / GWEI, "base_fee_gwei": base / GWEI,
-                "priority_fee_p50_gwei": eth.max_priority_fee / GWEI, "block_number": float(block)}
+        history = eth.fee_history(1, block, [50])
+        median = history["reward"][0][0]
+        return {"gas_price_gwei": (base + median) / GWEI, "base_fee_gwei": base / GWEI,
+                "priority_fee_p50_gwei": median / GWEI, "block_number": float(block)}

@@ -95,7 +95,7 @@ class LiveFeed:
                     row = self._guarded(series, lambda n=name: self.chain.reserve(n, block))
                     if row is not None:
                         rows[series] = [(t, row)]
-                if self.gas and (row := self._guarded(GAS, lambda: self.chain.gas(block))) is not None:
+                if self.gas and (row := self._guarded(GAS, lambda: self.chain.gas_at(block))) is not None:
                     rows[GAS] = [(t, row)]
         return Delivery(t, rows)
 
