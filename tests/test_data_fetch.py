@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("ccxt")
 
+from basiskit.connectors.exchanges import ExchangeClient  # noqa: E402
 from basiskit.data.fetch import fetch_dataset  # noqa: E402
 from basiskit.data.timeutil import to_epoch  # noqa: E402
-from basiskit.paper.exchanges import ExchangeClient  # noqa: E402
 from recorded import session_with  # noqa: E402
 
 H = 3_600_000
@@ -134,9 +134,9 @@ def test_a_failure_half_way_leaves_the_dataset_byte_identical(sample_copy):
 
 
 def test_a_past_hours_gas_comes_from_its_block(sample_copy):
+    from basiskit.connectors.chain import GAS, ChainClient
     from basiskit.data.dataset import Dataset
     from basiskit.data.timeutil import iso
-    from basiskit.paper.chain import GAS, ChainClient
     from recorded import RecordedChain
 
     last = int(Dataset(sample_copy).series(GAS).ts[-1])

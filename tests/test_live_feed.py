@@ -16,10 +16,10 @@ pytest.importorskip("web3")
 from eth_abi import encode  # noqa: E402
 from web3 import Web3  # noqa: E402
 
+from basiskit.connectors.chain import ORACLE, POOL, ChainClient  # noqa: E402
+from basiskit.connectors.exchanges import ExchangeClient, instrument_of  # noqa: E402
 from basiskit.data.dataset import Dataset  # noqa: E402
 from basiskit.engine.run import Backtest  # noqa: E402
-from basiskit.paper.chain import ORACLE, POOL, ChainClient  # noqa: E402
-from basiskit.paper.exchanges import ExchangeClient, instrument_of  # noqa: E402
 from basiskit.paper.live_feed import LiveFeed  # noqa: E402
 from basiskit.paper.session import PaperOptions, PaperSession  # noqa: E402
 from basiskit.paper.store import PaperStore  # noqa: E402

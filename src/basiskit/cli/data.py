@@ -69,7 +69,7 @@ def data_fetch(
     def work():
         chain = None
         if rpc_url:
-            from ..paper.chain import ChainClient
+            from ..connectors.chain import ChainClient
 
             chain = ChainClient.from_url(rpc_url)
         end = epoch_option(until, "--until") if until else int(time.time())

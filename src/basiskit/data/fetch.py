@@ -88,8 +88,8 @@ def fetch_dataset(
     """Append every new final row of `series` (default: every series a public source serves) up to `until`;
     returns the rows appended per series. `exchanges` (venue -> ExchangeClient) and `chain` (a ChainClient)
     are built on demand; without a chain client, chain series are left out unless named."""
-    from ..paper.chain import GAS, reserve_of
-    from ..paper.exchanges import instrument_of
+    from ..connectors.chain import GAS, reserve_of
+    from ..connectors.exchanges import instrument_of
 
     root = Path(root)
     dataset = Dataset(root)
@@ -142,8 +142,8 @@ def fetch_dataset(
 
 def _fetch_rows(name: str, dataset: Dataset, targets: list[str], exchanges: dict, chain, since: int | None,
                 until: int) -> list[Row]:
-    from ..paper.chain import GAS, reserve_of
-    from ..paper.exchanges import ExchangeClient, instrument_of
+    from ..connectors.chain import GAS, reserve_of
+    from ..connectors.exchanges import ExchangeClient, instrument_of
 
     last = int(dataset.series(name).ts[-1])
     start = max(last, since) if since is not None else last

@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 
+from ..connectors.chain import GAS, ChainClient, reserve_of
+from ..connectors.exchanges import ExchangeClient, Instrument, instrument_of
 from ..data.dataset import Dataset
 from ..data.market import Need, _required, history_bars, reads
 from ..data.timeutil import HOUR
 from ..errors import ConfigError
-from .chain import GAS, ChainClient, reserve_of
-from .exchanges import ExchangeClient, Instrument, instrument_of
 from .feeds import Delivery, Row
 
 DELAY_SECONDS = 90
