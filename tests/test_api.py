@@ -81,9 +81,9 @@ def test_timeseries_formats_report_listing_and_delete(client):
 
 @pytest.fixture(scope="module")
 def long_data(tmp_path_factory):
-    """Forty years of synthetic hourly BTC data: a run long enough to be killed mid-way."""
+    """Twenty-five years of synthetic hourly BTC data: a run long enough to be killed mid-way."""
     root = tmp_path_factory.mktemp("long") / "data"
-    return SyntheticMarket("1985-01-01", "2025-01-01", start_price={"BTC": 60_000.0}).write(
+    return SyntheticMarket("2000-01-01", "2025-01-01", start_price={"BTC": 60_000.0}).write(
         root, venues=("binance", "bybit"), spot_venues=("bybit",))
 
 
