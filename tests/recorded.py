@@ -53,12 +53,13 @@ class RecordedChain:
     `fees(n)` (default: `base_fee`, `priority`), today's gas price `gas_price`. Only what the client asks."""
 
     def __init__(self, n0: int, t0: int, latest: int, calls: dict, gas_price: int = 0, priority: int = 0,
-                 base_fee: int = 0, fees=None):
+                 base_fee: int = 0, fees=None, chain_id: int = 1, balances: dict | None = None):
         from web3.providers.base import BaseProvider
 
         self.n0, self.t0, self.latest, self.calls = n0, t0, latest, calls
         self.gas_price, self.priority, self.base_fee = gas_price, priority, base_fee
         self.fees = fees or (lambda n: (base_fee, priority))
+        self.chain_id, self.balances = chain_id, {k.lower(): v for k, v in (balances or {}).items()}  # ETH, wei
         self.seen: list[str] = []
         outer = self
 
@@ -77,7 +78,9 @@ class RecordedChain:
     def answer(self, method: str, params):
         self.seen.append(method)
         if method == "eth_chainId":
-            return "0x1"
+            return hex(self.chain_id)
+        if method == "eth_getBalance":
+            return hex(self.balances.get(params[0].lower(), 0))
         if method == "eth_blockNumber":
             return hex(self.latest)
         if method == "eth_getBlockByNumber":
@@ -101,3 +104,31 @@ class RecordedChain:
             handler = self.calls[(to, data[:10])]
             return "0x" + handler(bytes.fromhex(data[10:]), self.timestamp(n)).hex()
         raise NotImplementedError(method)
+
+    def serve(self):
+        """The same answers over HTTP on 127.0.0.1 (an RPC URL for the CLI); returns (url, server)."""
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                reqs = req if isinstance(req, list) else [req]
+                out = [{"jsonrpc": "2.0", "id": r["id"], "result": outer.answer(r["method"], r["params"])}
+                       for r in reqs]
+                body = json.dumps(out if isinstance(req, list) else out[0]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{server.server_address[1]}", server

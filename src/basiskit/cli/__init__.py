@@ -1,5 +1,5 @@
 """The basiskit command line: a thin shell over the same functions the API uses, one module per
-command group (backtest, data, runs, sweeps, stress, paper) and shared output helpers in output.py."""
+command group (backtest, data, runs, sweeps, stress, paper, live) and shared output helpers in output.py."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 
 from .backtest import backtest, modes
 from .data import data_app
+from .live import live_app
 from .paper import paper_app
 from .runs import report, runs_app, serve
 from .stress import stress
@@ -21,6 +22,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(sweeps_app, name="sweeps")
 app.add_typer(paper_app, name="paper")
+app.add_typer(live_app, name="live")
 app.command()(report)
 app.command()(serve)
 

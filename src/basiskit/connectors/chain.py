@@ -57,9 +57,17 @@ POOL_ABI = [
         [{"name": "", "type": "tuple", "components": [_out(*f) for f in _RESERVE_DATA]}]),
     _fn("getReserveNormalizedIncome", [("asset", "address")], [{"name": "", "type": "uint256"}]),
     _fn("getReserveNormalizedVariableDebt", [("asset", "address")], [{"name": "", "type": "uint256"}]),
+    _fn("getUserAccountData", [("user", "address")], [{"name": n, "type": "uint256"} for n in (
+        "totalCollateralBase", "totalDebtBase", "availableBorrowsBase", "currentLiquidationThreshold", "ltv",
+        "healthFactor")]),
+    _fn("getUserEMode", [("user", "address")], [{"name": "", "type": "uint256"}]),
 ]
 ORACLE_ABI = [_fn("getAssetPrice", [("asset", "address")], [{"name": "", "type": "uint256"}])]
-ERC20_ABI = [_fn("totalSupply", [], [{"name": "", "type": "uint256"}])]
+ERC20_ABI = [_fn("totalSupply", [], [{"name": "", "type": "uint256"}]),
+             _fn("balanceOf", [("account", "address")], [{"name": "", "type": "uint256"}])]
+WAD = 10**18
+BPS = 10**4
+NO_DEBT_HF = 2**256 - 1  # getUserAccountData's health factor when the account has no debt
 
 
 def reserve_of(series: str) -> str | None:
@@ -125,3 +133,29 @@ class ChainClient:
         median = history["reward"][0][0]
         return {"gas_price_gwei": (base + median) / GWEI, "base_fee_gwei": base / GWEI,
                 "priority_fee_p50_gwei": median / GWEI, "block_number": float(block)}
+
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def account(self, address: str, block: int) -> dict:
+        """What the chain says `address` holds at `block`: ETH; each asset in the wallet, supplied to Aave (its
+        aToken balance) and borrowed (its variable debt token balance), in token units; and Aave's own view
+        of the account (IPool.getUserAccountData: collateral, debt and available borrows in the oracle's USD,
+        8 decimals; liquidation threshold and LTV in bps; health factor in wad; getUserEMode's category)."""
+        w3 = self.w3
+        user = w3.to_checksum_address(address)
+        out: dict = {"block": block, "eth": w3.eth.get_balance(user, block_identifier=block) / WAD,
+                     "wallet": {}, "supplied": {}, "borrowed": {}}
+        for name, (asset, decimals) in ASSETS.items():
+            unit = 10**decimals
+            data = self.pool.functions.getReserveData(asset).call(block_identifier=block)
+            for key, token in (("wallet", asset), ("supplied", data[8]), ("borrowed", data[10])):
+                contract = w3.eth.contract(address=w3.to_checksum_address(token), abi=ERC20_ABI)
+                out[key][name] = contract.functions.balanceOf(user).call(block_identifier=block) / unit
+        coll, debt, avail, threshold, ltv, hf = self.pool.functions.getUserAccountData(user).call(
+            block_identifier=block)
+        out["aave"] = {"collateral_usd": coll / ORACLE_UNIT, "debt_usd": debt / ORACLE_UNIT,
+                       "available_borrows_usd": avail / ORACLE_UNIT, "liquidation_threshold": threshold / BPS,
+                       "ltv": ltv / BPS, "health_factor": float("inf") if hf == NO_DEBT_HF else hf / WAD,
+                       "emode": int(self.pool.functions.getUserEMode(user).call(block_identifier=block))}
+        return out

@@ -1,0 +1,1 @@
+"""The fund's real accounts: what they are (accounts.yaml) and what the venues and the chain say they hold."""
