@@ -143,7 +143,7 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
                               finished_at=run["finished_at"], error=run["error"])
 
     @app.get("/health", response_model=Health)
-    def health() -> Health:
+    async def health() -> Health:  # on the event loop: answers while every worker thread is busy
         return Health(status="ok", version=__version__)
 
     @app.get("/modes", response_model=list[ModeInfo])
