@@ -144,3 +144,18 @@ def test_a_negative_queue_time_is_a_config_error_naming_the_key(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and out.stdout == ""
     assert "staking.redeem_queue_hours.wstETH" in out.stderr and "-5" in out.stderr
+
+
+def test_a_loop_de_lever_for_a_withdrawal_swaps_within_the_max_ltv(full_data):
+    cfg = load_run_config("eth_leveraged", sets=["leverage.entry=loop"], extra={
+        "start": "2024-07-01", "end": "2024-08-01", "flows": [{"at": "2024-07-10T00:00:00Z", "amount": -100}]})
+    r = run_backtest(cfg, Dataset(full_data))
+    k = tick_of(r, "2024-07-10T00:00:00Z")
+    assert [e.details["amount"] for e in r.events.of_type("withdrawal") if e.k == k] == [100.0]
+    swaps, repays = ops(r, k, "swap_weETH_to_ETH"), ops(r, k, "aave_repay")
+    assert len(swaps) >= 2 and len(repays) >= 2 and not ops(r, k, "redeem_weETH")  # each step's ETH repays debt
+    max_ltv = json.loads((full_data / "params/aave_v3_risk.json").read_text())["emode"]["ltv_limits"]["weETH_WETH"]
+    assert r.extra_columns["ltv"][k] <= max_ltv  # never past what Aave lets a loop withdraw
+    assert abs(r.extra_columns["ltv"][k] - 0.85) < cfg.leverage.ltv_tolerance
+    assert np.all(np.abs(r.residual) <= 1e-9 * np.maximum(np.abs(r.nav), 1.0))
+

@@ -100,8 +100,7 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
-    state["app"] = app
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))  # outermost: checked first
 
     def openapi() -> dict:
         if app.openapi_schema is None:

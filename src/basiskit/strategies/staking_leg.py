@@ -331,10 +331,11 @@ class StakingLeg:
         cycles = self._loop_cycles()
         return stake_in * (cycles + 1) + units.borrow * cycles
 
-    def exit_gas_units(self) -> int:
-        """Gas units of leaving the leg back to ETH."""
+    def exit_gas_units(self, urgent: bool = False) -> int:
+        """Gas units of leaving the leg back to ETH (`urgent`: the ETH is needed now, so the LST is swapped)."""
         units = self.gas.units
-        stake_out = (units.swap if self.via_swap_out else units.unstake) + units.withdraw * self.use_aave
+        swap = self.via_swap_out or urgent or self.borrowing  # ETH that repays debt is swapped
+        stake_out = (units.swap if swap else units.unstake) + units.withdraw * self.use_aave
         if not self.borrowing:
             return stake_out
         if self.lev.entry == "flash_loan":
@@ -359,8 +360,11 @@ class StakingLeg:
         return shares
 
     def planned_gas_units(self, k: int, equity_target: float) -> int:
-        """Gas units the next adjust() would use: to reserve gas before staking the wallet's ETH."""
+        """Gas units the next adjust() would use: to reserve gas before staking the wallet's ETH, or, when it
+        takes equity out (a withdrawal: the ETH is needed now), the gas of leaving."""
         units = self.gas.units
+        if equity_target < self.equity_eth(k) * (1.0 - 1e-9):
+            return self.exit_gas_units(urgent=True)
         per_cycle = units.stake + units.supply * self.use_aave
         if not self.borrowing:
             return per_cycle
@@ -436,6 +440,8 @@ class StakingLeg:
         units = min(units, qty[self.lst_pos])
         if now or self.queue_hours is None:
             return ex.unstake(k, self.lst, self.lst_pos, self.eth_pos, units, self.eth_value[k], via_swap=True)
+        if units <= 0.0:
+            return 0.0
         ex.request_redeem(k, self.lst, self.lst_pos, self.claim_pos, units, k + self.queue_ticks)
         return 0.0
 
@@ -460,7 +466,7 @@ class StakingLeg:
             can = x - d / self.emode.ltv if d > 0 else x
             now = urgent or d - d_target > EPS
             if now and can > EPS:  # a swap sells more than the ETH it brings: stay within the max LTV
-                can *= self.lst.rate[k] / ex.units_for_eth(k, self.lst, can, self.eth_value[k]) / can
+                can = can * can / (ex.units_for_eth(k, self.lst, can, self.eth_value[k]) * self.lst.rate[k])
             w = min(remaining, can * (1.0 - 1e-9))
             if w <= EPS:
                 break
