@@ -41,7 +41,7 @@ def test_sigterm_at_any_point_stops_cleanly_and_resumes_bit_for_bit(tmp_path):
     start = ["paper", "run", "usdt_market_neutral", "--data", str(SAMPLE_DIR), *WINDOW, "--session", "t",
              "--alert-net-delta", "0.0005", "--speed", "40", *common]
     stops = 0
-    for i in range(5):
+    for i in range(4):
         args = start if i == 0 else ["paper", "resume", "t", "--speed", "40", "--db", str(db)]
         before = last_tick(db)
         proc = cli(*args)
