@@ -101,6 +101,7 @@ def write(tmp_path, text: str):
 def test_a_bad_accounts_file_is_refused_naming_the_entry(tmp_path, text, env, named):
     r = cli("--accounts", write(tmp_path, text), env_extra=env)
     assert r.returncode == 2 and named in r.stderr, r.stderr
+    assert "my secret value" not in r.stderr  # a secret pasted as a variable's name is never echoed
 
 
 def test_the_rpc_must_serve_the_chain_the_file_names(tmp_path):

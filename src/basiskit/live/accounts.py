@@ -100,7 +100,7 @@ def load_accounts(path: Path) -> Accounts:
     except yaml.YAMLError as exc:
         raise ConfigError([(str(path), None, f"not valid YAML: {exc}")]) from None
     except ValidationError as exc:
-        raise ConfigError([(".".join(str(p) for p in e["loc"]) or "(file)", _shown(e.get("input")), e["msg"])
+        raise ConfigError([(".".join(str(p) for p in e["loc"]) or "(file)", _shown(e), e["msg"])
                            for e in exc.errors()]) from None
     problems, creds = [], []
     names = [w.name for w in parsed.wallets]
@@ -126,7 +126,11 @@ def load_accounts(path: Path) -> Accounts:
     return Accounts(path=path, chain_id=parsed.chain_id, wallets=parsed.wallets, exchanges=creds)
 
 
-def _shown(value):
-    """A refused value as the error may show it (a long or nested value, shortened)."""
+def _shown(error: dict):
+    """A refused value as the error may show it: never what stands in an `*_env` field (a secret pasted where
+    its variable's name belongs must not reach a terminal or a log); a long or nested value, shortened."""
+    if str(error["loc"][-1]).endswith("_env"):
+        return "(not shown)"
+    value = error.get("input")
     text = repr(value)
     return value if len(text) <= 80 else text[:77] + "..."
