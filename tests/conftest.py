@@ -77,3 +77,33 @@ def edit_series(root: Path, series: str, edit) -> None:
     entry = manifest["files"][f"{series}.csv.gz"]
     entry["sha256"], entry["rows"] = hashlib.sha256(raw).hexdigest(), len(df)
     (root / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture(scope="session")
+def chain_tools():
+    """anvil and Aave v3's artifacts, installed by `make chain-tools` (make test does it). They skip, naming what
+    is missing, only outside CI: there they must run."""
+    from basiskit.localchain.tools import ChainTools, ChainToolsMissing
+
+    try:
+        return ChainTools.locate(REPO)
+    except ChainToolsMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the chain tests: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def local_market(chain_tools):
+    """An anvil node on 127.0.0.1 with an Aave v3 market deployed from Aave's artifacts, one per test module."""
+    import json
+
+    from web3 import Web3
+
+    from basiskit.localchain.deploy import Artifacts, deploy_market
+    from basiskit.localchain.tools import Anvil
+
+    risk = json.loads((SAMPLE_DIR / "params" / "aave_v3_risk.json").read_text())
+    with Anvil(chain_tools) as node:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        yield node, deploy_market(w3, Artifacts(chain_tools.artifacts), risk), risk

@@ -1,11 +1,12 @@
 """The basiskit command line: a thin shell over the same functions the API uses, one module per
-command group (backtest, data, runs, sweeps, stress, paper, live) and shared output helpers in output.py."""
+command group (backtest, data, runs, sweeps, stress, paper, live, chain) and shared output helpers in output.py."""
 
 from __future__ import annotations
 
 import typer
 
 from .backtest import backtest, modes
+from .chain import chain_app
 from .data import data_app
 from .live import live_app
 from .paper import paper_app
@@ -23,6 +24,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(sweeps_app, name="sweeps")
 app.add_typer(paper_app, name="paper")
 app.add_typer(live_app, name="live")
+app.add_typer(chain_app, name="chain")
 app.command()(report)
 app.command()(serve)
 

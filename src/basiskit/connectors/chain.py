@@ -11,6 +11,7 @@ ETH is derived as in the dataset: the LST's oracle price / WETH's, on the same b
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from ..errors import require_live_extra
 
@@ -26,6 +27,19 @@ ASSETS = {  # dataset reserve name -> (token address, decimals)
     "weeth": ("0xCd5fE23C85820F7B72D0926FC9b05b43E359b7ee", 18),
     "wsteth": ("0x7f39C581F595B53c5cb19bD0b3f8dA6c935E2Ca0", 18),
 }
+
+
+@dataclass(frozen=True)
+class AaveMarket:
+    """Where an Aave v3 market lives: its Pool, its oracle, and each reserve's token (dataset name -> address,
+    decimals). Mainnet by default; a local chain's deploy gives its own."""
+
+    pool: str = POOL
+    oracle: str = ORACLE
+    assets: dict[str, tuple[str, int]] = field(default_factory=lambda: dict(ASSETS))
+
+
+MAINNET = AaveMarket()
 RESERVE = re.compile(r"^aave/([a-z]+)_reserve_1d$")
 GAS = "gas/ethereum_gas_1h"
 
@@ -78,17 +92,18 @@ def reserve_of(series: str) -> str | None:
 class ChainClient:
     """Reads at one block; `provider` is a web3 provider (an HTTPProvider for --rpc-url, or any other)."""
 
-    def __init__(self, provider):
+    def __init__(self, provider, market: AaveMarket = MAINNET):
         Web3 = require_live_extra("web3").Web3  # noqa: N806 (the library's class name)
 
         self.w3 = Web3(provider)
-        self.pool = self.w3.eth.contract(address=POOL, abi=POOL_ABI)
-        self.oracle = self.w3.eth.contract(address=ORACLE, abi=ORACLE_ABI)
+        self.market = market
+        self.pool = self.w3.eth.contract(address=market.pool, abi=POOL_ABI)
+        self.oracle = self.w3.eth.contract(address=market.oracle, abi=ORACLE_ABI)
 
     @classmethod
-    def from_url(cls, url: str) -> ChainClient:
+    def from_url(cls, url: str, market: AaveMarket = MAINNET) -> ChainClient:
         web3 = require_live_extra("web3")
-        return cls(web3.Web3.HTTPProvider(url, request_kwargs={"timeout": 20}))
+        return cls(web3.Web3.HTTPProvider(url, request_kwargs={"timeout": 20}), market)
 
     def block_at(self, t: int) -> int:
         """The first block at or after time t (binary search on block timestamps)."""
@@ -107,7 +122,7 @@ class ChainClient:
 
     def reserve(self, name: str, block: int) -> dict[str, float]:
         """One aave/{name}_reserve_1d row at `block`."""
-        asset, decimals = ASSETS[name]
+        asset, decimals = self.market.assets[name]
         pool = self.pool.functions
         data = pool.getReserveData(asset).call(block_identifier=block)
         income = pool.getReserveNormalizedIncome(asset).call(block_identifier=block)
@@ -146,7 +161,7 @@ class ChainClient:
         user = w3.to_checksum_address(address)
         out: dict = {"block": block, "eth": w3.eth.get_balance(user, block_identifier=block) / WAD,
                      "wallet": {}, "supplied": {}, "borrowed": {}}
-        for name, (asset, decimals) in ASSETS.items():
+        for name, (asset, decimals) in self.market.assets.items():
             unit = 10**decimals
             data = self.pool.functions.getReserveData(asset).call(block_identifier=block)
             for key, token in (("wallet", asset), ("supplied", data[8]), ("borrowed", data[10])):

@@ -14,7 +14,7 @@ from ..data.dataset import Dataset
 from ..data.market import MarketData, Need
 from ..portfolio.attribution import LIQUIDATION_LOSS, SLOT, SPOT_PRICE, SUPPLY_YIELD, VOID
 from ..portfolio.book import PositionSpec
-from ..venues.aave import AaveReserve, emode_params, health_factor
+from ..venues.aave import AaveReserve, emode_params, health_factor, liquidation
 from ..venues.rewards import RewardsCredit, RewardToken
 from ..venues.staking import LSTS, LiquidStaking
 from .base import Hooks, Problem
@@ -270,14 +270,11 @@ class StakingLeg:
         debt = self.debt_eth(k)
         rate = self.lst.rate[k]
         coll_units = self.collateral.balance(qty[self.a_pos], k)
-        close_factor = 1.0 if hf < self.emode.close_factor_hf else self.emode.close_factor
-        repaid = close_factor * debt
+        call = liquidation(self.emode, hf, debt, coll_units, rate)
+        close_factor, repaid, seized_units, all_seized = (call.close_factor, call.repaid, call.collateral,
+                                                          call.all_seized)
         bonus = self.emode.liquidation_bonus
-        seized_units = repaid * (1.0 + bonus) / rate
-        all_seized = seized_units >= coll_units
-        if all_seized:  # not enough collateral: seize it all, repay what it covers
-            seized_units = coll_units
-            repaid = coll_units * rate / (1.0 + bonus)
+        if all_seized:  # not enough collateral: all of it is seized, for the debt it covers
             qty[self.a_pos] = 0.0
         else:
             qty[self.a_pos] -= self.collateral.scaled_amount(seized_units, k)
@@ -292,7 +289,8 @@ class StakingLeg:
             qty[self.debt_pos] = 0.0
             self.ctx.book.attribution[STAKING_YIELD][k] += written_off * self.eth_value[k]
         record = {"k": k, "venue": "aave_v3", "health_factor": hf, "close_factor": close_factor,
-                  "debt_before": debt, "repaid": repaid, "seized_units": seized_units, "rate": rate,
+                  "debt_before": debt, "repaid": repaid, "seized_units": seized_units,
+                  "protocol_fee_units": call.protocol_fee, "rate": rate,
                   "loss": loss, "written_off": written_off, "health_factor_after": self.health_factor(k)}
         self.liquidations.append(record)
         self.ctx.events.add(k, "liquidation", f"aave_v3 liquidation at HF {hf:.4f}: repaid {repaid:.6f} WETH, "

@@ -65,6 +65,10 @@ class AaveReserve:
         return scaled * self.borrow_index[k]
 
 
+# Aave v3 Ethereum's liquidation protocol fee: 10% of the liquidation bonus goes to the treasury (Aave risk params).
+LIQUIDATION_PROTOCOL_FEE = 0.10
+
+
 @dataclass(frozen=True)
 class EModeParams:
     """eMode (or standard) risk parameters of a collateral/debt pair (params/aave_v3_risk.json)."""
@@ -73,17 +77,56 @@ class EModeParams:
     liquidation_threshold: float
     liquidation_bonus: float
     close_factor: float = 0.5  # Aave v3.0-3.2: 50% of the debt ...
-    close_factor_hf: float = 0.95  # ... 100% when HF < 0.95
+    close_factor_hf: float = 0.95  # ... 100% when HF <= 0.95 (LiquidationLogic.CLOSE_FACTOR_HF_THRESHOLD)
+    protocol_fee: float = LIQUIDATION_PROTOCOL_FEE
 
 
 def emode_params(dataset: Dataset, collateral: str, debt: str, emode: bool) -> EModeParams:
-    risk = dataset.params("params/aave_v3_risk")
+    return risk_params(dataset.params("params/aave_v3_risk"), collateral, debt, emode)
+
+
+def risk_params(risk: dict, collateral: str, debt: str, emode: bool) -> EModeParams:
+    """The pair's parameters from params/aave_v3_risk.json's eMode or standard table."""
     table = risk["emode" if emode else "standard"]
     pair = f"{collateral}_{debt}"
     if pair not in table["ltv_limits"]:
         raise DataError(f"params/aave_v3_risk.json has no {'emode' if emode else 'standard'} pair {pair}.")
     return EModeParams(table["ltv_limits"][pair], table["liquidation_thresholds"][pair],
                        table["liquidation_bonus"][pair])
+
+
+def available_borrows(collateral: float, debt: float, ltv: float) -> float:
+    """What more can be borrowed, in the oracle's base: collateral x LTV - debt, at least 0
+    (Aave v3 GenericLogic.calculateAvailableBorrows)."""
+    return max(collateral * ltv - debt, 0.0)
+
+
+@dataclass(frozen=True)
+class Liquidation:
+    """One liquidation call: debt repaid, collateral taken from the borrower (the liquidator's part plus the
+    protocol's fee), in token units."""
+
+    close_factor: float
+    repaid: float
+    collateral: float
+    protocol_fee: float
+    all_seized: bool
+
+
+def liquidation(params: EModeParams, health: float, debt: float, collateral: float, price_ratio: float) -> Liquidation:
+    """A liquidator covering as much debt as it may (Aave v3 LiquidationLogic): close factor 50%, 100% at HF <= 0.95;
+    collateral = repaid x debt price / collateral price x (1 + bonus), capped at the balance (then the debt repaid
+    is what that covers); the protocol fee = fee x (collateral - collateral / (1 + bonus)).
+    `price_ratio` = collateral price / debt price on the oracle."""
+    close_factor = params.close_factor if health > params.close_factor_hf else 1.0
+    repaid = close_factor * debt
+    bonus = 1.0 + params.liquidation_bonus
+    taken = repaid * bonus / price_ratio
+    all_seized = taken > collateral
+    if all_seized:
+        taken = collateral
+        repaid = collateral * price_ratio / bonus
+    return Liquidation(close_factor, repaid, taken, (taken - taken / bonus) * params.protocol_fee, all_seized)
 
 
 def health_factor(collateral_eth: float, debt_eth: float, lt: float) -> float:
