@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 def test_make_verify_aave_holds_within_a_billionth(chain_tools):
     """The command's last stdout line is the JSON summary: >= 30 comparisons, every quantity within 1e-9 (or one
     smallest unit), no failure; the versions are the ones chain/package.json pins."""
-    done = subprocess.run([sys.executable, "-m", "basiskit.cli", "chain", "verify-aave"], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "BASISKIT_CHAIN_TOOLS": str(chain_tools.node_modules)},
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-m", "basiskit.cli", "chain", "verify-aave"], capture_output=True,
+                          text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "BASISKIT_CHAIN_TOOLS": str(chain_tools.node_modules)})
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     pins = json.loads((REPO / "chain" / "package.json").read_text())["dependencies"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import DataError, require_live_extra
+from ..errors import BasiskitError, DataError, require_live_extra
 
 SERIES = re.compile(r"^(perp|spot|funding)/(binance|bybit|okx)_([a-z0-9]+)usdt_(1h|8h)$")
 CCXT_CLASSES = {
@@ -34,6 +34,9 @@ MARKET_ID = {  # how each venue names the instrument (exchange API docs)
     ("okx", "spot"): "{A}-USDT",
     ("okx", "perp"): "{A}-USDT-SWAP",
 }
+# A linear perp contract's size in the base asset (OKX instruments: ctVal; Binance and Bybit quote positions in
+# the base asset).
+CONTRACT_SIZE = {("okx", "BTC"): 0.01, ("okx", "ETH"): 0.1}
 HOUR_MS = 3_600_000
 PAGE = 200  # rows per request (every venue allows at least 200 klines or funding rows per call)
 
@@ -83,7 +86,7 @@ def _market(venue: str, kind: str, asset: str) -> dict:
         "contract": swap,
         "linear": True if swap else None,
         "inverse": False if swap else None,
-        "contractSize": 1.0 if swap else None,
+        "contractSize": CONTRACT_SIZE.get((venue, asset), 1.0) if swap else None,
         "expiry": None,
         "expiryDatetime": None,
         "strike": None,
@@ -180,3 +183,88 @@ class ExchangeClient:
         if price is None:
             raise DataError(f"{self.venue} {inst.symbol}: no mark price in the response ({quote.get('info')}).")
         return float(price)
+
+
+class VenueReadError(BasiskitError):
+    """A venue answered an account read with an error (or not at all); the message never holds a credential."""
+
+
+@dataclass(frozen=True)
+class PerpPosition:
+    """A perp position as the venue reports it: signed size in the base asset (short < 0)."""
+
+    size: float
+    entry_price: float
+    mark_price: float
+    unrealized_pnl: float
+    margin: float
+    leverage: float
+    liquidation_price: float
+
+
+class ExchangeAccount:
+    """One venue's USDT-margined futures account through ccxt's private endpoints: balances and perp positions
+    (Binance fapi v3 account and positionRisk, Bybit v5 wallet-balance and position/list, OKX v5 account balance
+    and positions). `session` replaces ccxt's HTTP session (its transport seam)."""
+
+    def __init__(self, venue: str, api_key: str, secret: str, password: str | None, assets: list[str],
+                 session=None):
+        ccxt = require_live_extra("ccxt")
+        self.venue = venue
+        self._secrets = [v for v in (api_key, secret, password) if v]
+        config = {"apiKey": api_key, "secret": secret, "enableRateLimit": session is None,
+                  "options": {"defaultType": "swap", "fetchCurrencies": False}}
+        if password:
+            config["password"] = password
+        self._ex = getattr(ccxt, CCXT_CLASSES[(venue, "perp")])(config)
+        if session is not None:
+            self._ex.session = session
+        self._ex.set_markets([_market(venue, "perp", a) for a in assets])
+        self._assets = {f"{a}/USDT:USDT": a for a in assets}
+
+    def read(self) -> dict:
+        """{"balances": {coin: wallet balance}, "positions": {asset: PerpPosition}} as the venue states them now."""
+        balance = self._call(self._ex.fetch_balance)
+        positions = {}
+        # every USDT-margined position (Bybit v5 position/list needs the settle coin to list them all)
+        params = {"category": "linear", "settleCoin": "USDT"} if self.venue == "bybit" else {}
+        for p in self._call(lambda: self._ex.fetch_positions(None, params)):
+            asset = self._assets.get(p.get("symbol"))
+            contracts = float(p.get("contracts") or 0.0)
+            if asset is None or contracts == 0.0:
+                continue
+            size = contracts * float(p.get("contractSize") or 1.0) * (-1.0 if p.get("side") == "short" else 1.0)
+            mark, margin = _f(p.get("markPrice")), _f(p.get("initialMargin"))
+            # Binance's positionRisk v3 states no leverage: the effective one is notional / initial margin
+            leverage = _f(p.get("leverage")) if p.get("leverage") else abs(size * mark) / margin
+            positions[asset] = PerpPosition(size, _f(p.get("entryPrice")), mark, _f(p.get("unrealizedPnl")), margin,
+                                            leverage, _f(p.get("liquidationPrice")))
+        return {"balances": self._wallet(balance.get("info") or {}), "positions": positions}
+
+    def _wallet(self, info) -> dict[str, float]:
+        """Each coin's wallet balance: cash, before unrealized PnL (ccxt's `total` is the equity on some venues and
+        the wallet on others, so the venue's own field is read: Binance walletBalance, Bybit walletBalance,
+        OKX cashBal)."""
+        try:
+            if self.venue == "binance":
+                rows, coin, field = info["assets"], "asset", "walletBalance"
+            elif self.venue == "bybit":
+                rows, coin, field = info["result"]["list"][0]["coin"], "coin", "walletBalance"
+            else:
+                rows, coin, field = info["data"][0]["details"], "ccy", "cashBal"
+            return {r[coin]: float(r[field]) for r in rows}
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise VenueReadError(f"{self.venue}: the balance response lacks {exc} (wallet balance unknown)") from None
+
+    def _call(self, fn):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 (ccxt's errors and transport errors alike become one message)
+            text = f"{type(exc).__name__}: {exc}"
+            for secret in self._secrets:
+                text = text.replace(secret, "***")
+            raise VenueReadError(f"{self.venue}: the account could not be read ({text[:300]})") from None
+
+
+def _f(value) -> float:
+    return float("nan") if value in (None, "") else float(value)
