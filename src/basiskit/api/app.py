@@ -23,6 +23,7 @@ from ..config.models import RunConfig
 from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.run import Backtest
 from ..errors import BasiskitError
+from ..live.store import LiveStore
 from ..paper.store import PaperStore
 from ..results.db import StoreError, json_safe
 from ..results.html import csp_for
@@ -35,6 +36,7 @@ from .auth import Tokens
 from .guard import Guard
 from .jobs import INTERRUPTED, JobManager
 from .limits import RETRY_AFTER_SECONDS, Admission, Busy, ServiceLimits
+from .live import live_router
 from .metrics import metrics_text
 from .models import (
     BacktestCreated,
@@ -234,6 +236,7 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     app.include_router(sweeps_router(store, state))
     app.include_router(stress_router(store, state))
     app.include_router(paper_router(paper_store))
+    app.include_router(live_router(LiveStore(store.path)))
 
     @app.get("/metrics", response_class=Response, tags=["service"], responses={200: {
         "content": {"text/plain": {}}, "description": "Prometheus text format (prometheus-client)"}})

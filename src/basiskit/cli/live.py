@@ -1,9 +1,11 @@
 """`basiskit live ...`: the fund's real accounts. `live accounts` reads what the chain says the wallets of
-accounts.yaml hold (wallet tokens, Aave supplies and debts, Aave's own health factor)."""
+accounts.yaml hold (wallet tokens, Aave supplies and debts, Aave's own health factor); `live run` reads every
+account each hour, explains the change and commits it; `live status` and `live list` show the sessions."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,34 +13,52 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError
+from ..data.dataset import Dataset, resolve_data_dir
+from ..errors import BasiskitError, ConfigError
 from ..live.accounts import accounts_path, load_accounts
+from ..paper.stopping import STOP
 from ..results.db import json_safe
-from .output import JsonOption, out, run_or_fail
+from ..runconfig import load_run_config
+from .output import ConfigOption, DataOption, DbOption, JsonOption, SetOption, err, fail, out, run_or_fail
 
 live_app = typer.Typer(no_args_is_help=True, help="The fund's real accounts, read from the venues and the chain.")
 
 
+AccountsOption = Annotated[Path | None, typer.Option("--accounts", help="accounts.yaml (else $BASISKIT_ACCOUNTS).")]
+
+
+def connect(found, rpc_url: str | None, session=None):
+    """The chain client (checked to serve accounts.yaml's chain) and one ExchangeAccount per exchange entry."""
+    from ..connectors.chain import ChainClient
+    from ..connectors.exchanges import ExchangeAccount
+    from ..strategies.rules import ASSETS
+
+    chain = None
+    if found.wallets:
+        if not rpc_url:
+            raise ConfigError([("--rpc-url", None, "reading wallets needs an Ethereum RPC URL")])
+        chain = ChainClient.from_url(rpc_url, found.market())
+        served = chain.chain_id()
+        if served != found.chain_id:
+            raise ConfigError([("chain_id", found.chain_id, f"the RPC serves chain {served}; point --rpc-url at the "
+                                "chain accounts.yaml names")])
+    exchanges = {c.venue: ExchangeAccount(c.venue, c.api_key.get_secret_value(), c.secret.get_secret_value(),
+                                          c.password.get_secret_value() if c.password else None, list(ASSETS), session)
+                 for c in found.exchanges}
+    return chain, exchanges
+
+
 @live_app.command("accounts")
 def accounts(
-    accounts_file: Annotated[Path | None, typer.Option("--accounts", help="accounts.yaml (else $BASISKIT_ACCOUNTS).")]
-    = None,
+    accounts_file: AccountsOption = None,
     rpc_url: Annotated[str | None, typer.Option(help="Ethereum RPC URL (the chain accounts.yaml names).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """What the chain says each wallet of accounts.yaml holds now: ETH, tokens, Aave supplies, debts and HF."""
-    from ..connectors.chain import ChainClient
-
     found = run_or_fail(lambda: load_accounts(accounts_path(accounts_file)))
     if not found.wallets:
         return
-    if not rpc_url:
-        run_or_fail(lambda: _raise(ConfigError([("--rpc-url", None, "reading wallets needs an Ethereum RPC URL")])))
-    client = run_or_fail(lambda: ChainClient.from_url(rpc_url))
-    chain_id = client.chain_id()
-    if chain_id != found.chain_id:
-        run_or_fail(lambda: _raise(ConfigError([("chain_id", found.chain_id, f"the RPC serves chain {chain_id}; "
-                                                 "point --rpc-url at the chain accounts.yaml names")])))
+    client, _ = run_or_fail(lambda: connect(found.model_copy(update={"exchanges": []}), rpc_url))
     block = client.w3.eth.block_number
     held = {w.name: client.account(w.address, block) for w in found.wallets}
     if as_json:
@@ -57,5 +77,104 @@ def accounts(
         out.print(t)
 
 
-def _raise(exc: Exception):
-    raise exc
+@live_app.command("run")
+def run(
+    mode: Annotated[str, typer.Argument(help="The strategy mode (its risk limits and share class).")],
+    accounts_file: AccountsOption = None,
+    rpc_url: Annotated[str | None, typer.Option(help="Ethereum RPC URL (the chain accounts.yaml names).")] = None,
+    session: Annotated[str | None, typer.Option(help="Session name (an existing one resumes).")] = None,
+    ticks: Annotated[int | None, typer.Option(min=1, help="Stop after this many readings (default: run on).")]
+    = None,
+    every: Annotated[float, typer.Option(min=0.0, help="Seconds between readings (3600: on the hour).")] = 3600.0,
+    tolerance_usd: Annotated[float, typer.Option(help="Alert on an unexplained move worth more (USD).")] = 1.0,
+    set_: SetOption = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Read the fund's accounts every hour, explain each holding's change (interest, funding, fees, flows, the
+    rest unexplained), attribute the hour's PnL, alert, and commit; nothing is sent."""
+    from ..live.session import LiveLimits, LiveSession
+    from ..live.store import LiveStore
+
+    signal.signal(signal.SIGTERM, STOP.handler)
+    try:
+        found = load_accounts(accounts_path(accounts_file))
+        cfg = load_run_config(mode, config or [], set_ or [], {}, Dataset(resolve_data_dir(data)[0]))
+        chain, exchanges = connect(found, rpc_url)
+        name = session or f"live-{mode}"
+        live = LiveSession(LiveStore(db), name, cfg, found, chain, exchanges,
+                           LiveLimits.for_config(cfg, tolerance_usd))
+        if not as_json:
+            err.print(f"live session [bold]{name}[/]: `basiskit live status {name}` shows its last reading")
+
+        def show(tick: dict) -> None:
+            if as_json:
+                sys.stdout.write(json.dumps(json_safe(tick)) + "\n")
+                sys.stdout.flush()
+            else:
+                rec = tick["reconciliation"]
+                left = f", unexplained {rec['attribution']['unexplained']:+,.2f} USD" if rec else ""
+                out.print(f"tick {tick['tick']} block {tick['block']}: NAV {tick['nav_usd']:,.2f} USD{left}")
+
+        live.run(ticks, every, show)
+    except BasiskitError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@live_app.command("status")
+def status(
+    name: Annotated[str, typer.Argument(help="The live session.")],
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """The session's last reading: its book, NAV, the hour explained and attributed, recent alerts."""
+    from ..live.store import LiveStore
+
+    got = run_or_fail(lambda: LiveStore(db).status(name))
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(got)) + "\n")
+        return
+    last = got["last"]
+    out.print(f"live session [bold]{got['name']}[/] ({got['mode']}), {got['status']}"
+              + (f": {got['error']}" if got["error"] else ""))
+    if last is None:
+        out.print("no reading committed yet")
+        return
+    out.print(f"tick {last['tick']} at {last['timestamp']} (block {last['block']}): NAV {last['nav_usd']:,.2f} USD")
+    t = Table(show_header=True)
+    for col in ("holding", "units", "price USD", "expected", "unexplained"):
+        t.add_column(col, justify="left" if col == "holding" else "right")
+    lines = {line["key"]: line for line in (last["reconciliation"] or {}).get("lines", [])}
+    for key, h in last["book"]["holdings"].items():
+        line = lines.get(key)
+        if h["units"] or line:
+            t.add_row(key, f"{h['units']:,.6f}", f"{h['price']:,.2f}", f"{line['expected']:,.6f}" if line else "",
+                      f"{line['unexplained']:+,.6f}" if line else "")
+    out.print(t)
+    if last["reconciliation"]:
+        attr = last["reconciliation"]["attribution"]
+        out.print("hour attributed (USD): " + ", ".join(f"{k} {v:+,.2f}" for k, v in attr.items() if v))
+    for a in got["alerts"][:10]:
+        out.print(f"[yellow]ALERT[/] {a['timestamp']} {a['kind']}: {a['message']}")
+
+
+@live_app.command("list")
+def list_sessions(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Every live session: mode, status, last tick and NAV."""
+    from ..live.store import LiveStore
+
+    rows = run_or_fail(lambda: LiveStore(db).sessions())
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(rows)) + "\n")
+        return
+    t = Table(show_header=True)
+    for col in ("name", "mode", "status", "last tick", "NAV USD"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["mode"], r["status"], str(r["last_tick"] if r["last_tick"] is not None else "-"),
+                  f"{r['nav_usd']:,.2f}" if r["nav_usd"] is not None else "-")
+    out.print(t)

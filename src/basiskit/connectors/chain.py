@@ -82,6 +82,8 @@ ERC20_ABI = [_fn("totalSupply", [], [{"name": "", "type": "uint256"}]),
 WAD = 10**18
 BPS = 10**4
 NO_DEBT_HF = 2**256 - 1  # getUserAccountData's health factor when the account has no debt
+# keccak256("Transfer(address,address,uint256)"), the ERC20 Transfer event's topic (EIP-20)
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 
 def reserve_of(series: str) -> str | None:
@@ -148,6 +150,70 @@ class ChainClient:
         median = history["reward"][0][0]
         return {"gas_price_gwei": (base + median) / GWEI, "base_fee_gwei": base / GWEI,
                 "priority_fee_p50_gwei": median / GWEI, "block_number": float(block)}
+
+    def indexes(self, block: int) -> dict[str, tuple[float, float, float]]:
+        """Each reserve's (normalized income, normalized variable debt, oracle price in USD) at `block`: what one
+        scaled unit of aToken and of debt is worth then, and the price Aave values it at."""
+        pool, out = self.pool.functions, {}
+        for name, (asset, _) in self.market.assets.items():
+            out[name] = (pool.getReserveNormalizedIncome(asset).call(block_identifier=block) / RAY,
+                         pool.getReserveNormalizedVariableDebt(asset).call(block_identifier=block) / RAY,
+                         self.oracle.functions.getAssetPrice(asset).call(block_identifier=block) / ORACLE_UNIT)
+        return out
+
+    def tokens(self, block: int) -> dict[tuple[str, str], tuple[str, int]]:
+        """Every token a wallet can hold in this market: (kind, reserve) -> (address, decimals), kind "token"
+        (the underlying), "aToken" or "debtToken"."""
+        out = {}
+        for name, (asset, decimals) in self.market.assets.items():
+            data = self.pool.functions.getReserveData(asset).call(block_identifier=block)
+            out[("token", name)] = (asset, decimals)
+            out[("aToken", name)] = (data[8], decimals)
+            out[("debtToken", name)] = (data[10], decimals)
+        return out
+
+    def transfers(self, address: str, tokens: dict[tuple[str, str], tuple[str, int]], after: int, until: int,
+                  ignore: set[str]) -> list[dict]:
+        """ERC20 Transfer logs into or out of `address` in blocks (after, until], in token units (in > 0), with
+        the counterparty; transfers with an address of `ignore` (the zero address, the pool, the market's
+        tokens: mints, burns and the pool's own moves) are left out."""
+        w3 = self.w3
+        if until <= after:
+            return []
+        by_address = {w3.to_checksum_address(a): (key, dec) for key, (a, dec) in tokens.items()}
+        me = "0x" + "00" * 12 + address[2:].lower()
+        skip = {a.lower() for a in ignore}
+        out = []
+        for topics, sign in (([TRANSFER_TOPIC, me], -1.0), ([TRANSFER_TOPIC, None, me], 1.0)):
+            logs = w3.eth.get_logs({"fromBlock": after + 1, "toBlock": until, "address": list(by_address),
+                                    "topics": topics})
+            for log in logs:
+                key, decimals = by_address[w3.to_checksum_address(log["address"])]
+                other_topic = log["topics"][2 if sign < 0 else 1]
+                other = "0x" + bytes(other_topic)[-20:].hex()
+                if other.lower() in skip:
+                    continue
+                amount = int.from_bytes(bytes(log["data"]), "big") / 10**decimals
+                out.append({"block": int(log["blockNumber"]), "kind": key[0], "reserve": key[1],
+                            "units": sign * amount, "counterparty": w3.to_checksum_address(other)})
+        return sorted(out, key=lambda f: f["block"])
+
+    def gas_spent(self, address: str, after: int, until: int, max_blocks: int = 2_000) -> float:
+        """ETH the account paid for its own transactions in blocks (after, until]: gasUsed x effectiveGasPrice of
+        each (none when its nonce did not move)."""
+        eth = self.w3.eth
+        user = self.w3.to_checksum_address(address)
+        if until <= after or eth.get_transaction_count(user, after) == eth.get_transaction_count(user, until):
+            return 0.0
+        if until - after > max_blocks:
+            raise ValueError(f"{until - after} blocks to scan for {address}'s gas (more than {max_blocks})")
+        paid = 0
+        for n in range(after + 1, until + 1):
+            for tx in eth.get_block(n, full_transactions=True)["transactions"]:
+                if tx["from"] == user:
+                    receipt = eth.get_transaction_receipt(tx["hash"])
+                    paid += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        return paid / WAD
 
     def chain_id(self) -> int:
         return int(self.w3.eth.chain_id)

@@ -185,6 +185,16 @@ class ExchangeClient:
         return float(price)
 
 
+# How each venue names a ledger entry's type (its raw field) -> what explains a cash change; anything else is a
+# trade's realized PnL. Binance income types, Bybit transaction-log types, OKX bill types (1 transfer, 8 funding).
+LEDGER_KINDS = {
+    "binance": ("incomeType", {"FUNDING_FEE": "funding", "COMMISSION": "fees", "TRANSFER": "flows",
+                               "INTERNAL_TRANSFER": "flows"}),
+    "bybit": ("type", {"SETTLEMENT": "funding", "TRANSFER_IN": "flows", "TRANSFER_OUT": "flows"}),
+    "okx": ("type", {"8": "funding", "1": "flows"}),
+}
+
+
 class VenueReadError(BasiskitError):
     """A venue answered an account read with an error (or not at all); the message never holds a credential."""
 
@@ -240,6 +250,25 @@ class ExchangeAccount:
             positions[asset] = PerpPosition(size, _f(p.get("entryPrice")), mark, _f(p.get("unrealizedPnl")), margin,
                                             leverage, _f(p.get("liquidationPrice")))
         return {"balances": self._wallet(balance.get("info") or {}), "positions": positions}
+
+    def ledger(self, since: int, until: int, coin: str = "USDT") -> list[dict]:
+        """The account's cash movements in (since, until] (epoch s), each {"timestamp", "kind", "amount"} with
+        kind funding, fees, flows (transfers in and out) or trades (realized PnL), amount signed in `coin`.
+        Read from the venue's ledger (Binance fapi income, Bybit v5 transaction-log, OKX v5 bills)."""
+        field, kinds = LEDGER_KINDS[self.venue]
+        out, cursor = [], since * 1000 + 1
+        for _ in range(50):  # pages of 100 movements
+            page = self._call(lambda c=cursor: self._ex.fetch_ledger(coin, c, 100))
+            fresh = [e for e in page if cursor <= e["timestamp"] <= until * 1000]
+            for e in fresh:
+                raw = str((e.get("info") or {}).get(field, ""))
+                sign = -1.0 if e.get("direction") == "out" else 1.0
+                out.append({"timestamp": e["timestamp"] // 1000, "kind": kinds.get(raw, "trades"),
+                            "amount": sign * abs(float(e["amount"])), "type": raw})
+            if len(page) < 100 or not fresh:
+                return sorted(out, key=lambda e: e["timestamp"])
+            cursor = max(e["timestamp"] for e in fresh) + 1
+        raise VenueReadError(f"{self.venue}: more than 5000 ledger entries in one hour; read them in smaller windows")
 
     def _wallet(self, info) -> dict[str, float]:
         """Each coin's wallet balance: cash, before unrealized PnL (ccxt's `total` is the equity on some venues and

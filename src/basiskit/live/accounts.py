@@ -10,6 +10,10 @@ file holds names, never secrets); wallets by address. Every problem is refused a
         api_key_env: BINANCE_KEY
         secret_env: BINANCE_SECRET
         password_env: null           # OKX's passphrase
+    aave:                            # the Aave v3 market, when not Ethereum mainnet's (a local chain's)
+      pool: "0x..."
+      oracle: "0x..."
+      assets: {weth: "0x...", usdt: "0x...", weeth: "0x...", wsteth: "0x..."}
 """
 
 from __future__ import annotations
@@ -59,12 +63,41 @@ class Exchange(BaseModel):
         return v
 
 
+def _checked_address(v: str) -> str:
+    if not isinstance(v, str) or not ADDRESS.match(v):
+        raise ValueError("must be 0x and 40 hex digits")
+    return v
+
+
+class AaveMarketSpec(BaseModel):
+    """Where the Aave v3 market lives on this chain (reserve names as the dataset's: weth, usdt, weeth, wsteth)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool: str
+    oracle: str
+    assets: dict[Literal["weth", "usdt", "weeth", "wsteth"], str] = Field(min_length=1)
+
+    @field_validator("pool", "oracle")
+    @classmethod
+    def _contract(cls, v: str) -> str:
+        return _checked_address(v)
+
+    @field_validator("assets")
+    @classmethod
+    def _tokens(cls, v: dict) -> dict:
+        for token in v.values():
+            _checked_address(token)
+        return v
+
+
 class AccountsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chain_id: int = Field(1, ge=1)
     wallets: list[Wallet] = Field(default_factory=list, max_length=100)
     exchanges: list[Exchange] = Field(default_factory=list, max_length=20)
+    aave: AaveMarketSpec | None = None
 
 
 class Credentials(BaseModel):
@@ -81,6 +114,16 @@ class Accounts(BaseModel):
     chain_id: int
     wallets: list[Wallet]
     exchanges: list[Credentials]
+    aave: AaveMarketSpec | None = None
+
+    def market(self):
+        """The Aave market the wallets are read from: mainnet's unless accounts.yaml names one."""
+        from ..connectors.chain import ASSETS, MAINNET, AaveMarket
+
+        if self.aave is None:
+            return MAINNET
+        return AaveMarket(self.aave.pool, self.aave.oracle,
+                          {name: (address, ASSETS[name][1]) for name, address in self.aave.assets.items()})
 
 
 def accounts_path(option: Path | None) -> Path:
@@ -121,9 +164,12 @@ def load_accounts(path: Path) -> Accounts:
         if not problems:
             creds.append(Credentials(venue=ex.venue, api_key=values["api_key_env"], secret=values["secret_env"],
                                      password=values.get("password_env")))
+    if parsed.wallets and parsed.chain_id != 1 and parsed.aave is None:
+        problems.append(("aave", None, f"chain {parsed.chain_id} is not Ethereum mainnet: name its Aave v3 market "
+                         "(aave: pool, oracle, assets)"))
     if problems:
         raise ConfigError(problems)
-    return Accounts(path=path, chain_id=parsed.chain_id, wallets=parsed.wallets, exchanges=creds)
+    return Accounts(path=path, chain_id=parsed.chain_id, wallets=parsed.wallets, exchanges=creds, aave=parsed.aave)
 
 
 def _shown(error: dict):

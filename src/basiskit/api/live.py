@@ -1,0 +1,68 @@
+"""Live sessions over HTTP (read-only: sessions run with `basiskit live run`): GET /live, GET /live/{session}
+(the last reading: book, NAV, the hour explained and attributed, recent alerts), GET /live/{session}/alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from ..live.store import LiveStore
+from ..results.db import StoreError, json_safe
+from .models import ErrorBody
+
+
+class LiveSessionInfo(BaseModel):
+    name: str
+    mode: str
+    status: str = Field(description="running, idle (its ticks done), stopped or failed")
+    last_tick: int | None = None
+    nav_usd: float | None = None
+    error: str | None = None
+
+
+class LiveStatus(BaseModel):
+    name: str
+    mode: str
+    status: str
+    error: str | None = None
+    last: dict[str, Any] | None = Field(None, description="tick, timestamp, block, nav_usd, nav, book, "
+                                        "reconciliation (lines, attribution, residual)")
+    alerts: list[dict[str, Any]]
+
+
+class LiveAlert(BaseModel):
+    tick: int
+    kind: str
+    message: str
+    details: dict[str, Any]
+
+
+def live_router(store: LiveStore) -> APIRouter:
+    router = APIRouter(tags=["live"])
+    not_found = {404: {"model": ErrorBody, "description": "No such session"}}
+
+    def guarded(fn):
+        try:
+            return fn()
+        except StoreError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @router.get("/live", response_model=list[LiveSessionInfo])
+    def sessions() -> list[dict]:
+        return json_safe([{k: v for k, v in s.items() if k not in ("created_at", "updated_at")}
+                          for s in store.sessions()])
+
+    @router.get("/live/{session}", response_model=LiveStatus, responses=not_found)
+    def status(session: str) -> dict:
+        got = guarded(lambda: store.status(session))
+        got.pop("accounts", None)  # a path on the operator's machine
+        return json_safe(got)
+
+    @router.get("/live/{session}/alerts", response_model=list[LiveAlert], responses=not_found)
+    def alerts(session: str) -> list[dict]:
+        guarded(lambda: store.status(session))
+        return json_safe(store.alerts(session))
+
+    return router

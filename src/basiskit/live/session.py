@@ -1,0 +1,140 @@
+"""A live session: each hour, the fund's accounts read from the venues and the chain, explained against what the
+previous reading should have become, attributed by source, checked against the mode's risk limits, committed.
+
+Nothing is sent (live step 1): a reading that fails is an alert and a retry, and a tick without a complete book
+is not committed, so nothing downstream ever acts on a book that could not be read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+from ..config import RunConfig
+from ..data.timeutil import HOUR
+from ..errors import BasiskitError, RunError
+from ..paper.alerts import Alert, AlertSink
+from .book import Observation, observe
+from .reconcile import reconcile
+from .store import LiveStore
+
+READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class LiveLimits:
+    """Alert when a holding moves by more than `unexplained_usd` that no venue explains, when the venues report a
+    deposit or withdrawal, and when an Aave account's health factor falls under `health_factor`."""
+
+    unexplained_usd: float = 1.0
+    health_factor: float | None = None
+
+    @classmethod
+    def for_config(cls, cfg: RunConfig, unexplained_usd: float = 1.0) -> LiveLimits:
+        if not unexplained_usd > 0:
+            raise RunError(f"--tolerance-usd {unexplained_usd!r}: must be a positive number of USD")
+        return cls(unexplained_usd, cfg.leverage.hf_floor if cfg.leverage is not None else None)
+
+
+class LiveSession:
+    def __init__(self, store: LiveStore, name: str, cfg: RunConfig, accounts, chain, exchanges: dict,
+                 limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0):
+        self.store, self.name, self.cfg, self.accounts = store, name, cfg, accounts
+        self.chain, self.exchanges, self.limits = chain, exchanges, limits
+        self.sink = AlertSink(name, quiet=quiet)
+        self.retry_wait = retry_wait
+        store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"))
+        last = store.last_tick(name)
+        self.k = last[0] + 1 if last else 0
+        self.previous = Observation.from_json(last[1]) if last else None
+
+    def read(self) -> Observation:
+        """The book now, read up to READ_ATTEMPTS times; each failure is an alert."""
+        failures: list[str] = []
+
+        def attempt() -> Observation:
+            try:
+                return observe(self.accounts, self.chain, self.exchanges, self.previous)
+            except Exception as exc:  # noqa: BLE001 (a venue's or the RPC's error: alert, then retry)
+                message = f"reading the accounts failed ({type(exc).__name__}: {str(exc)[:300]})"
+                failures.append(message)
+                self._alert([Alert(self.k, int(time.time()), "venue_error", message, {"attempt": len(failures)})])
+                raise _ReadFailed(message) from None
+
+        try:
+            for tried in Retrying(stop=stop_after_attempt(READ_ATTEMPTS), wait=wait_fixed(self.retry_wait),
+                                  retry=retry_if_exception_type(_ReadFailed), reraise=False):
+                with tried:
+                    return attempt()
+        except RetryError:
+            pass
+        raise RunError(f"live session {self.name!r}: the accounts could not be read after {READ_ATTEMPTS} attempts "
+                       f"({failures[-1]}); no book was committed for this hour")
+
+    def tick(self) -> dict:
+        """Read, explain, attribute, check and commit one hour; returns what was committed."""
+        now = self.read()
+        rec = reconcile(self.previous, now) if self.previous is not None else None
+        if rec is not None and abs(rec.residual) > 1e-9 * max(abs(rec.nav_after), 1.0):
+            raise RunError(f"live session {self.name!r}: attribution misses NAV by {rec.residual!r} USD (a bug)")
+        alerts = self._checks(now, rec)
+        nav_usd = now.nav_usd()
+        nav = nav_usd / now.eth_usd if self.cfg.share_class == "ETH" and now.eth_usd else nav_usd
+        self.store.commit_tick(self.name, self.k, now.t, now.block, nav_usd, nav, now.to_json(),
+                               rec.to_json() if rec else None, alerts)
+        self.sink.emit(alerts)
+        out = {"tick": self.k, "t": now.t, "block": now.block, "nav_usd": nav_usd, "nav": nav,
+               "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts]}
+        self.previous, self.k = now, self.k + 1
+        return out
+
+    def _checks(self, now: Observation, rec) -> list[Alert]:
+        alerts = []
+        for line in rec.lines if rec else []:
+            if abs(line.value_usd) > self.limits.unexplained_usd:
+                alerts.append(Alert(self.k, now.t, "unexplained", f"{line.key}: {line.unexplained:+.6g} units "
+                                    f"({line.value_usd:+,.2f} USD) that no venue explains",
+                                    {"key": line.key, "units": line.unexplained, "usd": line.value_usd,
+                                     "expected": line.expected, "observed": line.observed}))
+            if line.moved.get("flows"):
+                alerts.append(Alert(self.k, now.t, "flow", f"{line.key}: {line.moved['flows']:+.6g} units moved in "
+                                    "or out of the account", {"key": line.key, "units": line.moved["flows"]}))
+        limit = self.limits.health_factor
+        before = self.previous.risk if self.previous is not None else {}
+        for account, risk in now.risk.items():
+            hf, was = risk.get("health_factor"), before.get(account, {}).get("health_factor")
+            if limit is not None and hf is not None and hf < limit and not (was is not None and was < limit):
+                alerts.append(Alert(self.k, now.t, "health_factor", f"{account}: Aave health factor {hf:.4f} < "
+                                    f"{limit:g}", {"account": account, "health_factor": hf, "limit": limit}))
+        return alerts
+
+    def _alert(self, alerts: list[Alert]) -> None:
+        self.store.add_alerts(self.name, alerts)
+        self.sink.emit(alerts)
+
+    def run(self, ticks: int | None, every: float, progress: Callable[[dict], None] | None = None) -> None:
+        """Tick now, then every `every` seconds (on the hour when it is 3600), `ticks` times or until stopped."""
+        done = 0
+        try:
+            while ticks is None or done < ticks:
+                if done:
+                    wait = every - time.time() % every if every == HOUR else every
+                    time.sleep(wait)
+                result = self.tick()
+                done += 1
+                if progress:
+                    progress(result)
+        except KeyboardInterrupt:
+            self.store.set_status(self.name, "stopped", "interrupted")
+            raise
+        except BasiskitError as exc:
+            self.store.set_status(self.name, "failed", str(exc))
+            raise
+        self.store.set_status(self.name, "idle")
+
+
+class _ReadFailed(Exception):
+    pass

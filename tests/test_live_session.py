@@ -1,0 +1,258 @@
+"""`live run` on real accounts: a wallet with an Aave v3 position on a local anvil chain (Aave's own contracts),
+opened by the test as an operator would, read each hour; and a Binance account through ccxt's transport with
+recorded responses. The book must equal what the contracts and the venue say; every hour's change must be
+explained (interest, gas, funding, transfers) or shown as unexplained with an alert; attribution reconciles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("web3")
+
+from basiskit.connectors.chain import ChainClient  # noqa: E402
+from basiskit.connectors.exchanges import ExchangeAccount  # noqa: E402
+from basiskit.data.dataset import SAMPLE_DIR, Dataset  # noqa: E402
+from basiskit.errors import RunError  # noqa: E402
+from basiskit.live.accounts import load_accounts  # noqa: E402
+from basiskit.live.session import LiveLimits, LiveSession  # noqa: E402
+from basiskit.live.store import LiveStore  # noqa: E402
+from basiskit.runconfig import load_run_config  # noqa: E402
+from recorded import session_with  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+E18 = 10**18
+HOUR, DAY = 3600, 86_400
+
+
+def _send(market, call, sender):
+    return market.deployer.send(call, "operator action", sender=sender)
+
+
+def _warp(w3, seconds):
+    w3.provider.make_request("evm_increaseTime", [seconds])
+    w3.provider.make_request("evm_mine", [])
+
+
+@pytest.fixture(scope="module")
+def position(local_market, tmp_path_factory):
+    """The fund's wallet supplies 100 weETH and 10 WETH, enters eMode and borrows 80 WETH (another account lends)."""
+    node, market, _ = local_market
+    w3 = market.deployer.w3
+    lender, fund = w3.eth.accounts[6], w3.eth.accounts[5]
+    pool = market.pool.functions
+    for who, sym, amount in ((lender, "WETH", 1_000), (fund, "weETH", 100), (fund, "WETH", 10)):
+        market.mint(sym, who, amount * E18)
+        _send(market, market.tokens[sym].functions.approve(market.pool.address, 2**256 - 1), who)
+        _send(market, pool.supply(market.tokens[sym].address, amount * E18, who, 0), who)
+    _send(market, pool.setUserEMode(1), fund)
+    _send(market, pool.borrow(market.tokens["WETH"].address, 80 * E18, 2, 0, fund), fund)
+    m = market.market()
+    path = tmp_path_factory.mktemp("live") / "accounts.yaml"
+    path.write_text(yaml.safe_dump({
+        "chain_id": node.chain_id, "wallets": [{"name": "fund", "address": fund}],
+        "aave": {"pool": m.pool, "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()}}}))
+    return node, market, fund, path
+
+
+def _on_chain(market, fund, block):
+    """What the contracts say the wallet holds at `block`, in tokens (debts > 0), and Aave's health factor."""
+    f = {s: (market.a_tokens[s].functions, market.debt_tokens[s].functions) for s in market.tokens}
+    held = {s: (a.balanceOf(fund).call(block_identifier=block) / 10**market.decimals[s],
+                d.balanceOf(fund).call(block_identifier=block) / 10**market.decimals[s]) for s, (a, d) in f.items()}
+    hf = market.pool.functions.getUserAccountData(fund).call(block_identifier=block)[5] / E18
+    return held, hf
+
+
+def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
+    node, market, fund, path = position
+    w3 = market.deployer.w3
+    found = load_accounts(path)
+    cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
+    store = LiveStore(tmp_path / "runs.duckdb")
+
+    def session():
+        return LiveSession(store, "chain", cfg, found, ChainClient.from_url(node.url, found.market()), {},
+                           LiveLimits.for_config(cfg, 0.01), quiet=True)
+
+    live = session()
+    first = live.tick()
+    held, hf = _on_chain(market, fund, first["block"])
+    book = live.previous.holdings
+    assert book["fund/aave_v3/aToken/weeth"].units == held["weETH"][0] == 100.0
+    assert book["fund/aave_v3/debtToken/weth"].units == -held["WETH"][1]
+    assert book["fund/aave_v3/aToken/weth"].units == held["WETH"][0]
+    assert book["fund/ethereum/native/ETH"].units == w3.eth.get_balance(fund, first["block"]) / E18
+    assert live.previous.risk["fund"]["health_factor"] == hf
+    assert first["reconciliation"] is None and first["alerts"] == []
+
+    # a day passes: the only changes are Aave's interest, explained by the indexes
+    _warp(w3, DAY)
+    second = live.tick()
+    after, hf2 = _on_chain(market, fund, second["block"])
+    weth_usd = market.oracle.functions.getAssetPrice(market.tokens["WETH"].address).call() / 1e8
+    attr = second["reconciliation"]["attribution"]
+    assert attr["borrow_cost"] == pytest.approx(-(after["WETH"][1] - held["WETH"][1]) * weth_usd, rel=1e-9)
+    assert attr["supply_yield"] == pytest.approx((after["WETH"][0] - held["WETH"][0]) * weth_usd, rel=1e-9)
+    assert attr["borrow_cost"] < 0 < attr["supply_yield"]
+    assert abs(attr["unexplained"]) < 1e-6 and second["alerts"] == []
+    assert abs(second["reconciliation"]["residual"]) <= 1e-9 * second["nav_usd"]
+    assert live.previous.risk["fund"]["health_factor"] == hf2
+
+    # behind the engine's back: 5 aweETH sent to another address; ETH appears from nowhere (anvil_setBalance)
+    other = w3.eth.accounts[7]
+    _send(market, market.a_tokens["weETH"].functions.transfer(other, 5 * E18), fund)
+    eth_now = w3.eth.get_balance(fund)
+    w3.provider.make_request("anvil_setBalance", [fund, hex(eth_now + 3 * E18)])
+    _warp(w3, HOUR)
+    live = session()  # a restart resumes from the committed book
+    third = live.tick()
+    assert third["tick"] == 2
+    lines = {line["key"]: line for line in third["reconciliation"]["lines"]}
+    weeth = lines["fund/aave_v3/aToken/weeth"]
+    assert weeth["moved"]["flows"] == pytest.approx(-5.0, abs=1e-12) and abs(weeth["unexplained"]) < 1e-12
+    assert weeth["observed"] == _on_chain(market, fund, third["block"])[0]["weETH"][0] == 95.0
+    eth = lines["fund/ethereum/native/ETH"]
+    assert eth["moved"]["fees"] < 0  # the transfer's gas, read from its receipt
+    assert eth["unexplained"] == pytest.approx(3.0, abs=1e-12)
+    assert sorted(third["alerts"]) == ["flow", "unexplained"]
+    alerts = store.alerts("chain")
+    assert any(a["kind"] == "unexplained" and a["details"]["key"] == "fund/ethereum/native/ETH" for a in alerts)
+
+    # the LST's oracle falls: the position's HF goes under eth_leveraged's floor (1.05); the loss is price
+    weeth_usd = market.oracle.functions.getAssetPrice(market.tokens["weETH"].address).call() / 1e8
+    market.set_price("weETH", weeth_usd * 0.75)
+    fourth = live.tick()
+    assert fourth["alerts"] == ["health_factor"]
+    assert fourth["reconciliation"]["attribution"]["price"] == pytest.approx(-95.0 * weeth_usd * 0.25, rel=1e-6)
+    assert live.previous.risk["fund"]["health_factor"] == _on_chain(market, fund, fourth["block"])[1] < 1.05
+
+
+def test_live_run_status_and_list_from_the_command_line(position, tmp_path):
+    node, _, _, path = position
+    db = tmp_path / "runs.duckdb"
+    base = [sys.executable, "-m", "basiskit.cli", "live"]
+    env = {**os.environ, "BASISKIT_DB": str(db)}
+    done = subprocess.run(base + ["run", "eth_leveraged", "--accounts", str(path), "--rpc-url", node.url,
+                                  "--session", "cli", "--ticks", "2", "--every", "0", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ticks = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [t["tick"] for t in ticks] == [0, 1] and ticks[1]["reconciliation"]["lines"]
+    status = json.loads(subprocess.run(base + ["status", "cli", "--json"], capture_output=True, text=True, env=env,
+                                       timeout=60).stdout)
+    assert status["last"]["tick"] == 1 and status["status"] == "idle"
+    assert status["last"]["book"]["holdings"]["fund/aave_v3/aToken/weeth"]["units"] > 0
+    listed = json.loads(subprocess.run(base + ["list", "--json"], capture_output=True, text=True, env=env,
+                                       timeout=60).stdout)
+    assert [r["name"] for r in listed] == ["cli"] and listed[0]["last_tick"] == 1
+    from server import Server  # the HTTP API serves the same session, read-only
+
+    api = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
+    try:
+        assert api.get("/live").json()[0]["name"] == "cli"
+        got = api.get("/live/cli").json()
+        assert got["last"]["book"] == status["last"]["book"] and "accounts" not in got
+        assert api.get("/live/nope").status_code == 404
+        with api.client(token=None) as anonymous:
+            assert anonymous.get("/live/cli").status_code == 401
+    finally:
+        api.stop()
+    wrong = subprocess.run(base + ["run", "eth_leveraged", "--accounts", str(path), "--rpc-url",
+                                   "http://127.0.0.1:9", "--ticks", "1"], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert wrong.returncode != 0
+
+
+def test_an_rpc_that_cannot_be_read_is_alerted_retried_and_never_booked(position, tmp_path):
+    _, _, _, path = position
+    found = load_accounts(path)
+    cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
+    store = LiveStore(tmp_path / "runs.duckdb")
+    dead = ChainClient.from_url("http://127.0.0.1:9", found.market())  # nothing listens on port 9
+    live = LiveSession(store, "down", cfg, found, dead, {}, LiveLimits(), quiet=True, retry_wait=0.0)
+    with pytest.raises(RunError, match="could not be read after 3 attempts"):
+        live.tick()
+    assert [a["kind"] for a in store.alerts("down")] == ["venue_error"] * 3
+    assert store.last_tick("down") is None
+
+
+# --- an exchange account: Binance, recorded -----------------------------------------------------------------------
+class Venue:
+    """A Binance futures account whose state the test moves between readings."""
+
+    def __init__(self):
+        self.wallet, self.mark, self.income = 250_000.0, 3450.5, []
+
+    def routes(self):
+        return {
+            ("fapi.binance.com", "/fapi/v3/account"): lambda q: {"assets": [
+                {"asset": "USDT", "walletBalance": f"{self.wallet:.8f}", "unrealizedProfit": "0",
+                 "marginBalance": f"{self.wallet:.8f}", "availableBalance": "0", "updateTime": 0}], "positions": []},
+            ("fapi.binance.com", "/fapi/v3/positionRisk"): lambda q: [
+                {"symbol": "ETHUSDT", "positionSide": "BOTH", "positionAmt": "-40.000", "entryPrice": "3412.5",
+                 "markPrice": f"{self.mark}", "unRealizedProfit": f"{-40 * (self.mark - 3412.5):.8f}",
+                 "liquidationPrice": "6120.25", "notional": f"{-40 * self.mark}", "initialMargin": "69010",
+                 "maintMargin": "552", "updateTime": 0}],
+            ("fapi.binance.com", "/fapi/v1/leverageBracket"): lambda q: [],
+            ("fapi.binance.com", "/fapi/v1/income"): lambda q: [
+                e for e in self.income if int(q.get("startTime", 0)) <= e["time"]],
+        }
+
+    def pay(self, kind: str, amount: float, t: int, booked: bool = True):
+        self.wallet += amount
+        if booked:
+            self.income.append({"symbol": "ETHUSDT", "incomeType": kind, "income": f"{amount:.8f}", "asset": "USDT",
+                                "info": kind, "time": t * 1000, "tranId": str(len(self.income) + 1), "tradeId": ""})
+
+
+def test_an_exchange_account_explained_hour_by_hour(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("BN_KEY", "key-123")
+    monkeypatch.setenv("BN_SECRET", "secret-456")
+    path = tmp_path / "accounts.yaml"
+    path.write_text(yaml.safe_dump({"exchanges": [{"venue": "binance", "api_key_env": "BN_KEY",
+                                                   "secret_env": "BN_SECRET"}]}))
+    found = load_accounts(path)
+    venue = Venue()
+    session, _ = session_with(venue.routes())
+    account = ExchangeAccount("binance", "key-123", "secret-456", None, ["ETH"], session)
+    cfg = load_run_config("eth_basis", dataset=Dataset(SAMPLE_DIR))
+    store = LiveStore(tmp_path / "runs.duckdb")
+    live = LiveSession(store, "cex", cfg, found, None, {"binance": account}, LiveLimits.for_config(cfg, 1.0),
+                       quiet=True)
+    first = live.tick()
+    book = live.previous.holdings
+    assert book["binance/binance/cash/USDT"].units == 250_000.0
+    perp = book["binance/binance/perp/ETH"]
+    assert (perp.units, perp.details["entry_price"], perp.details["mark_price"]) == (-40.0, 3412.5, 3450.5)
+
+    # funding received and a commission paid (both in the ledger); the mark falls 10.5
+    time.sleep(1.1)  # the ledger is read by the second: after the first reading's
+    now = int(time.time())
+    venue.pay("FUNDING_FEE", 12.5, now)
+    venue.pay("COMMISSION", -0.75, now)
+    venue.mark = 3440.0
+    second = live.tick()
+    attr = second["reconciliation"]["attribution"]
+    assert attr["funding"] == 12.5 and attr["fees"] == -0.75
+    assert attr["price"] == pytest.approx(-40.0 * (3440.0 - 3450.5), abs=1e-9)  # the short gains 420
+    assert attr["unexplained"] == 0.0 and second["alerts"] == []
+    assert second["nav_usd"] - first["nav_usd"] == pytest.approx(12.5 - 0.75 + 420.0, abs=1e-6)
+
+    # a withdrawal the ledger shows, and 50 USDT gone that it does not
+    time.sleep(1.1)
+    venue.pay("TRANSFER", -1_000.0, int(time.time()))
+    venue.pay("COMMISSION", -50.0, int(time.time()), booked=False)
+    third = live.tick()
+    line = next(x for x in third["reconciliation"]["lines"] if x["key"] == "binance/binance/cash/USDT")
+    assert line["moved"]["flows"] == -1_000.0 and line["unexplained"] == pytest.approx(-50.0, abs=1e-9)
+    assert sorted(third["alerts"]) == ["flow", "unexplained"]
+    assert "secret-456" not in json.dumps(store.status("cex")) and "key-123" not in json.dumps(store.status("cex"))
