@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from basiskit.localchain.verify import run
 
@@ -30,6 +33,33 @@ def test_make_verify_aave_holds_within_a_billionth(chain_tools):
                      "available_borrows_usd", "max_borrow", "repaid_debt", "seized_collateral", "protocol_fee",
                      "bad_debt_left"):
         assert summary["max_rel_diff"][quantity] <= 1e-9, quantity
+
+
+def test_chain_up_serves_a_market_until_stopped(chain_tools):
+    """`make chain`'s command: the first stdout line names the RPC and the market; the pool answers for each
+    reserve with the token it was deployed with; a stop (SIGTERM) ends anvil with it."""
+    from web3 import Web3
+
+    from basiskit.connectors.chain import AaveMarket, ChainClient
+    from basiskit.localchain.tools import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "basiskit.cli", "chain", "up", "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "BASISKIT_CHAIN_TOOLS": str(chain_tools.node_modules)})
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["rpc_url"] == f"http://127.0.0.1:{port}" and info["chain_id"] == 31337
+        market = AaveMarket(info["pool"], info["oracle"], {k: (v, 6 if k == "usdt" else 18)
+                                                           for k, v in info["assets"].items()})
+        client = ChainClient(Web3.HTTPProvider(info["rpc_url"]), market)
+        prices = {name: price for name, (_, _, price) in client.indexes("latest").items()}
+        assert prices == {"weth": 3000.0, "usdt": 1.0, "weeth": 3150.0, "wsteth": 3540.0}
+    finally:
+        proc.terminate()
+        assert proc.wait(20) is not None
+    with pytest.raises(ConnectionRefusedError):  # anvil went with it
+        socket.create_connection(("127.0.0.1", port), timeout=2)
 
 
 def test_a_model_off_by_a_parameter_is_caught(local_market):

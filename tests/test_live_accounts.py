@@ -97,6 +97,9 @@ def write(tmp_path, text: str):
     ("exchanges:\n  - {venue: okx, api_key_env: OK_KEY, secret_env: OK_SECRET}\n", {"OK_KEY": "k", "OK_SECRET": "s"},
      "exchanges.0.password_env"),
     ("exchanges:\n  - {venue: bybit, api_key_env: 'my secret value', secret_env: S}\n", {}, "exchanges.0.api_key_env"),
+    (f"chain_id: 31337\nwallets:\n  - {{name: t, address: '{USER}'}}\n", {},
+     "aave: None -> chain 31337 is not Ethereum mainnet"),
+    (f"chain_id: 31337\naave: {{pool: '{USER}', oracle: '0x1', assets: {{weth: '{USER}'}}}}\n", {}, "aave.oracle"),
 ])
 def test_a_bad_accounts_file_is_refused_naming_the_entry(tmp_path, text, env, named):
     r = cli("--accounts", write(tmp_path, text), env_extra=env)

@@ -164,10 +164,6 @@ def test_live_run_status_and_list_from_the_command_line(position, tmp_path):
             assert anonymous.get("/live/cli").status_code == 401
     finally:
         api.stop()
-    wrong = subprocess.run(base + ["run", "eth_leveraged", "--accounts", str(path), "--rpc-url",
-                                   "http://127.0.0.1:9", "--ticks", "1"], capture_output=True, text=True, env=env,
-                           timeout=60)
-    assert wrong.returncode != 0
 
 
 def test_an_rpc_that_cannot_be_read_is_alerted_retried_and_never_booked(position, tmp_path):

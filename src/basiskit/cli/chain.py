@@ -5,6 +5,7 @@ checks basiskit's Aave model against the contracts and prints one JSON line last
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from typing import Annotated
@@ -31,6 +32,7 @@ def up(
 
     tools = run_or_fail(ChainTools.locate)
     risk = run_or_fail(lambda: Dataset(resolve_data_dir(data)[0]).params("params/aave_v3_risk"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stop ends anvil too
     with Anvil(tools, port=port) as node:
         market = run_or_fail(lambda: deploy_market(Web3(Web3.HTTPProvider(node.url)), Artifacts(tools.artifacts),
                                                    risk))
