@@ -25,6 +25,7 @@ from basiskit.live.session import LiveLimits, LiveSession  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
 from basiskit.runconfig import load_run_config  # noqa: E402
 from recorded import session_with  # noqa: E402
+from test_dashboard import open_page  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 E18 = 10**18
@@ -134,36 +135,72 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     assert live.previous.risk["fund"]["health_factor"] == _on_chain(market, fund, fourth["block"])[1] < 1.05
 
 
-def test_live_run_status_and_list_from_the_command_line(position, tmp_path):
-    node, _, _, path = position
-    db = tmp_path / "runs.duckdb"
+HOSTILE = "<img src=x onerror=alert(1)>&\"'"  # a wallet name the dashboard must show as text
+
+
+@pytest.fixture(scope="module")
+def cli_run(position, tmp_path_factory):
+    """Two hourly readings by `basiskit live run`, on a wallet named with markup; its status, list and a server."""
+    node, _, fund, path = position
+    tmp = tmp_path_factory.mktemp("live-cli")
+    accounts = yaml.safe_load(path.read_text())
+    accounts["wallets"] = [{"name": HOSTILE, "address": fund}]
+    hostile = tmp / "accounts.yaml"
+    hostile.write_text(yaml.safe_dump(accounts))
+    db = tmp / "runs.duckdb"
     base = [sys.executable, "-m", "basiskit.cli", "live"]
     env = {**os.environ, "BASISKIT_DB": str(db)}
-    done = subprocess.run(base + ["run", "eth_leveraged", "--accounts", str(path), "--rpc-url", node.url,
+    done = subprocess.run(base + ["run", "eth_leveraged", "--accounts", str(hostile), "--rpc-url", node.url,
                                   "--session", "cli", "--ticks", "2", "--every", "0", "--json"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    ticks = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [t["tick"] for t in ticks] == [0, 1] and ticks[1]["reconciliation"]["lines"]
     status = json.loads(subprocess.run(base + ["status", "cli", "--json"], capture_output=True, text=True, env=env,
                                        timeout=60).stdout)
-    assert status["last"]["tick"] == 1 and status["status"] == "idle"
-    assert status["last"]["book"]["holdings"]["fund/aave_v3/aToken/weeth"]["units"] > 0
     listed = json.loads(subprocess.run(base + ["list", "--json"], capture_output=True, text=True, env=env,
                                        timeout=60).stdout)
-    assert [r["name"] for r in listed] == ["cli"] and listed[0]["last_tick"] == 1
     from server import Server  # the HTTP API serves the same session, read-only
 
-    api = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
-    try:
-        assert api.get("/live").json()[0]["name"] == "cli"
-        got = api.get("/live/cli").json()
-        assert got["last"]["book"] == status["last"]["book"] and "accounts" not in got
-        assert api.get("/live/nope").status_code == 404
-        with api.client(token=None) as anonymous:
-            assert anonymous.get("/live/cli").status_code == 401
-    finally:
-        api.stop()
+    api = Server(db, SAMPLE_DIR, tmp / "server.log").start()
+    yield done, status, listed, api
+    api.stop()
+
+
+def test_live_run_status_and_list_from_the_command_line(cli_run):
+    done, status, listed, api = cli_run
+    ticks = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [t["tick"] for t in ticks] == [0, 1] and ticks[1]["reconciliation"]["lines"]
+    assert status["last"]["tick"] == 1 and status["status"] == "idle"
+    assert status["last"]["book"]["holdings"][f"{HOSTILE}/aave_v3/aToken/weeth"]["units"] > 0
+    assert [r["name"] for r in listed] == ["cli"] and listed[0]["last_tick"] == 1
+    assert api.get("/live").json()[0]["name"] == "cli"
+    got = api.get("/live/cli").json()
+    assert got["last"]["book"] == status["last"]["book"] and "accounts" not in got
+    assert api.get("/live/nope").status_code == 404
+    with api.client(token=None) as anonymous:
+        assert anonymous.get("/live/cli").status_code == 401
+
+
+def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, status, _, api = cli_run
+    open_page(browser, api, "/#live")
+    key = f"{HOSTILE}/aave_v3/aToken/weeth"
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#live-book tbody tr"))
+    rows = {r.find_element(By.TAG_NAME, "td").text: r for r in browser.find_elements(By.CSS_SELECTOR, "#live-book tr")
+            if r.find_elements(By.TAG_NAME, "td")}
+    units = status["last"]["book"]["holdings"][key]["units"]
+    assert rows[key].find_element(By.CSS_SELECTOR, '[data-col="units"]').text == f"{units:,.6f}".rstrip("0").rstrip(".")
+    assert browser.find_elements(By.TAG_NAME, "img") == []  # the name stayed text
+    attribution = status["last"]["reconciliation"]["attribution"]
+    shown = browser.find_element(By.CSS_SELECTOR, '[data-source="borrow_cost"]').text
+    assert float(shown.replace(",", "")) == pytest.approx(attribution["borrow_cost"], abs=1e-6)
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    (REPO / "test-artifacts").mkdir(exist_ok=True)
+    browser.execute_script("document.getElementById('live').scrollIntoView()")
+    browser.save_screenshot(str(REPO / "test-artifacts" / "dashboard-live.png"))
 
 
 def test_an_rpc_that_cannot_be_read_is_alerted_retried_and_never_booked(position, tmp_path):

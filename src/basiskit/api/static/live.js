@@ -1,0 +1,36 @@
+// basiskit dashboard, Live page: a live session's last reading (started with `basiskit live run`): every
+// holding as the venues state it, what it should have been after the previous hour, the unexplained rest,
+// the hour's PnL by source and the alerts. Every number comes from the API; names are shown as text.
+async function loadLiveSessions() {
+  const sessions = await api("/live");
+  const select = $("live-session");
+  const current = select.value;
+  fill(select, sessions.map((s) => el("option", { value: s.name }, `${s.name} (${s.mode}, ${s.status})`)));
+  if (current && sessions.some((s) => s.name === current)) select.value = current;
+  if (select.value) await showLive(select.value);
+}
+
+async function showLive(name) {
+  const st = await api(`/live/${encodeURIComponent(name)}`);
+  const last = st.last;
+  $("live-status").textContent = `${st.name}: ${st.status}` + (st.error ? ` - ${st.error}` : "")
+    + (last ? `, tick ${last.tick} at ${last.timestamp} (block ${last.block ?? "-"}), NAV ${fmtNum(last.nav_usd)} USD`
+      : ", no reading yet");
+  const lines = {};
+  for (const line of (last && last.reconciliation ? last.reconciliation.lines : [])) lines[line.key] = line;
+  const rows = Object.entries(last ? last.book.holdings : {})
+    .filter(([key, h]) => h.units !== 0 || lines[key])
+    .map(([key, h]) => el("tr", { "data-key": key }, el("td", {}, key), el("td", { "data-col": "units" }, fmtNum(h.units)),
+      el("td", {}, fmtNum(h.price)), el("td", {}, lines[key] ? fmtNum(lines[key].expected) : ""),
+      el("td", { "data-col": "unexplained" }, lines[key] ? fmtNum(lines[key].unexplained) : "")));
+  fill($("live-book").querySelector("tbody"), rows);
+  const attribution = last && last.reconciliation ? last.reconciliation.attribution : {};
+  fill($("live-attribution"), Object.entries(attribution).map(([k, v]) =>
+    el("tr", {}, el("th", {}, k), el("td", { "data-source": k }, fmtNum(v)))));
+  fill($("live-alerts"), st.alerts.map((a) =>
+    el("li", { "data-kind": a.kind }, `${a.timestamp} `, el("b", {}, a.kind), `: ${a.message}`)));
+}
+
+$("live-session").addEventListener("change", () => showLive($("live-session").value));
+$("live-refresh").addEventListener("click", loadLiveSessions);
+loadLiveSessions();
