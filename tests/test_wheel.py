@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_the_wheel_in_a_fresh_venv_backtests_and_serves(tmp_path):
     dist, source = tmp_path / "dist", tmp_path / "source"  # built from a copy: the repo gets no build folders
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "runs",
-                                                                "test-artifacts", "__pycache__", ".ruff_cache"))
+                                                                "test-artifacts", "__pycache__", ".ruff_cache",
+                                                                "node_modules"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                         str(dist), str(source)],
                        capture_output=True, text=True, timeout=600)
