@@ -203,9 +203,12 @@ def test_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
         chart = browser.execute_script("return document.getElementById('paper-nav').data[0].y")
         assert chart == [t["nav"] for t in ticks] and chart[-1] == summary["final_nav"]
         status = server.get("/paper/ui").json()
-        assert browser.find_element(By.CSS_SELECTOR, '[data-metric="health factor"]').text == \
-            f"{status['risk']['health_factor']:.4f}"
-        kinds = [li.get_attribute("data-kind") for li in browser.find_elements(By.CSS_SELECTOR, "#paper-alerts li")]
+        # read in one script: the page may refill its tables between two element reads
+        shown = browser.execute_script(
+            "return [document.querySelector('[data-metric=\"health factor\"]').textContent,"
+            " [...document.querySelectorAll('#paper-alerts li')].map((li) => li.dataset.kind)]")
+        assert shown[0] == f"{status['risk']['health_factor']:.4f}"
+        kinds = shown[1]
         assert "health_factor" in kinds
         ARTIFACTS.mkdir(exist_ok=True)
         browser.execute_script("document.getElementById('paper').scrollIntoView()")

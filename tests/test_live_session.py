@@ -19,7 +19,7 @@ pytest.importorskip("web3")
 from basiskit.connectors.chain import ChainClient  # noqa: E402
 from basiskit.connectors.exchanges import ExchangeAccount  # noqa: E402
 from basiskit.data.dataset import SAMPLE_DIR, Dataset  # noqa: E402
-from basiskit.errors import RunError  # noqa: E402
+from basiskit.errors import ConfigError, RunError  # noqa: E402
 from basiskit.live.accounts import load_accounts  # noqa: E402
 from basiskit.live.session import LiveLimits, LiveSession  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
@@ -201,6 +201,19 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     (REPO / "test-artifacts").mkdir(exist_ok=True)
     browser.execute_script("document.getElementById('live').scrollIntoView()")
     browser.save_screenshot(str(REPO / "test-artifacts" / "dashboard-live.png"))
+
+
+def test_a_dead_rpc_or_a_bad_tolerance_is_refused_at_start(position, tmp_path):
+    _, _, _, path = position
+    base = [sys.executable, "-m", "basiskit.cli", "live", "run", "eth_leveraged", "--accounts", str(path)]
+    env = {**os.environ, "BASISKIT_DB": str(tmp_path / "runs.duckdb")}
+    r = subprocess.run(base + ["--rpc-url", "http://127.0.0.1:9"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "--rpc-url: 'http://127.0.0.1:9' -> cannot be read" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
+    with pytest.raises(ConfigError, match="--tolerance-usd: 0.0 -> must be a positive number of USD"):
+        LiveLimits.for_config(cfg, 0.0)
 
 
 def test_an_rpc_that_cannot_be_read_is_alerted_retried_and_never_booked(position, tmp_path):

@@ -39,8 +39,9 @@ def test_the_wheel_in_a_fresh_venv_backtests_and_serves(tmp_path):
     env_dir = tmp_path / "fresh"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     bin_dir = env_dir / "bin"
-    r = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], capture_output=True,
-                       text=True, timeout=900)
+    # --no-compile: byte-compiling every dependency (plotly, pandas) would double the install time
+    r = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel)],
+                       capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if k not in ("BASISKIT_DATA", "BASISKIT_TOKENS", "PYTHONPATH")}
     env["BASISKIT_DB"] = str(tmp_path / "runs.duckdb")

@@ -38,7 +38,11 @@ def connect(found, rpc_url: str | None, session=None):
         if not rpc_url:
             raise ConfigError([("--rpc-url", None, "reading wallets needs an Ethereum RPC URL")])
         chain = ChainClient.from_url(rpc_url, found.market())
-        served = chain.chain_id()
+        try:
+            served = chain.chain_id()
+        except Exception as exc:  # noqa: BLE001 (any transport or RPC error: the URL cannot be read)
+            raise ConfigError([("--rpc-url", rpc_url, f"cannot be read ({type(exc).__name__}); check the URL and "
+                                "that the node is up")]) from None
         if served != found.chain_id:
             raise ConfigError([("chain_id", found.chain_id, f"the RPC serves chain {served}; point --rpc-url at the "
                                 "chain accounts.yaml names")])

@@ -15,7 +15,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 
 from ..config import RunConfig
 from ..data.timeutil import HOUR
-from ..errors import BasiskitError, RunError
+from ..errors import BasiskitError, ConfigError, RunError
 from ..paper.alerts import Alert, AlertSink
 from .book import Observation, observe
 from .reconcile import reconcile
@@ -35,7 +35,7 @@ class LiveLimits:
     @classmethod
     def for_config(cls, cfg: RunConfig, unexplained_usd: float = 1.0) -> LiveLimits:
         if not unexplained_usd > 0:
-            raise RunError(f"--tolerance-usd {unexplained_usd!r}: must be a positive number of USD")
+            raise ConfigError([("--tolerance-usd", unexplained_usd, "must be a positive number of USD")])
         return cls(unexplained_usd, cfg.leverage.hf_floor if cfg.leverage is not None else None)
 
 

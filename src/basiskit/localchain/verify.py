@@ -85,6 +85,7 @@ class Scenario:
         # a balance's rounding carried from another token's integer amounts (a liquidation's debt, in collateral)
         self.carried: dict[tuple[str, str, str], float] = {}
         self.block = self.w3.eth.block_number
+        self._read: dict[tuple, float] = {}  # (what, block) -> value: a block's reads never change
         self.sync()
 
     # --- the chain ---------------------------------------------------------------------------------------------
@@ -92,7 +93,10 @@ class Scenario:
         return 10 ** self.m.decimals[symbol]
 
     def now(self) -> int:
-        return int(self.w3.eth.get_block(self.block)["timestamp"])
+        key = ("time", self.block)
+        if key not in self._read:
+            self._read[key] = int(self.w3.eth.get_block(self.block)["timestamp"])
+        return self._read[key]
 
     def sync(self) -> None:
         """Read each reserve's stored indexes and current rates: what the model is fed, as the engine is by the data."""
@@ -111,8 +115,11 @@ class Scenario:
         self.sync()
 
     def price(self, symbol: str) -> float:
-        return self.m.oracle.functions.getAssetPrice(self.m.tokens[symbol].address).call(
-            block_identifier=self.block) / ORACLE_UNIT
+        key = (symbol, self.block)
+        if key not in self._read:
+            self._read[key] = self.m.oracle.functions.getAssetPrice(self.m.tokens[symbol].address).call(
+                block_identifier=self.block) / ORACLE_UNIT
+        return self._read[key]
 
     def warp(self, seconds: int) -> None:
         self.w3.provider.make_request("evm_increaseTime", [seconds])
