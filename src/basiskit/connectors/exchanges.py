@@ -251,19 +251,19 @@ class ExchangeAccount:
                                             leverage, _f(p.get("liquidationPrice")))
         return {"balances": self._wallet(balance.get("info") or {}), "positions": positions}
 
-    def ledger(self, since: int, until: int, coin: str = "USDT") -> list[dict]:
-        """The account's cash movements in (since, until] (epoch s), each {"timestamp", "kind", "amount"} with
-        kind funding, fees, flows (transfers in and out) or trades (realized PnL), amount signed in `coin`.
-        Read from the venue's ledger (Binance fapi income, Bybit v5 transaction-log, OKX v5 bills)."""
+    def ledger(self, since_ms: int, until_ms: int, coin: str = "USDT") -> list[dict]:
+        """The account's cash movements in (since_ms, until_ms] (epoch ms), each {"timestamp" (ms), "kind",
+        "amount", "type"} with kind funding, fees, flows (transfers in and out) or trades (realized PnL), amount
+        signed in `coin`. Read from the venue's ledger (Binance fapi income, Bybit v5 transaction-log, OKX v5 bills)."""
         field, kinds = LEDGER_KINDS[self.venue]
-        out, cursor = [], since * 1000 + 1
+        out, cursor = [], since_ms + 1
         for _ in range(50):  # pages of 100 movements
             page = self._call(lambda c=cursor: self._ex.fetch_ledger(coin, c, 100))
-            fresh = [e for e in page if cursor <= e["timestamp"] <= until * 1000]
+            fresh = [e for e in page if cursor <= e["timestamp"] <= until_ms]
             for e in fresh:
                 raw = str((e.get("info") or {}).get(field, ""))
                 sign = -1.0 if e.get("direction") == "out" else 1.0
-                out.append({"timestamp": e["timestamp"] // 1000, "kind": kinds.get(raw, "trades"),
+                out.append({"timestamp": e["timestamp"], "kind": kinds.get(raw, "trades"),
                             "amount": sign * abs(float(e["amount"])), "type": raw})
             if len(page) < 100 or not fresh:
                 return sorted(out, key=lambda e: e["timestamp"])

@@ -35,18 +35,19 @@ class Observation:
     moved: dict[str, dict[str, float]]  # key -> kind -> units since the previous reading (as of now)
     risk: dict[str, dict]  # account -> Aave's own view, or a venue's margin reading
     eth_usd: float | None = None
+    venue_ms: int | None = None  # wall clock (ms) when the exchanges were read: their ledgers' windows end there
 
     def nav_usd(self) -> float:
         return sum(h.units * h.price for h in self.holdings.values())
 
     def to_json(self) -> dict:
         return {"t": self.t, "block": self.block, "eth_usd": self.eth_usd, "risk": self.risk, "moved": self.moved,
-                "holdings": {k: asdict(h) for k, h in self.holdings.items()}}
+                "venue_ms": self.venue_ms, "holdings": {k: asdict(h) for k, h in self.holdings.items()}}
 
     @classmethod
     def from_json(cls, d: dict) -> Observation:
         return cls(d["t"], d["block"], {k: Holding(**h) for k, h in d["holdings"].items()}, d["moved"], d["risk"],
-                   d.get("eth_usd"))
+                   d.get("eth_usd"), d.get("venue_ms"))
 
 
 def _move(moved: dict, key: str, kind: str, units: float) -> None:
@@ -70,8 +71,11 @@ def observe(accounts, chain, exchanges: dict, previous: Observation | None) -> O
         ignore = {ZERO, chain.market.pool} | {a for (kind, _), (a, _) in tokens.items() if kind != "token"}
         for w in accounts.wallets:
             _read_wallet(chain, w, block, indexes, tokens, ignore, previous, holdings, moved, risk)
+    venue_ms = None
     for venue, account in exchanges.items():
         read = account.read()
+        # the venues' clock, not the chain's: a ledger entry is in this reading's window iff it is in the balance
+        venue_ms = int(time.time() * 1000)
         for coin, units in read["balances"].items():
             holdings[f"{venue}/{venue}/cash/{coin}"] = Holding(units, 1.0)  # USDT counted at $1 on a venue
         for asset, p in read["positions"].items():
@@ -81,10 +85,10 @@ def observe(accounts, chain, exchanges: dict, previous: Observation | None) -> O
         margin = sum(p.margin for p in read["positions"].values())
         risk[venue] = {"margin_usd": margin, "equity_usd": sum(read["balances"].values())
                        + sum(p.unrealized_pnl for p in read["positions"].values())}
-        if previous is not None:
-            for entry in account.ledger(previous.t, t):
+        if previous is not None and previous.venue_ms is not None:
+            for entry in account.ledger(previous.venue_ms, venue_ms):
                 _move(moved, f"{venue}/{venue}/cash/USDT", entry["kind"], entry["amount"])
-    return Observation(t, block, holdings, moved, risk, eth_usd)
+    return Observation(t, block, holdings, moved, risk, eth_usd, venue_ms)
 
 
 def _read_wallet(chain, wallet, block, indexes, tokens, ignore, previous, holdings, moved, risk) -> None:

@@ -76,8 +76,9 @@ class Anchor:
 class Scenario:
     """The model's book of every account next to the chain's, and the comparisons between them."""
 
-    def __init__(self, market: LocalMarket, risk: dict):
-        self.m, self.risk = market, risk
+    def __init__(self, market: LocalMarket, params: dict[str, EModeParams]):
+        self.m = market
+        self.params = params  # account -> the risk parameters the model applies to it
         self.w3 = market.deployer.w3
         self.cmp = Comparison()
         self.anchors: dict[str, Anchor] = {}
@@ -262,9 +263,8 @@ def run(market: LocalMarket, risk: dict) -> Comparison:
     w3 = market.deployer.w3
     accts = w3.eth.accounts
     lender, looper, borrower, liquidator = accts[1], accts[2], accts[3], accts[4]
-    s = Scenario(market, risk)
-    s.params = {looper: risk_params(risk, "weETH", "WETH", emode=True),
-                borrower: risk_params(risk, "wstETH", "WETH", emode=False)}  # a reserve's own parameters
+    s = Scenario(market, {looper: risk_params(risk, "weETH", "WETH", emode=True),
+                          borrower: risk_params(risk, "wstETH", "WETH", emode=False)})  # a reserve's own parameters
 
     s.supply(lender, "WETH", 2_000.0)
     s.supply(lender, "USDT", 5_000_000.0)
