@@ -71,6 +71,21 @@ def _on_chain(market, fund, block):
     return held, hf
 
 
+def _book_is_the_chains(live, market, fund, block):
+    """Every holding of the wallet in the session's book equals what the contracts say at the tick's block."""
+    w3 = market.deployer.w3
+    book = live.previous.holdings
+    held, hf = _on_chain(market, fund, block)
+    for sym, (supplied, borrowed) in held.items():
+        r = sym.lower()
+        assert book[f"fund/aave_v3/aToken/{r}"].units == supplied
+        assert book[f"fund/aave_v3/debtToken/{r}"].units == -borrowed
+        wallet = market.tokens[sym].functions.balanceOf(fund).call(block_identifier=block)
+        assert book[f"fund/ethereum/token/{r}"].units == wallet / 10**market.decimals[sym]
+    assert book["fund/ethereum/native/ETH"].units == w3.eth.get_balance(fund, block) / E18
+    assert live.previous.risk["fund"]["health_factor"] == hf
+
+
 def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     node, market, fund, path = position
     w3 = market.deployer.w3
@@ -92,6 +107,7 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     assert book["fund/ethereum/native/ETH"].units == w3.eth.get_balance(fund, first["block"]) / E18
     assert live.previous.risk["fund"]["health_factor"] == hf
     assert first["reconciliation"] is None and first["alerts"] == []
+    _book_is_the_chains(live, market, fund, first["block"])
 
     # a day passes: the only changes are Aave's interest, explained by the indexes
     _warp(w3, DAY)
@@ -105,6 +121,7 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     assert abs(attr["unexplained"]) < 1e-6 and second["alerts"] == []
     assert abs(second["reconciliation"]["residual"]) <= 1e-9 * second["nav_usd"]
     assert live.previous.risk["fund"]["health_factor"] == hf2
+    _book_is_the_chains(live, market, fund, second["block"])
 
     # behind the engine's back: 5 aweETH sent to another address; ETH appears from nowhere (anvil_setBalance)
     other = w3.eth.accounts[7]
@@ -123,6 +140,7 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     assert eth["moved"]["fees"] < 0  # the transfer's gas, read from its receipt
     assert eth["unexplained"] == pytest.approx(3.0, abs=1e-12)
     assert sorted(third["alerts"]) == ["flow", "unexplained"]
+    _book_is_the_chains(live, market, fund, third["block"])
     alerts = store.alerts("chain")
     assert any(a["kind"] == "unexplained" and a["details"]["key"] == "fund/ethereum/native/ETH" for a in alerts)
 
@@ -133,6 +151,7 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     assert fourth["alerts"] == ["health_factor"]
     assert fourth["reconciliation"]["attribution"]["price"] == pytest.approx(-95.0 * weeth_usd * 0.25, rel=1e-6)
     assert live.previous.risk["fund"]["health_factor"] == _on_chain(market, fund, fourth["block"])[1] < 1.05
+    _book_is_the_chains(live, market, fund, fourth["block"])
 
 
 HOSTILE = "<img src=x onerror=alert(1)>&\"'"  # a wallet name the dashboard must show as text
@@ -288,6 +307,9 @@ def test_an_exchange_account_explained_hour_by_hour(tmp_path, monkeypatch):
     venue.pay("COMMISSION", -0.75, now)
     venue.mark = 3440.0
     second = live.tick()
+    book = live.previous.holdings
+    assert book["binance/binance/cash/USDT"].units == venue.wallet == 250_011.75
+    assert book["binance/binance/perp/ETH"].details["mark_price"] == 3440.0
     attr = second["reconciliation"]["attribution"]
     assert attr["funding"] == 12.5 and attr["fees"] == -0.75
     assert attr["price"] == pytest.approx(-40.0 * (3440.0 - 3450.5), abs=1e-9)  # the short gains 420
@@ -299,6 +321,7 @@ def test_an_exchange_account_explained_hour_by_hour(tmp_path, monkeypatch):
     venue.pay("TRANSFER", -1_000.0, time.time())
     venue.pay("COMMISSION", -50.0, time.time(), booked=False)
     third = live.tick()
+    assert live.previous.holdings["binance/binance/cash/USDT"].units == venue.wallet == 248_961.75
     line = next(x for x in third["reconciliation"]["lines"] if x["key"] == "binance/binance/cash/USDT")
     assert line["moved"]["flows"] == -1_000.0 and line["unexplained"] == pytest.approx(-50.0, abs=1e-9)
     assert sorted(third["alerts"]) == ["flow", "unexplained"]
