@@ -197,6 +197,16 @@ def test_live_run_status_and_list_from_the_command_line(cli_run):
     assert api.get("/live/nope").status_code == 404
     with api.client(token=None) as anonymous:
         assert anonymous.get("/live/cli").status_code == 401
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scraped = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(api.get("/metrics").text) for s in f.samples}
+    assert scraped[("basiskit_live_nav_usd", (("session", "cli"),))] == status["last"]["nav_usd"]
+    hf = status["last"]["book"]["risk"][HOSTILE]["health_factor"]
+    assert scraped[("basiskit_live_health_factor", (("account", HOSTILE), ("session", "cli")))] == hf
+    assert scraped[("basiskit_live_unexplained_usd", (("session", "cli"),))] == \
+        status["last"]["reconciliation"]["attribution"]["unexplained"]
+    assert 0 <= scraped[("basiskit_live_last_reading_age_seconds", (("session", "cli"), ("status", "idle")))] < 600
 
 
 def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):

@@ -236,12 +236,13 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     app.include_router(sweeps_router(store, state))
     app.include_router(stress_router(store, state))
     app.include_router(paper_router(paper_store))
-    app.include_router(live_router(LiveStore(store.path)))
+    live_store = LiveStore(store.path)
+    app.include_router(live_router(live_store))
 
     @app.get("/metrics", response_class=Response, tags=["service"], responses={200: {
         "content": {"text/plain": {}}, "description": "Prometheus text format (prometheus-client)"}})
     def metrics() -> Response:
-        return Response(metrics_text(store, paper_store, state), media_type="text/plain; version=0.0.4")
+        return Response(metrics_text(store, paper_store, state, live_store), media_type="text/plain; version=0.0.4")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> FileResponse:

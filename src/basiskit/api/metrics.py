@@ -9,6 +9,7 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
+from ..live.store import LiveStore
 from ..paper.status import session_status
 from ..paper.store import PaperStore
 from ..results.stress_store import StressStore
@@ -18,8 +19,8 @@ DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, math.inf)
 
 
 class ServiceCollector:
-    def __init__(self, store: StressStore, paper: PaperStore, state: dict):
-        self.store, self.paper, self.state = store, paper, state
+    def __init__(self, store: StressStore, paper: PaperStore, state: dict, live: LiveStore | None = None):
+        self.store, self.paper, self.state, self.live = store, paper, state, live
 
     def collect(self):
         jobs = GaugeMetricFamily("basiskit_jobs", "Jobs by kind and status (stored; queued and running are live)",
@@ -43,6 +44,8 @@ class ServiceCollector:
                          sum_value=sum(durations))
             yield h
         yield from self._sessions()
+        if self.live is not None:
+            yield from self._live()
 
     def _sessions(self):
         age = GaugeMetricFamily("basiskit_session_last_tick_age_seconds", "Seconds since the session's last tick "
@@ -75,7 +78,31 @@ class ServiceCollector:
         yield from (age, hf, margin, liq, alerts, outbox)
 
 
-def metrics_text(store: StressStore, paper: PaperStore, state: dict) -> bytes:
+    def _live(self):
+        age = GaugeMetricFamily("basiskit_live_last_reading_age_seconds", "Seconds since the live session last "
+                                "committed a reading of the accounts", labels=["session", "status"])
+        nav = GaugeMetricFamily("basiskit_live_nav_usd", "NAV of the real accounts at the last reading (USD)",
+                                labels=["session"])
+        unexplained = GaugeMetricFamily("basiskit_live_unexplained_usd", "What no venue explained in the last "
+                                        "hour (USD)", labels=["session"])
+        hf = GaugeMetricFamily("basiskit_live_health_factor", "Aave's health factor of each wallet at the last "
+                               "reading", labels=["session", "account"])
+        alerts = GaugeMetricFamily("basiskit_live_alerts", "Alerts the live session raised", labels=["session"])
+        now = time.time()
+        for g in self.live.gauges():
+            name = g["name"]
+            age.add_metric([name, g["status"]], now - g["updated"])
+            if g["nav_usd"] is not None:
+                nav.add_metric([name], g["nav_usd"])
+            if g["unexplained_usd"] is not None:
+                unexplained.add_metric([name], g["unexplained_usd"])
+            for account, value in g["health_factors"].items():
+                hf.add_metric([name, account], value)
+            alerts.add_metric([name], g["alerts"])
+        yield from (age, nav, unexplained, hf, alerts)
+
+
+def metrics_text(store: StressStore, paper: PaperStore, state: dict, live: LiveStore | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(store, paper, state))
+    registry.register(ServiceCollector(store, paper, state, live))
     return generate_latest(registry)

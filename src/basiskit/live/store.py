@@ -114,6 +114,26 @@ class LiveStore(RunStore):
                           "details": json.loads(a[4])} for a in alerts]
         return out
 
+    def gauges(self) -> list[dict]:
+        """Each session's last reading for /metrics: status, seconds since it was committed, NAV, the hour's
+        unexplained USD, each account's Aave health factor, the alert count."""
+        with self._conn() as con:
+            rows = con.execute(
+                "SELECT s.name, s.status, epoch(s.updated_at), t.nav_usd, t.book, t.reconciliation, "
+                "(SELECT count(*) FROM live_alerts a WHERE a.session = s.name) FROM live_sessions s LEFT JOIN "
+                "(SELECT session, arg_max(nav_usd, tick) AS nav_usd, arg_max(book, tick) AS book, "
+                "arg_max(reconciliation, tick) AS reconciliation FROM live_ticks GROUP BY session) t "
+                "ON t.session = s.name ORDER BY s.name").fetchall()
+        out = []
+        for name, status, updated, nav, book, rec, n_alerts in rows:
+            risk = json.loads(book)["risk"] if book else {}
+            out.append({"name": name, "status": status, "updated": updated, "nav_usd": nav,
+                        "unexplained_usd": json.loads(rec)["attribution"]["unexplained"] if rec else None,
+                        "health_factors": {a: r["health_factor"] for a, r in risk.items()
+                                           if isinstance(r.get("health_factor"), int | float)},
+                        "alerts": n_alerts})
+        return out
+
     def alerts(self, name: str) -> list[dict]:
         with self._conn() as con:
             rows = con.execute("SELECT tick, kind, message, details FROM live_alerts WHERE session = ? ORDER BY seq",
