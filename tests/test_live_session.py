@@ -25,7 +25,9 @@ from basiskit.live.session import LiveLimits, LiveSession  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
 from basiskit.runconfig import load_run_config  # noqa: E402
 from recorded import session_with  # noqa: E402
+from server import free_port  # noqa: E402
 from test_dashboard import open_page  # noqa: E402
+from test_webhook_outbox import Receiver  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 E18 = 10**18
@@ -302,8 +304,11 @@ def test_an_exchange_account_explained_hour_by_hour(tmp_path, monkeypatch):
     account = ExchangeAccount("binance", "key-123", "secret-456", None, ["ETH"], session)
     cfg = load_run_config("eth_basis", dataset=Dataset(SAMPLE_DIR))
     store = LiveStore(tmp_path / "runs.duckdb")
+    received: list[dict] = []
+    port = free_port()
+    receiver = Receiver(port, received, refuse=1)  # the webhook's first answer is a 503: the alert waits, then goes
     live = LiveSession(store, "cex", cfg, found, None, {"binance": account}, LiveLimits.for_config(cfg, 1.0),
-                       quiet=True)
+                       quiet=True, webhook=f"http://127.0.0.1:{port}/hook")
     first = live.tick()
     book = live.previous.holdings
     assert book["binance/binance/cash/USDT"].units == 250_000.0
@@ -336,3 +341,11 @@ def test_an_exchange_account_explained_hour_by_hour(tmp_path, monkeypatch):
     assert line["moved"]["flows"] == -1_000.0 and line["unexplained"] == pytest.approx(-50.0, abs=1e-9)
     assert sorted(third["alerts"]) == ["flow", "unexplained"]
     assert "secret-456" not in json.dumps(store.status("cex")) and "key-123" not in json.dumps(store.status("cex"))
+    try:
+        assert live.close(wait_seconds=20) == 0
+        assert [(a["id"], a["kind"]) for a in received] == [(f"cex:{i}", a["kind"]) for i, a in
+                                                            enumerate(store.alerts("cex"))]
+        assert sorted(a["kind"] for a in received) == ["flow", "unexplained"]
+        assert store.status("cex")["outbox"]["pending"] == 0 and "hook" not in json.dumps(store.status("cex"))
+    finally:
+        receiver.stop()

@@ -72,6 +72,7 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     root, source = resolve_data_dir(data_dir)
     store = StressStore(db_path)
     paper_store = PaperStore(store.path)
+    live_store = LiveStore(store.path)
     state: dict[str, Any] = {"limits": limits, "ray_address": ray_address, "admission": {
         "backtest": Admission("backtests", limits.running, limits.queue_backtests, "--queue-backtests"),
         "sweep": Admission("sweeps", limits.running, limits.queue_sweeps, "--queue-sweeps"),
@@ -87,7 +88,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         state["dataset"] = Dataset(root)
         state["sweeps"] = SweepManager(store, root, state["dataset"], limits.max_workers)
         state["stress"] = StressManager(store, root, state["dataset"])
-        state["senders"] = resend_undelivered(paper_store)  # alerts a stopped session left in its outbox
+        # alerts a stopped paper or live session left in its outbox
+        state["senders"] = resend_undelivered(paper_store, live_store)
         yield
         for sender in state["senders"]:
             sender.close(wait_seconds=2.0)
@@ -236,7 +238,6 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     app.include_router(sweeps_router(store, state))
     app.include_router(stress_router(store, state))
     app.include_router(paper_router(paper_store))
-    live_store = LiveStore(store.path)
     app.include_router(live_router(live_store))
 
     @app.get("/metrics", response_class=Response, tags=["service"], responses={200: {
@@ -271,13 +272,13 @@ def report_response(page: str) -> HTMLResponse:
     return HTMLResponse(page, headers={"Content-Security-Policy": csp_for(page)})
 
 
-def resend_undelivered(paper_store: PaperStore) -> list:
-    """Senders for every paper session whose webhook alerts were not all delivered (not one still running:
-    its own sender delivers them)."""
+def resend_undelivered(*stores) -> list:
+    """Senders for every paper or live session whose webhook alerts were not all delivered (not one still
+    running: its own sender delivers them)."""
     from ..paper.outbox import WebhookSender
 
-    return [WebhookSender(paper_store, name, url, quiet=True) for name, status, url in paper_store.webhook_sessions()
-            if status != "running" and paper_store.outbox_depth(name)]
+    return [WebhookSender(store, name, url, quiet=True) for store in stores
+            for name, status, url in store.webhook_sessions() if status != "running" and store.outbox_depth(name)]
 
 
 def _config_from_request(req: BacktestRequest, dataset: Dataset):

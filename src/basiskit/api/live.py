@@ -30,6 +30,8 @@ class LiveStatus(BaseModel):
     last: dict[str, Any] | None = Field(None, description="tick, timestamp, block, nav_usd, nav, book, "
                                         "reconciliation (lines, attribution, residual)")
     alerts: list[dict[str, Any]]
+    outbox: dict[str, Any] | None = Field(None, description="the alert webhook's outbox: pending, delivered, "
+                                          "retrying, last_error (none without a webhook)")
 
 
 class LiveAlert(BaseModel):

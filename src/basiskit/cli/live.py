@@ -91,6 +91,8 @@ def run(
     = None,
     every: Annotated[float, typer.Option(min=0.0, help="Seconds between readings (3600: on the hour).")] = 3600.0,
     tolerance_usd: Annotated[float, typer.Option(help="Alert on an unexplained move worth more (USD).")] = 1.0,
+    alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL (kept until "
+                                                       "delivered).")] = None,
     set_: SetOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
@@ -109,7 +111,7 @@ def run(
         chain, exchanges = connect(found, rpc_url)
         name = session or f"live-{mode}"
         live = LiveSession(LiveStore(db), name, cfg, found, chain, exchanges,
-                           LiveLimits.for_config(cfg, tolerance_usd))
+                           LiveLimits.for_config(cfg, tolerance_usd), webhook=alert_webhook)
         if not as_json:
             err.print(f"live session [bold]{name}[/]: `basiskit live status {name}` shows its last reading")
 

@@ -17,6 +17,7 @@ from ..config import RunConfig
 from ..data.timeutil import HOUR
 from ..errors import BasiskitError, ConfigError, RunError
 from ..paper.alerts import Alert, AlertSink
+from ..paper.outbox import WebhookSender, check_webhook_url
 from .book import Observation, observe
 from .reconcile import reconcile
 from .store import LiveStore
@@ -41,12 +42,17 @@ class LiveLimits:
 
 class LiveSession:
     def __init__(self, store: LiveStore, name: str, cfg: RunConfig, accounts, chain, exchanges: dict,
-                 limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0):
+                 limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0, webhook: str | None = None):
         self.store, self.name, self.cfg, self.accounts = store, name, cfg, accounts
         self.chain, self.exchanges, self.limits = chain, exchanges, limits
         self.sink = AlertSink(name, quiet=quiet)
         self.retry_wait = retry_wait
-        store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"))
+        if webhook is not None:
+            check_webhook_url(webhook)
+        store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"), webhook)
+        url = store.webhook(name)  # this start's, or the one the session was started with
+        # alerts are committed first, then posted from the outbox (what an earlier run left undelivered too)
+        self.sender = WebhookSender(store, name, url, quiet=quiet) if url else None
         last = store.last_tick(name)
         self.k = last[0] + 1 if last else 0
         self.previous = Observation.from_json(last[1]) if last else None
@@ -85,7 +91,7 @@ class LiveSession:
         nav = nav_usd / now.eth_usd if self.cfg.share_class == "ETH" and now.eth_usd else nav_usd
         self.store.commit_tick(self.name, self.k, now.t, now.block, nav_usd, nav, now.to_json(),
                                rec.to_json() if rec else None, alerts)
-        self.sink.emit(alerts)
+        self._emitted(alerts)
         out = {"tick": self.k, "t": now.t, "block": now.block, "nav_usd": nav_usd, "nav": nav,
                "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts]}
         self.previous, self.k = now, self.k + 1
@@ -113,7 +119,19 @@ class LiveSession:
 
     def _alert(self, alerts: list[Alert]) -> None:
         self.store.add_alerts(self.name, alerts)
+        self._emitted(alerts)
+
+    def _emitted(self, alerts: list[Alert]) -> None:
         self.sink.emit(alerts)
+        if alerts and self.sender is not None:
+            self.sender.notify()
+
+    def close(self, wait_seconds: float = 10.0) -> int:
+        """Give the webhook a few seconds for what is pending; the rest stays in the outbox (returns how many)."""
+        if self.sender is None:
+            return 0
+        left, self.sender = self.sender.close(wait_seconds), None
+        return left
 
     def run(self, ticks: int | None, every: float, progress: Callable[[dict], None] | None = None) -> None:
         """Tick now, then every `every` seconds (on the hour when it is 3600), `ticks` times or until stopped."""
@@ -133,6 +151,8 @@ class LiveSession:
         except BasiskitError as exc:
             self.store.set_status(self.name, "failed", str(exc))
             raise
+        finally:
+            self.close()
         self.store.set_status(self.name, "idle")
 
 

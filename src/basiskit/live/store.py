@@ -1,8 +1,9 @@
 """Live sessions in the results database, one transaction per tick:
 
-  live_sessions(name, mode, accounts, config, status, created_at, updated_at, error)
+  live_sessions(name, mode, accounts, config, status, created_at, updated_at, error, webhook)
   live_ticks(session, tick, timestamp, block, nav_usd, nav, book, reconciliation)
-  live_alerts(session, seq, tick, timestamp, kind, message, details)
+  live_alerts(session, seq, tick, timestamp, kind, message, details)   -- also the webhook's outbox
+  live_deliveries(session, seq, delivered_at, attempts, last_error)   -- what reached the webhook
 
 A tick's book is the observation itself (what the venues said), so a resumed session explains its next hour
 against exactly what it last read. No credential is ever written: the book holds units, prices and risk only.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 
 from ..paper.alerts import Alert
+from ..paper.outbox import AlertOutbox
 from ..paper.stopping import STOP
 from ..paper.store import ts_of
 from ..results.db import RunStore, StoreError, json_safe, now
@@ -20,35 +22,51 @@ from ..results.db import RunStore, StoreError, json_safe, now
 LIVE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS live_sessions (
   name VARCHAR PRIMARY KEY, mode VARCHAR, accounts VARCHAR, config JSON, status VARCHAR, created_at TIMESTAMPTZ,
-  updated_at TIMESTAMPTZ, error VARCHAR);
+  updated_at TIMESTAMPTZ, error VARCHAR, webhook VARCHAR);
 CREATE TABLE IF NOT EXISTS live_ticks (
   session VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, block BIGINT, nav_usd DOUBLE, nav DOUBLE, book JSON,
   reconciliation JSON, PRIMARY KEY (session, tick));
 CREATE TABLE IF NOT EXISTS live_alerts (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR, details JSON);
+CREATE TABLE IF NOT EXISTS live_deliveries (
+  session VARCHAR, seq INTEGER, delivered_at TIMESTAMPTZ, attempts INTEGER, last_error VARCHAR,
+  PRIMARY KEY (session, seq));
 """
 
 
-class LiveStore(RunStore):
+class LiveStore(RunStore, AlertOutbox):
+    ALERTS, DELIVERIES = "live_alerts", "live_deliveries"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         with self._conn() as con:
             con.execute(LIVE_SCHEMA)
 
-    def open_session(self, name: str, mode: str, accounts: str, config: dict) -> bool:
-        """Create the session, or find it to resume (same mode); True when it is new."""
+    def open_session(self, name: str, mode: str, accounts: str, config: dict, webhook: str | None = None) -> bool:
+        """Create the session, or find it to resume (same mode; a new webhook replaces the old); True when new."""
         with self._conn() as con:
             row = con.execute("SELECT mode FROM live_sessions WHERE name = ?", [name]).fetchone()
             if row is not None:
                 if row[0] != mode:
                     raise StoreError(f"live session {name!r} runs {row[0]}, not {mode}: choose another --session")
-                con.execute("UPDATE live_sessions SET status = 'running', error = NULL, updated_at = ? WHERE name = ?",
-                            [now(), name])
+                con.execute("UPDATE live_sessions SET status = 'running', error = NULL, updated_at = ?, "
+                            "webhook = COALESCE(?, webhook) WHERE name = ?", [now(), webhook, name])
                 return False
             t = now()
-            con.execute("INSERT INTO live_sessions VALUES (?, ?, ?, ?, 'running', ?, ?, NULL)",
-                        [name, mode, accounts, json.dumps(json_safe(config)), t, t])
+            con.execute("INSERT INTO live_sessions VALUES (?, ?, ?, ?, 'running', ?, ?, NULL, ?)",
+                        [name, mode, accounts, json.dumps(json_safe(config)), t, t, webhook])
             return True
+
+    def webhook(self, name: str) -> str | None:
+        with self._conn() as con:
+            row = con.execute("SELECT webhook FROM live_sessions WHERE name = ?", [name]).fetchone()
+        return row[0] if row else None
+
+    def webhook_sessions(self) -> list[tuple[str, str, str]]:
+        """(name, status, webhook URL) of every live session that posts its alerts to a webhook."""
+        with self._conn() as con:
+            return [tuple(r) for r in con.execute(
+                "SELECT name, status, webhook FROM live_sessions WHERE webhook IS NOT NULL").fetchall()]
 
     def set_status(self, name: str, status: str, error: str | None = None) -> None:
         with self._conn() as con:
@@ -112,6 +130,7 @@ class LiveStore(RunStore):
             "book": json.loads(tick[5]), "reconciliation": json.loads(tick[6]) if tick[6] else None}
         out["alerts"] = [{"tick": a[0], "timestamp": a[1].isoformat(), "kind": a[2], "message": a[3],
                           "details": json.loads(a[4])} for a in alerts]
+        out["outbox"] = self.outbox(name) if self.webhook(name) else None  # the URL itself is not shown
         return out
 
     def gauges(self) -> list[dict]:

@@ -14,11 +14,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC
 from urllib.parse import urlsplit
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from ..errors import SettingError
+from ..results.db import now
 
 
 class Undelivered(Exception):
@@ -113,3 +115,53 @@ class WebhookSender:
 
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)  # a stop cuts a back-off short
+
+
+class AlertOutbox:
+    """The outbox over a store's alerts table and its deliveries table (paper_* and live_*, same columns):
+    what WebhookSender reads and writes. The store gives `_conn()` and the two table names."""
+
+    ALERTS: str
+    DELIVERIES: str
+
+    def undelivered(self, name: str) -> list[dict]:
+        """The session's alerts not yet delivered, in order, as the webhook receives them."""
+        with self._conn() as con:
+            rows = con.execute(
+                f"SELECT a.seq, a.tick, a.timestamp, a.kind, a.message, a.details FROM {self.ALERTS} a "
+                f"LEFT JOIN {self.DELIVERIES} d ON d.session = a.session AND d.seq = a.seq "
+                "WHERE a.session = ? AND d.delivered_at IS NULL ORDER BY a.seq", [name]).fetchall()
+        return [{"id": f"{name}:{seq}", "session": name, "seq": seq, "tick": tick,
+                 "timestamp": ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "kind": kind, "message": msg,
+                 "details": json.loads(details)} for seq, tick, ts, kind, msg, details in rows]
+
+    def outbox_depth(self, name: str) -> int:
+        with self._conn() as con:
+            return con.execute(
+                f"SELECT count(*) FROM {self.ALERTS} a LEFT JOIN {self.DELIVERIES} d ON d.session = a.session "
+                "AND d.seq = a.seq WHERE a.session = ? AND d.delivered_at IS NULL", [name]).fetchone()[0]
+
+    def outbox(self, name: str) -> dict:
+        """What `status` and the API show of the webhook outbox."""
+        with self._conn() as con:
+            delivered, failing = con.execute(
+                "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), "
+                f"count(*) FILTER (WHERE delivered_at IS NULL) FROM {self.DELIVERIES} WHERE session = ?",
+                [name]).fetchone()
+            last = con.execute(f"SELECT last_error FROM {self.DELIVERIES} WHERE session = ? AND delivered_at IS NULL "
+                               "ORDER BY seq LIMIT 1", [name]).fetchone()
+        return {"pending": self.outbox_depth(name), "delivered": delivered, "retrying": failing,
+                "last_error": last[0] if last else None}
+
+    def _delivery(self, name: str, seq: int, delivered: bool, attempts: int, error: str | None) -> None:
+        with self._conn() as con:
+            con.execute(
+                f"INSERT INTO {self.DELIVERIES} VALUES (?, ?, ?, ?, ?) ON CONFLICT (session, seq) DO UPDATE SET "
+                f"delivered_at = excluded.delivered_at, attempts = {self.DELIVERIES}.attempts + excluded.attempts, "
+                "last_error = excluded.last_error", [name, seq, now() if delivered else None, attempts, error])
+
+    def mark_delivered(self, name: str, seq: int, attempts: int) -> None:
+        self._delivery(name, seq, True, attempts, None)
+
+    def record_attempts(self, name: str, seq: int, attempts: int, error: str) -> None:
+        self._delivery(name, seq, False, attempts, error)

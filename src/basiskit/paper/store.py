@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from ..results.db import RunStore, StoreError, json_safe, now
+from .outbox import AlertOutbox
 from .stopping import STOP
 
 PAPER_SCHEMA = """
@@ -75,8 +76,10 @@ def ts_of(epoch: int) -> datetime:
     return datetime.fromtimestamp(int(epoch), UTC)
 
 
-class PaperStore(RunStore):
+class PaperStore(RunStore, AlertOutbox):
     """The results store with the paper tables; a session writes through `writer()`."""
+
+    ALERTS, DELIVERIES = "paper_alerts", "paper_deliveries"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -264,48 +267,6 @@ class PaperStore(RunStore):
         with self._conn() as con:
             rows = con.execute("SELECT name, status, options FROM paper_sessions").fetchall()
         return [(n, st, url) for n, st, o in rows if (url := json.loads(o or "{}").get("webhook"))]
-
-    def undelivered(self, name: str) -> list[dict]:
-        """The session's alerts not yet delivered, in order, as the webhook receives them."""
-        with self._conn() as con:
-            rows = con.execute(
-                "SELECT a.seq, a.tick, a.timestamp, a.kind, a.message, a.details FROM paper_alerts a "
-                "LEFT JOIN paper_deliveries d ON d.session = a.session AND d.seq = a.seq "
-                "WHERE a.session = ? AND d.delivered_at IS NULL ORDER BY a.seq", [name]).fetchall()
-        return [{"id": f"{name}:{seq}", "session": name, "seq": seq, "tick": tick,
-                 "timestamp": ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "kind": kind, "message": msg,
-                 "details": json.loads(details)} for seq, tick, ts, kind, msg, details in rows]
-
-    def outbox_depth(self, name: str) -> int:
-        with self._conn() as con:
-            return con.execute(
-                "SELECT count(*) FROM paper_alerts a LEFT JOIN paper_deliveries d ON d.session = a.session "
-                "AND d.seq = a.seq WHERE a.session = ? AND d.delivered_at IS NULL", [name]).fetchone()[0]
-
-    def outbox(self, name: str) -> dict:
-        """What `paper status` and the API show of the webhook outbox."""
-        with self._conn() as con:
-            delivered, failing = con.execute(
-                "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), "
-                "count(*) FILTER (WHERE delivered_at IS NULL) FROM paper_deliveries WHERE session = ?",
-                [name]).fetchone()
-            last = con.execute("SELECT last_error FROM paper_deliveries WHERE session = ? AND delivered_at IS NULL "
-                               "ORDER BY seq LIMIT 1", [name]).fetchone()
-        return {"pending": self.outbox_depth(name), "delivered": delivered, "retrying": failing,
-                "last_error": last[0] if last else None}
-
-    def _delivery(self, name: str, seq: int, delivered: bool, attempts: int, error: str | None) -> None:
-        with self._conn() as con:
-            con.execute(
-                "INSERT INTO paper_deliveries VALUES (?, ?, ?, ?, ?) ON CONFLICT (session, seq) DO UPDATE SET "
-                "delivered_at = excluded.delivered_at, attempts = paper_deliveries.attempts + excluded.attempts, "
-                "last_error = excluded.last_error", [name, seq, now() if delivered else None, attempts, error])
-
-    def mark_delivered(self, name: str, seq: int, attempts: int) -> None:
-        self._delivery(name, seq, True, attempts, None)
-
-    def record_attempts(self, name: str, seq: int, attempts: int, error: str) -> None:
-        self._delivery(name, seq, False, attempts, error)
 
     def last_tick_time(self, name: str) -> float | None:
         """Wall-clock time (epoch seconds) the session last changed: its last committed tick or status."""
