@@ -175,10 +175,13 @@ def cli_run(position, tmp_path_factory):
                                   "--session", "cli", "--ticks", "2", "--every", "0", "--json"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    status = json.loads(subprocess.run(base + ["status", "cli", "--json"], capture_output=True, text=True, env=env,
-                                       timeout=60).stdout)
-    listed = json.loads(subprocess.run(base + ["list", "--json"], capture_output=True, text=True, env=env,
-                                       timeout=60).stdout)
+    from typer.testing import CliRunner  # the read-only commands, in this process
+
+    from basiskit.cli import app
+
+    runner = CliRunner()
+    status = json.loads(runner.invoke(app, ["live", "status", "cli", "--json", "--db", str(db)]).stdout)
+    listed = json.loads(runner.invoke(app, ["live", "list", "--json", "--db", str(db)]).stdout)
     from server import Server  # the HTTP API serves the same session, read-only
 
     api = Server(db, SAMPLE_DIR, tmp / "server.log").start()
@@ -238,10 +241,10 @@ def test_a_dead_rpc_or_a_bad_tolerance_is_refused_at_start(position, tmp_path):
     _, _, _, path = position
     base = [sys.executable, "-m", "basiskit.cli", "live", "run", "eth_leveraged", "--accounts", str(path)]
     env = {**os.environ, "BASISKIT_DB": str(tmp_path / "runs.duckdb")}
-    r = subprocess.run(base + ["--rpc-url", "http://127.0.0.1:9"], capture_output=True,
+    r = subprocess.run(base + ["--rpc-url", "http://127.0.0.1:9/v3/key-in-the-path"], capture_output=True,
                        text=True, env=env, timeout=60)
     assert r.returncode == 2 and "--rpc-url: 'http://127.0.0.1:9' -> cannot be read" in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "key-in-the-path" not in r.stderr
     cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
     with pytest.raises(ConfigError, match="--tolerance-usd: 0.0 -> must be a positive number of USD"):
         LiveLimits.for_config(cfg, 0.0)

@@ -239,7 +239,7 @@ def test_a_replay_equals_the_backtest_for_random_configs(full_data, tmp_path, mo
     refusals: list[str] = []
 
     @given(d=run_draws(mode))
-    @settings(max_examples=FUZZ or 3, deadline=None, database=None, derandomize=not FUZZ,
+    @settings(max_examples=FUZZ or 2, deadline=None, database=None, derandomize=not FUZZ,
               suppress_health_check=list(HealthCheck))
     def check(d):
         end = min(d.end, d.start + timedelta(days=10))

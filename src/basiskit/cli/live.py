@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -41,7 +42,10 @@ def connect(found, rpc_url: str | None, session=None):
         try:
             served = chain.chain_id()
         except Exception as exc:  # noqa: BLE001 (any transport or RPC error: the URL cannot be read)
-            raise ConfigError([("--rpc-url", rpc_url, f"cannot be read ({type(exc).__name__}); check the URL and "
+            # only scheme, host and port: a provider's URL often carries its API key in the path or the query
+            where = urlsplit(rpc_url)
+            shown = f"{where.scheme}://{where.hostname}" + (f":{where.port}" if where.port else "")
+            raise ConfigError([("--rpc-url", shown, f"cannot be read ({type(exc).__name__}); check the URL and "
                                 "that the node is up")]) from None
         if served != found.chain_id:
             raise ConfigError([("chain_id", found.chain_id, f"the RPC serves chain {served}; point --rpc-url at the "
