@@ -125,12 +125,14 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     assert live.previous.risk["fund"]["health_factor"] == hf2
     _book_is_the_chains(live, market, fund, second["block"])
 
-    # behind the engine's back: 5 aweETH sent to another address; ETH appears from nowhere (anvil_setBalance)
+    # behind the engine's back: 5 aweETH and 2 aWETH sent to another address (aWETH earns: what was sent would
+    # have grown with the index until the reading); ETH appears from nowhere (anvil_setBalance)
     other = w3.eth.accounts[7]
-    _send(market, market.a_tokens["weETH"].functions.transfer(other, 5 * E18), fund)
+    sent = [_send(market, market.a_tokens[sym].functions.transfer(other, n * E18), fund)
+            for sym, n in (("weETH", 5), ("WETH", 2))]
     eth_now = w3.eth.get_balance(fund)
     w3.provider.make_request("anvil_setBalance", [fund, hex(eth_now + 3 * E18)])
-    _warp(w3, HOUR)
+    _warp(w3, DAY)
     live = session()  # a restart resumes from the committed book
     third = live.tick()
     assert third["tick"] == 2
@@ -138,10 +140,16 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     weeth = lines["fund/aave_v3/aToken/weeth"]
     assert weeth["moved"]["flows"] == pytest.approx(-5.0, abs=1e-12) and abs(weeth["unexplained"]) < 1e-12
     assert weeth["observed"] == _on_chain(market, fund, third["block"])[0]["weETH"][0] == 95.0
+    income = market.pool.functions.getReserveNormalizedIncome(market.tokens["WETH"].address).call
+    grown = income(block_identifier=third["block"]) / income(block_identifier=sent[1]["blockNumber"])
+    assert grown > 1 + 1e-7  # a day at WETH's supply rate: a flow taken at face value would leave 2 x this
+    aweth = lines["fund/aave_v3/aToken/weth"]
+    assert aweth["moved"]["flows"] == pytest.approx(-2.0 * grown, rel=1e-12) and abs(aweth["unexplained"]) < 1e-12
     eth = lines["fund/ethereum/native/ETH"]
-    assert eth["moved"]["fees"] < 0  # the transfer's gas, read from its receipt
+    gas = sum(r["gasUsed"] * r["effectiveGasPrice"] for r in sent) / E18  # the transfers' receipts
+    assert eth["moved"]["fees"] == pytest.approx(-gas, rel=1e-12)
     assert eth["unexplained"] == pytest.approx(3.0, abs=1e-12)
-    assert sorted(third["alerts"]) == ["flow", "unexplained"]
+    assert sorted(third["alerts"]) == ["flow", "flow", "unexplained"]
     _book_is_the_chains(live, market, fund, third["block"])
     alerts = store.alerts("chain")
     assert any(a["kind"] == "unexplained" and a["details"]["key"] == "fund/ethereum/native/ETH" for a in alerts)
@@ -255,11 +263,13 @@ def test_an_rpc_that_cannot_be_read_is_alerted_retried_and_never_booked(position
     found = load_accounts(path)
     cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
     store = LiveStore(tmp_path / "runs.duckdb")
-    dead = ChainClient.from_url("http://127.0.0.1:9", found.market())  # nothing listens on port 9
+    # nothing listens on port 9; the path stands for a provider's API key, which no alert or error may show
+    dead = ChainClient.from_url("http://127.0.0.1:9/v3/key-in-the-path", found.market())
     live = LiveSession(store, "down", cfg, found, dead, {}, LiveLimits(), quiet=True, retry_wait=0.0)
-    with pytest.raises(RunError, match="could not be read after 3 attempts"):
+    with pytest.raises(RunError, match="could not be read after 3 attempts") as failed:
         live.tick()
     assert [a["kind"] for a in store.alerts("down")] == ["venue_error"] * 3
+    assert "key-in-the-path" not in str(failed.value) + json.dumps(store.status("down"))
     assert store.last_tick("down") is None
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ..live.store import LiveStore
-from ..results.db import StoreError, json_safe
-from .models import ErrorBody
+from ..results.db import json_safe
+from .models import SESSION_NOT_FOUND, found_or_404
 
 
 class LiveSessionInfo(BaseModel):
@@ -43,13 +43,7 @@ class LiveAlert(BaseModel):
 
 def live_router(store: LiveStore) -> APIRouter:
     router = APIRouter(tags=["live"])
-    not_found = {404: {"model": ErrorBody, "description": "No such session"}}
-
-    def guarded(fn):
-        try:
-            return fn()
-        except StoreError as exc:
-            raise HTTPException(404, str(exc)) from None
+    not_found, guarded = SESSION_NOT_FOUND, found_or_404
 
     @router.get("/live", response_model=list[LiveSessionInfo])
     def sessions() -> list[dict]:

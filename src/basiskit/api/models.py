@@ -56,6 +56,21 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+SESSION_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such session"}}
+
+
+def found_or_404(read):
+    """A session store's read; its StoreError (no such session) as a 404 that says which sessions exist."""
+    from fastapi import HTTPException
+
+    from ..results.db import StoreError
+
+    try:
+        return read()
+    except StoreError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
 class BacktestCreated(BaseModel):
     id: str
     status: str

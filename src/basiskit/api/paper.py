@@ -8,13 +8,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..paper.status import iso_time, session_status
 from ..paper.store import PaperStore
-from ..results.db import StoreError, json_safe
-from .models import ErrorBody
+from ..results.db import json_safe
+from .models import SESSION_NOT_FOUND, found_or_404
 
 
 class PaperSessionInfo(BaseModel):
@@ -75,13 +75,7 @@ class PaperAlert(BaseModel):
 
 def paper_router(store: PaperStore) -> APIRouter:
     router = APIRouter(tags=["paper"])
-    not_found = {404: {"model": ErrorBody, "description": "No such session"}}
-
-    def guarded(fn):
-        try:
-            return fn()
-        except StoreError as exc:
-            raise HTTPException(404, str(exc)) from None
+    not_found, guarded = SESSION_NOT_FOUND, found_or_404
 
     def stamped(rows: list[dict]) -> list[dict]:
         return [{**r, "timestamp": iso_time(r["timestamp"])} for r in rows]

@@ -9,7 +9,6 @@ import signal
 import sys
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -30,7 +29,7 @@ AccountsOption = Annotated[Path | None, typer.Option("--accounts", help="account
 
 def connect(found, rpc_url: str | None, session=None):
     """The chain client (checked to serve accounts.yaml's chain) and one ExchangeAccount per exchange entry."""
-    from ..connectors.chain import ChainClient
+    from ..connectors.chain import ChainClient, where_of
     from ..connectors.exchanges import ExchangeAccount
     from ..strategies.rules import ASSETS
 
@@ -43,10 +42,8 @@ def connect(found, rpc_url: str | None, session=None):
             served = chain.chain_id()
         except Exception as exc:  # noqa: BLE001 (any transport or RPC error: the URL cannot be read)
             # only scheme, host and port: a provider's URL often carries its API key in the path or the query
-            where = urlsplit(rpc_url)
-            shown = f"{where.scheme}://{where.hostname}" + (f":{where.port}" if where.port else "")
-            raise ConfigError([("--rpc-url", shown, f"cannot be read ({type(exc).__name__}); check the URL and "
-                                "that the node is up")]) from None
+            raise ConfigError([("--rpc-url", where_of(rpc_url), f"cannot be read ({type(exc).__name__}); check the "
+                                "URL and that the node is up")]) from None
         if served != found.chain_id:
             raise ConfigError([("chain_id", found.chain_id, f"the RPC serves chain {served}; point --rpc-url at the "
                                 "chain accounts.yaml names")])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ..errors import require_live_extra
 
@@ -86,6 +87,12 @@ NO_DEBT_HF = 2**256 - 1  # getUserAccountData's health factor when the account h
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 
+def where_of(url: str) -> str:
+    """An RPC URL as it may be shown: scheme, host and port only."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
 def reserve_of(series: str) -> str | None:
     m = RESERVE.match(series)
     return m.group(1) if m and m.group(1) in ASSETS else None
@@ -98,6 +105,7 @@ class ChainClient:
         Web3 = require_live_extra("web3").Web3  # noqa: N806 (the library's class name)
 
         self.w3 = Web3(provider)
+        self.url: str | None = None  # set by from_url: errors show only where_of(url)
         self.market = market
         self.pool = self.w3.eth.contract(address=market.pool, abi=POOL_ABI)
         self.oracle = self.w3.eth.contract(address=market.oracle, abi=ORACLE_ABI)
@@ -105,7 +113,21 @@ class ChainClient:
     @classmethod
     def from_url(cls, url: str, market: AaveMarket = MAINNET) -> ChainClient:
         web3 = require_live_extra("web3")
-        return cls(web3.Web3.HTTPProvider(url, request_kwargs={"timeout": 20}), market)
+        client = cls(web3.Web3.HTTPProvider(url, request_kwargs={"timeout": 20}), market)
+        client.url = url
+        return client
+
+    def scrub(self, text: str) -> str:
+        """`text` (an error's message) without the RPC URL's path, query or credentials: a provider's URL often
+        carries its API key there."""
+        if not self.url:
+            return text
+        parts = urlsplit(self.url)
+        text = text.replace(self.url, where_of(self.url))
+        for secret in (parts.path.strip("/"), parts.query, parts.username, parts.password):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     def block_at(self, t: int) -> int:
         """The first block at or after time t (binary search on block timestamps)."""

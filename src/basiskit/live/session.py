@@ -65,7 +65,9 @@ class LiveSession:
             try:
                 return observe(self.accounts, self.chain, self.exchanges, self.previous)
             except Exception as exc:  # noqa: BLE001 (a venue's or the RPC's error: alert, then retry)
-                message = f"reading the accounts failed ({type(exc).__name__}: {str(exc)[:300]})"
+                # exchange errors come without credentials (ExchangeAccount); the RPC URL's key is cut here
+                text = self.chain.scrub(str(exc)) if self.chain is not None else str(exc)
+                message = f"reading the accounts failed ({type(exc).__name__}: {text[:300]})"
                 failures.append(message)
                 self._alert([Alert(self.k, int(time.time()), "venue_error", message, {"attempt": len(failures)})])
                 raise _ReadFailed(message) from None
