@@ -164,6 +164,96 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     _book_is_the_chains(live, market, fund, fourth["block"])
 
 
+@pytest.fixture(scope="module")
+def levered(local_market, tmp_path_factory):
+    """A second wallet as eth_leveraged holds it: 50 weETH supplied in eMode against 40 WETH of debt (LTV 0.76,
+    under the mode's re-lever threshold), the borrowed WETH sent on and no ETH left: nothing idle."""
+    from basiskit.localchain.deploy import RESERVES
+
+    node, market, _ = local_market
+    w3 = market.deployer.w3
+    lender, fund = w3.eth.accounts[6], w3.eth.accounts[8]
+    pool = market.pool.functions
+    market.set_price("weETH", next(r.price_usd for r in RESERVES if r.symbol == "weETH"))  # another test moved it
+    for who, sym, amount in ((lender, "WETH", 1_000), (fund, "weETH", 50)):
+        market.mint(sym, who, amount * E18)
+        _send(market, market.tokens[sym].functions.approve(market.pool.address, 2**256 - 1), who)
+        _send(market, pool.supply(market.tokens[sym].address, amount * E18, who, 0), who)
+    _send(market, pool.setUserEMode(1), fund)
+    _send(market, pool.borrow(market.tokens["WETH"].address, 40 * E18, 2, 0, fund), fund)
+    _send(market, market.tokens["WETH"].functions.transfer(lender, 40 * E18), fund)
+    w3.provider.make_request("anvil_setBalance", [fund, "0x0"])
+    _warp(w3, DAY)  # the indexes leave 1
+    m = market.market()
+    path = tmp_path_factory.mktemp("plan") / "accounts.yaml"
+    path.write_text(yaml.safe_dump({
+        "chain_id": node.chain_id, "wallets": [{"name": "levered", "address": fund}],
+        "aave": {"pool": m.pool, "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()}}}))
+    return node, market, fund, path
+
+
+def _equity_and_debt(market, fund, block):
+    """The wallet's Aave collateral and debt in ETH, at Aave's oracle prices, from the contracts."""
+    held, _ = _on_chain(market, fund, block)
+    price = {s: market.oracle.functions.getAssetPrice(market.tokens[s].address).call(block_identifier=block)
+             for s in ("weETH", "WETH")}
+    collateral = held["weETH"][0] * price["weETH"] / price["WETH"]
+    return collateral - held["WETH"][1], held["WETH"][1]
+
+
+def test_the_plan_is_the_strategy_run_on_the_book_read(levered, tmp_path):
+    """eth_leveraged (costs off) on the wallet: the engine's book is the chain's, the plan re-levers to the target
+    LTV (borrow = L/(1-L) x equity - debt) and, once the LST's price falls under the HF floor, de-levers to it
+    (repay = debt - L/(1-L) x equity); every intent is stored, and nothing reaches the chain."""
+    from basiskit.live.plan import Planner
+
+    node, market, fund, path = levered
+    w3 = market.deployer.w3
+    found = load_accounts(path)
+    cfg = load_run_config("eth_leveraged", sets=["costs.enabled=false"], dataset=Dataset(SAMPLE_DIR))
+    chain = ChainClient.from_url(node.url, found.market())
+    store = LiveStore(tmp_path / "runs.duckdb")
+    live = LiveSession(store, "plan", cfg, found, chain, {}, LiveLimits.for_config(cfg, 0.01), quiet=True,
+                       planner=Planner(cfg, Dataset(SAMPLE_DIR), chain))
+    lev = cfg.target_ltv / (1 - cfg.target_ltv)
+
+    def sizes(plan, side):
+        return sum(i["size"] for i in plan["intents"] if i["side"] == side)
+
+    first = live.tick()
+    block = first["block"]
+    plan = store.status("plan")["last"]["plan"]
+    weeth, weth = (market.tokens[s].address for s in ("weETH", "WETH"))
+    income = market.pool.functions.getReserveNormalizedIncome(weeth).call(block_identifier=block) / 1e27
+    debt_index = market.pool.functions.getReserveNormalizedVariableDebt(weth).call(block_identifier=block) / 1e27
+    held, _ = _on_chain(market, fund, block)
+    assert debt_index > 1  # (no one borrows weETH: its income index stays 1)
+    assert plan["positions"] == pytest.approx({"aave_v3:aToken:aweETH": held["weETH"][0] / income,
+                                               "aave_v3:debtToken:debtWETH": held["WETH"][1] / debt_index},
+                                              rel=1e-12)
+    assert plan["unmodelled"] == {} and plan["nav_usd"] == pytest.approx(first["nav_usd"], rel=1e-12)
+    equity, debt = _equity_and_debt(market, fund, block)
+    assert sizes(plan, "borrow") == pytest.approx(lev * equity - debt, rel=1e-9)
+    assert sizes(plan, "stake") == pytest.approx(lev * equity - debt, rel=1e-9)
+    assert {i["side"] for i in plan["intents"]} >= {"flash_loan", "stake", "supply", "borrow"}
+    assert "spot/uniswapv3_wethusdt_1h" in plan["sources"] and "stand-in" in plan["sources"][
+        "spot/uniswapv3_wethusdt_1h"]
+    stored = store.orders("plan")
+    assert [(o["side"], o["size"]) for o in stored] == [(i["side"], i["size"]) for i in plan["intents"]]
+    assert w3.eth.block_number == block  # the plan read the chain; it sent nothing
+
+    # the LST's oracle falls 17%: HF 1.04, under the floor (1.05) and above 1; the plan de-levers to the target
+    market.set_price("weETH", market.oracle.functions.getAssetPrice(weeth).call() / 1e8 * 0.83)
+    second = live.tick()
+    _, hf = _on_chain(market, fund, second["block"])
+    assert 1.0 < hf < cfg.leverage.hf_floor and "health_factor" in second["alerts"]
+    plan = store.status("plan")["last"]["plan"]
+    equity, debt = _equity_and_debt(market, fund, second["block"])
+    assert sizes(plan, "borrow") == 0 and sizes(plan, "repay") == pytest.approx(debt - lev * equity, rel=1e-9)
+    assert len(store.orders("plan")) == len(stored) + len(plan["intents"])
+    assert second["orders"] == len(plan["intents"]) > 0
+
+
 HOSTILE = "<img src=x onerror=alert(1)>&\"'"  # a wallet name the dashboard must show as text
 
 
@@ -190,17 +280,36 @@ def cli_run(position, tmp_path_factory):
     runner = CliRunner()
     status = json.loads(runner.invoke(app, ["live", "status", "cli", "--json", "--db", str(db)]).stdout)
     listed = json.loads(runner.invoke(app, ["live", "list", "--json", "--db", str(db)]).stdout)
+    orders = json.loads(runner.invoke(app, ["live", "orders", "cli", "--json", "--db", str(db)]).stdout)
     from server import Server  # the HTTP API serves the same session, read-only
 
     api = Server(db, SAMPLE_DIR, tmp / "server.log").start()
-    yield done, status, listed, api
+    yield done, status, listed, api, orders
     api.stop()
 
 
-def test_live_run_status_and_list_from_the_command_line(cli_run):
-    done, status, listed, api = cli_run
+def test_live_run_status_orders_and_list_from_the_command_line(cli_run):
+    done, status, listed, api, orders = cli_run
     ticks = [json.loads(line) for line in done.stdout.splitlines()]
     assert [t["tick"] for t in ticks] == [0, 1] and ticks[1]["reconciliation"]["lines"]
+    # the wallet's 10 aWETH are no position of eth_leveraged: left out of the plan, shown, alerted once
+    plan = status["last"]["plan"]
+    assert plan["unmodelled"] == {f"{HOSTILE}/aave_v3/aToken/weth": pytest.approx(
+        status["last"]["book"]["holdings"][f"{HOSTILE}/aave_v3/aToken/weth"]["units"]
+        * status["last"]["book"]["holdings"][f"{HOSTILE}/aave_v3/aToken/weth"]["price"], rel=1e-12)}
+    assert [a["kind"] for a in api.get("/live/cli/alerts").json()].count("unmodelled") == 1
+    # each reading's plan: its intents, in order, from the CLI and the API alike
+    assert [t["orders"] for t in ticks] == [sum(o["tick"] == k for o in orders) for k in (0, 1)]
+    assert sum(ticks[k]["orders"] for k in (0, 1)) == len(orders) > 0
+    served = api.get("/live/cli/orders").json()
+    assert [{k: v for k, v in o.items() if k != "timestamp"} for o in served] == \
+        [{k: v for k, v in o.items() if k != "timestamp"} for o in orders]
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromisoformat(status["last"]["timestamp"]).astimezone(UTC)
+    assert {o["timestamp"] for o in served if o["tick"] == 1} == {f"{stamp:%Y-%m-%dT%H:%M:%SZ}"}
+    assert [(o["side"], o["size"]) for o in orders if o["tick"] == 1] == \
+        [(i["side"], i["size"]) for i in plan["intents"]]
     assert status["last"]["tick"] == 1 and status["status"] == "idle"
     assert status["last"]["book"]["holdings"][f"{HOSTILE}/aave_v3/aToken/weeth"]["units"] > 0
     assert [r["name"] for r in listed] == ["cli"] and listed[0]["last_tick"] == 1
@@ -226,7 +335,7 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    _, status, _, api = cli_run
+    _, status, _, api, _ = cli_run
     open_page(browser, api, "/#live")
     key = f"{HOSTILE}/aave_v3/aToken/weeth"
     wait = WebDriverWait(browser, 30)
@@ -236,6 +345,12 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     units = status["last"]["book"]["holdings"][key]["units"]
     assert rows[key].find_element(By.CSS_SELECTOR, '[data-col="units"]').text == f"{units:,.6f}".rstrip("0").rstrip(".")
     assert browser.find_elements(By.TAG_NAME, "img") == []  # the name stayed text
+    intents = status["last"]["plan"]["intents"]
+    shown = [(r.find_element(By.CSS_SELECTOR, '[data-col="side"]').text,
+              float(r.find_element(By.CSS_SELECTOR, '[data-col="size"]').text.replace(",", "")))
+             for r in browser.find_elements(By.CSS_SELECTOR, "#live-orders tbody tr")]
+    assert shown == [(i["side"], pytest.approx(i["size"], abs=1e-6)) for i in intents]
+    assert f"{HOSTILE}/aave_v3/aToken/weth" in browser.find_element(By.ID, "live-unmodelled").text
     attribution = status["last"]["reconciliation"]["attribution"]
     shown = browser.find_element(By.CSS_SELECTOR, '[data-source="borrow_cost"]').text
     assert float(shown.replace(",", "")) == pytest.approx(attribution["borrow_cost"], abs=1e-6)

@@ -1,16 +1,20 @@
 """Live sessions over HTTP (read-only: sessions run with `basiskit live run`): GET /live, GET /live/{session}
-(the last reading: book, NAV, the hour explained and attributed, recent alerts), GET /live/{session}/alerts."""
+(the last reading: book, NAV, the hour explained and attributed, its plan, recent alerts), GET /live/{session}/orders
+(the plan's order intents; nothing is sent), GET /live/{session}/alerts."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ..live.store import LiveStore
+from ..paper.status import iso_time
 from ..results.db import json_safe
 from .models import SESSION_NOT_FOUND, found_or_404
+from .paper import OrderIntent
 
 
 class LiveSessionInfo(BaseModel):
@@ -28,7 +32,8 @@ class LiveStatus(BaseModel):
     status: str
     error: str | None = None
     last: dict[str, Any] | None = Field(None, description="tick, timestamp, block, nav_usd, nav, book, "
-                                        "reconciliation (lines, attribution, residual)")
+                                        "reconciliation (lines, attribution, residual), plan (intents, positions "
+                                        "planned from, unmodelled holdings, market sources)")
     alerts: list[dict[str, Any]]
     outbox: dict[str, Any] | None = Field(None, description="the alert webhook's outbox: pending, delivered, "
                                           "retrying, last_error (none without a webhook)")
@@ -55,6 +60,12 @@ def live_router(store: LiveStore) -> APIRouter:
         got = guarded(lambda: store.status(session))
         got.pop("accounts", None)  # a path on the operator's machine
         return json_safe(got)
+
+    @router.get("/live/{session}/orders", response_model=list[OrderIntent], responses=not_found)
+    def orders(session: str, since: datetime | None = Query(None, description="Only intents at or after (UTC)")):
+        when = None if since is None else (since if since.tzinfo else since.replace(tzinfo=UTC))
+        rows = guarded(lambda: store.orders(session, since=when))
+        return json_safe([{**r, "timestamp": iso_time(r["timestamp"])} for r in rows])
 
     @router.get("/live/{session}/alerts", response_model=list[LiveAlert], responses=not_found)
     def alerts(session: str) -> list[dict]:

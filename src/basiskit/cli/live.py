@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,19 @@ from ..live.accounts import accounts_path, load_accounts
 from ..paper.stopping import STOP
 from ..results.db import json_safe
 from ..runconfig import load_run_config
-from .output import ConfigOption, DataOption, DbOption, JsonOption, SetOption, err, fail, out, run_or_fail
+from .output import (
+    ConfigOption,
+    DataOption,
+    DbOption,
+    JsonOption,
+    SetOption,
+    epoch_option,
+    err,
+    fail,
+    orders_table,
+    out,
+    run_or_fail,
+)
 
 live_app = typer.Typer(no_args_is_help=True, help="The fund's real accounts, read from the venues and the chain.")
 
@@ -94,6 +107,8 @@ def run(
     tolerance_usd: Annotated[float, typer.Option(help="Alert on an unexplained move worth more (USD).")] = 1.0,
     alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL (kept until "
                                                        "delivered).")] = None,
+    plan: Annotated[bool, typer.Option(help="Run the mode's strategy on each reading: its decisions as order "
+                                       "intents (`live orders`); nothing is sent.")] = True,
     set_: SetOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
@@ -101,18 +116,22 @@ def run(
     db: DbOption = None,
 ) -> None:
     """Read the fund's accounts every hour, explain each holding's change (interest, funding, fees, flows, the
-    rest unexplained), attribute the hour's PnL, alert, and commit; nothing is sent."""
+    rest unexplained), attribute the hour's PnL, plan the strategy's orders on the book read, alert, and commit;
+    nothing is sent."""
+    from ..live.plan import Planner
     from ..live.session import LiveLimits, LiveSession
     from ..live.store import LiveStore
 
     signal.signal(signal.SIGTERM, STOP.handler)
     try:
         found = load_accounts(accounts_path(accounts_file))
-        cfg = load_run_config(mode, config or [], set_ or [], {}, Dataset(resolve_data_dir(data)[0]))
+        dataset = Dataset(resolve_data_dir(data)[0])  # the reference: venue and risk parameters, series formats
+        cfg = load_run_config(mode, config or [], set_ or [], {}, dataset)
         chain, exchanges = connect(found, rpc_url)
+        planner = Planner(cfg, dataset, chain) if plan else None
         name = session or f"live-{mode}"
         live = LiveSession(LiveStore(db), name, cfg, found, chain, exchanges,
-                           LiveLimits.for_config(cfg, tolerance_usd), webhook=alert_webhook)
+                           LiveLimits.for_config(cfg, tolerance_usd), webhook=alert_webhook, planner=planner)
         if not as_json:
             err.print(f"live session [bold]{name}[/]: `basiskit live status {name}` shows its last reading")
 
@@ -123,7 +142,8 @@ def run(
             else:
                 rec = tick["reconciliation"]
                 left = f", unexplained {rec['attribution']['unexplained']:+,.2f} USD" if rec else ""
-                out.print(f"tick {tick['tick']} block {tick['block']}: NAV {tick['nav_usd']:,.2f} USD{left}")
+                planned = f", {tick['orders']} order intent(s)" if planner else ""
+                out.print(f"tick {tick['tick']} block {tick['block']}: NAV {tick['nav_usd']:,.2f} USD{left}{planned}")
 
         live.run(ticks, every, show)
     except BasiskitError as exc:
@@ -167,6 +187,28 @@ def status(
         out.print("hour attributed (USD): " + ", ".join(f"{k} {v:+,.2f}" for k, v in attr.items() if v))
     for a in got["alerts"][:10]:
         out.print(f"[yellow]ALERT[/] {a['timestamp']} {a['kind']}: {a['message']}")
+
+
+@live_app.command("orders")
+def orders(
+    name: Annotated[str, typer.Argument(help="The live session.")],
+    since: Annotated[str | None, typer.Option(help="Only intents at or after this time (ISO 8601 UTC).")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """The order intents the strategy made of each reading (venue, instrument, side, size, price, reason): what an
+    operator would place; nothing was sent."""
+    from ..live.store import LiveStore
+
+    def load():
+        when = datetime.fromtimestamp(epoch_option(since, "--since"), UTC) if since else None
+        return LiveStore(db).orders(name, since=when)
+
+    rows = run_or_fail(load)
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
+        return
+    out.print(orders_table(rows, f"order intents of live session {name}" + (f" since {since}" if since else "")))
 
 
 @live_app.command("list")

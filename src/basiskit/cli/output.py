@@ -49,6 +49,21 @@ def epoch_option(text: str, option: str) -> int:
         raise ConfigError([(option, text, problem)]) from exc
 
 
+def orders_table(rows: list[dict], title: str):
+    """Order intents (paper or live) as a table: time, venue, instrument, side, size, price seen, reason."""
+    from rich.table import Table
+
+    from ..data.timeutil import iso
+
+    t = Table(title=title)
+    for col in ("time", "venue", "instrument", "side", "size", "price", "reason"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(iso(int(r["timestamp"].timestamp())), r["venue"], r["instrument"], r["side"], f"{r['size']:,.6f}",
+                  "" if r["price"] is None else f"{r['price']:,.2f}", r["reason"])
+    return t
+
+
 def run_or_fail(fn: Callable[[], T]) -> T:
     try:
         return fn()

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from ..config.loading import run_overrides
 from ..data.dataset import Dataset, resolve_data_dir
-from ..data.timeutil import iso
 from ..errors import BasiskitError
 from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
 from ..paper.status import session_status
@@ -36,6 +35,7 @@ from .output import (
     epoch_option,
     err,
     fail,
+    orders_table,
     out,
     progress,
     run_or_fail,
@@ -216,20 +216,7 @@ def orders(
     if as_json:
         sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
         return
-    t = Table(title=f"order intents of {name}" + (f" since {since}" if since else ""))
-    for col in ("time", "venue", "instrument", "side", "size", "price", "reason"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(
-            iso(int(r["timestamp"].timestamp())),
-            r["venue"],
-            r["instrument"],
-            r["side"],
-            f"{r['size']:,.6f}",
-            "" if r["price"] is None else f"{r['price']:,.2f}",
-            r["reason"],
-        )
-    out.print(t)
+    out.print(orders_table(rows, f"order intents of {name}" + (f" since {since}" if since else "")))
 
 
 @paper_app.command("list")

@@ -136,13 +136,10 @@ class Backtest:
             self.flow_labels[k] = f"{self.flow_labels[k]} and {label}" if k in self.flow_labels else label
         return flows
 
-    def run(self, progress: Callable[[int], None] | None = None, clock=None,
-            events: EventLog | None = None) -> RunResult:
-        """Run the loop once. `clock` drives it (the backtest grid by default; paper trading passes a clock
-        that waits for each hour's data); `events` is the log to write to (a fresh one by default)."""
+    def prepare(self, events: EventLog) -> Book:
+        """An empty book over the window, the executor (`self.executor`) and the strategy attached to both."""
         n = self.market.n_points
         book = Book(self.specs, n, N_SLOTS)
-        events = EventLog() if events is None else events
         for w in self.market.warnings:
             warning_event(events, w, self.market.start, n)
         executor = Executor(book, self.gas, events, wallet=0, slippage=self.slippage)
@@ -150,6 +147,15 @@ class Backtest:
         executor.usdt_usd = self.market.derived(self.pricer.usd_per_usdt)
         self.executor = executor
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
+        return book
+
+    def run(self, progress: Callable[[int], None] | None = None, clock=None,
+            events: EventLog | None = None) -> RunResult:
+        """Run the loop once. `clock` drives it (the backtest grid by default; paper trading passes a clock
+        that waits for each hour's data); `events` is the log to write to (a fresh one by default)."""
+        events = EventLog() if events is None else events
+        book = self.prepare(events)
+        executor = self.executor
         t0 = time.perf_counter()
         clock = BacktestClock(self.market.grid) if clock is None else clock
         clock.start(book, events)

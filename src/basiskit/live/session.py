@@ -1,5 +1,6 @@
 """A live session: each hour, the fund's accounts read from the venues and the chain, explained against what the
-previous reading should have become, attributed by source, checked against the mode's risk limits, committed.
+previous reading should have become, attributed by source, checked against the mode's risk limits, planned (the
+mode's strategy run on the book read: its decisions as order intents), committed.
 
 Nothing is sent (live step 1): a reading that fails is an alert and a retry, and a tick without a complete book
 is not committed, so nothing downstream ever acts on a book that could not be read.
@@ -42,8 +43,11 @@ class LiveLimits:
 
 class LiveSession:
     def __init__(self, store: LiveStore, name: str, cfg: RunConfig, accounts, chain, exchanges: dict,
-                 limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0, webhook: str | None = None):
+                 limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0, webhook: str | None = None,
+                 planner=None):
         self.store, self.name, self.cfg, self.accounts = store, name, cfg, accounts
+        self.planner = planner  # the strategy's decisions on the book read, as order intents (live/plan.py)
+        self.unmodelled: set[str] = set()
         self.chain, self.exchanges, self.limits = chain, exchanges, limits
         self.sink = AlertSink(name, quiet=quiet)
         self.retry_wait = retry_wait
@@ -89,15 +93,35 @@ class LiveSession:
         if rec is not None and abs(rec.residual) > 1e-9 * max(abs(rec.nav_after), 1.0):
             raise RunError(f"live session {self.name!r}: attribution misses NAV by {rec.residual!r} USD (a bug)")
         alerts = self._checks(now, rec)
+        plan, plan_alerts = self._plan(now)
+        alerts += plan_alerts
         nav_usd = now.nav_usd()
         nav = nav_usd / now.eth_usd if self.cfg.share_class == "ETH" and now.eth_usd else nav_usd
+        orders = [i.row() for i in plan.intents] if plan else []
         self.store.commit_tick(self.name, self.k, now.t, now.block, nav_usd, nav, now.to_json(),
-                               rec.to_json() if rec else None, alerts)
+                               rec.to_json() if rec else None, alerts, plan.to_json() if plan else None, orders)
         self._emitted(alerts)
         out = {"tick": self.k, "t": now.t, "block": now.block, "nav_usd": nav_usd, "nav": nav,
-               "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts]}
+               "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts],
+               "orders": len(orders)}
         self.previous, self.k = now, self.k + 1
         return out
+
+    def _plan(self, now: Observation):
+        """The strategy's decisions on the book read (None without a planner, or when the hour's market could not
+        be read: an alert, and no intent for this hour)."""
+        if self.planner is None:
+            return None, []
+        try:
+            plan = self.planner.plan(self.k, now)
+        except Exception as exc:  # noqa: BLE001 (a market read or the plan failed: alert, no intents this hour)
+            text = self.chain.scrub(str(exc)) if self.chain is not None else str(exc)
+            return None, [Alert(self.k, now.t, "plan_failed", f"no order intents this hour: {text[:400]}", {})]
+        alerts = [Alert(self.k, now.t, "unmodelled", f"{key}: {usd:,.2f} USD held that {self.cfg.mode} has no "
+                        "position for; the plan leaves it out", {"key": key, "usd": usd})
+                  for key, usd in plan.unmodelled.items() if key not in self.unmodelled]
+        self.unmodelled = set(plan.unmodelled)
+        return plan, alerts
 
     def _checks(self, now: Observation, rec) -> list[Alert]:
         alerts = []

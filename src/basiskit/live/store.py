@@ -1,7 +1,8 @@
 """Live sessions in the results database, one transaction per tick:
 
   live_sessions(name, mode, accounts, config, status, created_at, updated_at, error, webhook)
-  live_ticks(session, tick, timestamp, block, nav_usd, nav, book, reconciliation)
+  live_ticks(session, tick, timestamp, block, nav_usd, nav, book, reconciliation, plan)
+  live_orders(session, seq, tick, timestamp, venue, instrument, side, size, price, reason)  -- the plan's intents
   live_alerts(session, seq, tick, timestamp, kind, message, details)   -- also the webhook's outbox
   live_deliveries(session, seq, delivered_at, attempts, last_error)   -- what reached the webhook
 
@@ -26,6 +27,10 @@ CREATE TABLE IF NOT EXISTS live_sessions (
 CREATE TABLE IF NOT EXISTS live_ticks (
   session VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, block BIGINT, nav_usd DOUBLE, nav DOUBLE, book JSON,
   reconciliation JSON, PRIMARY KEY (session, tick));
+ALTER TABLE live_ticks ADD COLUMN IF NOT EXISTS plan JSON;
+CREATE TABLE IF NOT EXISTS live_orders (
+  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, venue VARCHAR, instrument VARCHAR,
+  side VARCHAR, size DOUBLE, price DOUBLE, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS live_alerts (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR, details JSON);
 CREATE TABLE IF NOT EXISTS live_deliveries (
@@ -80,13 +85,19 @@ class LiveStore(RunStore, AlertOutbox):
         return (row[0], json.loads(row[1])) if row else None
 
     def commit_tick(self, name: str, k: int, t: int, block: int | None, nav_usd: float, nav: float, book: dict,
-                    reconciliation: dict | None, alerts: list[Alert]) -> None:
+                    reconciliation: dict | None, alerts: list[Alert], plan: dict | None = None,
+                    orders: list[tuple] = ()) -> None:
         with STOP.guard(), self._conn() as con:
             con.execute("BEGIN")
             try:
-                con.execute("INSERT INTO live_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                con.execute("INSERT INTO live_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [name, k, ts_of(t), block, nav_usd, nav, json.dumps(json_safe(book)),
-                             json.dumps(json_safe(reconciliation)) if reconciliation else None])
+                             json.dumps(json_safe(reconciliation)) if reconciliation else None,
+                             json.dumps(json_safe(plan)) if plan else None])
+                if orders:
+                    seq = con.execute("SELECT count(*) FROM live_orders WHERE session = ?", [name]).fetchone()[0]
+                    con.executemany("INSERT INTO live_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    [[name, seq + i, k, ts_of(t), *o] for i, o in enumerate(orders)])
                 self._alerts(con, name, alerts)
                 con.execute("UPDATE live_sessions SET updated_at = ? WHERE name = ?", [now(), name])
                 con.execute("COMMIT")
@@ -120,14 +131,15 @@ class LiveStore(RunStore, AlertOutbox):
             if row is None:
                 known = [r[0] for r in con.execute("SELECT name FROM live_sessions ORDER BY name").fetchall()]
                 raise StoreError(f"no live session {name!r} in {self.path}; sessions: {', '.join(known) or 'none'}.")
-            tick = con.execute("SELECT tick, timestamp, block, nav_usd, nav, book, reconciliation FROM live_ticks "
-                               "WHERE session = ? ORDER BY tick DESC LIMIT 1", [name]).fetchone()
+            tick = con.execute("SELECT tick, timestamp, block, nav_usd, nav, book, reconciliation, plan "
+                               "FROM live_ticks WHERE session = ? ORDER BY tick DESC LIMIT 1", [name]).fetchone()
             alerts = con.execute("SELECT tick, timestamp, kind, message, details FROM live_alerts WHERE session = ? "
                                  "ORDER BY seq DESC LIMIT 20", [name]).fetchall()
         out = dict(zip(("name", "mode", "status", "accounts", "error"), row, strict=True))
         out["last"] = None if tick is None else {
             "tick": tick[0], "timestamp": tick[1].isoformat(), "block": tick[2], "nav_usd": tick[3], "nav": tick[4],
-            "book": json.loads(tick[5]), "reconciliation": json.loads(tick[6]) if tick[6] else None}
+            "book": json.loads(tick[5]), "reconciliation": json.loads(tick[6]) if tick[6] else None,
+            "plan": json.loads(tick[7]) if tick[7] else None}
         out["alerts"] = [{"tick": a[0], "timestamp": a[1].isoformat(), "kind": a[2], "message": a[3],
                           "details": json.loads(a[4])} for a in alerts]
         out["outbox"] = self.outbox(name) if self.webhook(name) else None  # the URL itself is not shown
@@ -152,6 +164,16 @@ class LiveStore(RunStore, AlertOutbox):
                                            if isinstance(r.get("health_factor"), int | float)},
                         "alerts": n_alerts})
         return out
+
+    def orders(self, name: str, since=None) -> list[dict]:
+        """The plan's order intents of a session, oldest first (from `since` on, a datetime)."""
+        self.status(name)
+        sql = ("SELECT seq, tick, timestamp, venue, instrument, side, size, price, reason FROM live_orders "
+               "WHERE session = ?" + (" AND timestamp >= ?" if since is not None else "") + " ORDER BY seq")
+        with self._conn() as con:
+            cur = con.execute(sql, [name] + ([since] if since is not None else []))
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def alerts(self, name: str) -> list[dict]:
         with self._conn() as con:

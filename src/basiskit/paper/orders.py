@@ -29,10 +29,11 @@ class OrderIntent:
         return (self.venue, self.instrument, self.side, self.size, self.price, self.reason)
 
 
-def order_intents(events: list[Event], k: int) -> list[OrderIntent]:
+def order_intents(events: list[Event], k: int, reason: str | None = None) -> list[OrderIntent]:
     """The orders behind tick k's execution and transfer events (in order); the reason is the last
-    rebalance, risk or liquidation event of the tick before the order, else the strategy's tick."""
-    reason = "entry" if k == 0 else "strategy"
+    rebalance, risk or liquidation event of the tick before the order, else `reason` (the entry at tick 0,
+    else the strategy's tick)."""
+    reason = reason or ("entry" if k == 0 else "strategy")
     out = []
     for e in events:
         if e.k != k:

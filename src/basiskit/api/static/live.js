@@ -1,6 +1,6 @@
 // basiskit dashboard, Live page: a live session's last reading (started with `basiskit live run`): every
 // holding as the venues state it, what it should have been after the previous hour, the unexplained rest,
-// the hour's PnL by source and the alerts. Every number comes from the API; names are shown as text.
+// the hour's PnL by source, the strategy's order intents on that book (nothing is sent) and the alerts. Every number comes from the API; names are shown as text.
 async function loadLiveSessions() {
   const sessions = await api("/live");
   const select = $("live-session");
@@ -27,6 +27,14 @@ async function showLive(name) {
   const attribution = last && last.reconciliation ? last.reconciliation.attribution : {};
   fill($("live-attribution"), Object.entries(attribution).map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", { "data-source": k }, fmtNum(v)))));
+  const plan = last && last.plan;
+  fill($("live-orders").querySelector("tbody"), (plan ? plan.intents : []).map((o) =>
+    el("tr", {}, el("td", {}, o.venue), el("td", {}, o.instrument), el("td", { "data-col": "side" }, o.side),
+      el("td", { "data-col": "size" }, fmtNum(o.size)), el("td", {}, o.reason))));
+  const left = Object.entries(plan ? plan.unmodelled : {});
+  $("live-unmodelled").textContent = !last ? "" : !plan ? "no plan for this reading (see the alerts)"
+    : left.length ? "left out of the plan (no position of the mode): "
+      + left.map(([k, usd]) => `${k} ${fmtNum(usd)} USD`).join(", ") : "";
   fill($("live-alerts"), st.alerts.map((a) =>
     el("li", { "data-kind": a.kind }, `${a.timestamp} `, el("b", {}, a.kind), `: ${a.message}`)));
 }
