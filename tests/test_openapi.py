@@ -31,7 +31,8 @@ def test_every_operation_is_documented(live_schema):
         "GET /scenarios", "POST /stress", "GET /stress", "GET /stress/{stress_id}", "GET /stress/{stress_id}/result",
         "GET /stress/{stress_id}/report", "DELETE /stress/{stress_id}",
         "GET /paper", "GET /paper/{session}", "GET /paper/{session}/ticks", "GET /paper/{session}/orders",
-        "GET /paper/{session}/alerts", "GET /live", "GET /live/{session}", "GET /live/{session}/alerts",
+        "GET /paper/{session}/alerts", "GET /live", "GET /live/{session}", "GET /live/{session}/orders",
+        "GET /live/{session}/alerts",
         "GET /metrics",
     }
 
