@@ -12,7 +12,9 @@ from requests.models import Response
 
 
 class RecordedTransport(BaseAdapter):
-    """Answers a request by (host, path) with a function of its query; records every URL it saw."""
+    """Answers a request by (host, path) with a function of its parameters (the query and a form or JSON body, with
+    the HTTP method as `_method`); records every URL it saw. A handler may answer `(status, payload)` for an HTTP
+    error, or raise (requests' Timeout or ConnectionError: the answer lost on the way back)."""
 
     def __init__(self, routes: dict):
         super().__init__()
@@ -23,6 +25,13 @@ class RecordedTransport(BaseAdapter):
         self.seen.append(request.url)
         url = urlparse(request.url)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if request.body:
+            body = request.body.decode() if isinstance(request.body, bytes) else request.body
+            try:
+                query.update(json.loads(body))
+            except ValueError:
+                query.update({k: v[0] for k, v in parse_qs(body).items()})
+        query["_method"] = request.method
         handler = self.routes.get((url.netloc, url.path))
         response = Response()
         response.url, response.request = request.url, request
@@ -31,7 +40,9 @@ class RecordedTransport(BaseAdapter):
         if handler is None:
             response.status_code, response._content = 404, b'{"msg": "not recorded"}'
         else:
-            response.status_code, response._content = 200, json.dumps(handler(query)).encode()
+            answer = handler(query)
+            status, answer = answer if isinstance(answer, tuple) else (200, answer)
+            response.status_code, response._content = status, json.dumps(answer).encode()
         return response
 
     def close(self):

@@ -1,20 +1,20 @@
-"""Live sessions over HTTP (read-only: sessions run with `basiskit live run`): GET /live, GET /live/{session}
-(the last reading: book, NAV, the hour explained and attributed, its plan, recent alerts), GET /live/{session}/orders
-(the plan's order intents; nothing is sent), GET /live/{session}/alerts."""
+"""Live sessions over HTTP (sessions run with `basiskit live run`): GET /live, GET /live/{session} (the last
+reading: book, NAV, the hour explained and attributed, its plan, recent alerts), GET /live/{session}/orders (the
+plan's orders and how far each went), GET /live/{session}/alerts; and an operator's controls (POST, the `operate`
+role): /live/{session}/approve and /reject (orders awaiting approval), /kill and /resume."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from ..live.store import LiveStore
 from ..paper.status import iso_time
-from ..results.db import json_safe
+from ..results.db import StoreError, json_safe
 from .models import SESSION_NOT_FOUND, found_or_404
-from .paper import OrderIntent
 
 
 class LiveSessionInfo(BaseModel):
@@ -39,6 +39,34 @@ class LiveStatus(BaseModel):
                                           "retrying, last_error (none without a webhook)")
 
 
+class LiveOrder(BaseModel):
+    seq: int
+    tick: int
+    timestamp: str
+    venue: str
+    instrument: str
+    side: str
+    size: float
+    price: float | None = None
+    reason: str
+    client_id: str | None = Field(None, description="the id the venue knows the order by")
+    status: str | None = Field(None, description="intent, manual, awaiting, approved, rejected, expired, blocked, "
+                               "halted, sending, open, filled, partial, unfilled, refused, lost, cancelled")
+    notional_usd: float | None = None
+    filled: float | None = None
+    average: float | None = None
+    fee: float | None = None
+
+
+class Decision(BaseModel):
+    ids: list[str] | None = Field(None, max_length=1000, description="client ids; none: every awaiting order")
+
+
+class Decided(BaseModel):
+    decided: list[str]
+    status: str
+
+
 class LiveAlert(BaseModel):
     tick: int
     kind: str
@@ -61,11 +89,43 @@ def live_router(store: LiveStore) -> APIRouter:
         got.pop("accounts", None)  # a path on the operator's machine
         return json_safe(got)
 
-    @router.get("/live/{session}/orders", response_model=list[OrderIntent], responses=not_found)
+    @router.get("/live/{session}/orders", response_model=list[LiveOrder], responses=not_found)
     def orders(session: str, since: datetime | None = Query(None, description="Only intents at or after (UTC)")):
         when = None if since is None else (since if since.tzinfo else since.replace(tzinfo=UTC))
         rows = guarded(lambda: store.orders(session, since=when))
         return json_safe([{**r, "timestamp": iso_time(r["timestamp"])} for r in rows])
+
+    conflict = {**not_found, 409: {"description": "an id is not awaiting approval"}}
+
+    def decide(session: str, body: Decision, approve: bool) -> Decided:
+        guarded(lambda: store.status(session))
+        try:
+            done = store.decide(session, body.ids, approve, "api")
+        except StoreError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return Decided(decided=done, status="approved" if approve else "rejected")
+
+    @router.post("/live/{session}/approve", response_model=Decided, responses=conflict)
+    def approve(session: str, body: Decision) -> Decided:
+        return decide(session, body, True)
+
+    @router.post("/live/{session}/reject", response_model=Decided, responses=conflict)
+    def reject(session: str, body: Decision) -> Decided:
+        return decide(session, body, False)
+
+    @router.post("/live/{session}/kill", response_model=LiveSessionInfo, responses=not_found)
+    def kill(session: str) -> dict:
+        guarded(lambda: store.kill(session, "POST /live/{session}/kill"))
+        return sessions_by_name()[session]
+
+    @router.post("/live/{session}/resume", response_model=LiveSessionInfo, responses=not_found)
+    def resume(session: str) -> dict:
+        guarded(lambda: store.resume(session))
+        return sessions_by_name()[session]
+
+    def sessions_by_name() -> dict:
+        return {s["name"]: json_safe({k: v for k, v in s.items() if k not in ("created_at", "updated_at")})
+                for s in store.sessions()}
 
     @router.get("/live/{session}/alerts", response_model=list[LiveAlert], responses=not_found)
     def alerts(session: str) -> list[dict]:

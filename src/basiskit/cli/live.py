@@ -108,7 +108,11 @@ def run(
     alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL (kept until "
                                                        "delivered).")] = None,
     plan: Annotated[bool, typer.Option(help="Run the mode's strategy on each reading: its decisions as order "
-                                       "intents (`live orders`); nothing is sent.")] = True,
+                                       "intents (`live orders`).")] = True,
+    execute: Annotated[str, typer.Option(help="off: intents only; confirm: each batch waits for `live approve`; "
+                                         "auto: sent within the config's live.* limits.")] = "off",
+    kill_file: Annotated[Path | None, typer.Option(help="A file whose existence halts the session (a kill switch "
+                                                   "an operator can touch).")] = None,
     set_: SetOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
@@ -118,6 +122,7 @@ def run(
     """Read the fund's accounts every hour, explain each holding's change (interest, funding, fees, flows, the
     rest unexplained), attribute the hour's PnL, plan the strategy's orders on the book read, alert, and commit;
     nothing is sent."""
+    from ..live.execution import Dispatcher, PerpExecutor, check_execute
     from ..live.plan import Planner
     from ..live.session import LiveLimits, LiveSession
     from ..live.store import LiveStore
@@ -127,11 +132,20 @@ def run(
         found = load_accounts(accounts_path(accounts_file))
         dataset = Dataset(resolve_data_dir(data)[0])  # the reference: venue and risk parameters, series formats
         cfg = load_run_config(mode, config or [], set_ or [], {}, dataset)
+        check_execute(execute, cfg.live)
+        if execute != "off" and not plan:
+            raise ConfigError([("--no-plan", True, f"--execute {execute} sends the plan's orders: drop --no-plan")])
         chain, exchanges = connect(found, rpc_url)
         planner = Planner(cfg, dataset, chain) if plan else None
         name = session or f"live-{mode}"
-        live = LiveSession(LiveStore(db), name, cfg, found, chain, exchanges,
-                           LiveLimits.for_config(cfg, tolerance_usd), webhook=alert_webhook, planner=planner)
+        store = LiveStore(db)
+        dispatcher = None
+        if execute != "off":
+            slippage = cfg.live.max_slippage_bps
+            executors = {venue: PerpExecutor(account, slippage) for venue, account in exchanges.items()}
+            dispatcher = Dispatcher(store, name, execute, cfg.live, executors, kill_file)
+        live = LiveSession(store, name, cfg, found, chain, exchanges, LiveLimits.for_config(cfg, tolerance_usd),
+                           webhook=alert_webhook, planner=planner, dispatcher=dispatcher)
         if not as_json:
             err.print(f"live session [bold]{name}[/]: `basiskit live status {name}` shows its last reading")
 
@@ -209,6 +223,50 @@ def orders(
         sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
         return
     out.print(orders_table(rows, f"order intents of live session {name}" + (f" since {since}" if since else "")))
+
+
+IdsArgument = Annotated[list[str] | None, typer.Argument(help="Client ids (default: every order awaiting approval).")]
+
+
+def _decide(name: str, ids: list[str] | None, approve: bool, db: Path | None) -> None:
+    from ..live.store import LiveStore
+
+    done = run_or_fail(lambda: LiveStore(db).decide(name, ids or None, approve, "cli"))
+    out.print(f"{len(done)} order(s) {'approved' if approve else 'rejected'}"
+              + (": the running session sends them within seconds" if approve and done else ""))
+
+
+@live_app.command("approve")
+def approve(name: Annotated[str, typer.Argument(help="The live session.")], ids: IdsArgument = None,
+            db: DbOption = None) -> None:
+    """Approve orders awaiting approval (`--execute confirm`): all of them, or the client ids given."""
+    _decide(name, ids, True, db)
+
+
+@live_app.command("reject")
+def reject(name: Annotated[str, typer.Argument(help="The live session.")], ids: IdsArgument = None,
+           db: DbOption = None) -> None:
+    """Reject orders awaiting approval: they are never sent (the next plan decides again)."""
+    _decide(name, ids, False, db)
+
+
+@live_app.command("kill")
+def kill(name: Annotated[str, typer.Argument(help="The live session.")], db: DbOption = None) -> None:
+    """Halt the session: it cancels its open orders and sends nothing more until `live resume`."""
+    from ..live.store import LiveStore
+
+    run_or_fail(lambda: LiveStore(db).kill(name, "basiskit live kill"))
+    out.print(f"live session {name} halted: its open orders are cancelled at its next check (seconds); "
+              f"`basiskit live resume {name}` lets it send again")
+
+
+@live_app.command("resume")
+def resume(name: Annotated[str, typer.Argument(help="The live session.")], db: DbOption = None) -> None:
+    """Lift a kill: the session sends again (orders halted by the kill stay unsent)."""
+    from ..live.store import LiveStore
+
+    run_or_fail(lambda: LiveStore(db).resume(name))
+    out.print(f"live session {name} may send again")
 
 
 @live_app.command("list")

@@ -284,6 +284,24 @@ class LendingConfig(Strict):
     reserve: Literal["USDT", "WETH"]
 
 
+
+class LiveConfig(Strict):
+    """A live session's sending limits (`live run --execute confirm|auto`); `auto` requires every limit."""
+
+    max_order_usd: float | None = Field(None, gt=0, le=1e12, description="largest notional of one order, USD")
+    max_day_usd: float | None = Field(None, gt=0, le=1e13, description="notional sent per UTC day, USD")
+    max_slippage_bps: float | None = Field(None, gt=0, le=1000, description="an order's limit from the mark")
+    max_gas_gwei: float | None = Field(None, gt=0, le=10_000, description="the highest max fee per gas sent")
+    venues: list[Literal["binance", "bybit", "okx", "aave_v3", "ethereum"]] | None = Field(
+        None, max_length=5, description="venues orders may go to")
+    approval_minutes: float = Field(30.0, gt=0, le=1440, description="how long a batch waits for approval")
+
+    def missing(self) -> list[str]:
+        """The limits `auto` needs that are unset."""
+        return [k for k in ("max_order_usd", "max_day_usd", "max_slippage_bps", "max_gas_gwei", "venues")
+                if getattr(self, k) is None]
+
+
 class RunConfig(Strict):
     mode: str = Field(max_length=100)
     description: str = Field("", max_length=2000)
@@ -311,6 +329,7 @@ class RunConfig(Strict):
     execution: ExecutionConfig = ExecutionConfig()
     prices: PricesConfig = PricesConfig()
     data: DataConfig = DataConfig()
+    live: LiveConfig = LiveConfig()
     stress: list[Shock] = Field(default_factory=list, max_length=20,
                                 description="stress scenario overlays (basiskit stress); empty: the history as it was")
 

@@ -37,6 +37,11 @@ MARKET_ID = {  # how each venue names the instrument (exchange API docs)
 # A linear perp contract's size in the base asset (OKX instruments: ctVal; Binance and Bybit quote positions in
 # the base asset).
 CONTRACT_SIZE = {("okx", "BTC"): 0.01, ("okx", "ETH"): 0.1}
+# A perp order's quantity step (OKX: contracts) and price tick (Binance exchangeInfo LOT_SIZE / PRICE_FILTER, Bybit
+# instruments-info qtyStep / tickSize, OKX instruments lotSz / tickSz); ccxt rounds orders to them.
+PERP_PRECISION = {("binance", "ETH"): (0.001, 0.01), ("binance", "BTC"): (0.001, 0.1),
+                  ("bybit", "ETH"): (0.01, 0.01), ("bybit", "BTC"): (0.001, 0.1),
+                  ("okx", "ETH"): (0.01, 0.01), ("okx", "BTC"): (0.01, 0.1)}
 HOUR_MS = 3_600_000
 PAGE = 200  # rows per request (every venue allows at least 200 klines or funding rows per call)
 
@@ -93,7 +98,8 @@ def _market(venue: str, kind: str, asset: str) -> dict:
         "optionType": None,
         "taker": None,
         "maker": None,
-        "precision": {"amount": None, "price": None},
+        "precision": dict(zip(("amount", "price"), PERP_PRECISION.get((venue, asset), (None, None)), strict=True))
+        if swap else {"amount": None, "price": None},
         "limits": {
             "amount": {"min": None, "max": None},
             "price": {"min": None, "max": None},
@@ -101,7 +107,9 @@ def _market(venue: str, kind: str, asset: str) -> dict:
             "leverage": {"min": None, "max": None},
         },
         "created": None,
-        "info": {"instId": market_id} if venue == "okx" else {},
+        # what the venues' instrument lists state and ccxt checks: OKX's instId, Binance's orderTypes (exchangeInfo)
+        "info": {"instId": market_id} if venue == "okx" else {"orderTypes": ["LIMIT", "MARKET"]}
+        if venue == "binance" else {},
     }
 
 
@@ -199,6 +207,31 @@ class VenueReadError(BasiskitError):
     """A venue answered an account read with an error (or not at all); the message never holds a credential."""
 
 
+class OrderRefused(BasiskitError):
+    """The venue refused an order or a call about one (min notional, margin, reduce-only, unknown order, ...)."""
+
+    def __init__(self, message: str, kind: str = ""):
+        super().__init__(message)
+        self.kind = kind  # ccxt's error class: InvalidOrder, InsufficientFunds, OrderNotFound, ...
+
+
+class OrderUnknown(BasiskitError):
+    """No answer came (a timeout, a dropped connection): the order may be at the venue; look it up by client id."""
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    """An order as the venue states it (sizes in base units): status open, closed, canceled, expired or rejected."""
+
+    id: str
+    client_id: str
+    status: str
+    amount: float
+    filled: float
+    average: float | None
+    fee: float | None  # USDT
+
+
 @dataclass(frozen=True)
 class PerpPosition:
     """A perp position as the venue reports it: signed size in the base asset (short < 0)."""
@@ -270,6 +303,74 @@ class ExchangeAccount:
             cursor = max(e["timestamp"] for e in fresh) + 1
         raise VenueReadError(f"{self.venue}: more than 5000 ledger entries in one hour; read them in smaller windows")
 
+    # --- orders (live step 2): limit IOC at a price the caller bounds, identified by the caller's client id ------
+    def mark(self, asset: str) -> float:
+        """The perp's mark price now (Binance premiumIndex, OKX mark-price, Bybit's ticker)."""
+        ex = self._ex
+        fetch = ex.fetch_mark_price if ex.has.get("fetchMarkPrice") else ex.fetch_ticker
+        quote = self._call(lambda: fetch(f"{asset}/USDT:USDT"), "the mark could not be read")
+        if quote.get("markPrice") is None:
+            raise VenueReadError(f"{self.venue} {asset}: no mark price in the answer")
+        return float(quote["markPrice"])
+
+    def place(self, asset: str, side: str, size: float, limit: float, client_id: str) -> VenueOrder:
+        """A limit IOC order of `size` base units (OKX: in contracts of CONTRACT_SIZE), tagged `client_id` (every
+        venue deduplicates on it). Raises OrderRefused for a venue's reject, OrderUnknown when the answer was lost
+        (a timeout or a dropped connection: the order may or may not be at the venue; look it up)."""
+        amount = size / CONTRACT_SIZE.get((self.venue, asset), 1.0)
+        params = {"clientOrderId": client_id, "timeInForce": "IOC"}
+        order = self._send(lambda: self._ex.create_order(f"{asset}/USDT:USDT", "limit", side, amount, limit, params))
+        return self._order(asset, order, client_id)
+
+    def order(self, asset: str, client_id: str) -> VenueOrder | None:
+        """The order the venue holds under `client_id` (open or done), or None when it has none."""
+        ccxt = require_live_extra("ccxt")
+        symbol = f"{asset}/USDT:USDT"
+        try:
+            if self.venue == "bybit":  # v5 order/realtime also lists the recently closed (Bybit v5 docs)
+                got = self._send(lambda: self._ex.fetch_open_orders(symbol, None, None, {"orderLinkId": client_id}))
+                got = got or self._send(lambda: self._ex.fetch_closed_orders(symbol, None, None,
+                                                                                {"orderLinkId": client_id}))
+                return self._order(asset, got[0], client_id) if got else None
+            params = {"clOrdId": client_id} if self.venue == "okx" else {"clientOrderId": client_id}
+            return self._order(asset, self._send(lambda: self._ex.fetch_order(None, symbol, params)), client_id)
+        except OrderRefused as exc:
+            if isinstance(exc.__cause__, ccxt.OrderNotFound):
+                return None
+            raise
+
+    def open_orders(self, asset: str) -> list[VenueOrder]:
+        symbol = f"{asset}/USDT:USDT"
+        return [self._order(asset, o, o.get("clientOrderId") or "")
+                for o in self._send(lambda: self._ex.fetch_open_orders(symbol))]
+
+    def cancel(self, asset: str, order: VenueOrder) -> None:
+        self._send(lambda: self._ex.cancel_order(order.id, f"{asset}/USDT:USDT"))
+
+    def _order(self, asset: str, o: dict, client_id: str) -> VenueOrder:
+        unit = CONTRACT_SIZE.get((self.venue, asset), 1.0)
+        fee = o.get("fee") or {}
+        return VenueOrder(str(o.get("id")), o.get("clientOrderId") or client_id, str(o.get("status")),
+                          float(o.get("amount") or 0.0) * unit, float(o.get("filled") or 0.0) * unit,
+                          float(o["average"]) if o.get("average") else None,
+                          float(fee["cost"]) if fee.get("cost") is not None else None)
+
+    def _send(self, fn):
+        """An order call: a venue's reject is OrderRefused, a lost answer OrderUnknown (credentials scrubbed)."""
+        ccxt = require_live_extra("ccxt")
+        try:
+            return fn()
+        except ccxt.NetworkError as exc:  # timeouts, dropped connections, a venue unavailable (ccxt's errors)
+            raise OrderUnknown(self._scrub(f"{self.venue}: no answer ({type(exc).__name__}: {exc})")) from None
+        except ccxt.BaseError as exc:
+            raise OrderRefused(self._scrub(f"{self.venue}: {type(exc).__name__}: {exc}"), type(exc).__name__) \
+                from exc
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:400]
+
     def _wallet(self, info) -> dict[str, float]:
         """Each coin's wallet balance: cash, before unrealized PnL (ccxt's `total` is the equity on some venues and
         the wallet on others, so the venue's own field is read: Binance walletBalance, Bybit walletBalance,
@@ -285,14 +386,12 @@ class ExchangeAccount:
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise VenueReadError(f"{self.venue}: the balance response lacks {exc} (wallet balance unknown)") from None
 
-    def _call(self, fn):
+    def _call(self, fn, what: str = "the account could not be read"):
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 (ccxt's errors and transport errors alike become one message)
-            text = f"{type(exc).__name__}: {exc}"
-            for secret in self._secrets:
-                text = text.replace(secret, "***")
-            raise VenueReadError(f"{self.venue}: the account could not be read ({text[:300]})") from None
+            text = self._scrub(f"{type(exc).__name__}: {exc}")[:300]
+            raise VenueReadError(f"{self.venue}: {what} ({text})") from None
 
 
 def _f(value) -> float:

@@ -50,7 +50,7 @@ class Observation:
                    d.get("eth_usd"), d.get("venue_ms"))
 
 
-def _move(moved: dict, key: str, kind: str, units: float) -> None:
+def move(moved: dict, key: str, kind: str, units: float) -> None:
     moved.setdefault(key, dict.fromkeys(KINDS, 0.0))[kind] += units
 
 
@@ -87,7 +87,7 @@ def observe(accounts, chain, exchanges: dict, previous: Observation | None) -> O
                        + sum(p.unrealized_pnl for p in read["positions"].values())}
         if previous is not None and previous.venue_ms is not None:
             for entry in account.ledger(previous.venue_ms, venue_ms):
-                _move(moved, f"{venue}/{venue}/cash/USDT", entry["kind"], entry["amount"])
+                move(moved, f"{venue}/{venue}/cash/USDT", entry["kind"], entry["amount"])
     return Observation(t, block, holdings, moved, risk, eth_usd, venue_ms)
 
 
@@ -109,7 +109,7 @@ def _read_wallet(chain, wallet, block, indexes, tokens, ignore, previous, holdin
         if f["kind"] != "token":  # an Aave balance moved at f's block has grown with the index since
             income, debt_index, _ = chain.indexes(f["block"])[f["reserve"]]
             units *= holdings[key].index / (income if f["kind"] == "aToken" else debt_index)
-        _move(moved, key, "flows", units)
+        move(moved, key, "flows", units)
     gas = chain.gas_spent(wallet.address, previous.block, block)
     if gas:
-        _move(moved, f"{name}/ethereum/native/ETH", "fees", -gas)
+        move(moved, f"{name}/ethereum/native/ETH", "fees", -gas)

@@ -19,7 +19,8 @@ from ..data.timeutil import HOUR
 from ..errors import BasiskitError, ConfigError, RunError
 from ..paper.alerts import Alert, AlertSink
 from ..paper.outbox import WebhookSender, check_webhook_url
-from .book import Observation, observe
+from .book import Observation, move, observe
+from .execution import Order, client_id, notional_usd
 from .reconcile import reconcile
 from .store import LiveStore
 
@@ -44,8 +45,9 @@ class LiveLimits:
 class LiveSession:
     def __init__(self, store: LiveStore, name: str, cfg: RunConfig, accounts, chain, exchanges: dict,
                  limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0, webhook: str | None = None,
-                 planner=None):
+                 planner=None, dispatcher=None):
         self.store, self.name, self.cfg, self.accounts = store, name, cfg, accounts
+        self.dispatcher = dispatcher  # sends the plan's orders (live/execution.py); None: intents only
         self.planner = planner  # the strategy's decisions on the book read, as order intents (live/plan.py)
         self.unmodelled: set[str] = set()
         self.chain, self.exchanges, self.limits = chain, exchanges, limits
@@ -53,7 +55,8 @@ class LiveSession:
         self.retry_wait = retry_wait
         if webhook is not None:
             check_webhook_url(webhook)
-        store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"), webhook)
+        store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"), webhook,
+                           dispatcher.execute if dispatcher is not None else "off")
         url = store.webhook(name)  # this start's, or the one the session was started with
         # alerts are committed first, then posted from the outbox (what an earlier run left undelivered too)
         self.sender = WebhookSender(store, name, url, quiet=quiet) if url else None
@@ -88,7 +91,11 @@ class LiveSession:
 
     def tick(self) -> dict:
         """Read, explain, attribute, check and commit one hour; returns what was committed."""
+        fills = self.store.unbooked_fills(self.name)  # this session's own fills since the last reading
         now = self.read()
+        for _, venue, instrument, side, filled in fills:  # they moved the perp: a trade, not unexplained
+            asset = instrument.split(":")[2].removesuffix("USDT")
+            move(now.moved, f"{venue}/{venue}/perp/{asset}", "trades", filled if side == "buy" else -filled)
         rec = reconcile(self.previous, now) if self.previous is not None else None
         if rec is not None and abs(rec.residual) > 1e-9 * max(abs(rec.nav_after), 1.0):
             raise RunError(f"live session {self.name!r}: attribution misses NAV by {rec.residual!r} USD (a bug)")
@@ -97,10 +104,19 @@ class LiveSession:
         alerts += plan_alerts
         nav_usd = now.nav_usd()
         nav = nav_usd / now.eth_usd if self.cfg.share_class == "ETH" and now.eth_usd else nav_usd
-        orders = [i.row() for i in plan.intents] if plan else []
+        orders = []
+        if plan is not None and self.dispatcher is not None:
+            orders, limited = self.dispatcher.admit(self.k, now.t, plan.intents, now)
+            alerts += limited
+        elif plan is not None:
+            orders = [Order(client_id(self.name, self.k, i), self.k, i, o.venue, o.instrument, o.side, o.size,
+                            o.price, o.reason, "intent", notional_usd(o, now)) for i, o in enumerate(plan.intents)]
         self.store.commit_tick(self.name, self.k, now.t, now.block, nav_usd, nav, now.to_json(),
-                               rec.to_json() if rec else None, alerts, plan.to_json() if plan else None, orders)
+                               rec.to_json() if rec else None, alerts, plan.to_json() if plan else None, orders,
+                               [f[0] for f in fills])
         self._emitted(alerts)
+        if self.dispatcher is not None:
+            self._alert(self.dispatcher.poll())  # auto: sent now; confirm: what was approved meanwhile
         out = {"tick": self.k, "t": now.t, "block": now.block, "nav_usd": nav_usd, "nav": nav,
                "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts],
                "orders": len(orders)}
@@ -152,6 +168,14 @@ class LiveSession:
         if alerts and self.sender is not None:
             self.sender.notify()
 
+    def _wait(self, seconds: float, poll: float = 5.0) -> None:
+        """Sleep until the next reading; a sending session polls meanwhile (kills, approvals, expiries)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, poll))
+            if self.dispatcher is not None:
+                self._alert(self.dispatcher.poll())
+
     def close(self, wait_seconds: float = 10.0) -> int:
         """Give the webhook a few seconds for what is pending; the rest stays in the outbox (returns how many)."""
         if self.sender is None:
@@ -163,10 +187,12 @@ class LiveSession:
         """Tick now, then every `every` seconds (on the hour when it is 3600), `ticks` times or until stopped."""
         done = 0
         try:
+            if self.dispatcher is not None:
+                self._alert(self.dispatcher.poll())  # a restart: lost answers looked up before anything else
             while ticks is None or done < ticks:
                 if done:
                     wait = every - time.time() % every if every == HOUR else every
-                    time.sleep(wait)
+                    self._wait(wait)
                 result = self.tick()
                 done += 1
                 if progress:

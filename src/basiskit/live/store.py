@@ -1,8 +1,12 @@
 """Live sessions in the results database, one transaction per tick:
 
-  live_sessions(name, mode, accounts, config, status, created_at, updated_at, error, webhook)
+  live_sessions(name, mode, accounts, config, status, created_at, updated_at, error, webhook, execute, halted,
+                kill_reason, kill_done)
   live_ticks(session, tick, timestamp, block, nav_usd, nav, book, reconciliation, plan)
-  live_orders(session, seq, tick, timestamp, venue, instrument, side, size, price, reason)  -- the plan's intents
+  live_orders(session, seq, tick, timestamp, venue, instrument, side, size, price, reason, client_id, status,
+              notional_usd, filled, average, fee, created_epoch, updated_at, booked_tick)   -- the plan's
+              intents, as sent; booked_tick: the reading whose explanation counts the order's fill
+  live_order_log(session, seq, client_id, logged_at, step, status, details)   -- requests, answers, approvals, kills
   live_alerts(session, seq, tick, timestamp, kind, message, details)   -- also the webhook's outbox
   live_deliveries(session, seq, delivered_at, attempts, last_error)   -- what reached the webhook
 
@@ -13,6 +17,7 @@ against exactly what it last read. No credential is ever written: the book holds
 from __future__ import annotations
 
 import json
+import time
 
 from ..paper.alerts import Alert
 from ..paper.outbox import AlertOutbox
@@ -20,6 +25,8 @@ from ..paper.stopping import STOP
 from ..paper.store import ts_of
 from ..results.db import RunStore, StoreError, json_safe, now
 
+ORDER_COLUMNS = ("session, seq, tick, timestamp, venue, instrument, side, size, price, reason, client_id, status, "
+                 "notional_usd, filled, average, fee, created_epoch, updated_at")
 LIVE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS live_sessions (
   name VARCHAR PRIMARY KEY, mode VARCHAR, accounts VARCHAR, config JSON, status VARCHAR, created_at TIMESTAMPTZ,
@@ -31,12 +38,30 @@ ALTER TABLE live_ticks ADD COLUMN IF NOT EXISTS plan JSON;
 CREATE TABLE IF NOT EXISTS live_orders (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, venue VARCHAR, instrument VARCHAR,
   side VARCHAR, size DOUBLE, price DOUBLE, reason VARCHAR);
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS client_id VARCHAR;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS status VARCHAR;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS notional_usd DOUBLE;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS filled DOUBLE;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS average DOUBLE;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS fee DOUBLE;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS created_epoch DOUBLE;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS updated_at TIMESTAMPTZ;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS booked_tick INTEGER;
+CREATE TABLE IF NOT EXISTS live_order_log (
+  session VARCHAR, seq INTEGER, client_id VARCHAR, logged_at TIMESTAMPTZ, step VARCHAR, status VARCHAR, details JSON);
+ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS execute VARCHAR;
+ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS halted BOOLEAN;
+ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS kill_reason VARCHAR;
+ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS kill_done BOOLEAN;
 CREATE TABLE IF NOT EXISTS live_alerts (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR, details JSON);
 CREATE TABLE IF NOT EXISTS live_deliveries (
   session VARCHAR, seq INTEGER, delivered_at TIMESTAMPTZ, attempts INTEGER, last_error VARCHAR,
   PRIMARY KEY (session, seq));
 """
+
+
+_HALTED_OR = "CASE WHEN coalesce(halted, false) THEN 'halted' ELSE ? END"  # a kill outlives stops and restarts
 
 
 class LiveStore(RunStore, AlertOutbox):
@@ -47,19 +72,23 @@ class LiveStore(RunStore, AlertOutbox):
         with self._conn() as con:
             con.execute(LIVE_SCHEMA)
 
-    def open_session(self, name: str, mode: str, accounts: str, config: dict, webhook: str | None = None) -> bool:
-        """Create the session, or find it to resume (same mode; a new webhook replaces the old); True when new."""
+    def open_session(self, name: str, mode: str, accounts: str, config: dict, webhook: str | None = None,
+                     execute: str = "off") -> bool:
+        """Create the session, or find it to resume (same mode; a new webhook replaces the old; a halted session
+        stays halted); True when new."""
         with self._conn() as con:
             row = con.execute("SELECT mode FROM live_sessions WHERE name = ?", [name]).fetchone()
             if row is not None:
                 if row[0] != mode:
                     raise StoreError(f"live session {name!r} runs {row[0]}, not {mode}: choose another --session")
-                con.execute("UPDATE live_sessions SET status = 'running', error = NULL, updated_at = ?, "
-                            "webhook = COALESCE(?, webhook) WHERE name = ?", [now(), webhook, name])
+                con.execute(f"UPDATE live_sessions SET status = {_HALTED_OR}, error = NULL, updated_at = ?, "
+                            "webhook = COALESCE(?, webhook), execute = ? WHERE name = ?",
+                            ["running", now(), webhook, execute, name])
                 return False
             t = now()
-            con.execute("INSERT INTO live_sessions VALUES (?, ?, ?, ?, 'running', ?, ?, NULL, ?)",
-                        [name, mode, accounts, json.dumps(json_safe(config)), t, t, webhook])
+            con.execute("INSERT INTO live_sessions (name, mode, accounts, config, status, created_at, updated_at, "
+                        "error, webhook, execute, halted) VALUES (?, ?, ?, ?, 'running', ?, ?, NULL, ?, ?, false)",
+                        [name, mode, accounts, json.dumps(json_safe(config)), t, t, webhook, execute])
             return True
 
     def webhook(self, name: str) -> str | None:
@@ -75,7 +104,7 @@ class LiveStore(RunStore, AlertOutbox):
 
     def set_status(self, name: str, status: str, error: str | None = None) -> None:
         with self._conn() as con:
-            con.execute("UPDATE live_sessions SET status = ?, error = ?, updated_at = ? WHERE name = ?",
+            con.execute(f"UPDATE live_sessions SET status = {_HALTED_OR}, error = ?, updated_at = ? WHERE name = ?",
                         [status, error, now(), name])
 
     def last_tick(self, name: str) -> tuple[int, dict] | None:
@@ -86,7 +115,7 @@ class LiveStore(RunStore, AlertOutbox):
 
     def commit_tick(self, name: str, k: int, t: int, block: int | None, nav_usd: float, nav: float, book: dict,
                     reconciliation: dict | None, alerts: list[Alert], plan: dict | None = None,
-                    orders: list[tuple] = ()) -> None:
+                    orders: list = (), booked: list[str] = ()) -> None:
         with STOP.guard(), self._conn() as con:
             con.execute("BEGIN")
             try:
@@ -96,8 +125,15 @@ class LiveStore(RunStore, AlertOutbox):
                              json.dumps(json_safe(plan)) if plan else None])
                 if orders:
                     seq = con.execute("SELECT count(*) FROM live_orders WHERE session = ?", [name]).fetchone()[0]
-                    con.executemany("INSERT INTO live_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                    [[name, seq + i, k, ts_of(t), *o] for i, o in enumerate(orders)])
+                    stamp, created = now(), time.time()
+                    con.executemany(
+                        f"INSERT INTO live_orders ({ORDER_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                        [[name, seq + i, k, ts_of(t), o.venue, o.instrument, o.side, o.size, o.price, o.reason,
+                          o.client_id, o.status, o.notional_usd, 0.0, None, None, o.created or created, stamp]
+                         for i, o in enumerate(orders)])
+                for cid in booked:
+                    con.execute("UPDATE live_orders SET booked_tick = ? WHERE session = ? AND client_id = ?",
+                                [k, name, cid])
                 self._alerts(con, name, alerts)
                 con.execute("UPDATE live_sessions SET updated_at = ? WHERE name = ?", [now(), name])
                 con.execute("COMMIT")
@@ -126,7 +162,8 @@ class LiveStore(RunStore, AlertOutbox):
 
     def status(self, name: str) -> dict:
         with self._conn() as con:
-            row = con.execute("SELECT name, mode, status, accounts, error FROM live_sessions WHERE name = ?",
+            row = con.execute("SELECT name, mode, status, accounts, error, coalesce(execute, 'off'), "
+                              "coalesce(halted, false), kill_reason FROM live_sessions WHERE name = ?",
                               [name]).fetchone()
             if row is None:
                 known = [r[0] for r in con.execute("SELECT name FROM live_sessions ORDER BY name").fetchall()]
@@ -135,7 +172,8 @@ class LiveStore(RunStore, AlertOutbox):
                                "FROM live_ticks WHERE session = ? ORDER BY tick DESC LIMIT 1", [name]).fetchone()
             alerts = con.execute("SELECT tick, timestamp, kind, message, details FROM live_alerts WHERE session = ? "
                                  "ORDER BY seq DESC LIMIT 20", [name]).fetchall()
-        out = dict(zip(("name", "mode", "status", "accounts", "error"), row, strict=True))
+        out = dict(zip(("name", "mode", "status", "accounts", "error", "execute", "halted", "kill_reason"), row,
+                       strict=True))
         out["last"] = None if tick is None else {
             "tick": tick[0], "timestamp": tick[1].isoformat(), "block": tick[2], "nav_usd": tick[3], "nav": tick[4],
             "book": json.loads(tick[5]), "reconciliation": json.loads(tick[6]) if tick[6] else None,
@@ -166,14 +204,134 @@ class LiveStore(RunStore, AlertOutbox):
         return out
 
     def orders(self, name: str, since=None) -> list[dict]:
-        """The plan's order intents of a session, oldest first (from `since` on, a datetime)."""
+        """The plan's order intents of a session and how far each went, oldest first (from `since` on)."""
         self.status(name)
-        sql = ("SELECT seq, tick, timestamp, venue, instrument, side, size, price, reason FROM live_orders "
+        sql = ("SELECT seq, tick, timestamp, venue, instrument, side, size, price, reason, client_id, status, "
+               "notional_usd, filled, average, fee FROM live_orders "
                "WHERE session = ?" + (" AND timestamp >= ?" if since is not None else "") + " ORDER BY seq")
         with self._conn() as con:
             cur = con.execute(sql, [name] + ([since] if since is not None else []))
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    # --- sending (live/execution.py) --------------------------------------------------------------------------
+    def orders_in(self, name: str, statuses: tuple[str, ...] | None = None) -> list:
+        from .execution import Order
+
+        sql = ("SELECT client_id, tick, seq, venue, instrument, side, size, price, reason, status, notional_usd "
+               "FROM live_orders WHERE session = ?")
+        args: list = [name]
+        if statuses is not None:
+            sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+            args += list(statuses)
+        with self._conn() as con:
+            return [Order(*r) for r in con.execute(sql + " ORDER BY seq", args).fetchall()]
+
+    def order_log(self, name: str, client_id: str | None = None) -> list[dict]:
+        sql = "SELECT seq, client_id, logged_at, step, status, details FROM live_order_log WHERE session = ?"
+        args = [name] + ([client_id] if client_id else [])
+        with self._conn() as con:
+            rows = con.execute(sql + (" AND client_id = ?" if client_id else "") + " ORDER BY seq", args).fetchall()
+        return [{"seq": r[0], "client_id": r[1], "at": r[2], "step": r[3], "status": r[4],
+                 "details": json.loads(r[5])} for r in rows]
+
+    def order_step(self, name: str, client_id: str, status: str, step: str, details: dict,
+                   fill: tuple | None = None) -> None:
+        """An order's new status and the step that set it (request, answer, lookup, approval, kill ...), at once."""
+        with STOP.guard(), self._conn() as con:
+            con.execute("BEGIN")
+            try:
+                self._step(con, name, client_id, status, step, details, fill)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _step(self, con, name, client_id, status, step, details, fill=None) -> None:
+        con.execute("UPDATE live_orders SET status = ?, updated_at = ? WHERE session = ? AND client_id = ?",
+                    [status, now(), name, client_id])
+        if fill is not None:
+            con.execute("UPDATE live_orders SET filled = ?, average = ?, fee = ? WHERE session = ? AND client_id = ?",
+                        [*fill, name, client_id])
+        seq = con.execute("SELECT count(*) FROM live_order_log WHERE session = ?", [name]).fetchone()[0]
+        con.execute("INSERT INTO live_order_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [name, seq, client_id, now(), step, status, json.dumps(json_safe(details))])
+
+    def unbooked_fills(self, name: str) -> list[tuple[str, str, str, str, float]]:
+        """(client_id, venue, instrument, side, filled) of fills no reading has counted yet."""
+        with self._conn() as con:
+            return [tuple(r) for r in con.execute(
+                "SELECT client_id, venue, instrument, side, filled FROM live_orders WHERE session = ? AND "
+                "filled > 0 AND booked_tick IS NULL ORDER BY seq", [name]).fetchall()]
+
+    def day_notional(self, name: str, t: int) -> float:
+        """USD notional of the orders sent (or being sent) on t's UTC day."""
+        day = t // 86_400 * 86_400
+        with self._conn() as con:
+            got = con.execute(
+                f"SELECT sum(notional_usd) FROM live_orders WHERE session = ? AND status IN "
+                f"({', '.join('?' * 6)}) AND timestamp >= ? AND timestamp < ?",
+                [name, "sending", "open", "filled", "partial", "unfilled", "lost", ts_of(day), ts_of(day + 86_400)],
+            ).fetchone()[0]
+        return float(got or 0.0)
+
+    def awaiting_since(self, name: str) -> list[tuple]:
+        """(order, epoch it was planned) of every order awaiting approval."""
+        orders = self.orders_in(name, ("awaiting",))
+        with self._conn() as con:
+            at = dict(con.execute("SELECT client_id, created_epoch FROM live_orders WHERE session = ? AND "
+                                  "status = 'awaiting'", [name]).fetchall())
+        return [(o, at[o.client_id]) for o in orders]
+
+    def decide(self, name: str, ids: list[str] | None, approve: bool, by: str) -> list[str]:
+        """Approve (or reject) awaiting orders: `ids`, or all awaiting when None. Unknown or not-awaiting ids are
+        refused, naming them, and nothing changes."""
+        self.status(name)
+        awaiting = [o.client_id for o in self.orders_in(name, ("awaiting",))]
+        chosen = awaiting if ids is None else ids
+        wrong = [i for i in chosen if i not in awaiting]
+        if wrong:
+            raise StoreError(f"live session {name!r}: {', '.join(wrong[:5])} not awaiting approval (awaiting: "
+                             f"{', '.join(awaiting[:10]) or 'none'})")
+        status = "approved" if approve else "rejected"
+        with STOP.guard(), self._conn() as con:
+            con.execute("BEGIN")
+            try:
+                for cid in chosen:
+                    self._step(con, name, cid, status, "approval" if approve else "rejection", {"by": by})
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return chosen
+
+    def kill(self, name: str, why: str) -> None:
+        self.status(name)
+        with self._conn() as con:
+            con.execute("UPDATE live_sessions SET halted = true, kill_done = false, kill_reason = ?, status = "
+                        "'halted', updated_at = ? WHERE name = ?", [why, now(), name])
+
+    def kill_pending(self, name: str) -> str | None:
+        """The reason of a kill the session has not carried out yet (cancelling what is open), else None."""
+        with self._conn() as con:
+            row = con.execute("SELECT kill_reason FROM live_sessions WHERE name = ? AND halted AND NOT kill_done",
+                              [name]).fetchone()
+        return row[0] if row else None
+
+    def kill_carried_out(self, name: str) -> None:
+        with self._conn() as con:
+            con.execute("UPDATE live_sessions SET kill_done = true WHERE name = ?", [name])
+
+    def is_halted(self, name: str) -> bool:
+        with self._conn() as con:
+            row = con.execute("SELECT coalesce(halted, false) FROM live_sessions WHERE name = ?", [name]).fetchone()
+        return bool(row and row[0])
+
+    def resume(self, name: str) -> None:
+        self.status(name)
+        with self._conn() as con:
+            con.execute("UPDATE live_sessions SET halted = false, kill_reason = NULL, status = 'idle', updated_at = ? "
+                        "WHERE name = ?", [now(), name])
 
     def alerts(self, name: str) -> list[dict]:
         with self._conn() as con:

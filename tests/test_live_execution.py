@@ -1,0 +1,304 @@
+"""Sending order intents (live step 2) to an exchange through ccxt and a recorded Binance USDT-M futures venue (its
+documented answers: POST/GET/DELETE /fapi/v1/order, openOrders, premiumIndex, and its error codes), with the real
+results database: client ids, limits, approval and expiry, a lost answer looked up and never resent, partial fills,
+rejects, and a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("ccxt")
+
+import requests  # noqa: E402
+
+from basiskit.config.models import LiveConfig  # noqa: E402
+from basiskit.connectors.exchanges import ExchangeAccount, OrderUnknown  # noqa: E402
+from basiskit.errors import ConfigError  # noqa: E402
+from basiskit.live.book import Holding, Observation  # noqa: E402
+from basiskit.live.execution import Dispatcher, PerpExecutor, check_execute, client_id  # noqa: E402
+from basiskit.live.store import LiveStore  # noqa: E402
+from basiskit.paper.orders import OrderIntent  # noqa: E402
+from recorded import session_with  # noqa: E402
+
+KEY, SECRET = "key-abcdef-123456", "secret-zyxwvu-987654"
+FAPI = "fapi.binance.com"
+LIMITS = LiveConfig(max_order_usd=50_000, max_day_usd=120_000, max_slippage_bps=20, max_gas_gwei=50,
+                    venues=["binance"], approval_minutes=30)
+
+
+class Binance:
+    """A USDT-M futures venue: orders fill up to `liquidity` base units at the limit; answers as Binance documents."""
+
+    def __init__(self, mark=3450.0, liquidity=1e9):
+        self.mark, self.liquidity = mark, liquidity
+        self.orders: dict[str, dict] = {}  # clientOrderId -> order
+        self.placed: list[dict] = []  # every POST that reached the venue
+        self.reject: tuple[int, str] | None = None  # the next POST's error (code, msg)
+        self.lose_next = False  # the next POST reaches the venue, its answer is lost (a read timeout)
+        self.rest = False  # orders rest on the book (NEW) instead of IOC
+
+    def routes(self):
+        return {(FAPI, "/fapi/v1/order"): self.order, (FAPI, "/fapi/v1/openOrders"): self.open_orders,
+                (FAPI, "/fapi/v1/premiumIndex"): lambda q: {
+                    "symbol": "ETHUSDT", "markPrice": f"{self.mark}", "indexPrice": f"{self.mark}",
+                    "lastFundingRate": "0.0001", "nextFundingTime": 0, "time": 0}}
+
+    def order(self, q):
+        if q["_method"] == "POST":
+            return self.post(q)
+        found = self.orders.get(q.get("origClientOrderId")) or next(
+            (o for o in self.orders.values() if str(o["orderId"]) == q.get("orderId")), None)
+        if found is None:
+            return 400, {"code": -2013, "msg": "Order does not exist."}
+        if q["_method"] == "DELETE":
+            found["status"] = "CANCELED"
+        return found
+
+    def post(self, q):
+        if self.reject is not None:
+            (code, msg), self.reject = self.reject, None
+            return 400, {"code": code, "msg": msg}
+        qty, price = float(q["quantity"]), float(q["price"])
+        filled = 0.0 if self.rest else min(qty, self.liquidity)
+        status = "NEW" if self.rest else "FILLED" if filled == qty else "EXPIRED"  # IOC: the rest expires
+        order = {"orderId": 1000 + len(self.placed), "symbol": "ETHUSDT", "status": status,
+                 "clientOrderId": q["newClientOrderId"], "price": q["price"], "avgPrice": f"{price if filled else 0}",
+                 "origQty": q["quantity"], "executedQty": f"{filled}", "cumQuote": f"{filled * price}",
+                 "timeInForce": q["timeInForce"], "type": "LIMIT", "reduceOnly": False, "side": q["side"],
+                 "positionSide": "BOTH", "updateTime": 1_700_000_000_000}
+        self.placed.append(dict(q))
+        self.orders[q["newClientOrderId"]] = order
+        if self.lose_next:
+            self.lose_next = False
+            raise requests.exceptions.ReadTimeout("read timed out")
+        return order
+
+    def open_orders(self, q):
+        return [o for o in self.orders.values() if o["status"] == "NEW"]
+
+
+def _obs(eth_usd=3450.0):
+    return Observation(1_700_000_000, None, {"binance/binance/cash/USDT": Holding(100_000.0, 1.0)}, {}, {}, eth_usd)
+
+
+def _setup(tmp_path, venue, execute="auto", limits=LIMITS, clock=None):
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("s", "eth_basis", "accounts.yaml", {})
+    session, transport = session_with(venue.routes())
+    account = ExchangeAccount("binance", KEY, SECRET, None, ["ETH"], session)
+    kwargs = {"clock": clock} if clock else {}
+    d = Dispatcher(store, "s", execute, limits, {"binance": PerpExecutor(account, limits.max_slippage_bps)}, **kwargs)
+    return store, d, transport
+
+
+def _commit(store, d, k, intents, t=1_700_000_000):
+    orders, alerts = d.admit(k, t, intents, _obs())
+    store.commit_tick("s", k, t, None, 1.0, 1.0, {}, None, alerts, None, orders)
+    return orders, alerts
+
+
+def sell(size, price=3450.0):
+    return OrderIntent("binance", "binance:Perp:ETHUSDT", "sell", size, price, "hedge")
+
+
+def test_a_client_id_is_the_same_for_the_same_intent_and_fits_every_venue():
+    ids = {client_id("s", k, i) for k in range(50) for i in range(20)}
+    assert len(ids) == 1000 and client_id("s", 3, 1) == client_id("s", 3, 1) != client_id("t", 3, 1)
+    assert all(len(i) == 32 and i.isalnum() and i.isascii() for i in ids)
+
+
+def test_auto_sends_an_ioc_limit_at_the_mark_within_the_slippage_and_reads_the_fill(tmp_path):
+    venue = Binance(mark=3450.0)
+    store, d, _ = _setup(tmp_path, venue)
+    _commit(store, d, 0, [sell(2.5)])
+    assert d.poll() == []
+    [placed] = venue.placed
+    # a sell's worst price: the mark less 20 bps, on Binance's 0.01 tick
+    assert (placed["side"], placed["type"], placed["timeInForce"]) == ("SELL", "LIMIT", "IOC")
+    assert float(placed["quantity"]) == 2.5 and float(placed["price"]) == pytest.approx(3450.0 * 0.998, abs=0.01)
+    assert placed["newClientOrderId"] == client_id("s", 0, 0)
+    [o] = store.orders("s")
+    assert (o["status"], o["filled"], o["notional_usd"]) == ("filled", 2.5, 2.5 * 3450.0)
+    steps = [(e["step"], e["status"]) for e in store.order_log("s")]
+    assert steps == [("request", "sending"), ("answer", "filled")]
+    assert d.poll() == [] and len(venue.placed) == 1  # sent once
+
+
+def test_a_lost_answer_is_looked_up_by_client_id_and_never_resent(tmp_path):
+    venue = Binance()
+    venue.lose_next = True
+    store, d, transport = _setup(tmp_path, venue)
+    _commit(store, d, 0, [sell(1.0)])
+    assert d.poll() == []
+    assert len(venue.placed) == 1  # it reached the venue once; the lookup found it filled
+    lookups = [u for u in transport.seen if "origClientOrderId=" + client_id("s", 0, 0) in u]
+    assert len(lookups) == 1 and store.orders("s")[0]["status"] == "filled"
+    assert [e["step"] for e in store.order_log("s")] == ["request", "no_answer", "lookup"]
+    # a session that died between the request and its answer finds the order `sending` on restart: looked up first
+    venue.lose_next = True
+    _commit(store, d, 1, [sell(0.5)])
+    # the dispatcher's own steps up to the request, then the process dies with the answer in flight
+    o = store.orders_in("s", ("approved",))[0]
+    ex = d.executors["binance"]
+    request = ex.request(o)
+    store.order_step("s", o.client_id, "sending", "request", request)
+    with pytest.raises(OrderUnknown):
+        ex.send(o, request)
+    store2, d2, _ = _setup(tmp_path, venue)  # the restart
+    assert d2.poll() == [] and len(venue.placed) == 2
+    assert store2.orders("s")[1]["status"] == "filled"
+
+
+def test_an_order_the_venue_never_got_is_lost_not_resent(tmp_path):
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue)
+    _commit(store, d, 0, [sell(1.0)])
+    store.order_step("s", client_id("s", 0, 0), "sending", "request", {})  # died before the request left
+    alerts = d.poll()
+    assert [a.kind for a in alerts] == ["order_lost"] and venue.placed == []
+    assert store.orders("s")[0]["status"] == "lost"
+
+
+def test_partial_fills_and_rejects_are_events_and_alerts(tmp_path):
+    venue = Binance(liquidity=0.4)
+    store, d, _ = _setup(tmp_path, venue)
+    _commit(store, d, 0, [sell(1.0)])
+    assert d.poll() == []  # a partial fill is an event (its remainder is the next plan's), not an alert
+    o = store.orders("s")[0]
+    assert (o["status"], o["filled"]) == ("partial", 0.4)
+    venue.reject = (-4164, "Order's notional must be no smaller than 20 (unless you choose reduce only).")
+    _commit(store, d, 1, [sell(0.001)])
+    [alert] = d.poll()
+    assert alert.kind == "order_refused" and "InvalidOrder" in alert.message and "notional" in alert.message
+    venue.reject = (-2019, "Margin is insufficient.")
+    _commit(store, d, 2, [sell(10.0)])
+    [alert] = d.poll()
+    assert alert.kind == "order_refused" and "InsufficientFunds" in alert.message
+    assert [o["status"] for o in store.orders("s")] == ["partial", "refused", "refused"]
+    logged = json.dumps([e["details"] for e in store.order_log("s")]) + json.dumps(store.orders("s"), default=str)
+    assert KEY not in logged and SECRET not in logged
+
+
+def test_limits_block_an_order_before_it_is_sent(tmp_path):
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue)
+    # 20 ETH = 69,000 USD > max_order_usd; 3 orders of 14 ETH (48,300 USD) pass one by one until the day's 120,000
+    _, alerts = _commit(store, d, 0, [sell(20.0), sell(14.0), sell(14.0), sell(14.0),
+                                      OrderIntent("bybit", "bybit:Perp:ETHUSDT", "sell", 1.0, 3450.0, "hedge")])
+    assert [a.kind for a in alerts] == ["limit", "limit"]
+    assert "max_order_usd" in alerts[0].message and "max_day_usd" in alerts[1].message
+    d.poll()  # no executor for bybit here: that one is the operator's
+    assert [o["status"] for o in store.orders("s")] == ["blocked", "filled", "filled", "blocked", "manual"]
+    assert len(venue.placed) == 2
+    d.limits = LIMITS.model_copy(update={"venues": ["okx"], "max_day_usd": 1e9})
+    _, alerts = _commit(store, d, 1, [sell(1.0)])
+    assert [a.message.split(": ", 1)[1] for a in alerts] == ["venue binance is not in live.venues (okx)"]
+
+
+def test_auto_without_limits_is_refused_naming_each(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        check_execute("auto", LiveConfig(max_order_usd=1000))
+    text = str(refused.value)
+    assert all(f"live.{k}" in text for k in ("max_day_usd", "max_slippage_bps", "max_gas_gwei", "venues"))
+    assert "live.max_order_usd" not in text
+    check_execute("off", LiveConfig())
+    with pytest.raises(ConfigError, match="--execute: 'sometimes'"):
+        check_execute("sometimes", LIMITS)
+
+
+def test_confirm_sends_nothing_until_approved_and_drops_an_expired_batch(tmp_path):
+    now = [1_700_000_000.0]
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue, execute="confirm", clock=lambda: now[0])
+    _commit(store, d, 0, [sell(1.0), sell(2.0)])
+    assert d.poll() == [] and venue.placed == []
+    first, second = (o["client_id"] for o in store.orders("s"))
+    with pytest.raises(Exception, match="not awaiting approval"):
+        store.decide("s", ["bk-nope"], True, "test")
+    store.decide("s", [first], True, "operator")
+    store.decide("s", [second], False, "operator")
+    d.poll()
+    assert [p["newClientOrderId"] for p in venue.placed] == [first]
+    assert [o["status"] for o in store.orders("s")] == ["filled", "rejected"]
+    # a batch no one approves within approval_minutes is dropped
+    _commit(store, d, 1, [sell(1.5)])
+    now[0] += 29 * 60
+    assert d.poll() == []
+    now[0] += 2 * 60
+    assert [a.kind for a in d.poll()] == ["expired"] and store.orders("s")[2]["status"] == "expired"
+    assert len(venue.placed) == 1
+
+
+def test_a_kill_cancels_the_open_order_and_halts_until_resumed(tmp_path):
+    venue = Binance()
+    venue.rest = True  # the order rests on the book
+    store, d, transport = _setup(tmp_path, venue)
+    _commit(store, d, 0, [sell(1.0)])
+    d.poll()
+    assert store.orders("s")[0]["status"] == "open"
+    kill_file = tmp_path / "KILL"
+    d.kill_file = kill_file
+    kill_file.touch()  # an operator's kill switch
+    _commit(store, d, 1, [sell(2.0)])
+    alerts = d.poll()
+    assert [a.kind for a in alerts] == ["halted"] and "kill file" in alerts[0].message
+    assert venue.orders[client_id("s", 0, 0)]["status"] == "CANCELED"
+    assert any(u.startswith(f"https://{FAPI}/fapi/v1/order?") for u in transport.seen)
+    assert [o["status"] for o in store.orders("s")] == ["cancelled", "halted"] and len(venue.placed) == 1
+    assert store.status("s")["status"] == "halted"
+    kill_file.unlink()
+    _commit(store, d, 2, [sell(0.5)])
+    assert store.orders("s")[2]["status"] == "halted"  # nothing is admitted while halted
+    store.resume("s")
+    _commit(store, d, 3, [sell(0.5)])
+    d.poll()
+    assert store.orders("s")[3]["status"] == "open" and len(venue.placed) == 2
+
+
+def test_an_operator_approves_rejects_kills_and_resumes_over_the_api(tmp_path):
+    from basiskit.data.dataset import SAMPLE_DIR
+    from server import Server
+
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue, execute="confirm")
+    _commit(store, d, 0, [sell(1.0), sell(2.0), sell(3.0)])
+    first, second, third = (o["client_id"] for o in store.orders("s"))
+    api = Server(tmp_path / "runs.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    try:
+        with api.client("read") as reader:
+            assert reader.post("/live/s/approve", json={"ids": [first]}).status_code == 403
+        with api.client() as operator:
+            r = operator.post("/live/s/approve", json={"ids": [first, "bk" + "0" * 30]})
+            assert r.status_code == 409 and "not awaiting approval" in r.json()["detail"]
+            assert operator.post("/live/s/approve", json={"ids": [first]}).json() == {
+                "decided": [first], "status": "approved"}
+            assert operator.post("/live/s/reject", json={"ids": [second]}).json()["decided"] == [second]
+            assert operator.post("/live/nope/approve", json={}).status_code == 404
+            assert operator.post("/live/s/kill").json()["status"] == "halted"
+            got = operator.get("/live/s/orders").json()
+            assert [o["status"] for o in got] == ["approved", "rejected", "awaiting"]
+            assert got[0]["client_id"] == first and got[0]["notional_usd"] == pytest.approx(3450.0)
+            assert d.poll()[0].kind == "halted" and venue.placed == []  # killed before anything went
+            assert [o["status"] for o in operator.get("/live/s/orders").json()] == ["halted", "rejected", "halted"]
+            assert operator.post("/live/s/resume").json()["status"] == "idle"
+    finally:
+        api.stop()
+    assert not store.is_halted("s")
+
+
+def test_live_run_auto_without_limits_exits_2_naming_each(tmp_path):
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("exchanges:\n  - {venue: binance, api_key_env: BN_KEY, secret_env: BN_SECRET}\n")
+    env = {**os.environ, "BN_KEY": KEY, "BN_SECRET": SECRET, "BASISKIT_DB": str(tmp_path / "runs.duckdb")}
+    r = subprocess.run([sys.executable, "-m", "basiskit.cli", "live", "run", "eth_basis", "--accounts", str(accounts),
+                        "--execute", "auto", "--set", "live.max_order_usd=1000"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    for key in ("live.max_day_usd", "live.max_slippage_bps", "live.max_gas_gwei", "live.venues"):
+        assert key in r.stderr
+    assert "live.max_order_usd" not in r.stderr and "Traceback" not in r.stderr and SECRET not in r.stderr
