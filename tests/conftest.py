@@ -106,7 +106,7 @@ def local_market(chain_tools):
     risk = json.loads((SAMPLE_DIR / "params" / "aave_v3_risk.json").read_text())
     with Anvil(chain_tools) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
-        yield node, deploy_market(w3, Artifacts(chain_tools.artifacts), risk), risk
+        yield node, deploy_market(w3, Artifacts.of(chain_tools), risk), risk
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -34,7 +34,7 @@ def up(
     risk = run_or_fail(lambda: Dataset(resolve_data_dir(data)[0]).params("params/aave_v3_risk"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stop ends anvil too
     with Anvil(tools, port=port) as node:
-        market = run_or_fail(lambda: deploy_market(Web3(Web3.HTTPProvider(node.url)), Artifacts(tools.artifacts),
+        market = run_or_fail(lambda: deploy_market(Web3(Web3.HTTPProvider(node.url)), Artifacts.of(tools),
                                                    risk))
         m = market.market()
         sys.stdout.write(json.dumps({"rpc_url": node.url, "chain_id": node.chain_id, "pool": m.pool,

@@ -36,6 +36,7 @@ class ReserveSpec:
 
 
 # Rate strategies shaped like Aave v3 Ethereum's (WETH, USDT and LST strategies of 2024).
+LST_RESERVE_ETH = 1_000_000  # what a stand-in LST holds to pay redemptions of the tokens its faucet minted
 RESERVES = (
     ReserveSpec("WETH", "Wrapped Ether", 18, 3000.0, 0.90, 0.0, 0.027, 0.80, "ETH_WETH"),
     ReserveSpec("USDT", "Tether USD", 6, 1.0, 0.92, 0.0, 0.055, 0.75, None),
@@ -45,15 +46,23 @@ RESERVES = (
 
 
 class Artifacts:
-    """Aave's compiled contracts by name (hardhat artifacts: abi, bytecode, linkReferences)."""
+    """Aave's compiled contracts by name (hardhat artifacts: abi, bytecode, linkReferences), and the project's own
+    (localchain/contracts, compiled by solc-js)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, own: dict[str, dict] | None = None):
         self.paths = {p.stem: p for p in root.rglob("*.json") if not p.name.endswith(".dbg.json")}
+        self.own = own or {}
         if "Pool" not in self.paths:
             raise BasiskitError(f"no Aave v3 artifacts under {root}: run `make chain-tools`")
 
+    @classmethod
+    def of(cls, tools) -> Artifacts:
+        from .solidity import compile_contracts
+
+        return cls(tools.artifacts, compile_contracts(tools))
+
     def load(self, name: str) -> dict:
-        return json.loads(self.paths[name].read_text())
+        return self.own[name] if name in self.own else json.loads(self.paths[name].read_text())
 
 
 def linked(artifact: dict, libraries: dict[str, str]) -> str:
@@ -112,6 +121,7 @@ class LocalMarket:
     decimals: dict[str, int]
     a_tokens: dict[str, object]
     debt_tokens: dict[str, object]
+    lsts: tuple[str, ...] = ()  # the stand-in LSTs (deposit and redeem at their rate)
 
     def market(self) -> AaveMarket:
         """The addresses a ChainClient reads this market through (dataset reserve names: weth, usdt, ...)."""
@@ -123,6 +133,9 @@ class LocalMarket:
         feed = self.deployer.deploy("MockAggregator", round(usd * ORACLE_UNIT), label=f"feed {symbol}")
         self.deployer.send(self.oracle.functions.setAssetSources([self.tokens[symbol].address], [feed.address]),
                            f"set the {symbol} price source")
+        if symbol in self.lsts:  # a stand-in LST mints and redeems at its price in ETH, as the model values it
+            weth = self.oracle.functions.getAssetPrice(self.tokens["WETH"].address).call() / ORACLE_UNIT
+            self.deployer.send(self.tokens[symbol].functions.setRate(round(usd / weth * 1e18)), f"{symbol} rate")
 
     def mint(self, symbol: str, to: str, amount: int) -> None:
         self.deployer.send(self.tokens[symbol].functions.mint(to, amount), f"mint {symbol}", sender=to)
@@ -172,9 +185,16 @@ def deploy_market(w3, artifacts: Artifacts, risk: dict) -> LocalMarket:
     configurator = d.at("PoolConfigurator", provider.functions.getPoolConfigurator().call())
 
     tokens, feeds = {}, []
+    weth_usd = next(r.price_usd for r in RESERVES if r.symbol == "WETH")
     for r in RESERVES:
-        tokens[r.symbol] = (d.deploy("WETH9Mocked", label=r.symbol) if r.symbol == "WETH"
-                            else d.deploy("MintableERC20", r.name, r.symbol, r.decimals, label=r.symbol))
+        if r.symbol == "WETH":
+            tokens[r.symbol] = d.deploy("WETH9Mocked", label=r.symbol)
+        elif r.pair and r.pair.endswith("_WETH"):  # an LST: minted and redeemed at its rate to ETH (the oracle's)
+            tokens[r.symbol] = d.deploy("StandInLST", r.name, r.symbol, round(r.price_usd / weth_usd * 1e18),
+                                        label=r.symbol)
+            w3.provider.make_request("anvil_setBalance", [tokens[r.symbol].address, hex(LST_RESERVE_ETH * 10**18)])
+        else:
+            tokens[r.symbol] = d.deploy("MintableERC20", r.name, r.symbol, r.decimals, label=r.symbol)
         feeds.append(d.deploy("MockAggregator", round(r.price_usd * ORACLE_UNIT), label=f"feed {r.symbol}").address)
     zero = "0x" + "00" * 20
     oracle = d.deploy("AaveOracle", provider.address, [tokens[r.symbol].address for r in RESERVES], feeds, zero, zero,
@@ -214,5 +234,6 @@ def deploy_market(w3, artifacts: Artifacts, risk: dict) -> LocalMarket:
         data = pool.functions.getReserveData(tokens[r.symbol].address).call()
         a_tokens[r.symbol] = d.at("AToken", data[8])
         debt_tokens[r.symbol] = d.at("VariableDebtToken", data[10])
+    lsts = tuple(s for s, t in tokens.items() if "setRate" in {f["name"] for f in t.abi if f.get("type") == "function"})
     return LocalMarket(d, pool, configurator, oracle, treasury, tokens, {r.symbol: r.decimals for r in RESERVES},
-                       a_tokens, debt_tokens)
+                       a_tokens, debt_tokens, lsts)

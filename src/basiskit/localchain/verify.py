@@ -342,5 +342,5 @@ def verify(data_dir=None) -> tuple[Comparison, str]:
     tools = ChainTools.locate()
     risk = Dataset(resolve_data_dir(data_dir)[0]).params("params/aave_v3_risk")
     with Anvil(tools) as node:
-        cmp = run(deploy_market(Web3(Web3.HTTPProvider(node.url)), Artifacts(tools.artifacts), risk), risk)
+        cmp = run(deploy_market(Web3(Web3.HTTPProvider(node.url)), Artifacts.of(tools), risk), risk)
     return cmp, report(cmp, tools.anvil_version(), tools.version(AAVE_PACKAGE))
