@@ -143,6 +143,7 @@ def run(
         if execute != "off":
             slippage = cfg.live.max_slippage_bps
             executors = {venue: PerpExecutor(account, slippage) for venue, account in exchanges.items()}
+            executors |= chain_executors(found, chain, cfg.live.max_gas_gwei)
             dispatcher = Dispatcher(store, name, execute, cfg.live, executors, kill_file)
         live = LiveSession(store, name, cfg, found, chain, exchanges, LiveLimits.for_config(cfg, tolerance_usd),
                            webhook=alert_webhook, planner=planner, dispatcher=dispatcher)
@@ -223,6 +224,22 @@ def orders(
         sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
         return
     out.print(orders_table(rows, f"order intents of live session {name}" + (f" since {since}" if since else "")))
+
+
+def chain_executors(found, chain, max_gas_gwei: float) -> dict:
+    """The on-chain executor of the one wallet with a keystore (none: on-chain orders are the operator's)."""
+    from ..live.chain_executor import ChainExecutor
+
+    signing = [w for w in found.wallets if w.keystore is not None]
+    if len(signing) > 1:
+        raise ConfigError([("wallets", ", ".join(w.name for w in signing), "one wallet signs a session's "
+                            "transactions: keep one keystore")])
+    if not signing:
+        return {}
+    wallet = signing[0]
+    ex = ChainExecutor(chain, found.signer(wallet), wallet.name, max_gas_gwei,
+                       found.aave.lst_contracts if found.aave else None)
+    return {"aave_v3": ex, "ethereum": ex}
 
 
 IdsArgument = Annotated[list[str] | None, typer.Argument(help="Client ids (default: every order awaiting approval).")]

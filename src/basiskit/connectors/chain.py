@@ -183,6 +183,13 @@ class ChainClient:
                          self.oracle.functions.getAssetPrice(asset).call(block_identifier=block) / ORACLE_UNIT)
         return out
 
+    def index(self, reserve: str, kind: str, block: int) -> float:
+        """One reserve's normalized income (kind aToken) or variable debt (debtToken) at `block`."""
+        asset = self.market.assets[reserve][0]
+        fn = (self.pool.functions.getReserveNormalizedIncome if kind == "aToken"
+              else self.pool.functions.getReserveNormalizedVariableDebt)
+        return fn(asset).call(block_identifier=block) / RAY
+
     def tokens(self, block: int) -> dict[tuple[str, str], tuple[str, int]]:
         """Every token a wallet can hold in this market: (kind, reserve) -> (address, decimals), kind "token"
         (the underlying), "aToken" or "debtToken"."""

@@ -210,9 +210,10 @@ class VenueReadError(BasiskitError):
 class OrderRefused(BasiskitError):
     """The venue refused an order or a call about one (min notional, margin, reduce-only, unknown order, ...)."""
 
-    def __init__(self, message: str, kind: str = ""):
+    def __init__(self, message: str, kind: str = "", moves: list | None = None):
         super().__init__(message)
         self.kind = kind  # ccxt's error class: InvalidOrder, InsufficientFunds, OrderNotFound, ...
+        self.moves = moves  # what the order's earlier steps moved before it was refused (on-chain orders)
 
 
 class OrderUnknown(BasiskitError):
@@ -230,6 +231,8 @@ class VenueOrder:
     filled: float
     average: float | None
     fee: float | None  # USDT
+    moves: list | None = None  # [block or None, {holding key: units}]: what the order moved (when known)
+    receipts: list | None = None  # an on-chain order's transactions' receipts
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ file holds names, never secrets); wallets by address. Every problem is refused a
     wallets:
       - name: treasury
         address: "0x..."
+        keystore: treasury.json      # signs its transactions (live run --execute); relative to this file
+        password_env: TREASURY_PW    # the keystore's password, from the environment
     exchanges:
       - venue: binance               # binance | bybit | okx
         api_key_env: BINANCE_KEY
@@ -14,10 +16,12 @@ file holds names, never secrets); wallets by address. Every problem is refused a
       pool: "0x..."
       oracle: "0x..."
       assets: {weth: "0x...", usdt: "0x...", weeth: "0x...", wsteth: "0x..."}
+      lst_contracts: stand-in        # LSTs with deposit()/redeem() at their rate (the local chain's)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -38,6 +42,16 @@ class Wallet(BaseModel):
 
     name: str = Field(min_length=1, max_length=64)
     address: str
+    keystore: Path | None = Field(None, description="an encrypted keystore file (eth-account's format) that signs "
+                                  "this wallet's transactions (`live run --execute`)")
+    password_env: str | None = Field(None, description="the environment variable holding the keystore's password")
+
+    @field_validator("password_env")
+    @classmethod
+    def _password_env(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_NAME.match(v):
+            raise ValueError("must be an environment variable's name (the file never holds a secret)")
+        return v
 
     @field_validator("address")
     @classmethod
@@ -77,6 +91,9 @@ class AaveMarketSpec(BaseModel):
     pool: str
     oracle: str
     assets: dict[Literal["weth", "usdt", "weeth", "wsteth"], str] = Field(min_length=1)
+    lst_contracts: Literal["stand-in"] | None = Field(
+        None, description="how its LSTs are minted and redeemed: stand-in (deposit and redeem at the rate, the local "
+        "chain's); unset: LST operations are left to the operator")
 
     @field_validator("pool", "oracle")
     @classmethod
@@ -115,6 +132,23 @@ class Accounts(BaseModel):
     wallets: list[Wallet]
     exchanges: list[Credentials]
     aave: AaveMarketSpec | None = None
+
+    def signer(self, wallet: Wallet):
+        """The wallet's key, decrypted from its keystore with the password its variable holds (never kept or
+        shown elsewhere); a wrong password is refused naming the file."""
+        from eth_account import Account
+
+        where = wallet.keystore if wallet.keystore.is_absolute() else self.path.parent / wallet.keystore
+        try:
+            key = Account.decrypt(json.loads(where.read_text()), os.environ[wallet.password_env])
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise ConfigError([(f"wallets.{wallet.name}.keystore", str(wallet.keystore),
+                                f"cannot be decrypted with ${wallet.password_env} ({type(exc).__name__})")]) from None
+        account = Account.from_key(key)
+        if account.address.lower() != wallet.address.lower():
+            raise ConfigError([(f"wallets.{wallet.name}.keystore", str(wallet.keystore),
+                                f"holds the key of {account.address}, not of the wallet's address")])
+        return account
 
     def market(self):
         """The Aave market the wallets are read from: mainnet's unless accounts.yaml names one."""
@@ -164,6 +198,16 @@ def load_accounts(path: Path) -> Accounts:
         if not problems:
             creds.append(Credentials(venue=ex.venue, api_key=values["api_key_env"], secret=values["secret_env"],
                                      password=values.get("password_env")))
+    for i, w in enumerate(parsed.wallets):
+        if (w.keystore is None) != (w.password_env is None):
+            problems.append((f"wallets.{i}.keystore", str(w.keystore), "a keystore needs its password_env, and "
+                             "password_env its keystore"))
+        elif w.keystore is not None:
+            where = w.keystore if w.keystore.is_absolute() else path.parent / w.keystore
+            if not where.is_file():
+                problems.append((f"wallets.{i}.keystore", str(w.keystore), "no such file"))
+            if not os.environ.get(w.password_env):
+                problems.append((f"wallets.{i}.password_env", w.password_env, "this environment variable is not set"))
     if parsed.wallets and parsed.chain_id != 1 and parsed.aave is None:
         problems.append(("aave", None, f"chain {parsed.chain_id} is not Ethereum mainnet: name its Aave v3 market "
                          "(aave: pool, oracle, assets)"))

@@ -9,7 +9,8 @@ CLI, the API or the kill file) cancels what is open at the venues and sends noth
 
 Statuses: intent (execute off), manual (no executor for it: the operator's), awaiting, approved, rejected, expired,
 blocked (a limit), halted (killed before it went), sending, open, filled, partial, unfilled, refused (the venue
-said no), lost (no answer, and the venue has no such order), cancelled.
+said no, or the transaction reverted), lost (no answer, and the venue has no such order), cancelled, skipped (an
+earlier on-chain step of its plan did not complete).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..paper.orders import OrderIntent
 from .book import Observation
 
 EXECUTE = ("off", "confirm", "auto")
+CHAIN = ("aave_v3", "ethereum")  # venues whose orders are steps of one plan, each building on the last
 SENT = ("sending", "open", "filled", "partial", "unfilled", "lost")  # count against the day's notional
 # What confirm needs to price an order; auto needs every limit.
 CONFIRM_NEEDS = ("max_slippage_bps", "max_gas_gwei")
@@ -142,6 +144,11 @@ class Dispatcher:
         check_execute(execute, limits)
         self.store, self.session, self.execute, self.limits = store, session, execute, limits
         self.executors, self.kill_file, self.clock = executors, kill_file, clock
+        self.last_status: str | None = None
+        for ex in executors.values():  # executors of several steps journal each before it leaves
+            if hasattr(ex, "journal"):
+                ex.journal = lambda cid, step, details: store.order_step(session, cid, "sending", step, details)
+                ex.history = lambda cid: store.order_log(session, cid)
 
     # --- a tick's intents ---------------------------------------------------------------------------------------
     def admit(self, k: int, t: int, intents: list[OrderIntent], obs: Observation) -> tuple[list[Order], list[Alert]]:
@@ -202,33 +209,56 @@ class Dispatcher:
         return alerts + self.expire() + self.send()
 
     def send(self) -> list[Alert]:
-        """Send every approved order, oldest first; stops at a kill (the next poll carries it out)."""
-        alerts = []
+        """Send the approved orders of the latest plan, oldest first; stops at a kill (the next poll carries it out).
+        Approved orders of an earlier plan (a restart, a slow approval) are stale: dropped, the latest plan decides."""
+        alerts, broken, latest = [], set(), self.store.last_planned_tick(self.session)
+        t = int(self.clock())
+        day = self.store.day_notional(self.session, t)
         for o in self.store.orders_in(self.session, ("approved",)):
-            if self.halted():
-                break
-            t = int(self.clock())
-            problem = self._limit_problem(o, self.store.day_notional(self.session, t))
-            if problem:  # approved hours ago: the day's other orders may have used the room since
-                self.store.order_step(self.session, o.client_id, "blocked", "limit", {"problem": problem})
-                alerts.append(Alert(o.tick, t, "limit", f"{o.client_id} not sent: {problem}", {"problem": problem}))
-                continue
-            alerts += self._send_one(self._executor(o), o, t)
+            with self.store.held():  # the order's steps on one connection
+                if self.halted():
+                    break
+                if o.tick != latest:
+                    self.store.order_step(self.session, o.client_id, "expired", "stale",
+                                          {"why": f"planned at tick {o.tick}; the latest plan is tick {latest}"})
+                    continue
+                problem = self._limit_problem(o, day)
+                if problem:  # approved a while ago: the day's other orders may have used the room since
+                    self.store.order_step(self.session, o.client_id, "blocked", "limit", {"problem": problem})
+                    alerts.append(Alert(o.tick, t, "limit", f"{o.client_id} not sent: {problem}", {"problem": problem}))
+                    continue
+                if o.venue in CHAIN and o.tick in broken:
+                    self.store.order_step(self.session, o.client_id, "skipped", "skipped",
+                                          {"why": "an earlier on-chain order of its plan did not complete"})
+                    continue
+                day += o.notional_usd or 0.0
+                alerts += self._send_one(self._executor(o), o, t)
+                if o.venue in CHAIN and self.last_status != "filled":
+                    broken.add(o.tick)  # the plan's next steps build on this one: none goes, the next plan decides
         return alerts
 
     def _send_one(self, ex, o: Order, t: int) -> list[Alert]:
+        """Price, journal, send and record one order; `self.last_status` is where it ended."""
+        from .chain_executor import LimitExceeded
+
+        self.last_status = "blocked"
         try:
             request = ex.request(o)
+        except LimitExceeded as exc:
+            self.store.order_step(self.session, o.client_id, "blocked", "limit", {"problem": str(exc)})
+            return [Alert(o.tick, t, "limit", f"{o.client_id} not sent: {exc}", {"problem": str(exc)})]
         except Exception as exc:  # noqa: BLE001 (the venue could not price it: nothing was sent)
             self.store.order_step(self.session, o.client_id, "approved", "not_priced", {"error": str(exc)[:400]})
             return [Alert(o.tick, t, "order_error", f"{o.client_id}: not sent, pricing failed: {str(exc)[:300]}",
                           {"client_id": o.client_id})]
         self.store.order_step(self.session, o.client_id, "sending", "request", request)  # committed first
+        self.last_status = "sending"
         try:
             got = ex.send(o, request)
         except OrderRefused as exc:
+            self.last_status = "refused"
             self.store.order_step(self.session, o.client_id, "refused", "refused",
-                                  {"error": str(exc), "kind": exc.kind})
+                                  {"error": str(exc), "kind": exc.kind}, moves=exc.moves or None)
             return [Alert(o.tick, t, "order_refused", f"{o.venue} refused {o.client_id} ({o.side} {o.size:.6g} "
                           f"{o.instrument}): {exc}", {"client_id": o.client_id, "kind": exc.kind})]
         except OrderUnknown as exc:
@@ -237,9 +267,13 @@ class Dispatcher:
         return self._answered(o, got, "answer", t)
 
     def _answered(self, o: Order, got: VenueOrder, step: str, t: int) -> list[Alert]:
-        status = outcome(got)
+        status = self.last_status = outcome(got)
+        moves = got.moves
+        if moves is None and got.filled and ":Perp:" in o.instrument:  # the perp's size moved by the fill
+            moves = [[None, {f"{o.venue}/{o.venue}/perp/{PerpExecutor.asset(o)}": got.filled if o.side == "buy"
+                             else -got.filled}]]
         self.store.order_step(self.session, o.client_id, status, step, got.__dict__,
-                              fill=(got.filled, got.average, got.fee))
+                              fill=(got.filled, got.average, got.fee), moves=moves)
         if status == "refused":
             return [Alert(o.tick, t, "order_refused", f"{o.venue} rejected {o.client_id}", {"client_id": o.client_id})]
         return []
@@ -253,6 +287,7 @@ class Dispatcher:
             return [Alert(o.tick, t, "order_unknown", f"{o.client_id}: no answer and the lookup failed; looked up "
                           "again before anything else is sent", {"client_id": o.client_id})]
         if got is None:
+            self.last_status = "lost"
             self.store.order_step(self.session, o.client_id, "lost", "lookup", {"found": False})
             return [Alert(o.tick, t, "order_lost", f"{o.client_id}: no answer, and {o.venue} has no such order: "
                           "nothing was placed; the next plan decides again", {"client_id": o.client_id})]

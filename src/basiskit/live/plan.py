@@ -50,11 +50,12 @@ class Plan:
     sources: dict[str, str]  # series -> where its value at the hour came from
     nav_usd: float  # of the modelled holdings, as the engine values them
     events: list[dict] = field(default_factory=list)  # the simulation's events (rebalance, execution, ...)
+    after: dict[str, float] = field(default_factory=dict)  # engine key -> units once the intents are done
 
     def to_json(self) -> dict:
         return {"tick": self.tick, "t": self.t, "intents": [i.__dict__ for i in self.intents],
                 "positions": self.positions, "unmodelled": self.unmodelled, "sources": self.sources,
-                "nav_usd": self.nav_usd, "events": self.events}
+                "nav_usd": self.nav_usd, "events": self.events, "after": self.after}
 
 
 def engine_key(holding: str) -> str | None:
@@ -146,8 +147,11 @@ class Planner:
         sources = {s: "chain at the block" if (reserve_of(s) or s == GAS) else "exchange (public)"
                    for s in reads(self.needs) if s in m.required}
         sources |= self.standins
+        # in units (an Aave balance: scaled x index), what the book holds once the intents are carried out
+        after = {s.instrument.key: book.qty[j] * (s.index[0] if s.instrument.kind in ("aToken", "debtToken") else 1.0)
+                 for j, s in enumerate(book.specs) if book.qty[j]}
         return Plan(k, t, order_intents(new, 0, reason="strategy"), positions, unmodelled, sources, engine_nav,
-                    [{"type": e.type, "message": e.message, "details": e.details} for e in new])
+                    [{"type": e.type, "message": e.message, "details": e.details} for e in new], after)
 
     def _market(self, needs: list[Need], t: int, obs: Observation, cfg: RunConfig) -> LiveMarket:
         grid = _grid(t)

@@ -91,11 +91,9 @@ class LiveSession:
 
     def tick(self) -> dict:
         """Read, explain, attribute, check and commit one hour; returns what was committed."""
-        fills = self.store.unbooked_fills(self.name)  # this session's own fills since the last reading
+        fills = self.store.unbooked_moves(self.name)  # what this session's own orders moved since the last reading
         now = self.read()
-        for _, venue, instrument, side, filled in fills:  # they moved the perp: a trade, not unexplained
-            asset = instrument.split(":")[2].removesuffix("USDT")
-            move(now.moved, f"{venue}/{venue}/perp/{asset}", "trades", filled if side == "buy" else -filled)
+        self._book_trades(now, fills)
         rec = reconcile(self.previous, now) if self.previous is not None else None
         if rec is not None and abs(rec.residual) > 1e-9 * max(abs(rec.nav_after), 1.0):
             raise RunError(f"live session {self.name!r}: attribution misses NAV by {rec.residual!r} USD (a bug)")
@@ -122,6 +120,17 @@ class LiveSession:
                "orders": len(orders)}
         self.previous, self.k = now, self.k + 1
         return out
+
+    def _book_trades(self, now: Observation, fills: list) -> None:
+        """The session's own orders as trades of this reading; an Aave balance they moved at a block has grown
+        with its index since (as a transfer's, live/book.py)."""
+        for _, moves in fills:
+            for block, units_by_key in moves:
+                for key, units in units_by_key.items():
+                    _, venue, kind, reserve = key.split("/")
+                    if venue == "aave_v3" and block is not None and key in now.holdings:
+                        units *= now.holdings[key].index / self.chain.index(reserve, kind, block)
+                    move(now.moved, key, "trades", units)
 
     def _plan(self, now: Observation):
         """The strategy's decisions on the book read (None without a planner, or when the hour's market could not

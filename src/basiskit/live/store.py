@@ -47,6 +47,7 @@ ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS fee DOUBLE;
 ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS created_epoch DOUBLE;
 ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS updated_at TIMESTAMPTZ;
 ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS booked_tick INTEGER;
+ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS moves JSON;
 CREATE TABLE IF NOT EXISTS live_order_log (
   session VARCHAR, seq INTEGER, client_id VARCHAR, logged_at TIMESTAMPTZ, step VARCHAR, status VARCHAR, details JSON);
 ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS execute VARCHAR;
@@ -227,6 +228,11 @@ class LiveStore(RunStore, AlertOutbox):
         with self._conn() as con:
             return [Order(*r) for r in con.execute(sql + " ORDER BY seq", args).fetchall()]
 
+    def last_planned_tick(self, name: str) -> int | None:
+        """The latest reading's tick (whose plan is the one to carry out)."""
+        with self._conn() as con:
+            return con.execute("SELECT max(tick) FROM live_ticks WHERE session = ?", [name]).fetchone()[0]
+
     def order_log(self, name: str, client_id: str | None = None) -> list[dict]:
         sql = "SELECT seq, client_id, logged_at, step, status, details FROM live_order_log WHERE session = ?"
         args = [name] + ([client_id] if client_id else [])
@@ -236,12 +242,16 @@ class LiveStore(RunStore, AlertOutbox):
                  "details": json.loads(r[5])} for r in rows]
 
     def order_step(self, name: str, client_id: str, status: str, step: str, details: dict,
-                   fill: tuple | None = None) -> None:
-        """An order's new status and the step that set it (request, answer, lookup, approval, kill ...), at once."""
+                   fill: tuple | None = None, moves: list | None = None) -> None:
+        """An order's new status and the step that set it (request, answer, lookup, approval, kill ...), at once;
+        `moves`: what the order moved in the book ([block or None, {holding key: units}]), for the next reading."""
         with STOP.guard(), self._conn() as con:
             con.execute("BEGIN")
             try:
                 self._step(con, name, client_id, status, step, details, fill)
+                if moves:
+                    con.execute("UPDATE live_orders SET moves = ? WHERE session = ? AND client_id = ?",
+                                [json.dumps(moves), name, client_id])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -257,12 +267,13 @@ class LiveStore(RunStore, AlertOutbox):
         con.execute("INSERT INTO live_order_log VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [name, seq, client_id, now(), step, status, json.dumps(json_safe(details))])
 
-    def unbooked_fills(self, name: str) -> list[tuple[str, str, str, str, float]]:
-        """(client_id, venue, instrument, side, filled) of fills no reading has counted yet."""
+    def unbooked_moves(self, name: str) -> list[tuple[str, list]]:
+        """(client_id, [[block or None, {holding key: units}]]) of what the session's orders moved that no reading
+        has counted yet."""
         with self._conn() as con:
-            return [tuple(r) for r in con.execute(
-                "SELECT client_id, venue, instrument, side, filled FROM live_orders WHERE session = ? AND "
-                "filled > 0 AND booked_tick IS NULL ORDER BY seq", [name]).fetchall()]
+            return [(r[0], json.loads(r[1])) for r in con.execute(
+                "SELECT client_id, moves FROM live_orders WHERE session = ? AND moves IS NOT NULL AND "
+                "booked_tick IS NULL ORDER BY seq", [name]).fetchall()]
 
     def day_notional(self, name: str, t: int) -> float:
         """USD notional of the orders sent (or being sent) on t's UTC day."""

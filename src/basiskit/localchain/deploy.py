@@ -36,7 +36,7 @@ class ReserveSpec:
 
 
 # Rate strategies shaped like Aave v3 Ethereum's (WETH, USDT and LST strategies of 2024).
-LST_RESERVE_ETH = 1_000_000  # what a stand-in LST holds to pay redemptions of the tokens its faucet minted
+LST_RESERVE_ETH = 1_000_000  # ETH a faucet token holds to pay out what it minted (WETH withdraw, LST redeem)
 RESERVES = (
     ReserveSpec("WETH", "Wrapped Ether", 18, 3000.0, 0.90, 0.0, 0.027, 0.80, "ETH_WETH"),
     ReserveSpec("USDT", "Tether USD", 6, 1.0, 0.92, 0.0, 0.055, 0.75, None),
@@ -189,6 +189,8 @@ def deploy_market(w3, artifacts: Artifacts, risk: dict) -> LocalMarket:
     for r in RESERVES:
         if r.symbol == "WETH":
             tokens[r.symbol] = d.deploy("WETH9Mocked", label=r.symbol)
+            # its faucet mints without ETH: a reserve so that withdraw (unwrapping) pays out what it minted
+            w3.provider.make_request("anvil_setBalance", [tokens[r.symbol].address, hex(LST_RESERVE_ETH * 10**18)])
         elif r.pair and r.pair.endswith("_WETH"):  # an LST: minted and redeemed at its rate to ETH (the oracle's)
             tokens[r.symbol] = d.deploy("StandInLST", r.name, r.symbol, round(r.price_usd / weth_usd * 1e18),
                                         label=r.symbol)

@@ -79,13 +79,33 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
         self._lock = threading.RLock()  # one operation at a time per process: no write-write conflicts
+        self._held: duckdb.DuckDBPyConnection | None = None
         with self._conn() as con:
             con.execute(SCHEMA)
 
     @contextmanager
     def _conn(self):
-        with self._lock, self._open() as con:
-            yield con
+        with self._lock:
+            if self._held is not None:
+                yield self._held
+                return
+            with self._open() as con:
+                yield con
+
+    @contextmanager
+    def held(self):
+        """One connection for a short burst of operations (an order's steps): other processes wait for the file
+        (up to lock_timeout) until it ends."""
+        with self._lock:
+            if self._held is not None:
+                yield
+                return
+            with self._open() as con:
+                self._held = con
+                try:
+                    yield
+                finally:
+                    self._held = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """A connection, waiting up to lock_timeout for another process to let go of the file."""

@@ -1,0 +1,299 @@
+"""A plan's Aave v3 and LST operations sent as transactions from one keystore wallet (live step 2).
+
+An order becomes a few calls (wrap or unwrap WETH for what the engine counts as one ETH balance, an ERC20 approval
+of exactly the amount, the Pool call or the LST's deposit or redeem, eMode before the first borrow), each signed
+with the wallet's key, EIP-1559 fees capped by live.max_gas_gwei, nonces from one manager per wallet. Each signed
+transaction (nonce, hash, what it moves) is journaled before it is broadcast; its receipt is awaited with a timeout.
+After a crash or a timeout, the journal's hashes are looked up on the chain: nothing is signed again. A reverted
+transaction stops the order (an alert); the next reading re-reads the book before anything else is decided.
+
+What each call moves (wallet holdings, in token units) is stored with the order so that the next reading explains
+the wallet's change as the session's own trades; gas is explained by the receipts (live/book.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..connectors.exchanges import OrderRefused, OrderUnknown, VenueOrder
+
+OP = re.compile(r"^(aave_supply|aave_withdraw|aave_borrow|aave_repay|stake|redeem)_(\w+)$|^swap_(\w+)_to_(\w+)$")
+ETH_EMODE = 1  # Aave v3's ETH-correlated eMode category (Ethereum market; the local deploy's)
+VARIABLE = 2  # interestRateMode: variable (Aave v3 IPool)
+GAS_MARGIN = 1.25  # gas limit over eth_estimateGas
+
+
+def _w(name: str, inputs: list[tuple[str, str]], payable: bool = False, outputs=()) -> dict:
+    return {"type": "function", "name": name, "stateMutability": "payable" if payable else "nonpayable",
+            "inputs": [{"name": n, "type": t} for n, t in inputs], "outputs": [{"name": "", "type": t}
+                                                                                for t in outputs]}
+
+
+POOL_WRITE = [
+    _w("supply", [("asset", "address"), ("amount", "uint256"), ("onBehalfOf", "address"), ("referralCode", "uint16")]),
+    _w("withdraw", [("asset", "address"), ("amount", "uint256"), ("to", "address")], outputs=["uint256"]),
+    _w("borrow", [("asset", "address"), ("amount", "uint256"), ("interestRateMode", "uint256"),
+                  ("referralCode", "uint16"), ("onBehalfOf", "address")]),
+    _w("repay", [("asset", "address"), ("amount", "uint256"), ("interestRateMode", "uint256"),
+                 ("onBehalfOf", "address")], outputs=["uint256"]),
+    _w("setUserEMode", [("categoryId", "uint8")]),
+]
+TOKEN_WRITE = [_w("approve", [("spender", "address"), ("amount", "uint256")], outputs=["bool"]),
+               _w("deposit", [], payable=True), _w("withdraw", [("wad", "uint256")]),
+               _w("redeem", [("shares", "uint256")], outputs=["uint256"]),
+               {"type": "function", "name": "rate", "stateMutability": "view", "inputs": [],
+                "outputs": [{"name": "", "type": "uint256"}]}]
+
+
+class LimitExceeded(Exception):
+    """An order a limit stops before anything is signed (e.g. the base fee above live.max_gas_gwei)."""
+
+
+@dataclass
+class Call:
+    what: str
+    contract: str
+    fn: str
+    args: list
+    value: int
+    moves: dict[str, float]  # holding key -> units this call moves
+
+
+class NonceManager:
+    """The next nonce of one wallet: past the chain's pending count (read at each order's start: another sender's
+    transactions are seen) and past what this process already signed."""
+
+    def __init__(self, w3, address: str):
+        self.w3, self.address, self.last, self.fresh = w3, address, -1, False
+
+    def refresh(self) -> None:
+        self.last = max(self.w3.eth.get_transaction_count(self.address, "pending") - 1, self.last)
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+
+class ChainExecutor:
+    """Sends the plan's on-chain orders from `signer` (an eth-account LocalAccount) on `chain` (a ChainClient)."""
+
+    def __init__(self, chain, signer, wallet: str, max_gas_gwei: float, lst_contracts: str | None,
+                 receipt_timeout: float = 120.0):
+        self.chain, self.signer, self.wallet = chain, signer, wallet
+        self.w3 = chain.w3
+        self.cap = int(max_gas_gwei * 10**9)
+        self.lst_contracts, self.receipt_timeout = lst_contracts, receipt_timeout
+        self.nonces = NonceManager(self.w3, signer.address)
+        self.chain_id: int | None = None
+        self.pool = self.w3.eth.contract(address=chain.market.pool, abi=POOL_WRITE + _read_abi())
+        self.journal = None  # set by the Dispatcher: (client_id, step, details) -> None, committed at once
+        self.history = None  # set by the Dispatcher: client_id -> its journal
+
+    # --- what it sends ------------------------------------------------------------------------------------------
+    def handles(self, order) -> bool:
+        if order.venue not in ("aave_v3", "ethereum") or "flash-loan bundle" in order.reason:
+            return False
+        parsed = self._parse(order.instrument)
+        return parsed is not None and (not parsed[2] or self.lst_contracts == "stand-in")
+
+    def _parse(self, op: str) -> tuple[str, str, bool] | None:
+        """(action, reserve, an LST mint or redeem) of an operation name, or None when it is not sent here."""
+        m = OP.match(op)
+        if m is None:
+            return None
+        if m.group(1):
+            action, symbol = m.group(1), m.group(2)
+        elif m.group(3) == "ETH":
+            action, symbol = "stake", m.group(4)  # a swap into the LST: the stand-in's deposit at its rate
+        else:
+            action, symbol = "redeem", m.group(3)
+        reserve = symbol.lower()
+        if reserve not in self.chain.market.assets:
+            return None
+        return action, reserve, action in ("stake", "redeem")
+
+    def request(self, order) -> dict:
+        base = self.w3.eth.get_block("latest")["baseFeePerGas"]
+        if base > self.cap:
+            raise LimitExceeded(f"base fee {base / 1e9:.2f} gwei > live.max_gas_gwei {self.cap / 1e9:g}")
+        action, reserve, _ = self._parse(order.instrument)
+        decimals = self.chain.market.assets[reserve][1]
+        return {"action": action, "reserve": reserve, "amount": int(order.size * 10**decimals),
+                "from": self.signer.address, "max_fee_gwei": self.cap / 1e9}
+
+    def _calls(self, request: dict) -> list[Call]:
+        """The transactions of one order, built on the chain's state now."""
+        action, reserve, amount = request["action"], request["reserve"], request["amount"]
+        me, w = self.signer.address, self.wallet
+        asset, decimals = self.chain.market.assets[reserve]
+        unit = 10**decimals
+        weth = self.chain.market.assets["weth"][0]
+        token = self._token(asset)
+        calls: list[Call] = []
+        key = {"native": f"{w}/ethereum/native/ETH", "token": f"{w}/ethereum/token/{reserve}",
+               "weth": f"{w}/ethereum/token/weth", "a": f"{w}/aave_v3/aToken/{reserve}",
+               "debt": f"{w}/aave_v3/debtToken/{reserve}"}
+        if action in ("aave_supply", "aave_repay"):
+            if asset == weth:  # the engine's ETH is native ETH and WETH alike: wrap what the WETH balance lacks
+                short = amount - token.functions.balanceOf(me).call()
+                if short > 0:
+                    calls.append(Call("wrap", weth, "deposit", [], short, {key["native"]: -short / unit,
+                                                                          key["weth"]: short / unit}))
+            calls.append(Call("approve", asset, "approve", [self.pool.address, amount], 0, {}))
+            if action == "aave_supply":
+                calls.append(Call("supply", self.pool.address, "supply", [asset, amount, me, 0], 0,
+                                  {key["token"]: -amount / unit, key["a"]: amount / unit}))
+            else:
+                calls.append(Call("repay", self.pool.address, "repay", [asset, amount, VARIABLE, me], 0,
+                                  {key["token"]: -amount / unit, key["debt"]: amount / unit}))
+        elif action == "aave_withdraw":
+            calls.append(Call("withdraw", self.pool.address, "withdraw", [asset, amount, me], 0,
+                              {key["a"]: -amount / unit, key["token"]: amount / unit}))
+        elif action == "aave_borrow":
+            if self.pool.functions.getUserEMode(me).call() != ETH_EMODE:
+                calls.append(Call("eMode", self.pool.address, "setUserEMode", [ETH_EMODE], 0, {}))
+            calls.append(Call("borrow", self.pool.address, "borrow", [asset, amount, VARIABLE, 0, me], 0,
+                              {key["debt"]: -amount / unit, key["token"]: amount / unit}))
+        elif action == "stake":  # `amount` is ETH (18 decimals) into the LST at its rate (StandInLST.deposit)
+            # WETH first (borrowed WETH is the engine's ETH too), native ETH for the rest: the native balance keeps
+            # the gas reserve the plan left
+            unwrap = min(amount, self._token(weth).functions.balanceOf(me).call())
+            if unwrap > 0:
+                calls.append(Call("unwrap", weth, "withdraw", [unwrap], 0,
+                                  {key["weth"]: -unwrap / 1e18, key["native"]: unwrap / 1e18}))
+            shares = amount * 10**18 // token.functions.rate().call()
+            calls.append(Call("stake", asset, "deposit", [], amount, {key["native"]: -amount / 1e18,
+                                                                    key["token"]: shares / unit}))
+        else:  # redeem: LST units back to ETH at the rate (StandInLST.redeem)
+            eth = amount * token.functions.rate().call() // 10**18
+            calls.append(Call("redeem", asset, "redeem", [amount], 0, {key["token"]: -amount / unit,
+                                                                     key["native"]: eth / 1e18}))
+        return calls
+
+    def _token(self, address: str):
+        return self.w3.eth.contract(address=address, abi=TOKEN_WRITE + _read_abi())
+
+    # --- sending ------------------------------------------------------------------------------------------------
+    def send(self, order, request: dict) -> VenueOrder:
+        calls = self._calls(request)
+        self.nonces.refresh()
+        fees = self._fees()
+        moves: list = []  # [block, {holding key: units}] per mined call: an Aave balance grows from its block
+        receipts: list = []  # stored with the answer (the hashes were journaled before each went)
+        for i, call in enumerate(calls):
+            try:
+                signed, tx = self._sign(call, fees)
+            except OrderRefused as exc:
+                exc.moves = moves  # the calls before this one went
+                raise
+            self.journal(order.client_id, "tx", {"index": i, "calls": len(calls), "what": call.what,
+                                                 "nonce": tx["nonce"], "hash": signed.hash.hex(),
+                                                 "max_fee_gwei": tx["maxFeePerGas"] / 1e9, "moves": call.moves})
+            try:
+                self._broadcast(signed, call)
+            except OrderRefused as exc:
+                exc.moves = moves
+                raise
+            receipt = self._receipt(signed.hash)
+            receipts.append(_receipt_details(receipt, i))
+            if receipt["status"] != 1:
+                raise OrderRefused(f"{call.what} reverted (tx {signed.hash.hex()}, block {receipt['blockNumber']})",
+                                   "reverted", moves)
+            moves.append([receipt["blockNumber"], call.moves])
+        return VenueOrder(order.client_id, order.client_id, "closed", order.size, order.size, None, None, moves,
+                          receipts)
+
+    def _fees(self) -> tuple[int, int]:
+        """(max priority fee, max fee) per gas for an order's transactions: EIP-1559, the max fee twice the base fee
+        plus the tip (room for two full blocks), never above live.max_gas_gwei."""
+        prio = min(self.w3.eth.max_priority_fee, self.cap)
+        base = self.w3.eth.get_block("latest")["baseFeePerGas"]
+        if base > self.cap:
+            raise OrderRefused(f"base fee {base / 1e9:.2f} gwei rose above live.max_gas_gwei {self.cap / 1e9:g} "
+                               "before the order went", "gas")
+        return prio, min(2 * base + prio, self.cap)
+
+    def _sign(self, call: Call, fees: tuple[int, int]):
+        fn = self._contract(call).functions
+        if self.chain_id is None:
+            self.chain_id = self.w3.eth.chain_id
+        tx = getattr(fn, call.fn)(*call.args).build_transaction({
+            "from": self.signer.address, "value": call.value, "chainId": self.chain_id,
+            "maxPriorityFeePerGas": fees[0], "maxFeePerGas": fees[1], "nonce": self.nonces.next(), "gas": 0})
+        from web3.exceptions import Web3Exception
+
+        try:
+            tx["gas"] = int(self.w3.eth.estimate_gas({k: tx[k] for k in ("from", "to", "data", "value")})
+                            * GAS_MARGIN)
+        except Web3Exception as exc:  # it would revert: nothing is signed, the nonce is given back
+            self.nonces.last -= 1
+            raise OrderRefused(f"{call.what} would revert ({type(exc).__name__}: {str(exc)[:200]}); not sent",
+                               "would_revert") from None
+        return self.signer.sign_transaction(tx), tx
+
+    def _broadcast(self, signed, call: Call) -> None:
+        """The node refusing it (funds, nonce, fee) is a refusal; no answer is unknown (it may have been taken)."""
+        from web3.exceptions import Web3RPCError
+
+        try:
+            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Web3RPCError as exc:
+            self.nonces.last -= 1
+            raise OrderRefused(f"{call.what}: the node refused it ({str(exc)[:200]})", "rejected") from None
+        except (OSError, ValueError) as exc:  # requests' and the socket's errors: the answer was lost
+            raise OrderUnknown(f"{call.what}: no answer from the node ({type(exc).__name__})") from None
+
+    def _contract(self, call: Call):
+        return self.pool if call.contract == self.pool.address else self._token(call.contract)
+
+    def _receipt(self, tx_hash):
+        from web3.exceptions import TimeExhausted
+
+        try:
+            return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout, poll_latency=0.2)
+        except TimeExhausted:
+            raise OrderUnknown(f"no receipt for {tx_hash.hex()} within {self.receipt_timeout:g} s") from None
+
+    # --- after a crash or a timeout -----------------------------------------------------------------------------
+    def lookup(self, order) -> VenueOrder | None:
+        """The order's journaled transactions, looked up by hash: None when none was signed (nothing went);
+        OrderUnknown while one is pending; the moves of those mined."""
+        from web3.exceptions import TransactionNotFound
+
+        signed = [e["details"] for e in self.history(order.client_id) if e["step"] == "tx"]
+        if not signed:
+            return None
+        moves: list = []
+        for tx in signed:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx["hash"])
+            except TransactionNotFound:
+                try:
+                    self.w3.eth.get_transaction(tx["hash"])
+                except TransactionNotFound:
+                    if self.w3.eth.get_transaction_count(self.signer.address) > tx["nonce"]:
+                        raise OrderRefused(f"{tx['what']} (nonce {tx['nonce']}) was replaced", "replaced") from None
+                    return None if tx is signed[0] else VenueOrder(order.client_id, order.client_id, "closed",
+                                                                   order.size, 0.0, None, None, moves)
+                raise OrderUnknown(f"{tx['what']} {tx['hash']} is still pending") from None
+            if receipt["status"] != 1:
+                raise OrderRefused(f"{tx['what']} reverted (tx {tx['hash']})", "reverted")
+            moves.append([receipt["blockNumber"], tx["moves"]])
+        done = signed[-1]["index"] == signed[-1]["calls"] - 1
+        return VenueOrder(order.client_id, order.client_id, "closed", order.size, order.size if done else 0.0,
+                          None, None, moves)
+
+    def cancel_open(self, assets: list[str]) -> list:
+        return []  # nothing rests on the chain
+
+
+def _read_abi() -> list:
+    from ..connectors.chain import ERC20_ABI, POOL_ABI
+
+    return POOL_ABI + ERC20_ABI
+
+
+def _receipt_details(receipt, index: int) -> dict:
+    return {"index": index, "status": receipt["status"], "block": receipt["blockNumber"],
+            "gas_used": receipt["gasUsed"], "effective_gas_price": receipt["effectiveGasPrice"]}
