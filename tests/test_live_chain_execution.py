@@ -58,13 +58,13 @@ def _wallet(local_market, tmp_path_factory, name: str, eth: int):
         "chain_id": node.chain_id,
         "wallets": [{"name": "fund", "address": key.address, "keystore": "fund.json", "password_env": "FUND_PW"}],
         "aave": {"pool": m.pool, "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()},
-                 "lst_contracts": "stand-in"}}))
+                 "lst_contracts": "stand-in", "flash_receiver": market.flash_lever.address}}))
     return node, market, key, path
 
 
-def _session(path, node, db, name="exec", sets=()):
+def _session(path, node, db, name="exec", sets=("leverage.entry=loop",)):
     found = load_accounts(path)
-    cfg = load_run_config("eth_leveraged", sets=["leverage.entry=loop", *LIMITS, *sets], dataset=Dataset(SAMPLE_DIR))
+    cfg = load_run_config("eth_leveraged", sets=[*LIMITS, *sets], dataset=Dataset(SAMPLE_DIR))
     chain = ChainClient.from_url(node.url, found.market())
     store = LiveStore(db)
     d = Dispatcher(store, name, "auto", cfg.live, chain_executors(found, chain, cfg.live.max_gas_gwei))
@@ -82,9 +82,9 @@ def _held(market, address, block):
 def test_auto_enters_by_the_loop_and_delevers_on_the_chain(local_market, tmp_path_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("FUND_PW", PASSWORD)
     node, market, key, path = _wallet(local_market, tmp_path_factory, "loop", 20)
-    live, store, cfg = _session(path, node, tmp_path / "runs.duckdb", sets=["target_ltv=0.6"])
+    live, store, cfg = _session(path, node, tmp_path / "runs.duckdb", sets=["leverage.entry=loop", "target_ltv=0.6"])
 
-    first = live.tick()  # 20 ETH idle: staked, supplied and levered to the target LTV (0.6) by the loop
+    live.tick()  # 20 ETH idle: staked, supplied and levered to the target LTV (0.6) by the loop
     plan = store.status("exec")["last"]["plan"]
     sides = [o["side"] for o in store.orders("exec")]
     assert sides[:3] == ["stake", "supply", "borrow"] and sides.count("borrow") >= 2
@@ -120,6 +120,42 @@ def test_auto_enters_by_the_loop_and_delevers_on_the_chain(local_market, tmp_pat
     assert key.key.hex().removeprefix("0x") not in log and PASSWORD not in log
     hashes = [e["details"]["hash"] for e in store.order_log("exec") if e["step"] == "tx"]
     assert len(hashes) == len(set(hashes)) and third["tick"] == 2
+
+
+def test_the_presets_flash_loan_enters_and_delevers_through_the_projects_receiver(local_market, tmp_path_factory,
+                                                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("FUND_PW", PASSWORD)
+    node, market, key, path = _wallet(local_market, tmp_path_factory, "flash", 20)
+    live, store, cfg = _session(path, node, tmp_path / "runs.duckdb", name="flash", sets=())
+    assert cfg.leverage.entry == "flash_loan"
+    live.tick()  # one bundle: flash WETH, stake it with the wallet's ETH, supply, borrow to repay
+    plan = store.status("flash")["last"]["plan"]
+    orders = store.orders("flash")
+    assert [o["instrument"] for o in orders][-1] == "flash_loan_leverage"
+    assert {o["status"] for o in orders} == {"filled"}, store.order_log("flash")
+    txs = [e["details"]["what"] for e in store.order_log("flash") if e["step"] == "tx"]
+    assert txs == ["eMode", "delegate", "flash lever"]  # eMode, credit delegation of exactly the amount, the bundle
+    second = live.tick()
+    a, d, hf = _held(market, key.address, second["block"])
+    assert a == pytest.approx(plan["after"]["aave_v3:aToken:aweETH"], rel=1e-9)
+    assert d == pytest.approx(plan["after"]["aave_v3:debtToken:debtWETH"], rel=1e-9)
+    assert abs(second["reconciliation"]["attribution"]["unexplained"]) < 1e-6
+    assert market.tokens["WETH"].functions.balanceOf(market.flash_lever.address).call() == 0  # it keeps nothing
+
+    sent = len(orders)
+    w3 = market.deployer.w3
+    w3.provider.make_request("anvil_setBalance", [key.address, hex(w3.eth.get_balance(key.address) + E18 // 2)])
+    weeth = market.oracle.functions.getAssetPrice(market.tokens["weETH"].address).call()
+    market.set_price("weETH", weeth / 1e8 * 0.93)  # HF 1.04 < 1.05
+    live.tick()
+    plan = store.status("flash")["last"]["plan"]
+    new = store.orders("flash")[sent:]
+    assert new[-1]["instrument"] == "flash_loan_deleverage" and {o["status"] for o in new} == {"filled"}, new
+    fourth = live.tick()
+    a, d, hf = _held(market, key.address, fourth["block"])
+    assert hf > cfg.leverage.hf_floor and d == pytest.approx(plan["after"]["aave_v3:debtToken:debtWETH"], rel=1e-9)
+    assert a == pytest.approx(plan["after"]["aave_v3:aToken:aweETH"], rel=1e-9)
+    assert abs(fourth["reconciliation"]["attribution"]["unexplained"]) < 1e-6
 
 
 def test_a_session_killed_with_a_transaction_in_flight_sends_nothing_twice(local_market, tmp_path_factory,

@@ -237,8 +237,9 @@ def chain_executors(found, chain, max_gas_gwei: float) -> dict:
     if not signing:
         return {}
     wallet = signing[0]
-    ex = ChainExecutor(chain, found.signer(wallet), wallet.name, max_gas_gwei,
-                       found.aave.lst_contracts if found.aave else None)
+    aave = found.aave
+    ex = ChainExecutor(chain, found.signer(wallet), wallet.name, max_gas_gwei, aave.lst_contracts if aave else None,
+                       flash_receiver=aave.flash_receiver if aave else None)
     return {"aave_v3": ex, "ethereum": ex}
 
 

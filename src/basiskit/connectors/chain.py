@@ -224,7 +224,8 @@ class ChainClient:
                     continue
                 amount = int.from_bytes(bytes(log["data"]), "big") / 10**decimals
                 out.append({"block": int(log["blockNumber"]), "kind": key[0], "reserve": key[1],
-                            "units": sign * amount, "counterparty": w3.to_checksum_address(other)})
+                            "units": sign * amount, "counterparty": w3.to_checksum_address(other),
+                            "tx": bytes(log["transactionHash"]).hex().removeprefix("0x")})
         return sorted(out, key=lambda f: f["block"])
 
     def gas_spent(self, address: str, after: int, until: int, max_blocks: int = 2_000) -> float:

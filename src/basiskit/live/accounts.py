@@ -17,6 +17,7 @@ file holds names, never secrets); wallets by address. Every problem is refused a
       oracle: "0x..."
       assets: {weth: "0x...", usdt: "0x...", weeth: "0x...", wsteth: "0x..."}
       lst_contracts: stand-in        # LSTs with deposit()/redeem() at their rate (the local chain's)
+      flash_receiver: "0x..."        # basiskit's FlashLever (flash-loan entries and exits)
 """
 
 from __future__ import annotations
@@ -91,14 +92,16 @@ class AaveMarketSpec(BaseModel):
     pool: str
     oracle: str
     assets: dict[Literal["weth", "usdt", "weeth", "wsteth"], str] = Field(min_length=1)
+    flash_receiver: str | None = Field(None, description="basiskit's FlashLever contract on this chain: flash-loan "
+                                       "bundles go through it (unset: they are left to the operator)")
     lst_contracts: Literal["stand-in"] | None = Field(
         None, description="how its LSTs are minted and redeemed: stand-in (deposit and redeem at the rate, the local "
         "chain's); unset: LST operations are left to the operator")
 
-    @field_validator("pool", "oracle")
+    @field_validator("pool", "oracle", "flash_receiver")
     @classmethod
-    def _contract(cls, v: str) -> str:
-        return _checked_address(v)
+    def _contract(cls, v: str | None) -> str | None:
+        return v if v is None else _checked_address(v)
 
     @field_validator("assets")
     @classmethod

@@ -54,9 +54,10 @@ def move(moved: dict, key: str, kind: str, units: float) -> None:
     moved.setdefault(key, dict.fromkeys(KINDS, 0.0))[kind] += units
 
 
-def observe(accounts, chain, exchanges: dict, previous: Observation | None) -> Observation:
+def observe(accounts, chain, exchanges: dict, previous: Observation | None, own: set[str] = frozenset()) -> Observation:
     """Read every account of accounts.yaml now. `chain` is a ChainClient (None without wallets), `exchanges` maps
-    venue -> ExchangeAccount. Nothing is guessed: a read that fails raises, and the caller keeps no book."""
+    venue -> ExchangeAccount, `own` the hashes of the session's own transactions (their transfers are its trades,
+    booked from its orders, not flows). Nothing is guessed: a read that fails raises, and the caller keeps no book."""
     holdings: dict[str, Holding] = {}
     moved: dict[str, dict[str, float]] = {}
     risk: dict[str, dict] = {}
@@ -70,7 +71,7 @@ def observe(accounts, chain, exchanges: dict, previous: Observation | None) -> O
         tokens = chain.tokens(block)
         ignore = {ZERO, chain.market.pool} | {a for (kind, _), (a, _) in tokens.items() if kind != "token"}
         for w in accounts.wallets:
-            _read_wallet(chain, w, block, indexes, tokens, ignore, previous, holdings, moved, risk)
+            _read_wallet(chain, w, block, indexes, tokens, ignore, previous, holdings, moved, risk, own)
     venue_ms = None
     for venue, account in exchanges.items():
         read = account.read()
@@ -91,7 +92,7 @@ def observe(accounts, chain, exchanges: dict, previous: Observation | None) -> O
     return Observation(t, block, holdings, moved, risk, eth_usd, venue_ms)
 
 
-def _read_wallet(chain, wallet, block, indexes, tokens, ignore, previous, holdings, moved, risk) -> None:
+def _read_wallet(chain, wallet, block, indexes, tokens, ignore, previous, holdings, moved, risk, own) -> None:
     held = chain.account(wallet.address, block)
     name = wallet.name
     eth_price = indexes["weth"][2]
@@ -104,6 +105,8 @@ def _read_wallet(chain, wallet, block, indexes, tokens, ignore, previous, holdin
     if previous is None or previous.block is None:
         return
     for f in chain.transfers(wallet.address, tokens, previous.block, block, ignore):
+        if f["tx"] in own:
+            continue
         key = f"{name}/{'ethereum' if f['kind'] == 'token' else 'aave_v3'}/{f['kind']}/{f['reserve']}"
         units = f["units"] if f["kind"] != "debtToken" else -f["units"]
         if f["kind"] != "token":  # an Aave balance moved at f's block has grown with the index since

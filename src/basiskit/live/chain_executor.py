@@ -22,6 +22,7 @@ OP = re.compile(r"^(aave_supply|aave_withdraw|aave_borrow|aave_repay|stake|redee
 ETH_EMODE = 1  # Aave v3's ETH-correlated eMode category (Ethereum market; the local deploy's)
 VARIABLE = 2  # interestRateMode: variable (Aave v3 IPool)
 GAS_MARGIN = 1.25  # gas limit over eth_estimateGas
+BUNDLED = "(in one flash-loan bundle)"  # how a plan marks the steps of a flash-loan bundle (paper/orders.py)
 
 
 def _w(name: str, inputs: list[tuple[str, str]], payable: bool = False, outputs=()) -> dict:
@@ -43,7 +44,13 @@ TOKEN_WRITE = [_w("approve", [("spender", "address"), ("amount", "uint256")], ou
                _w("deposit", [], payable=True), _w("withdraw", [("wad", "uint256")]),
                _w("redeem", [("shares", "uint256")], outputs=["uint256"]),
                {"type": "function", "name": "rate", "stateMutability": "view", "inputs": [],
-                "outputs": [{"name": "", "type": "uint256"}]}]
+                "outputs": [{"name": "", "type": "uint256"}]},
+               _w("approveDelegation", [("delegatee", "address"), ("amount", "uint256")]),
+               _w("lever", [("lst", "address"), ("amount", "uint256"), ("stake", "uint256")], payable=True),
+               _w("delever", [("lst", "address"), ("aLst", "address"), ("amount", "uint256"), ("shares", "uint256")],
+                  payable=True)]
+POOL_WRITE.append({"type": "function", "name": "FLASHLOAN_PREMIUM_TOTAL", "stateMutability": "view", "inputs": [],
+                   "outputs": [{"name": "", "type": "uint128"}]})
 
 
 class LimitExceeded(Exception):
@@ -79,8 +86,10 @@ class ChainExecutor:
     """Sends the plan's on-chain orders from `signer` (an eth-account LocalAccount) on `chain` (a ChainClient)."""
 
     def __init__(self, chain, signer, wallet: str, max_gas_gwei: float, lst_contracts: str | None,
-                 receipt_timeout: float = 120.0):
+                 receipt_timeout: float = 120.0, flash_receiver: str | None = None):
         self.chain, self.signer, self.wallet = chain, signer, wallet
+        self.flash_receiver = flash_receiver
+        self.bundle: list = []  # the steps of the flash-loan bundle being sent (set by the Dispatcher)
         self.w3 = chain.w3
         self.cap = int(max_gas_gwei * 10**9)
         self.lst_contracts, self.receipt_timeout = lst_contracts, receipt_timeout
@@ -92,8 +101,10 @@ class ChainExecutor:
 
     # --- what it sends ------------------------------------------------------------------------------------------
     def handles(self, order) -> bool:
-        if order.venue not in ("aave_v3", "ethereum") or "flash-loan bundle" in order.reason:
+        if order.venue not in ("aave_v3", "ethereum"):
             return False
+        if order.instrument.startswith("flash_loan_") or BUNDLED in order.reason:
+            return self.flash_receiver is not None and self.lst_contracts == "stand-in"
         parsed = self._parse(order.instrument)
         return parsed is not None and (not parsed[2] or self.lst_contracts == "stand-in")
 
@@ -117,9 +128,30 @@ class ChainExecutor:
         base = self.w3.eth.get_block("latest")["baseFeePerGas"]
         if base > self.cap:
             raise LimitExceeded(f"base fee {base / 1e9:.2f} gwei > live.max_gas_gwei {self.cap / 1e9:g}")
+        if order.instrument.startswith("flash_loan_"):
+            return self._flash_request(order)
         action, reserve, _ = self._parse(order.instrument)
         decimals = self.chain.market.assets[reserve][1]
         return {"action": action, "reserve": reserve, "amount": int(order.size * 10**decimals),
+                "from": self.signer.address, "max_fee_gwei": self.cap / 1e9}
+
+    def _flash_request(self, order) -> dict:
+        """A flash-loan bundle as one call of the receiver: its steps (self.bundle) give the sizes."""
+        steps: dict[str, float] = {}
+        lst = None
+        for step in self.bundle:
+            action, reserve, _ = self._parse(step.instrument) or (None, None, None)
+            if action is None or (action in ("stake", "redeem", "aave_supply", "aave_withdraw") and reserve == "weth"):
+                raise OrderRefused(f"bundle step {step.instrument} cannot go through the flash receiver", "unsupported")
+            if action in ("stake", "redeem", "aave_supply", "aave_withdraw"):
+                lst = reserve
+            steps[action] = steps.get(action, 0.0) + step.size
+        up = order.instrument == "flash_loan_leverage"
+        need = {"stake", "aave_supply", "aave_borrow"} if up else {"aave_repay", "aave_withdraw", "redeem"}
+        if set(steps) != need or lst is None:
+            raise OrderRefused(f"{order.instrument}: its steps {sorted(steps)} are not {sorted(need)}", "unsupported")
+        return {"action": "lever" if up else "delever", "reserve": lst, "amount": int(order.size * 10**18),
+                "size": int((steps["stake"] if up else steps["aave_withdraw"]) * 10**18),
                 "from": self.signer.address, "max_fee_gwei": self.cap / 1e9}
 
     def _calls(self, request: dict) -> list[Call]:
@@ -134,6 +166,13 @@ class ChainExecutor:
         key = {"native": f"{w}/ethereum/native/ETH", "token": f"{w}/ethereum/token/{reserve}",
                "weth": f"{w}/ethereum/token/weth", "a": f"{w}/aave_v3/aToken/{reserve}",
                "debt": f"{w}/aave_v3/debtToken/{reserve}"}
+        if action in ("lever", "delever"):
+            return self._flash_calls(request, key, asset, weth)
+        if action in ("aave_supply", "redeem") and asset != weth:
+            amount = _within_rounding(amount, token.functions.balanceOf(me).call())
+        elif action == "aave_withdraw":
+            a_token = self.pool.functions.getReserveData(asset).call()[8]
+            amount = _within_rounding(amount, self._token(a_token).functions.balanceOf(me).call())
         if action in ("aave_supply", "aave_repay"):
             if asset == weth:  # the engine's ETH is native ETH and WETH alike: wrap what the WETH balance lacks
                 short = amount - token.functions.balanceOf(me).call()
@@ -170,6 +209,38 @@ class ChainExecutor:
             calls.append(Call("redeem", asset, "redeem", [amount], 0, {key["token"]: -amount / unit,
                                                                      key["native"]: eth / 1e18}))
         return calls
+
+    def _flash_calls(self, request: dict, key: dict, lst: str, weth: str) -> list[Call]:
+        """Credit delegation or the aLST approval (exactly the amount), ETH for the premium, the receiver's call."""
+        me, receiver, amount, size = self.signer.address, self.flash_receiver, request["amount"], request["size"]
+        w = self.wallet
+        data = self.pool.functions.getReserveData(lst).call()
+        a_lst, debt_weth = data[8], self.pool.functions.getReserveData(weth).call()[10]
+        # Aave v3 FlashLoanLogic: premium = amount.percentMul(FLASHLOAN_PREMIUM_TOTAL), half up
+        premium = (amount * self.pool.functions.FLASHLOAN_PREMIUM_TOTAL().call() + 5_000) // 10_000
+        rate = self._token(lst).functions.rate().call()
+        debt_key, a_key = f"{w}/aave_v3/debtToken/weth", key["a"]
+        calls = []
+        if request["action"] == "lever":
+            value = size - amount + premium  # the ETH the wallet adds: its stake beyond the flash loan, the premium
+            shares = size * 10**18 // rate
+            if self.pool.functions.getUserEMode(me).call() != ETH_EMODE:
+                calls.append(Call("eMode", self.pool.address, "setUserEMode", [ETH_EMODE], 0, {}))
+            calls.append(Call("delegate", debt_weth, "approveDelegation", [receiver, amount], 0, {}))
+            moves = {key["native"]: -value / 1e18, a_key: shares / 1e18, debt_key: -amount / 1e18}
+            call = Call("flash lever", receiver, "lever", [lst, amount, size], value, moves)
+        else:
+            eth = size * rate // 10**18
+            value = max(amount + premium - eth, 0)  # what the redeemed ETH lacks for the flash loan and premium
+            calls.append(Call("approve aLST", a_lst, "approve", [receiver, size], 0, {}))
+            moves = {key["native"]: (eth - amount - premium) / 1e18, a_key: -size / 1e18, debt_key: amount / 1e18}
+            call = Call("flash delever", receiver, "delever", [lst, a_lst, amount, size], value, moves)
+        unwrap = min(max(value + 10**16 - self.w3.eth.get_balance(me), 0),
+                     self._token(weth).functions.balanceOf(me).call())
+        if unwrap > 0:  # the wallet's WETH is the engine's ETH too
+            calls.insert(0, Call("unwrap", weth, "withdraw", [unwrap], 0,
+                                 {key["weth"]: -unwrap / 1e18, key["native"]: unwrap / 1e18}))
+        return calls + [call]
 
     def _token(self, address: str):
         return self.w3.eth.contract(address=address, abi=TOKEN_WRITE + _read_abi())
@@ -286,6 +357,12 @@ class ChainExecutor:
 
     def cancel_open(self, assets: list[str]) -> list:
         return []  # nothing rests on the chain
+
+
+def _within_rounding(amount: int, held: int) -> int:
+    """The amount, or what is held when the plan asks for a hair more (its float arithmetic against the contracts'
+    integer rounding: up to 1e-9 of it, or 1000 wei)."""
+    return held if held < amount <= held + max(amount // 10**9, 1000) else amount
 
 
 def _read_abi() -> list:

@@ -10,7 +10,8 @@ CLI, the API or the kill file) cancels what is open at the venues and sends noth
 Statuses: intent (execute off), manual (no executor for it: the operator's), awaiting, approved, rejected, expired,
 blocked (a limit), halted (killed before it went), sending, open, filled, partial, unfilled, refused (the venue
 said no, or the transaction reverted), lost (no answer, and the venue has no such order), cancelled, skipped (an
-earlier on-chain step of its plan did not complete).
+earlier on-chain step of its plan did not complete), bundled (a flash-loan bundle's step, sent with the bundle's
+order, whose status it then takes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..errors import ConfigError
 from ..paper.alerts import Alert
 from ..paper.orders import OrderIntent
 from .book import Observation
+from .chain_executor import BUNDLED, LimitExceeded
 
 EXECUTE = ("off", "confirm", "auto")
 CHAIN = ("aave_v3", "ethereum")  # venues whose orders are steps of one plan, each building on the last
@@ -63,7 +65,8 @@ def notional_usd(intent: OrderIntent, obs: Observation) -> float | None:
     """An intent's size in USD: a perp's size x price; an on-chain amount x its asset's oracle price."""
     if intent.price is not None:
         return abs(intent.size * intent.price)
-    price = _asset_usd(intent.instrument.rsplit("_", 1)[-1], obs)
+    asset = "WETH" if intent.instrument.startswith("flash_loan_") else intent.instrument.rsplit("_", 1)[-1]
+    price = _asset_usd(asset, obs)
     return None if price is None else abs(intent.size) * price
 
 
@@ -231,16 +234,26 @@ class Dispatcher:
                     self.store.order_step(self.session, o.client_id, "skipped", "skipped",
                                           {"why": "an earlier on-chain order of its plan did not complete"})
                     continue
+                if BUNDLED in o.reason:  # a step of a flash-loan bundle: it goes with the bundle's own order
+                    self.store.order_step(self.session, o.client_id, "bundled", "bundled", {})
+                    continue
+                ex = self._executor(o)
+                bundle = []
+                if o.instrument.startswith("flash_loan_"):
+                    bundle = [b for b in self.store.orders_in(self.session, ("bundled",))
+                              if b.tick == o.tick and b.seq < o.seq]
+                    ex.bundle = bundle
                 day += o.notional_usd or 0.0
-                alerts += self._send_one(self._executor(o), o, t)
+                alerts += self._send_one(ex, o, t)
+                for b in bundle:  # the steps went (or not) with it
+                    self.store.order_step(self.session, b.client_id, self.last_status, "bundle",
+                                          {"flash_order": o.client_id})
                 if o.venue in CHAIN and self.last_status != "filled":
                     broken.add(o.tick)  # the plan's next steps build on this one: none goes, the next plan decides
         return alerts
 
     def _send_one(self, ex, o: Order, t: int) -> list[Alert]:
         """Price, journal, send and record one order; `self.last_status` is where it ended."""
-        from .chain_executor import LimitExceeded
-
         self.last_status = "blocked"
         try:
             request = ex.request(o)

@@ -70,7 +70,7 @@ class LiveSession:
 
         def attempt() -> Observation:
             try:
-                return observe(self.accounts, self.chain, self.exchanges, self.previous)
+                return observe(self.accounts, self.chain, self.exchanges, self.previous, self.store.own_txs(self.name))
             except Exception as exc:  # noqa: BLE001 (a venue's or the RPC's error: alert, then retry)
                 # exchange errors come without credentials (ExchangeAccount); the RPC URL's key is cut here
                 text = self.chain.scrub(str(exc)) if self.chain is not None else str(exc)

@@ -228,6 +228,13 @@ class LiveStore(RunStore, AlertOutbox):
         with self._conn() as con:
             return [Order(*r) for r in con.execute(sql + " ORDER BY seq", args).fetchall()]
 
+    def own_txs(self, name: str) -> set[str]:
+        """The hashes (hex, no 0x) of every transaction the session signed."""
+        with self._conn() as con:
+            rows = con.execute("SELECT details->>'hash' FROM live_order_log WHERE session = ? AND step = 'tx'",
+                               [name]).fetchall()
+        return {r[0].removeprefix("0x") for r in rows if r[0]}
+
     def last_planned_tick(self, name: str) -> int | None:
         """The latest reading's tick (whose plan is the one to carry out)."""
         with self._conn() as con:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config.models import LeverageConfig
 from ..connectors.chain import AaveMarket
 from ..errors import BasiskitError, DataError
 from ..venues.aave import LIQUIDATION_PROTOCOL_FEE
@@ -122,6 +123,7 @@ class LocalMarket:
     a_tokens: dict[str, object]
     debt_tokens: dict[str, object]
     lsts: tuple[str, ...] = ()  # the stand-in LSTs (deposit and redeem at their rate)
+    flash_lever: object = None  # the project's flash-loan receiver (localchain/contracts/FlashLever.sol)
 
     def market(self) -> AaveMarket:
         """The addresses a ChainClient reads this market through (dataset reserve names: weth, usdt, ...)."""
@@ -224,6 +226,7 @@ def deploy_market(w3, artifacts: Artifacts, risk: dict) -> LocalMarket:
     for r in RESERVES:
         asset = tokens[r.symbol].address
         d.send(c.setReserveBorrowing(asset, True), f"enable {r.symbol} borrowing")
+        d.send(c.setReserveFlashLoaning(asset, True), f"enable {r.symbol} flash loans")
         d.send(c.setReserveFactor(asset, round(risk["reserve_factors"][r.symbol] * BPS)), f"{r.symbol} reserve factor")
         if r.pair:
             d.send(c.configureReserveAsCollateral(asset, *standard[r.pair]), f"{r.symbol} as collateral")
@@ -237,5 +240,8 @@ def deploy_market(w3, artifacts: Artifacts, risk: dict) -> LocalMarket:
         a_tokens[r.symbol] = d.at("AToken", data[8])
         debt_tokens[r.symbol] = d.at("VariableDebtToken", data[10])
     lsts = tuple(s for s, t in tokens.items() if "setRate" in {f["name"] for f in t.abi if f.get("type") == "function"})
+    # the flash-loan premium the engine plans with (Aave v3 Ethereum's FLASHLOAN_PREMIUM_TOTAL, bps)
+    d.send(c.updateFlashloanPremiumTotal(round(LeverageConfig().flash_loan_premium * BPS)), "set the flash premium")
+    flash = d.deploy("FlashLever", pool.address, tokens["WETH"].address)
     return LocalMarket(d, pool, configurator, oracle, treasury, tokens, {r.symbol: r.decimals for r in RESERVES},
-                       a_tokens, debt_tokens, lsts)
+                       a_tokens, debt_tokens, lsts, flash)
