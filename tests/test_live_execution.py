@@ -302,3 +302,35 @@ def test_live_run_auto_without_limits_exits_2_naming_each(tmp_path):
     for key in ("live.max_day_usd", "live.max_slippage_bps", "live.max_gas_gwei", "live.venues"):
         assert key in r.stderr
     assert "live.max_order_usd" not in r.stderr and "Traceback" not in r.stderr and SECRET not in r.stderr
+
+
+def test_the_live_page_approves_and_kills_as_an_operator(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from basiskit.data.dataset import SAMPLE_DIR
+    from server import Server
+    from test_dashboard import open_page
+
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue, execute="confirm")
+    store.commit_tick("s", 0, 1_700_000_000, None, 1.0, 1.0, {"holdings": {}, "risk": {}}, None, [], None,
+                      d.admit(0, 1_700_000_000, [sell(1.0), sell(2.0)], _obs())[0])
+    api = Server(tmp_path / "runs.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    try:
+        open_page(browser, api, "/#live")
+        wait = WebDriverWait(browser, 30)
+
+        def statuses(driver):
+            return [c.text for c in driver.find_elements(By.CSS_SELECTOR, '#live-orders [data-col="status"]')]
+
+        wait.until(lambda dr: statuses(dr) == ["awaiting", "awaiting"])
+        browser.find_element(By.ID, "live-approve").click()
+        wait.until(lambda dr: statuses(dr) == ["approved", "approved"])
+        assert [o["status"] for o in api.get("/live/s/orders").json()] == ["approved", "approved"]
+        browser.find_element(By.ID, "live-kill").click()
+        wait.until(lambda dr: "HALTED" in dr.find_element(By.ID, "live-status").text)
+        assert store.is_halted("s") and venue.placed == []
+        assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        api.stop()

@@ -31,6 +31,9 @@ class LiveStatus(BaseModel):
     mode: str
     status: str
     error: str | None = None
+    execute: str = Field("off", description="off (intents only), confirm (orders wait for approval) or auto")
+    halted: bool = Field(False, description="killed: nothing is sent until resumed")
+    kill_reason: str | None = None
     last: dict[str, Any] | None = Field(None, description="tick, timestamp, block, nav_usd, nav, book, "
                                         "reconciliation (lines, attribution, residual), plan (intents, positions "
                                         "planned from, unmodelled holdings, market sources)")

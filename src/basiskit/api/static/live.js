@@ -28,9 +28,14 @@ async function showLive(name) {
   fill($("live-attribution"), Object.entries(attribution).map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", { "data-source": k }, fmtNum(v)))));
   const plan = last && last.plan;
-  fill($("live-orders").querySelector("tbody"), (plan ? plan.intents : []).map((o) =>
-    el("tr", {}, el("td", {}, o.venue), el("td", {}, o.instrument), el("td", { "data-col": "side" }, o.side),
-      el("td", { "data-col": "size" }, fmtNum(o.size)), el("td", {}, o.reason))));
+  const orders = last ? (await api(`/live/${encodeURIComponent(name)}/orders`)).filter((o) => o.tick === last.tick) : [];
+  fill($("live-orders").querySelector("tbody"), orders.map((o) =>
+    el("tr", { "data-client-id": o.client_id || "" }, el("td", {}, o.venue), el("td", {}, o.instrument),
+      el("td", { "data-col": "side" }, o.side), el("td", { "data-col": "size" }, fmtNum(o.size)),
+      el("td", { "data-col": "status" }, o.status || ""), el("td", {}, fmtNum(o.filled)),
+      el("td", {}, o.client_id || ""), el("td", {}, o.reason))));
+  $("live-status").textContent += (st.halted ? " - HALTED (nothing is sent until resumed)" : "")
+    + (st.execute && st.execute !== "off" ? ` - orders: ${st.execute}` : "");
   const left = Object.entries(plan ? plan.unmodelled : {});
   $("live-unmodelled").textContent = !last ? "" : !plan ? "no plan for this reading (see the alerts)"
     : left.length ? "left out of the plan (no position of the mode): "
@@ -38,6 +43,20 @@ async function showLive(name) {
   fill($("live-alerts"), st.alerts.map((a) =>
     el("li", { "data-kind": a.kind }, `${a.timestamp} `, el("b", {}, a.kind), `: ${a.message}`)));
 }
+
+// An operator's controls (the API's operate role): every awaiting order approved or rejected, a kill, a resume.
+async function control(action) {
+  const name = $("live-session").value;
+  if (!name) return;
+  try {
+    const got = await postJson(`/live/${encodeURIComponent(name)}/${action}`, {});
+    $("live-control").textContent = got.decided ? `${got.decided.length} order(s) ${got.status}` : `session ${got.status}`;
+  } catch (err) {
+    $("live-control").textContent = err.status === 403 ? "this token may only read" : String(err.body?.detail || err.status);
+  }
+  await showLive(name);
+}
+for (const action of ["approve", "reject", "kill", "resume"]) $(`live-${action}`).addEventListener("click", () => control(action));
 
 $("live-session").addEventListener("change", () => showLive($("live-session").value));
 $("live-refresh").addEventListener("click", loadLiveSessions);
