@@ -53,7 +53,7 @@ verify-aave: $(STAMP) chain-tools
 
 test: $(STAMP) chain-tools
 	$(BIN)/ruff check src tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 FULL_DATA ?= ../shared/market-data
 FUZZ_EXAMPLES ?= 200

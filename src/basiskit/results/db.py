@@ -79,15 +79,15 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
         self._lock = threading.RLock()  # one operation at a time per process: no write-write conflicts
-        self._held: duckdb.DuckDBPyConnection | None = None
+        self._burst: duckdb.DuckDBPyConnection | None = None  # held() keeps one connection for a burst
         with self._conn() as con:
             con.execute(SCHEMA)
 
     @contextmanager
     def _conn(self):
         with self._lock:
-            if self._held is not None:
-                yield self._held
+            if self._burst is not None:
+                yield self._burst
                 return
             with self._open() as con:
                 yield con
@@ -97,15 +97,15 @@ class RunStore:
         """One connection for a short burst of operations (an order's steps): other processes wait for the file
         (up to lock_timeout) until it ends."""
         with self._lock:
-            if self._held is not None:
+            if self._burst is not None:
                 yield
                 return
             with self._open() as con:
-                self._held = con
+                self._burst = con
                 try:
                     yield
                 finally:
-                    self._held = None
+                    self._burst = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """A connection, waiting up to lock_timeout for another process to let go of the file."""
