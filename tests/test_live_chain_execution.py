@@ -30,6 +30,7 @@ from basiskit.live.plan import Planner  # noqa: E402
 from basiskit.live.session import LiveLimits, LiveSession  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
 from basiskit.runconfig import load_run_config  # noqa: E402
+from recorded import database_text  # noqa: E402
 
 E18 = 10**18
 PASSWORD = "correct horse battery staple 42"
@@ -157,6 +158,33 @@ def test_the_presets_flash_loan_enters_and_delevers_through_the_projects_receive
     assert a == pytest.approx(plan["after"]["aave_v3:aToken:aweETH"], rel=1e-9)
     assert abs(fourth["reconciliation"]["attribution"]["unexplained"]) < 1e-6
 
+    # the price recovers and a day passes: the LTV drifts under the target; the plan re-levers by flash loan
+    sent = len(store.orders("flash"))
+    market.set_price("weETH", weeth / 1e8 * 1.02)
+    w3.provider.make_request("evm_increaseTime", [86_400])
+    w3.provider.make_request("evm_mine", [])
+    live.tick()
+    new = store.orders("flash")[sent:]
+    assert new[-1]["instrument"] == "flash_loan_leverage" and {o["status"] for o in new} == {"filled"}, new
+    sixth = live.tick()
+    a, d, _ = _held(market, key.address, sixth["block"])
+    weeth, weth = (market.oracle.functions.getAssetPrice(market.tokens[s].address).call() for s in ("weETH", "WETH"))
+    assert d / (a * weeth / weth) == pytest.approx(cfg.target_ltv, abs=cfg.leverage.ltv_tolerance)
+    assert abs(sixth["reconciliation"]["attribution"]["unexplained"]) < 1e-6
+
+    # and the exit (live run --exit): one flash-loan bundle repays the debt and redeems the collateral to ETH
+    live, store, cfg = _session(path, node, tmp_path / "runs.duckdb", name="flash", sets=())
+    live.unwind = True
+    live.tick()
+    exit_orders = [o for o in store.orders("flash") if o["reason"].startswith("exit")]
+    assert exit_orders and {o["status"] for o in exit_orders} == {"filled"}, exit_orders
+    last = live.tick()
+    a, d, _ = _held(market, key.address, last["block"])
+    assert a < 1e-6 and d < 1e-6  # dust the seconds of interest since the reading left, at most
+    eth = last["nav_usd"] / (weth / 1e8)
+    assert w3.eth.get_balance(key.address) / E18 == pytest.approx(eth, rel=1e-3)  # the NAV is ETH in the wallet
+    assert abs(last["reconciliation"]["attribution"]["unexplained"]) < 1e-6
+
 
 def test_a_session_killed_with_a_transaction_in_flight_sends_nothing_twice(local_market, tmp_path_factory,
                                                                            tmp_path):
@@ -198,6 +226,8 @@ def test_a_session_killed_with_a_transaction_in_flight_sends_nothing_twice(local
     nonces = [e["details"]["nonce"] for e in log if e["step"] == "tx"]
     assert nonces == list(range(tx["nonce"], tx["nonce"] + len(nonces))) and nonces[1] >= nonce
     tick = json.loads(done.stdout.splitlines()[-1])
+    everything = database_text(db) + done.stdout + done.stderr  # every table, and what the session printed
+    assert key.key.hex().removeprefix("0x") not in everything and PASSWORD not in everything
     book = store.status("crash")["last"]["book"]["holdings"]
     a, d, _ = _held(market, key.address, tick["block"])
     assert book["fund/aave_v3/aToken/weeth"]["units"] == a and book["fund/aave_v3/debtToken/weth"]["units"] == -d

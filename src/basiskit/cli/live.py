@@ -113,6 +113,8 @@ def run(
                                          "auto: sent within the config's live.* limits.")] = "off",
     kill_file: Annotated[Path | None, typer.Option(help="A file whose existence halts the session (a kill switch "
                                                    "an operator can touch).")] = None,
+    exit_: Annotated[bool, typer.Option("--exit", help="Unwind: each reading's plan is the strategy's exit, every "
+                                        "position freed into the wallet.")] = False,
     set_: SetOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
@@ -133,6 +135,8 @@ def run(
         dataset = Dataset(resolve_data_dir(data)[0])  # the reference: venue and risk parameters, series formats
         cfg = load_run_config(mode, config or [], set_ or [], {}, dataset)
         check_execute(execute, cfg.live)
+        if exit_ and not plan:
+            raise ConfigError([("--no-plan", True, "--exit plans the strategy's exit: drop --no-plan")])
         if execute != "off" and not plan:
             raise ConfigError([("--no-plan", True, f"--execute {execute} sends the plan's orders: drop --no-plan")])
         chain, exchanges = connect(found, rpc_url)
@@ -146,7 +150,7 @@ def run(
             executors |= chain_executors(found, chain, cfg.live.max_gas_gwei)
             dispatcher = Dispatcher(store, name, execute, cfg.live, executors, kill_file)
         live = LiveSession(store, name, cfg, found, chain, exchanges, LiveLimits.for_config(cfg, tolerance_usd),
-                           webhook=alert_webhook, planner=planner, dispatcher=dispatcher)
+                           webhook=alert_webhook, planner=planner, dispatcher=dispatcher, unwind=exit_)
         if not as_json:
             err.print(f"live session [bold]{name}[/]: `basiskit live status {name}` shows its last reading")
 

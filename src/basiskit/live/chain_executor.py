@@ -22,6 +22,8 @@ OP = re.compile(r"^(aave_supply|aave_withdraw|aave_borrow|aave_repay|stake|redee
 ETH_EMODE = 1  # Aave v3's ETH-correlated eMode category (Ethereum market; the local deploy's)
 VARIABLE = 2  # interestRateMode: variable (Aave v3 IPool)
 GAS_MARGIN = 1.25  # gas limit over eth_estimateGas
+# keccak256("Repay(address,address,address,uint256,bool)"): Aave v3 IPool's Repay event (reserve, user, repayer)
+REPAY_TOPIC = bytes.fromhex("a534c8dbe71f871f9f3530e97a74601fea17b426cae02e1c5aee42c96c784051")
 BUNDLED = "(in one flash-loan bundle)"  # how a plan marks the steps of a flash-loan bundle (paper/orders.py)
 
 
@@ -65,6 +67,7 @@ class Call:
     args: list
     value: int
     moves: dict[str, float]  # holding key -> units this call moves
+    from_receipt: bool = False  # its debt and ETH moves are read from its receipt (an exit repays what accrued)
 
 
 class NonceManager:
@@ -222,19 +225,29 @@ class ChainExecutor:
         debt_key, a_key = f"{w}/aave_v3/debtToken/weth", key["a"]
         calls = []
         if request["action"] == "lever":
-            value = size - amount + premium  # the ETH the wallet adds: its stake beyond the flash loan, the premium
+            net = size - amount + premium  # the wallet's ETH in: its stake beyond the flash loan, and the premium
+            value = max(net, 0)  # (a stake under the flash amount pays the premium and returns the rest)
             shares = size * 10**18 // rate
             if self.pool.functions.getUserEMode(me).call() != ETH_EMODE:
                 calls.append(Call("eMode", self.pool.address, "setUserEMode", [ETH_EMODE], 0, {}))
             calls.append(Call("delegate", debt_weth, "approveDelegation", [receiver, amount], 0, {}))
-            moves = {key["native"]: -value / 1e18, a_key: shares / 1e18, debt_key: -amount / 1e18}
+            moves = {key["native"]: -net / 1e18, a_key: shares / 1e18, debt_key: -amount / 1e18}
             call = Call("flash lever", receiver, "lever", [lst, amount, size], value, moves)
         else:
+            debt = self._token(debt_weth).functions.balanceOf(me).call()
+            held = self._token(a_lst).functions.balanceOf(me).call()
+            # an exit (the plan repays the debt it read, to rounding): all of it, to the wei, whatever accrued since
+            exit_ = amount >= debt - max(debt // 10**6, 1000)
+            if exit_:
+                amount = debt + debt // 10**6 + 10**6  # covers the interest until the block it lands in
+                premium = (amount * self.pool.functions.FLASHLOAN_PREMIUM_TOTAL().call() + 5_000) // 10_000
+                size = _within_rounding(size, held)
             eth = size * rate // 10**18
             value = max(amount + premium - eth, 0)  # what the redeemed ETH lacks for the flash loan and premium
             calls.append(Call("approve aLST", a_lst, "approve", [receiver, size], 0, {}))
             moves = {key["native"]: (eth - amount - premium) / 1e18, a_key: -size / 1e18, debt_key: amount / 1e18}
-            call = Call("flash delever", receiver, "delever", [lst, a_lst, amount, size], value, moves)
+            call = Call("flash delever", receiver, "delever", [lst, a_lst, amount, size], value, moves,
+                        from_receipt=exit_)
         unwrap = min(max(value + 10**16 - self.w3.eth.get_balance(me), 0),
                      self._token(weth).functions.balanceOf(me).call())
         if unwrap > 0:  # the wallet's WETH is the engine's ETH too
@@ -271,21 +284,37 @@ class ChainExecutor:
             if receipt["status"] != 1:
                 raise OrderRefused(f"{call.what} reverted (tx {signed.hash.hex()}, block {receipt['blockNumber']})",
                                    "reverted", moves)
+            if call.from_receipt:
+                call.moves = self._receipt_moves(call, receipt)
+                self.journal(order.client_id, "moves", {"index": i, "moves": call.moves})
             moves.append([receipt["blockNumber"], call.moves])
         return VenueOrder(order.client_id, order.client_id, "closed", order.size, order.size, None, None, moves,
                           receipts)
 
-    def _fees(self) -> tuple[int, int]:
-        """(max priority fee, max fee) per gas for an order's transactions: EIP-1559, the max fee twice the base fee
-        plus the tip (room for two full blocks), never above live.max_gas_gwei."""
+    def _fees(self) -> tuple[int, int, int]:
+        """(max priority fee, max fee, base fee) per gas for an order's transactions: EIP-1559, the max fee twice
+        the base fee plus the tip (room for two full blocks), never above live.max_gas_gwei."""
         prio = min(self.w3.eth.max_priority_fee, self.cap)
         base = self.w3.eth.get_block("latest")["baseFeePerGas"]
         if base > self.cap:
             raise OrderRefused(f"base fee {base / 1e9:.2f} gwei rose above live.max_gas_gwei {self.cap / 1e9:g} "
                                "before the order went", "gas")
-        return prio, min(2 * base + prio, self.cap)
+        return prio, min(2 * base + prio, self.cap), base
 
-    def _sign(self, call: Call, fees: tuple[int, int]):
+    def _receipt_moves(self, call: Call, receipt) -> dict[str, float]:
+        """An exit's moves as the chain did them: the debt its Repay event repaid (Aave v3 IPool.Repay), the wallet's
+        ETH change over the block less the gas it paid; the collateral's as planned (exactly approved)."""
+        me, block = self.signer.address, receipt["blockNumber"]
+        repaid = sum(int.from_bytes(bytes(log["data"])[:32], "big") for log in receipt["logs"]
+                     if log["address"] == self.pool.address and bytes(log["topics"][0]) == REPAY_TOPIC
+                     and bytes(log["topics"][2])[-20:] == bytes.fromhex(me[2:]))
+        eth = (self.w3.eth.get_balance(me, block) - self.w3.eth.get_balance(me, block - 1)
+               + receipt["gasUsed"] * receipt["effectiveGasPrice"])
+        native = next(k for k in call.moves if k.endswith("/native/ETH"))
+        debt = next(k for k in call.moves if k.endswith("/debtToken/weth"))
+        return {**call.moves, native: eth / 1e18, debt: repaid / 1e18}
+
+    def _sign(self, call: Call, fees: tuple[int, int, int]):
         fn = self._contract(call).functions
         if self.chain_id is None:
             self.chain_id = self.w3.eth.chain_id
@@ -301,6 +330,16 @@ class ChainExecutor:
             self.nonces.last -= 1
             raise OrderRefused(f"{call.what} would revert ({type(exc).__name__}: {str(exc)[:200]}); not sent",
                                "would_revert") from None
+        # the node wants gas x max fee + value up front: where the wallet keeps only the plan's gas reserve (the
+        # gas at today's price), the max fee comes down towards what it can pay, never under base fee + tip
+        native = self.w3.eth.get_balance(self.signer.address)
+        affordable = (native - call.value) // tx["gas"]
+        if affordable < tx["maxFeePerGas"]:
+            if affordable < fees[2] + fees[0]:
+                self.nonces.last -= 1
+                raise OrderRefused(f"{call.what}: the wallet's {native / 1e18:.6f} ETH cannot pay its gas; top it up",
+                                   "gas_funds")
+            tx["maxFeePerGas"] = affordable
         return self.signer.sign_transaction(tx), tx
 
     def _broadcast(self, signed, call: Call) -> None:

@@ -118,8 +118,10 @@ class Planner:
                 by_venue.setdefault(inst.venue, set()).add(inst.asset)
         return {v: ExchangeClient(v, sorted(a), session=self.exchange_sessions.get(v)) for v, a in by_venue.items()}
 
-    def plan(self, k: int, obs: Observation) -> Plan:
-        """The strategy's tick at the hour of `obs` on its holdings; RunError when the hour's market is incomplete."""
+    def plan(self, k: int, obs: Observation, unwind: bool = False) -> Plan:
+        """The strategy's tick at the hour of `obs` on its holdings (`unwind`: its exit instead, every position
+        freed into the wallet, as for a withdrawal of the whole NAV); RunError when the hour's market is
+        incomplete."""
         t = obs.t // HOUR * HOUR
         cfg = self.cfg.model_copy(update={"start": iso(t), "end": iso(t)})
         market: dict = {}
@@ -142,15 +144,21 @@ class Planner:
         m = market["m"]
         engine_nav = book.nav(0) * bt.executor.unit_usd[0]
         start = len(events.events)
-        run_loop(BacktestClock(m.grid), book, bt.strategy, bt.strategy.hooks(), bt.executor, [0.0], 0, events)
+        if unwind:
+            bt.strategy.raise_cash(0, book.nav(0))
+        else:
+            run_loop(BacktestClock(m.grid), book, bt.strategy, bt.strategy.hooks(), bt.executor, [0.0], 0, events)
         new = events.events[start:]
         sources = {s: "chain at the block" if (reserve_of(s) or s == GAS) else "exchange (public)"
                    for s in reads(self.needs) if s in m.required}
+        if GAS in sources:
+            sources[GAS] = "chain at the block: base fee + the larger of the median tip and the node's suggested tip"
         sources |= self.standins
         # in units (an Aave balance: scaled x index), what the book holds once the intents are carried out
         after = {s.instrument.key: book.qty[j] * (s.index[0] if s.instrument.kind in ("aToken", "debtToken") else 1.0)
                  for j, s in enumerate(book.specs) if book.qty[j]}
-        return Plan(k, t, order_intents(new, 0, reason="strategy"), positions, unmodelled, sources, engine_nav,
+        intents = order_intents(new, 0, reason="exit" if unwind else "strategy")
+        return Plan(k, t, intents, positions, unmodelled, sources, engine_nav,
                     [{"type": e.type, "message": e.message, "details": e.details} for e in new], after)
 
     def _market(self, needs: list[Need], t: int, obs: Observation, cfg: RunConfig) -> LiveMarket:
@@ -165,6 +173,9 @@ class Planner:
             raise RunError(f"no plan at {iso(t)}: the market could not be read ({'; '.join(feed.errors)[:300]})")
         for series, rows in delivery.rows.items():
             for ts, values in rows:
+                if series == GAS:  # what the session's own transactions pay: at least the node's suggested tip
+                    tip = self.chain.w3.eth.max_priority_fee / 1e9
+                    values = {**values, "gas_price_gwei": max(values["gas_price_gwei"], values["base_fee_gwei"] + tip)}
                 market.take(series, ts, values, t)
         for series in self.standins:
             reserves = {name: self.chain.reserve(name, obs.block) for name in ("weth", "usdt")}

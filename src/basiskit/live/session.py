@@ -45,9 +45,10 @@ class LiveLimits:
 class LiveSession:
     def __init__(self, store: LiveStore, name: str, cfg: RunConfig, accounts, chain, exchanges: dict,
                  limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0, webhook: str | None = None,
-                 planner=None, dispatcher=None):
+                 planner=None, dispatcher=None, unwind: bool = False):
         self.store, self.name, self.cfg, self.accounts = store, name, cfg, accounts
         self.dispatcher = dispatcher  # sends the plan's orders (live/execution.py); None: intents only
+        self.unwind = unwind  # each plan is the strategy's exit (live run --exit)
         self.planner = planner  # the strategy's decisions on the book read, as order intents (live/plan.py)
         self.unmodelled: set[str] = set()
         self.chain, self.exchanges, self.limits = chain, exchanges, limits
@@ -138,7 +139,7 @@ class LiveSession:
         if self.planner is None:
             return None, []
         try:
-            plan = self.planner.plan(self.k, now)
+            plan = self.planner.plan(self.k, now, unwind=self.unwind)
         except Exception as exc:  # noqa: BLE001 (a market read or the plan failed: alert, no intents this hour)
             text = self.chain.scrub(str(exc)) if self.chain is not None else str(exc)
             return None, [Alert(self.k, now.t, "plan_failed", f"no order intents this hour: {text[:400]}", {})]

@@ -33,6 +33,7 @@ from .clock import PaperClock, StaleFeed
 from .feeds import Delivery, Feed, ReplayFeed
 from .orders import order_intents
 from .outbox import WebhookSender, check_webhook_url
+from .stopping import STOP
 from .store import PaperStore
 
 FEEDS = ("replay", "live")
@@ -200,11 +201,10 @@ class PaperSession:
         except Exception as exc:
             self._stop("failed", exc)
             raise
-        try:
+        # the last tick is committed: the results are written whole (a stop meanwhile has nothing left to stop;
+        # let through, it would interrupt a query midway)
+        with STOP.finishing():
             return self._finish(result, root, source, t0)
-        except KeyboardInterrupt:  # a stop while the results are written: resume finishes them
-            self._stop("stopped", RunError("interrupted"))
-            raise
 
     def _finish(self, result, root, source: str, t0: float) -> RunOutput:
         # The backtest logs its data warnings before the loop; the paper session finds them as holes close.

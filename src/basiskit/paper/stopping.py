@@ -30,4 +30,16 @@ class StopRequest:
                 raise KeyboardInterrupt
 
 
+    @contextmanager
+    def finishing(self):
+        """Run the block whole and let a stop that arrived meanwhile go: the work it would stop is done."""
+        self.guarded += 1
+        try:
+            yield
+        finally:
+            self.guarded -= 1
+            if not self.guarded:
+                self.pending = False
+
+
 STOP = StopRequest()

@@ -34,6 +34,7 @@ interface IPoolMin {
 ///     premium (from the ETH sent); what is left comes back as ETH.
 ///   delever: flash `amount` WETH, repay the caller's debt, take `shares` of the caller's aLST (approved), withdraw
 ///     and redeem them to ETH, repay the flash loan and its premium (the ETH sent helps); what is left goes back.
+///     For an exit the flash amount exceeds the debt: Aave repays the debt to the wei, the rest comes back.
 /// Anyone may call it for themselves only; it holds nothing between transactions.
 contract FlashLever {
     IPoolMin public immutable pool;
@@ -74,11 +75,11 @@ contract FlashLever {
             pool.borrow(asset, amount, 2, 0, caller);
         } else {
             weth.approve(address(pool), amount);
-            pool.repay(asset, amount, 2, caller);
+            pool.repay(asset, amount, 2, caller);  // more than the debt repays the debt (an exit's: to the wei)
             // the collateral leaves only once the debt it backed is repaid (Aave checks the HF on aToken transfers)
             IERC20Min(address(uint160(aLst))).transferFrom(caller, address(this), size);
-            pool.withdraw(lst, size, address(this));
-            ILST(lst).redeem(size);
+            pool.withdraw(lst, type(uint256).max, address(this));
+            ILST(lst).redeem(ILST(lst).balanceOf(address(this)));
         }
         weth.deposit{value: address(this).balance}();  // the ETH sent for the premium, and what the redeem paid
         weth.approve(address(pool), amount + premium);
