@@ -157,7 +157,7 @@ class Dispatcher:
     def admit(self, k: int, t: int, intents: list[OrderIntent], obs: Observation) -> tuple[list[Order], list[Alert]]:
         """Each intent as an Order with its first status; alerts for what a limit blocked."""
         orders, alerts = [], []
-        day = self.store.day_notional(self.session, t)
+        day = self.store.day_notional(self.session, t, SENT)
         halted = self.halted()
         for seq, i in enumerate(intents):
             usd = notional_usd(i, obs)
@@ -216,7 +216,7 @@ class Dispatcher:
         Approved orders of an earlier plan (a restart, a slow approval) are stale: dropped, the latest plan decides."""
         alerts, broken, latest = [], set(), self.store.last_planned_tick(self.session)
         t = int(self.clock())
-        day = self.store.day_notional(self.session, t)
+        day = self.store.day_notional(self.session, t, SENT)
         for o in self.store.orders_in(self.session, ("approved",)):
             with self.store.held():  # the order's steps on one connection
                 if self.halted():
@@ -345,5 +345,6 @@ class Dispatcher:
                 cancelled.append(got.client_id)
         for o in self.store.orders_in(self.session, ("approved", "awaiting")):
             self.store.order_step(self.session, o.client_id, "halted", "kill", {"why": why})
-        return [Alert(-1, t, "halted", f"session halted ({why}); {len(cancelled)} open order(s) cancelled; nothing "
+        tick = self.store.last_planned_tick(self.session) or 0
+        return [Alert(tick, t, "halted", f"session halted ({why}); {len(cancelled)} open order(s) cancelled; nothing "
                       "is sent until `basiskit live resume`", {"cancelled": cancelled})]

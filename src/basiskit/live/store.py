@@ -282,14 +282,14 @@ class LiveStore(RunStore, AlertOutbox):
                 "SELECT client_id, moves FROM live_orders WHERE session = ? AND moves IS NOT NULL AND "
                 "booked_tick IS NULL ORDER BY seq", [name]).fetchall()]
 
-    def day_notional(self, name: str, t: int) -> float:
-        """USD notional of the orders sent (or being sent) on t's UTC day."""
+    def day_notional(self, name: str, t: int, statuses: tuple[str, ...]) -> float:
+        """USD notional of the orders in `statuses` (sent, or being sent) planned on t's UTC day."""
         day = t // 86_400 * 86_400
         with self._conn() as con:
             got = con.execute(
                 f"SELECT sum(notional_usd) FROM live_orders WHERE session = ? AND status IN "
-                f"({', '.join('?' * 6)}) AND timestamp >= ? AND timestamp < ?",
-                [name, "sending", "open", "filled", "partial", "unfilled", "lost", ts_of(day), ts_of(day + 86_400)],
+                f"({', '.join('?' * len(statuses))}) AND timestamp >= ? AND timestamp < ?",
+                [name, *statuses, ts_of(day), ts_of(day + 86_400)],
             ).fetchone()[0]
         return float(got or 0.0)
 
