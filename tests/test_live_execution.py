@@ -304,6 +304,7 @@ def test_live_run_auto_without_limits_exits_2_naming_each(tmp_path):
 
 
 def test_the_live_page_approves_and_kills_as_an_operator(tmp_path, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -318,7 +319,7 @@ def test_the_live_page_approves_and_kills_as_an_operator(tmp_path, browser):
     api = Server(tmp_path / "runs.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
         open_page(browser, api, "/#live")
-        wait = WebDriverWait(browser, 30)
+        wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))  # re-rendered rows
 
         def statuses(driver):
             return [c.text for c in driver.find_elements(By.CSS_SELECTOR, '#live-orders [data-col="status"]')]
