@@ -28,7 +28,8 @@ class RecordedTransport(BaseAdapter):
         if request.body:
             body = request.body.decode() if isinstance(request.body, bytes) else request.body
             try:
-                query.update(json.loads(body))
+                parsed = json.loads(body)
+                query.update(parsed[0] if isinstance(parsed, list) else parsed)  # a batch of one: its order
             except ValueError:
                 query.update({k: v[0] for k, v in parse_qs(body).items()})
         query["_method"] = request.method

@@ -334,3 +334,99 @@ def test_the_live_page_approves_and_kills_as_an_operator(tmp_path, browser):
         assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     finally:
         api.stop()
+
+
+# --- Bybit (v5) and OKX (v5) answer an order with its ids only: the fill is read back by client id ---------------
+def _ok_bybit(result):
+    return {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": 1_700_000_000_000}
+
+
+class Bybit:
+    def __init__(self):
+        self.orders, self.lose_next = {}, False
+
+    def routes(self):
+        return {("api.bybit.com", "/v5/order/create"): self.create,
+                ("api.bybit.com", "/v5/order/realtime"): lambda q: _ok_bybit(
+                    {"category": "linear", "nextPageCursor": "",
+                     "list": [o for o in self.orders.values() if o["orderLinkId"] == q.get("orderLinkId")]}),
+                ("api.bybit.com", "/v5/order/history"): lambda q: _ok_bybit(
+                    {"category": "linear", "nextPageCursor": "", "list": []}),
+                ("api.bybit.com", "/v5/market/tickers"): lambda q: _ok_bybit({"category": "linear", "list": [
+                    {"symbol": "ETHUSDT", "lastPrice": "3450.0", "markPrice": "3450.0", "indexPrice": "3450.0",
+                     "bid1Price": "3449.9", "ask1Price": "3450.1", "volume24h": "1", "turnover24h": "1"}]}),
+                ("api.bybit.com", "/v5/user/query-api"): lambda q: _ok_bybit(
+                    {"id": "1", "readOnly": 0, "unified": 0, "uta": 1, "permissions": {}, "isMaster": True}),
+                ("api.bybit.com", "/v5/account/info"): lambda q: _ok_bybit(
+                    {"unifiedMarginStatus": 5, "marginMode": "REGULAR_MARGIN", "updatedTime": "1700000000000"})}
+
+    def create(self, q):
+        qty, px = float(q["qty"]), float(q["price"])
+        self.orders[q["orderLinkId"]] = {
+            "orderId": f"b{len(self.orders) + 1}", "orderLinkId": q["orderLinkId"], "symbol": q["symbol"],
+            "price": q["price"], "qty": q["qty"], "side": q["side"], "orderStatus": "Filled", "cumExecQty": q["qty"],
+            "cumExecValue": f"{qty * px}", "avgPrice": q["price"], "cumExecFee": f"{qty * px * 0.00055}",
+            "timeInForce": q["timeInForce"], "orderType": q["orderType"], "leavesQty": "0", "reduceOnly": False,
+            "createdTime": "1700000000000", "updatedTime": "1700000000001", "category": "linear"}
+        if self.lose_next:
+            self.lose_next = False
+            raise requests.exceptions.ReadTimeout("read timed out")
+        return _ok_bybit({"orderId": f"b{len(self.orders)}", "orderLinkId": q["orderLinkId"]})
+
+
+class Okx:
+    def __init__(self):
+        self.orders, self.lose_next = {}, False
+
+    def routes(self):
+        return {("www.okx.com", "/api/v5/trade/order"): self.order,  # ccxt places through batch-orders
+                ("www.okx.com", "/api/v5/trade/batch-orders"): self.order,
+                ("www.okx.com", "/api/v5/public/mark-price"): lambda q: {"code": "0", "msg": "", "data": [
+                    {"instType": "SWAP", "instId": "ETH-USDT-SWAP", "markPx": "3450.0", "ts": "1700000000000"}]}}
+
+    def order(self, q):
+        if q["_method"] == "GET":
+            found = self.orders.get(q.get("clOrdId"))
+            return {"code": "0", "msg": "", "data": [found]} if found else \
+                (200, {"code": "51603", "msg": "Order does not exist", "data": []})
+        sz, px = float(q["sz"]), float(q["px"])
+        self.orders[q["clOrdId"]] = {
+            "instType": "SWAP", "instId": q["instId"], "ordId": f"o{len(self.orders) + 1}", "clOrdId": q["clOrdId"],
+            "px": q["px"], "sz": q["sz"], "side": q["side"], "ordType": q["ordType"], "state": "filled",
+            "accFillSz": q["sz"], "fillSz": q["sz"], "avgPx": q["px"], "fee": f"{-sz * 0.1 * px * 0.0005}",
+            "feeCcy": "USDT", "tdMode": q.get("tdMode", "cross"), "cTime": "1700000000000", "uTime": "1700000000001"}
+        if self.lose_next:
+            self.lose_next = False
+            raise requests.exceptions.ReadTimeout("read timed out")
+        return {"code": "0", "msg": "", "data": [{"ordId": f"o{len(self.orders)}", "clOrdId": q["clOrdId"],
+                                                   "sCode": "0", "sMsg": "", "tag": ""}]}
+
+
+@pytest.mark.parametrize("name, venue_class", [("bybit", Bybit), ("okx", Okx)])
+def test_bybit_and_okx_fills_are_read_back_and_a_lost_answer_is_looked_up(name, venue_class, tmp_path):
+    venue = venue_class()
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("s", "eth_basis", "accounts.yaml", {})
+    session, transport = session_with(venue.routes())
+    account = ExchangeAccount(name, KEY, SECRET, "pass-phrase-1" if name == "okx" else None, ["ETH"], session)
+    limits = LIMITS.model_copy(update={"venues": [name]})
+    d = Dispatcher(store, "s", "auto", limits, {name: PerpExecutor(account, limits.max_slippage_bps)})
+    intent = OrderIntent(name, f"{name}:Perp:ETHUSDT", "sell", 2.5, 3450.0, "hedge")
+    orders, _ = d.admit(0, 1_700_000_000, [intent], _obs())
+    store.commit_tick("s", 0, 1_700_000_000, None, 1.0, 1.0, {}, None, [], None, orders)
+    assert d.poll() == []
+    [o] = store.orders("s")
+    [placed] = venue.orders.values()
+    # OKX sizes in contracts of 0.1 ETH: 25 contracts; the sell's limit is the mark less 20 bps
+    assert float(placed["sz" if name == "okx" else "qty"]) == (25.0 if name == "okx" else 2.5)
+    assert float(placed["px" if name == "okx" else "price"]) == pytest.approx(3450.0 * 0.998, abs=0.01)
+    assert (o["status"], o["filled"], o["average"]) == ("filled", 2.5, pytest.approx(3450.0 * 0.998, abs=0.01))
+    assert placed["clOrdId" if name == "okx" else "orderLinkId"] == client_id("s", 0, 0)
+    # the answer to the next one is lost: looked up by client id (found, filled), never sent again
+    venue.lose_next = True
+    orders, _ = d.admit(1, 1_700_003_600, [intent], _obs())
+    store.commit_tick("s", 1, 1_700_003_600, None, 1.0, 1.0, {}, None, [], None, orders)
+    assert d.poll() == [] and len(venue.orders) == 2
+    assert [e["step"] for e in store.order_log("s")][-3:] == ["request", "no_answer", "lookup"]
+    assert store.orders("s")[1]["status"] == "filled"
+    assert SECRET not in database_text(tmp_path / "runs.duckdb") and "pass-phrase-1" not in "".join(transport.seen)

@@ -323,6 +323,11 @@ class ExchangeAccount:
         amount = size / CONTRACT_SIZE.get((self.venue, asset), 1.0)
         params = {"clientOrderId": client_id, "timeInForce": "IOC"}
         order = self._send(lambda: self._ex.create_order(f"{asset}/USDT:USDT", "limit", side, amount, limit, params))
+        if order.get("status") is None:  # Bybit and OKX answer an order with its ids only: its fill is read back
+            found = self.order(asset, client_id)
+            if found is None:
+                raise OrderUnknown(f"{self.venue}: the order {client_id} was acknowledged but cannot be found")
+            return found
         return self._order(asset, order, client_id)
 
     def order(self, asset: str, client_id: str) -> VenueOrder | None:
