@@ -1,6 +1,8 @@
 """`basiskit live ...`: the fund's real accounts. `live accounts` reads what the chain says the wallets of
 accounts.yaml hold (wallet tokens, Aave supplies and debts, Aave's own health factor); `live run` reads every
-account each hour, explains the change and commits it; `live status` and `live list` show the sessions."""
+account each hour, explains the change, plans the strategy's orders on that book, sends them with --execute and
+commits it all; `live status`, `live orders` and `live list` show the sessions; `live approve|reject|kill|resume`
+govern the sending."""
 
 from __future__ import annotations
 
@@ -122,8 +124,8 @@ def run(
     db: DbOption = None,
 ) -> None:
     """Read the fund's accounts every hour, explain each holding's change (interest, funding, fees, flows, the
-    rest unexplained), attribute the hour's PnL, plan the strategy's orders on the book read, alert, and commit;
-    nothing is sent."""
+    session's own trades, the rest unexplained), attribute the hour's PnL, plan the strategy's orders on the book
+    read, alert and commit; with --execute confirm|auto send the orders within the config's live.* limits."""
     from ..live.execution import Dispatcher, PerpExecutor, check_execute
     from ..live.plan import Planner
     from ..live.session import LiveLimits, LiveSession

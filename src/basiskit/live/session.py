@@ -2,8 +2,9 @@
 previous reading should have become, attributed by source, checked against the mode's risk limits, planned (the
 mode's strategy run on the book read: its decisions as order intents), committed.
 
-Nothing is sent (live step 1): a reading that fails is an alert and a retry, and a tick without a complete book
-is not committed, so nothing downstream ever acts on a book that could not be read.
+A reading that fails is an alert and a retry, and a tick without a complete book is not committed, so nothing
+downstream ever acts on a book that could not be read. With a Dispatcher (live/execution.py) the plan's orders
+are then sent, and between readings the session polls for approvals, expiries and kills.
 """
 
 from __future__ import annotations
