@@ -217,8 +217,8 @@ def orders(
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
-    """The order intents the strategy made of each reading (venue, instrument, side, size, price, reason): what an
-    operator would place; nothing was sent."""
+    """The orders the strategy planned on each reading (venue, instrument, side, size, price, reason) and how far
+    each went (status, filled, client id): intents only unless the session runs with --execute."""
     from ..live.store import LiveStore
 
     def load():
@@ -229,7 +229,8 @@ def orders(
     if as_json:
         sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
         return
-    out.print(orders_table(rows, f"order intents of live session {name}" + (f" since {since}" if since else "")))
+    out.print(orders_table(rows, f"orders of live session {name}" + (f" since {since}" if since else ""),
+                           extra=("status", "filled", "client_id")))
 
 
 def chain_executors(found, chain, max_gas_gwei: float) -> dict:

@@ -49,18 +49,20 @@ def epoch_option(text: str, option: str) -> int:
         raise ConfigError([(option, text, problem)]) from exc
 
 
-def orders_table(rows: list[dict], title: str):
-    """Order intents (paper or live) as a table: time, venue, instrument, side, size, price seen, reason."""
+def orders_table(rows: list[dict], title: str, extra: tuple[str, ...] = ()):
+    """Order intents (paper or live) as a table: time, venue, instrument, side, size, price seen, `extra` columns
+    (a live order's status, fill, client id), reason."""
     from rich.table import Table
 
     from ..data.timeutil import iso
 
     t = Table(title=title)
-    for col in ("time", "venue", "instrument", "side", "size", "price", "reason"):
+    for col in ("time", "venue", "instrument", "side", "size", "price", *extra, "reason"):
         t.add_column(col)
     for r in rows:
+        more = [f"{r[c]:,.6f}" if isinstance(r[c], float) else str(r[c] or "") for c in extra]
         t.add_row(iso(int(r["timestamp"].timestamp())), r["venue"], r["instrument"], r["side"], f"{r['size']:,.6f}",
-                  "" if r["price"] is None else f"{r['price']:,.2f}", r["reason"])
+                  "" if r["price"] is None else f"{r['price']:,.2f}", *more, r["reason"])
     return t
 
 
