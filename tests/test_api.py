@@ -121,3 +121,43 @@ def test_delete_cancels_a_running_backtest(tmp_path, long_data):
             assert c.delete(f"/backtests/{run_id}").json()["status"] == "deleted"
     finally:
         server.stop()
+
+
+def test_the_tearsheet_equals_what_the_ticks_give(client):
+    """Monthly returns, the worst drawdown and a rolling APY against values computed here from ticks.parquet (the
+    share index, 1.0 before the run): each month over the last tick before it; the deepest fall from a peak."""
+    run_id = client.post("/backtests", json={"mode": "eth_leveraged", "start": "2024-10-05",
+                                             "end": "2025-01-07T00:00:00Z"}).json()["id"]
+    assert wait_for(client, run_id)["status"] == "done"
+    got = client.get(f"/backtests/{run_id}/tearsheet").json()
+    ticks = pd.read_parquet(io.BytesIO(client.get(f"/backtests/{run_id}/timeseries?format=parquet").content))
+    index, times = ticks["share_index"].tolist(), [t.strftime("%Y-%m") for t in ticks["timestamp"]]
+    before, expected = 1.0, {}
+    for k, month in enumerate(times):  # the index at each month's last tick
+        if k + 1 == len(times) or times[k + 1] != month:
+            expected[month] = index[k] / before - 1.0
+            before = index[k]
+    assert [m["month"] for m in got["monthly_returns"]] == ["2024-10", "2024-11", "2024-12", "2025-01"]
+    for m in got["monthly_returns"]:
+        assert m["return"] == pytest.approx(expected[m["month"]], rel=1e-12, abs=1e-15)
+    product = 1.0
+    for m in got["monthly_returns"]:
+        product *= 1.0 + m["return"]
+    assert product - 1.0 == pytest.approx(client.get(f"/backtests/{run_id}/result").json()["total_return"],
+                                          rel=1e-9)
+    peak, peak_at, depth, worst = 1.0, 0, 0.0, None
+    for k, v in enumerate(index):
+        if v >= peak:
+            peak, peak_at = v, k
+        elif 1.0 - v / peak > depth:
+            depth, worst = 1.0 - v / peak, (peak_at, k)
+    dd = got["drawdowns"][0]
+    assert dd["depth"] == pytest.approx(depth, rel=1e-12) and depth > 0
+    assert dd["depth"] == pytest.approx(client.get(f"/backtests/{run_id}/result").json()["max_drawdown"], rel=1e-12)
+    stamp = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in ticks["timestamp"]]
+    assert (dd["start"], dd["trough"]) == (stamp[worst[0]], stamp[worst[1]])
+    assert [d["depth"] for d in got["drawdowns"]] == sorted((d["depth"] for d in got["drawdowns"]), reverse=True)
+    k = len(index) - 1  # the last tick's 30-day APY: its growth over 720 hours, compounded to a year
+    assert got["rolling"]["apy"][k] == pytest.approx((index[k] / index[k - 720]) ** (8760 / 720) - 1.0, rel=1e-9)
+    assert got["rolling"]["apy"][719] is None
+    assert client.get("/backtests/nope/tearsheet").status_code == 404

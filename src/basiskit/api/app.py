@@ -30,6 +30,7 @@ from ..results.html import csp_for
 from ..results.report import render as render_report
 from ..results.store import new_run_id
 from ..results.stress_store import StressStore
+from ..results.tearsheet import tearsheet
 from ..runconfig import load_run_config
 from ..strategies.registry import load_builtins
 from .auth import Tokens
@@ -49,6 +50,7 @@ from .models import (
     ModeDetail,
     ModeInfo,
     RunSummary,
+    Tearsheet,
     Timeseries,
     ValidationFailed,
     refused,
@@ -220,6 +222,13 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
                 for c in ticks.columns if c != "timestamp"}
         data["timestamp"] = ticks["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist()
         return Timeseries(columns=list(ticks.columns), data=data)
+
+    @app.get("/backtests/{run_id}/tearsheet", response_model=Tearsheet, responses=conflict)
+    def tearsheet_of(run_id: str) -> JSONResponse:
+        """Monthly and yearly returns, the five worst drawdowns and rolling 30-day APY, volatility and Sharpe, on
+        the share index (flows are not returns)."""
+        _done(run_id)
+        return JSONResponse(tearsheet(store.ticks(run_id)))
 
     @app.get("/backtests/{run_id}/report", response_class=HTMLResponse, responses=conflict)
     def report(run_id: str) -> HTMLResponse:

@@ -105,6 +105,40 @@ class Timeseries(BaseModel):
     data: dict[str, list[Any]]
 
 
+class MonthlyReturn(BaseModel):
+    month: str = Field(description="YYYY-MM")
+    return_: float = Field(alias="return", description="share index at the month's last tick / at the last tick "
+                           "before the month - 1 (the first month from 1.0 before the run)")
+
+
+class YearlyReturn(BaseModel):
+    year: str
+    return_: float = Field(alias="return")
+
+
+class Drawdown(BaseModel):
+    start: str = Field(description="the peak's time (the window's start for the peak before the run)")
+    trough: str
+    end: str | None = Field(description="the first tick back at the peak; null: not recovered")
+    depth: float = Field(description="fall from the peak, a positive fraction")
+    hours: int = Field(description="from the peak to the recovery, or to the last tick")
+
+
+class Rolling(BaseModel):
+    days: int
+    timestamp: list[str]
+    apy: list[float | None]
+    volatility: list[float | None]
+    sharpe: list[float | None]
+
+
+class Tearsheet(BaseModel):
+    monthly_returns: list[MonthlyReturn]
+    yearly_returns: list[YearlyReturn]
+    drawdowns: list[Drawdown] = Field(description="the five worst, deepest first; the first is max_drawdown")
+    rolling: Rolling
+
+
 class RunSummary(BaseModel):
     """A finished run's summary (the CLI's --json object); strategies add their own keys."""
 

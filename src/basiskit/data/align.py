@@ -1,4 +1,4 @@
-"""Alignment of raw series onto the hourly grid (DESIGN §4), coverage and staleness checks.
+"""Alignment of raw series onto the hourly grid (ARCHITECTURE.md §4), coverage and staleness checks.
 
 The grid is the array of valuation points start, start+1h, ..., end (epoch seconds).
 """

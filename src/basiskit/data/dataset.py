@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import DataError
 from .timeutil import HOUR, epoch_seconds, iso
 
-# How each category folder meets the hourly grid (DESIGN §4).
+# How each category folder meets the hourly grid (ARCHITECTURE.md §4).
 FOLDER_KIND = {
     "aave": "snapshot",  # daily snapshots; indexes accrue from the last one at its rates
     "perp": "bar",  # OHLCV labelled by open time

@@ -102,7 +102,7 @@ class Staleness:
 class LiveMarket(MarketData):
     """MarketData over a session's window whose arrays are filled at index k when hour k is delivered.
 
-    Alignment at hour k applies the backtest's own functions (DESIGN §4) to the rows seen so far, and
+    Alignment at hour k applies the backtest's own functions (ARCHITECTURE.md §4) to the rows seen so far, and
     every one of them reads only rows at or before the hour: the result is the backtest's value whatever
     follows. Aave indexes accrue from the last snapshot (a live chain feed delivers one every hour, so
     the accrual is then zero seconds long: the index the chain returned).
@@ -220,7 +220,7 @@ class LiveMarket(MarketData):
         return "it revises a row already delivered"
 
     def _gap(self, buf: SeriesBuffer, last: int, ts: int) -> None:
-        """A hole closed by the row at `ts` (DESIGN §4, as align.check_holes): a warning within the limit."""
+        """A hole closed by the row at `ts` (ARCHITECTURE.md §4, as align.check_holes): a warning within the limit."""
         meta = buf.meta
         if meta.kind == "reward" or ts - last <= spacing_seconds(meta) or meta.name not in self.checked:
             return  # a bridged series' holes are judged on its marks (fill, stale)

@@ -1,4 +1,4 @@
-"""Honest marks through holes (DESIGN §4): where a venue's own bars are missing, a position is marked from a
+"""Honest marks through holes (ARCHITECTURE.md §4): where a venue's own bars are missing, a position is marked from a
 price observed at that hour, never from a close a day old. In order: the same instrument on another venue
 that has the hour, else the reference spot price times the last observed basis (the venue's last close over
 the spot close of the same bar). Every hour says where its mark came from (`Source`); an hour no price can be

@@ -1,4 +1,4 @@
-"""The per-tick loop (DESIGN §1): accrue, external flows, strategy and execution, record balances.
+"""The per-tick loop (ARCHITECTURE.md §1): accrue, external flows, strategy and execution, record balances.
 
 Only plain floats and lists are touched here; valuation and reconciliation of the recorded
 balances happen vectorised after the loop.

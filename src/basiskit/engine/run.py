@@ -175,7 +175,7 @@ class Backtest:
         nav = values.sum(axis=0)
         flows = np.asarray(self.flows)
         prev_nav = np.concatenate(([0.0], nav[:-1]))
-        # Balance PnL over a tick = NAV(t) - NAV(t-1) - net external flows (DESIGN §6).
+        # Balance PnL over a tick = NAV(t) - NAV(t-1) - net external flows (ARCHITECTURE.md §6).
         balance_pnl = nav - prev_nav - flows
         attribution = np.array(book.attribution[:VOID], dtype=np.float64)
         residual = balance_pnl - attribution.sum(axis=0)

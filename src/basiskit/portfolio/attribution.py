@@ -1,4 +1,4 @@
-"""PnL attribution types (DESIGN §6): each is a slot in the per-tick attribution arrays."""
+"""PnL attribution types (ARCHITECTURE.md §6): each is a slot in the per-tick attribution arrays."""
 
 ATTRIBUTION_TYPES = (
     "supply_yield",

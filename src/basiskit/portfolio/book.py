@@ -5,7 +5,7 @@ value_j(k) = sign_j * qty_j * f1_j[k] * f2_j[k] * price_j[k]
   f2: exchange rate (LST rate to its base asset; 1 otherwise)
   price: the asset's price in share-class units
 Accrual over a tick changes one factor at a time in the order f1, f2, price, so the three
-attribution terms add up to the value change exactly (DESIGN §6).
+attribution terms add up to the value change exactly (ARCHITECTURE.md §6).
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ class StakingLeg:
         return self.collateral_eth(k) - self.debt_eth(k)
 
     def health_factor(self, k: int) -> float:
-        """HF with the eMode liquidation threshold; the oracle values the LST at rate x ETH (DESIGN §5)."""
+        """HF with the eMode liquidation threshold; the oracle values the LST at rate x ETH (ARCHITECTURE.md §5)."""
         if self.a_pos is None:
             return math.inf
         coll = self.collateral.balance(self.qty[self.a_pos], k) * self.lst.rate[k]

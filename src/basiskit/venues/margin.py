@@ -1,7 +1,7 @@
 """Perp margin: equity, margin ratio and the venue's liquidation of an account.
 
 margin ratio = maintenance margin / account equity, maintenance margin = mmr x |size| x mark,
-equity = margin cash + size x mark (DESIGN §5; Binance/Bybit "margin ratio"). At ratio >= 1 the
+equity = margin cash + size x mark (ARCHITECTURE.md §5; Binance/Bybit "margin ratio"). At ratio >= 1 the
 venue closes the position at mark and charges its liquidation fee.
 """
 
