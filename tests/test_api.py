@@ -161,3 +161,7 @@ def test_the_tearsheet_equals_what_the_ticks_give(client):
     assert got["rolling"]["apy"][k] == pytest.approx((index[k] / index[k - 720]) ** (8760 / 720) - 1.0, rel=1e-9)
     assert got["rolling"]["apy"][719] is None
     assert client.get("/backtests/nope/tearsheet").status_code == 404
+    report = client.get(f"/backtests/{run_id}/report").text  # the report's tables show the same figures
+    for m in got["monthly_returns"]:
+        assert f'<td data-month="{m["month"]}">{m["return"]:.2%}</td>' in report
+    assert f'<td data-col="depth">{dd["depth"]:.4%}</td>' in report

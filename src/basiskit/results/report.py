@@ -14,10 +14,14 @@ from plotly.subplots import make_subplots
 
 from . import metrics
 from .html import POINTS_PER_TRACE, epoch_ms, page, script_json, thin
+from .tearsheet import tearsheet
 
 EVENT_MARKERS = {"rebalance": ("triangle-up", "#1f77b4"), "liquidation": ("x", "#d62728"),
                  "risk_alert": ("diamond", "#ff7f0e"), "deposit": ("circle", "#2ca02c"),
                  "withdrawal": ("circle-open", "#9467bd")}
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _prefixed(ticks: pd.DataFrame, prefix: str) -> list[str]:
@@ -175,11 +179,43 @@ def intrabar_rows(summary: dict) -> str:
             + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>")
 
 
+def tearsheet_html(sheet: dict) -> str:
+    """The tearsheet's tables (results/tearsheet.py, the API's /tearsheet): returns by month and year, the worst
+    drawdowns."""
+    months = {m["month"]: m["return"] for m in sheet["monthly_returns"]}
+    years = {y["year"]: y["return"] for y in sheet["yearly_returns"]}
+    head = "<tr><th>year</th>" + "".join(f"<th>{m}</th>" for m in MONTHS) + "<th>year</th></tr>"
+    rows = "".join(
+        f"<tr><th>{y}</th>" + "".join(
+            f'<td data-month="{y}-{i:02d}">{months[f"{y}-{i:02d}"]:.2%}</td>' if f"{y}-{i:02d}" in months
+            else "<td></td>" for i in range(1, 13)) + f'<td data-year="{y}">{r:.2%}</td></tr>'
+        for y, r in years.items())
+    dd = "".join(f'<tr><td>{d["start"]}</td><td>{d["trough"]}</td><td>{d["end"] or "not recovered"}</td>'
+                 f'<td data-col="depth">{d["depth"]:.4%}</td><td>{d["hours"]:,}</td></tr>' for d in sheet["drawdowns"])
+    return (f'<h2>Returns by month (share index)</h2><table id="monthly-returns">{head}{rows}</table>'
+            '<h2>Worst drawdowns</h2><table id="drawdowns"><tr><th>start (peak)</th><th>trough</th>'
+            f"<th>recovered</th><th>depth</th><th>hours</th></tr>{dd}</table>")
+
+
+def rolling_figure(sheet: dict) -> go.Figure:
+    r = sheet["rolling"]
+    t = epoch_ms(pd.Series(pd.to_datetime(r["timestamp"], utc=True)))
+    fig = go.Figure(_series(t, [(f"APY ({r['days']} d)", np.array(r["apy"], dtype=float), {}),
+                                           (f"volatility ({r['days']} d)", np.array(r["volatility"], dtype=float),
+                                            {})]))
+    fig.update_layout(title=f"Rolling {r['days']}-day APY and volatility", yaxis_tickformat=".1%", height=380,
+                      margin={"l": 60, "r": 30, "t": 50, "b": 40}, legend={"orientation": "h"})
+    fig.update_xaxes(type="date")
+    return fig
+
+
 def render(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dict | None = None,
            csv_href: str | None = None) -> str:
     """The report; `csv_href` links the full per-tick table as CSV (the charts show it thinned to what a
     screen can show, each bucket's extremes kept)."""
     figs = figures(summary, ticks, events, config)
+    sheet = tearsheet(ticks)
+    figs.append(rolling_figure(sheet))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in metrics_rows(summary))
     notable = events[events["type"].isin(["rebalance", "liquidation", "risk_alert", "reconciliation_error"])]
     ev_rows = "".join(f"<tr><td>{r.timestamp:%Y-%m-%d %H:%M}</td><td>{html.escape(r.type)}</td>"
@@ -195,7 +231,7 @@ share class {html.escape(summary['share_class'])}, {summary['steps']} hourly ste
 config {summary['config_hash'][:12]}, data {summary['data_hash'][:12]}</p>
 <h2>Metrics</h2><table id="metrics">{table}</table>
 <script type="application/json" id="summary">{script_json(summary)}</script>
-{intrabar}{data_link}{"".join(f"{{chart:{i}}}" for i in range(len(figs)))}
+{tearsheet_html(sheet)}{intrabar}{data_link}{"".join(f"{{chart:{i}}}" for i in range(len(figs)))}
 <h2>Events</h2><table id="events"><tr><th>time</th><th>type</th><th>message</th></tr>{ev_rows}</table>"""
     return page(title, body, figs)
 
