@@ -165,3 +165,28 @@ def test_the_tearsheet_equals_what_the_ticks_give(client):
     for m in got["monthly_returns"]:
         assert f'<td data-month="{m["month"]}">{m["return"]:.2%}</td>' in report
     assert f'<td data-col="depth">{dd["depth"]:.4%}</td>' in report
+
+
+def test_compare_two_runs_side_by_side(client):
+    """Two runs differing in one config key: NAV indexed to 100 from each share index, the metrics and their
+    differences from the first run, the config difference; 1 or 7 runs are refused naming the limit."""
+    ids = []
+    for capital in (100_000, 250_000):
+        ids.append(client.post("/backtests", json={"mode": "pure_lending_usdt", "start": "2024-11-01",
+                                                   "end": "2024-11-20T00:00:00Z", "capital": capital}).json()["id"])
+    for run_id in ids:
+        assert wait_for(client, run_id)["status"] == "done"
+    got = client.get("/compare", params={"ids": ids}).json()
+    assert got["runs"] == ids
+    results = [client.get(f"/backtests/{i}/result").json() for i in ids]
+    ticks = pd.read_parquet(io.BytesIO(client.get(f"/backtests/{ids[1]}/timeseries?format=parquet").content))
+    assert got["series"][1]["nav_indexed"] == pytest.approx((100 * ticks["share_index"]).tolist(), rel=1e-12)
+    rows = {m["metric"]: m for m in got["metrics"]}
+    assert rows["final_nav"]["values"] == [r["final_nav"] for r in results]
+    assert rows["final_nav"]["difference"][1] == pytest.approx(results[1]["final_nav"] - results[0]["final_nav"])
+    assert rows["apy"]["difference"][0] == 0.0
+    assert got["config_differences"] == [{"key": "initial_capital", "values": [100_000.0, 250_000.0]}]
+    for wrong in ([ids[0]], [ids[0]] * 7):
+        r = client.get("/compare", params={"ids": wrong})
+        assert r.status_code == 422 and "compare takes 2 to 6 runs" in r.json()["detail"]
+    assert client.get("/compare", params={"ids": [ids[0], "nope"]}).status_code == 404

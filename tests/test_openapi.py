@@ -26,6 +26,7 @@ def test_every_operation_is_documented(live_schema):
         "GET /health", "GET /modes", "GET /modes/{mode}", "POST /backtests", "GET /backtests",
         "GET /backtests/{run_id}", "GET /backtests/{run_id}/result", "GET /backtests/{run_id}/timeseries",
         "GET /backtests/{run_id}/report", "GET /backtests/{run_id}/tearsheet", "DELETE /backtests/{run_id}",
+        "GET /compare",
         "POST /sweeps", "GET /sweeps", "GET /sweeps/{sweep_id}", "GET /sweeps/{sweep_id}/result",
         "GET /sweeps/{sweep_id}/report", "DELETE /sweeps/{sweep_id}",
         "GET /scenarios", "POST /stress", "GET /stress", "GET /stress/{stress_id}", "GET /stress/{stress_id}/result",

@@ -25,6 +25,7 @@ from ..engine.run import Backtest
 from ..errors import BasiskitError
 from ..live.store import LiveStore
 from ..paper.store import PaperStore
+from ..results.compare import MAX_RUNS, MIN_RUNS, compare
 from ..results.db import StoreError, json_safe
 from ..results.html import csp_for
 from ..results.report import render as render_report
@@ -222,6 +223,17 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
                 for c in ticks.columns if c != "timestamp"}
         data["timestamp"] = ticks["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist()
         return Timeseries(columns=list(ticks.columns), data=data)
+
+    @app.get("/compare", responses={**conflict, 422: {"model": ErrorBody, "description": "Fewer than 2 or more "
+                                                       "than 6 runs"}})
+    def compare_runs(ids: list[str] = Query(..., description="2 to 6 finished runs; the first is the base of the "
+                                           "differences")) -> JSONResponse:
+        """NAV indexed to 100 and drawdowns of each run, the metrics side by side with their differences from
+        the first run, and the config keys whose values differ."""
+        if not MIN_RUNS <= len(ids) <= MAX_RUNS:
+            raise HTTPException(422, f"ids: {len(ids)} run(s) given -> compare takes {MIN_RUNS} to {MAX_RUNS} runs")
+        runs = [_done(i) for i in ids]
+        return JSONResponse(json_safe(compare(runs, [store.ticks(i) for i in ids])))
 
     @app.get("/backtests/{run_id}/tearsheet", response_model=Tearsheet, responses=conflict)
     def tearsheet_of(run_id: str) -> JSONResponse:
