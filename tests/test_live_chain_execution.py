@@ -53,13 +53,11 @@ def _wallet(local_market, tmp_path_factory, name: str, eth: int):
     tmp = tmp_path_factory.mktemp(name)
     (tmp / "fund.json").write_text(json.dumps(Account.encrypt(key.key, PASSWORD, kdf="pbkdf2", iterations=1000)))
     w3.provider.make_request("anvil_setBalance", [key.address, hex(eth * E18)])
-    m = market.market()
     path = tmp / "accounts.yaml"
     path.write_text(yaml.safe_dump({
         "chain_id": node.chain_id,
         "wallets": [{"name": "fund", "address": key.address, "keystore": "fund.json", "password_env": "FUND_PW"}],
-        "aave": {"pool": m.pool, "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()},
-                 "lst_contracts": "stand-in", "flash_receiver": market.flash_lever.address}}))
+        "aave": market.aave_spec()}))
     return node, market, key, path
 
 

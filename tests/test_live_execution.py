@@ -430,3 +430,27 @@ def test_bybit_and_okx_fills_are_read_back_and_a_lost_answer_is_looked_up(name, 
     assert [e["step"] for e in store.order_log("s")][-3:] == ["request", "no_answer", "lookup"]
     assert store.orders("s")[1]["status"] == "filled"
     assert SECRET not in database_text(tmp_path / "runs.duckdb") and "pass-phrase-1" not in "".join(transport.seen)
+
+
+def test_an_rpc_failure_while_sending_never_stores_the_rpc_urls_key(tmp_path):
+    """A provider's key sits in its RPC URL's path; a failure while pricing or sending an on-chain order is stored
+    and alerted through the executor's scrubbing, whatever raised it."""
+    from eth_account import Account
+
+    from basiskit.connectors.chain import ChainClient
+    from basiskit.live.chain_executor import ChainExecutor
+
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
+    dead = ChainClient.from_url("http://127.0.0.1:9/v3/key-in-the-path")
+    ex = ChainExecutor(dead, Account.create(), "fund", 50.0, "stand-in")
+    limits = LIMITS.model_copy(update={"venues": ["aave_v3"]})
+    d = Dispatcher(store, "s", "auto", limits, {"aave_v3": ex})
+    intent = OrderIntent("aave_v3", "aave_supply_weETH", "supply", 1.0, None, "strategy")
+    obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(1.0, 3150.0)}, {}, {}, 3000.0)
+    orders, _ = d.admit(0, 1_700_000_000, [intent], obs)
+    store.commit_tick("s", 0, 1_700_000_000, None, 1.0, 1.0, {}, None, [], None, orders)
+    alerts = d.poll()
+    assert [a.kind for a in alerts] == ["order_error"] and "ConnectionError" in alerts[0].message
+    assert "127.0.0.1" in alerts[0].message  # where it failed is shown; the key is not
+    assert "key-in-the-path" not in database_text(tmp_path / "runs.duckdb") + "".join(a.message for a in alerts)

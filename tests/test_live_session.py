@@ -56,11 +56,10 @@ def position(local_market, tmp_path_factory):
         _send(market, pool.supply(market.tokens[sym].address, amount * E18, who, 0), who)
     _send(market, pool.setUserEMode(1), fund)
     _send(market, pool.borrow(market.tokens["WETH"].address, 80 * E18, 2, 0, fund), fund)
-    m = market.market()
     path = tmp_path_factory.mktemp("live") / "accounts.yaml"
     path.write_text(yaml.safe_dump({
         "chain_id": node.chain_id, "wallets": [{"name": "fund", "address": fund}],
-        "aave": {"pool": m.pool, "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()}}}))
+        "aave": market.aave_spec()}))
     return node, market, fund, path
 
 
@@ -184,11 +183,10 @@ def levered(local_market, tmp_path_factory):
     _send(market, market.tokens["WETH"].functions.transfer(lender, 40 * E18), fund)
     w3.provider.make_request("anvil_setBalance", [fund, "0x0"])
     _warp(w3, DAY)  # the indexes leave 1
-    m = market.market()
     path = tmp_path_factory.mktemp("plan") / "accounts.yaml"
     path.write_text(yaml.safe_dump({
         "chain_id": node.chain_id, "wallets": [{"name": "levered", "address": fund}],
-        "aave": {"pool": m.pool, "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()}}}))
+        "aave": market.aave_spec()}))
     return node, market, fund, path
 
 

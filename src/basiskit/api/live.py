@@ -15,6 +15,7 @@ from ..live.store import LiveStore
 from ..paper.status import iso_time
 from ..results.db import StoreError, json_safe
 from .models import SESSION_NOT_FOUND, found_or_404
+from .paper import OrderIntent
 
 
 class LiveSessionInfo(BaseModel):
@@ -42,16 +43,9 @@ class LiveStatus(BaseModel):
                                           "retrying, last_error (none without a webhook)")
 
 
-class LiveOrder(BaseModel):
-    seq: int
-    tick: int
-    timestamp: str
-    venue: str
-    instrument: str
-    side: str
-    size: float
-    price: float | None = None
-    reason: str
+class LiveOrder(OrderIntent):
+    """An order intent of a live session and how far it went."""
+
     client_id: str | None = Field(None, description="the id the venue knows the order by")
     status: str | None = Field(None, description="intent, manual, awaiting, approved, rejected, expired, blocked, "
                                "halted, sending, open, filled, partial, unfilled, refused, lost, cancelled")

@@ -36,10 +36,7 @@ def up(
     with Anvil(tools, port=port) as node:
         market = run_or_fail(lambda: deploy_market(Web3(Web3.HTTPProvider(node.url)), Artifacts.of(tools),
                                                    risk))
-        m = market.market()
-        sys.stdout.write(json.dumps({"rpc_url": node.url, "chain_id": node.chain_id, "pool": m.pool,
-                                     "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()},
-                                     "lst_contracts": "stand-in", "flash_receiver": market.flash_lever.address,
+        sys.stdout.write(json.dumps({"rpc_url": node.url, "chain_id": node.chain_id, **market.aave_spec(),
                                      "treasury": market.treasury}) + "\n")
         sys.stdout.flush()
         err.print(f"[green]Aave v3 market on {node.url}[/green]; Ctrl-C stops the node.", highlight=False)

@@ -369,12 +369,13 @@ class ExchangeAccount:
         try:
             return fn()
         except ccxt.NetworkError as exc:  # timeouts, dropped connections, a venue unavailable (ccxt's errors)
-            raise OrderUnknown(self._scrub(f"{self.venue}: no answer ({type(exc).__name__}: {exc})")) from None
+            raise OrderUnknown(self.scrub(f"{self.venue}: no answer ({type(exc).__name__}: {exc})")) from None
         except ccxt.BaseError as exc:
-            raise OrderRefused(self._scrub(f"{self.venue}: {type(exc).__name__}: {exc}"), type(exc).__name__) \
+            raise OrderRefused(self.scrub(f"{self.venue}: {type(exc).__name__}: {exc}"), type(exc).__name__) \
                 from exc
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """`text` without this account's credentials."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text[:400]
@@ -398,7 +399,7 @@ class ExchangeAccount:
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 (ccxt's errors and transport errors alike become one message)
-            text = self._scrub(f"{type(exc).__name__}: {exc}")[:300]
+            text = self.scrub(f"{type(exc).__name__}: {exc}")[:300]
             raise VenueReadError(f"{self.venue}: {what} ({text})") from None
 
 

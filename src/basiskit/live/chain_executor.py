@@ -397,6 +397,10 @@ class ChainExecutor:
     def cancel_open(self, assets: list[str]) -> list:
         return []  # nothing rests on the chain
 
+    def scrub(self, text: str) -> str:
+        """An error's text without the RPC URL's path, query or credentials (a provider's key)."""
+        return self.chain.scrub(text)
+
 
 def _within_rounding(amount: int, held: int) -> int:
     """The amount, or what is held when the plan asks for a hair more (its float arithmetic against the contracts'

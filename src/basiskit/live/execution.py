@@ -117,6 +117,9 @@ class PerpExecutor:
     def lookup(self, order: Order) -> VenueOrder | None:
         return self.account.order(self.asset(order), order.client_id)
 
+    def scrub(self, text: str) -> str:
+        return self.account.scrub(text)
+
     def cancel_open(self, assets: list[str]) -> list[VenueOrder]:
         """Cancel every open order of ours (client ids starting 'bk'); returns them."""
         done = []
@@ -126,6 +129,13 @@ class PerpExecutor:
                     self.account.cancel(asset, o)
                     done.append(o)
         return done
+
+
+def _said(ex, exc: Exception) -> str:
+    """An executor's error as it may be stored and shown: its own scrubbing (an API key, an RPC URL's path) applied,
+    whatever raised it."""
+    text = str(exc) if isinstance(exc, (OrderRefused, OrderUnknown, LimitExceeded)) else f"{type(exc).__name__}: {exc}"
+    return ex.scrub(text)[:400]
 
 
 def outcome(o: VenueOrder) -> str:
@@ -261,8 +271,9 @@ class Dispatcher:
             self.store.order_step(self.session, o.client_id, "blocked", "limit", {"problem": str(exc)})
             return [Alert(o.tick, t, "limit", f"{o.client_id} not sent: {exc}", {"problem": str(exc)})]
         except Exception as exc:  # noqa: BLE001 (the venue could not price it: nothing was sent)
-            self.store.order_step(self.session, o.client_id, "approved", "not_priced", {"error": str(exc)[:400]})
-            return [Alert(o.tick, t, "order_error", f"{o.client_id}: not sent, pricing failed: {str(exc)[:300]}",
+            text = _said(ex, exc)
+            self.store.order_step(self.session, o.client_id, "approved", "not_priced", {"error": text})
+            return [Alert(o.tick, t, "order_error", f"{o.client_id}: not sent, pricing failed: {text}",
                           {"client_id": o.client_id})]
         self.store.order_step(self.session, o.client_id, "sending", "request", request)  # committed first
         self.last_status = "sending"
@@ -270,12 +281,13 @@ class Dispatcher:
             got = ex.send(o, request)
         except OrderRefused as exc:
             self.last_status = "refused"
+            text = _said(ex, exc)
             self.store.order_step(self.session, o.client_id, "refused", "refused",
-                                  {"error": str(exc), "kind": exc.kind}, moves=exc.moves or None)
+                                  {"error": text, "kind": exc.kind}, moves=exc.moves or None)
             return [Alert(o.tick, t, "order_refused", f"{o.venue} refused {o.client_id} ({o.side} {o.size:.6g} "
-                          f"{o.instrument}): {exc}", {"client_id": o.client_id, "kind": exc.kind})]
-        except OrderUnknown as exc:
-            self.store.order_step(self.session, o.client_id, "sending", "no_answer", {"error": str(exc)})
+                          f"{o.instrument}): {text}", {"client_id": o.client_id, "kind": exc.kind})]
+        except Exception as exc:  # noqa: BLE001 (no answer, or a transport error: the order may have gone)
+            self.store.order_step(self.session, o.client_id, "sending", "no_answer", {"error": _said(ex, exc)})
             return self._look_up(ex, o, t)
         return self._answered(o, got, "answer", t)
 
@@ -295,8 +307,8 @@ class Dispatcher:
         """After a lost answer: ask the venue for the client id, never resend."""
         try:
             got = ex.lookup(o)
-        except (OrderUnknown, OrderRefused) as exc:
-            self.store.order_step(self.session, o.client_id, "sending", "lookup_failed", {"error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 (it stays `sending`: looked up again before anything is sent)
+            self.store.order_step(self.session, o.client_id, "sending", "lookup_failed", {"error": _said(ex, exc)})
             return [Alert(o.tick, t, "order_unknown", f"{o.client_id}: no answer and the lookup failed; looked up "
                           "again before anything else is sent", {"client_id": o.client_id})]
         if got is None:

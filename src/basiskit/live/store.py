@@ -34,26 +34,11 @@ CREATE TABLE IF NOT EXISTS live_sessions (
 CREATE TABLE IF NOT EXISTS live_ticks (
   session VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, block BIGINT, nav_usd DOUBLE, nav DOUBLE, book JSON,
   reconciliation JSON, PRIMARY KEY (session, tick));
-ALTER TABLE live_ticks ADD COLUMN IF NOT EXISTS plan JSON;
 CREATE TABLE IF NOT EXISTS live_orders (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, venue VARCHAR, instrument VARCHAR,
   side VARCHAR, size DOUBLE, price DOUBLE, reason VARCHAR);
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS client_id VARCHAR;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS status VARCHAR;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS notional_usd DOUBLE;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS filled DOUBLE;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS average DOUBLE;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS fee DOUBLE;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS created_epoch DOUBLE;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS updated_at TIMESTAMPTZ;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS booked_tick INTEGER;
-ALTER TABLE live_orders ADD COLUMN IF NOT EXISTS moves JSON;
 CREATE TABLE IF NOT EXISTS live_order_log (
   session VARCHAR, seq INTEGER, client_id VARCHAR, logged_at TIMESTAMPTZ, step VARCHAR, status VARCHAR, details JSON);
-ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS execute VARCHAR;
-ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS halted BOOLEAN;
-ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS kill_reason VARCHAR;
-ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS kill_done BOOLEAN;
 CREATE TABLE IF NOT EXISTS live_alerts (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR, details JSON);
 CREATE TABLE IF NOT EXISTS live_deliveries (
@@ -63,6 +48,18 @@ CREATE TABLE IF NOT EXISTS live_deliveries (
 
 
 _HALTED_OR = "CASE WHEN coalesce(halted, false) THEN 'halted' ELSE ? END"  # a kill outlives stops and restarts
+
+
+# columns added after a table's first release: added to a database that lacks them
+ADDED_COLUMNS = {
+    "live_ticks": {"plan": "JSON"},
+    "live_orders": {"client_id": "VARCHAR", "status": "VARCHAR", "notional_usd": "DOUBLE", "filled": "DOUBLE",
+                    "average": "DOUBLE", "fee": "DOUBLE", "created_epoch": "DOUBLE", "updated_at": "TIMESTAMPTZ",
+                    "booked_tick": "INTEGER", "moves": "JSON"},
+    "live_sessions": {"execute": "VARCHAR", "halted": "BOOLEAN", "kill_reason": "VARCHAR", "kill_done": "BOOLEAN"},
+}
+LIVE_SCHEMA += "".join(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind};\n"
+                       for table, columns in ADDED_COLUMNS.items() for name, kind in columns.items())
 
 
 class LiveStore(RunStore, AlertOutbox):

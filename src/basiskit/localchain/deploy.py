@@ -130,6 +130,12 @@ class LocalMarket:
         return AaveMarket(pool=self.pool.address, oracle=self.oracle.address,
                           assets={s.lower(): (t.address, self.decimals[s]) for s, t in self.tokens.items()})
 
+    def aave_spec(self) -> dict:
+        """The market as accounts.yaml's `aave` section names it (pool, oracle, assets, LSTs, flash receiver)."""
+        m = self.market()
+        return {"pool": m.pool, "oracle": m.oracle, "assets": {k: v[0] for k, v in m.assets.items()},
+                "lst_contracts": "stand-in", "flash_receiver": self.flash_lever.address}
+
     def set_price(self, symbol: str, usd: float) -> None:
         """Move an asset's oracle price: a new mock feed at `usd`, set as its source (AaveOracle.setAssetSources)."""
         feed = self.deployer.deploy("MockAggregator", round(usd * ORACLE_UNIT), label=f"feed {symbol}")
