@@ -125,7 +125,8 @@ def browser():
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,2200"):
+                "--enable-unsafe-swiftshader",  # WebGL in software, for plotly's parallel coordinates
+                "--window-size=1280,2200"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors, CSP violations
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

@@ -318,7 +318,7 @@ def test_the_live_page_approves_and_kills_as_an_operator(tmp_path, browser):
                       d.admit(0, 1_700_000_000, [sell(1.0), sell(2.0)], _obs())[0])
     api = Server(tmp_path / "runs.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
-        open_page(browser, api, "/#live")
+        open_page(browser, api, "/ui/sessions/live/s")
         wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))  # re-rendered rows
 
         def statuses(driver):

@@ -334,7 +334,7 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     _, status, _, api, _ = cli_run
-    open_page(browser, api, "/#live")
+    open_page(browser, api, "/ui/sessions/live/cli")
     key = f"{HOSTILE}/aave_v3/aToken/weeth"
     wait = WebDriverWait(browser, 30)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#live-book tbody tr"))
@@ -354,7 +354,6 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     assert float(shown.replace(",", "")) == pytest.approx(attribution["borrow_cost"], abs=1e-6)
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     (REPO / "test-artifacts").mkdir(exist_ok=True)
-    browser.execute_script("document.getElementById('live').scrollIntoView()")
     browser.save_screenshot(str(REPO / "test-artifacts" / "dashboard-live.png"))
 
 

@@ -33,7 +33,8 @@ def test_every_operation_is_documented(live_schema):
         "GET /stress/{stress_id}/report", "DELETE /stress/{stress_id}",
         "GET /paper", "GET /paper/{session}", "GET /paper/{session}/ticks", "GET /paper/{session}/orders",
         "GET /paper/{session}/alerts", "GET /live", "GET /live/{session}", "GET /live/{session}/orders",
-        "GET /live/{session}/alerts", "POST /live/{session}/approve", "POST /live/{session}/reject",
+        "GET /live/{session}/ticks", "GET /live/{session}/alerts", "POST /live/{session}/approve",
+        "POST /live/{session}/reject",
         "POST /live/{session}/kill", "POST /live/{session}/resume",
         "GET /metrics",
     }

@@ -32,7 +32,7 @@ def test_the_wheel_in_a_fresh_venv_backtests_and_serves(tmp_path):
     assert r.returncode == 0, r.stderr
     (wheel,) = dist.glob("basiskit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("basiskit/api/static/app.js", "basiskit/api/static/index.html", "basiskit/presets/eth_basis.yaml",
+    for needed in ("basiskit/api/static/ui.js", "basiskit/api/static/ui.html", "basiskit/presets/eth_basis.yaml",
                    "basiskit/scenarios/eth_crash.yaml", "basiskit/data/sample/MANIFEST.json"):
         assert needed in names, needed
     assert any(n.startswith("basiskit/data/sample/aave/") and n.endswith(".csv.gz") for n in names)
@@ -66,7 +66,7 @@ def test_the_wheel_in_a_fresh_venv_backtests_and_serves(tmp_path):
             except httpx.HTTPError:
                 time.sleep(0.3)
         assert httpx.get(url + "/health").status_code == 200, log.read_text()
-        assert "fetch(" in httpx.get(url + "/static/app.js").text
+        assert "fetch(" in httpx.get(url + "/static/ui.js").text
         token = (tmp_path / "runs.tokens").read_text().split()[1]
         modes = httpx.get(url + "/modes", headers={"Authorization": f"Bearer {token}"}).json()
         assert len(modes) == 8

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -11,7 +13,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from plotly.offline import get_plotlyjs
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -28,10 +30,10 @@ from ..paper.store import PaperStore
 from ..results.compare import MAX_RUNS, MIN_RUNS, compare
 from ..results.db import StoreError, json_safe
 from ..results.html import csp_for
+from ..results.panels import tearsheet_document
 from ..results.report import render as render_report
 from ..results.store import new_run_id
 from ..results.stress_store import StressStore
-from ..results.tearsheet import tearsheet
 from ..runconfig import load_run_config
 from ..strategies.registry import load_builtins
 from .auth import Tokens
@@ -50,6 +52,8 @@ from .models import (
     Health,
     ModeDetail,
     ModeInfo,
+    RunHeadline,
+    RunState,
     RunSummary,
     Tearsheet,
     Timeseries,
@@ -63,6 +67,8 @@ from .sweeps import INTERRUPTED as SWEEP_INTERRUPTED
 from .sweeps import SweepManager, sweeps_router
 
 STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("basiskit.api")
+TEARSHEETS_KEPT = 16
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run or mode"}}
 
 
@@ -81,16 +87,37 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         "sweep": Admission("sweeps", limits.running, limits.queue_sweeps, "--queue-sweeps"),
         "stress": Admission("stress tests", limits.running, limits.queue_stress, "--queue-stress")}}
 
+    sheets: dict[str, bytes] = {}  # the last TEARSHEETS_KEPT tearsheets computed, oldest first
+    sheets_lock = threading.Lock()
+
+    def tearsheet_json(run: dict) -> bytes:
+        """A finished run's tearsheet as JSON, computed once (a finished run never changes)."""
+        run_id = run["run_id"]
+        with sheets_lock:  # one at a time: a request waits for the computation already under way
+            if run_id not in sheets:
+                while len(sheets) >= TEARSHEETS_KEPT:
+                    sheets.pop(next(iter(sheets)))
+                sheets[run_id] = JSONResponse(json_safe(tearsheet_document(
+                    run["summary"], store.ticks(run_id), store.events(run_id), run["config"]))).body
+            return sheets[run_id]
+
+    def warm_tearsheet(run_id: str) -> None:
+        try:
+            tearsheet_json(store.get(run_id))
+        except Exception:  # the page computes it on request, and reports any error there
+            log.exception("tearsheet of run %s not computed ahead", run_id)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         load_builtins()  # every strategy registered before the first request is answered
         store.mark_interrupted(INTERRUPTED)
         store.mark_sweeps_interrupted(SWEEP_INTERRUPTED)
         store.mark_stress_interrupted(STRESS_INTERRUPTED)
-        state["jobs"] = JobManager(store, root, f"{root} ({source})", limits.running)
+        state["jobs"] = JobManager(store, root, f"{root} ({source})", limits.running, on_saved=warm_tearsheet)
         state["dataset"] = Dataset(root)
         state["sweeps"] = SweepManager(store, root, state["dataset"], limits.max_workers)
         state["stress"] = StressManager(store, root, state["dataset"])
+        threading.Thread(target=warm_plotly, daemon=True).start()
         # alerts a stopped paper or live session left in its outbox
         state["senders"] = resend_undelivered(paper_store, live_store)
         yield
@@ -144,9 +171,11 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         status = run["status"]
         if live is not None:
             progress, status = live, "running"
+        summary = run.get("summary") if status == "done" else None
+        headline = RunHeadline(**{k: summary[k] for k in RunHeadline.model_fields}) if summary else None
         return BacktestStatus(id=run["run_id"], mode=run["mode"], status=status, progress=progress,
                               source=run["source"], created_at=run["created_at"], started_at=run["started_at"],
-                              finished_at=run["finished_at"], error=run["error"])
+                              finished_at=run["finished_at"], error=run["error"], headline=headline)
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:  # on the event loop: answers while every worker thread is busy
@@ -186,8 +215,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
 
     @app.get("/backtests", response_model=BacktestPage)
     def list_backtests(page: int = Query(1, ge=1), page_size: int = Query(20, ge=1, le=200),
-                       mode: str | None = None) -> BacktestPage:
-        runs, total = store.list(mode=mode, limit=page_size, offset=(page - 1) * page_size)
+                       mode: str | None = None, status: RunState | None = None) -> BacktestPage:
+        runs, total = store.list(mode=mode, status=status, limit=page_size, offset=(page - 1) * page_size)
         return BacktestPage(items=[_status(r) for r in runs], total=total, page=page, page_size=page_size)
 
     @app.get("/backtests/{run_id}", response_model=BacktestStatus, responses=NOT_FOUND)
@@ -236,11 +265,12 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         return JSONResponse(json_safe(compare(runs, [store.ticks(i) for i in ids])))
 
     @app.get("/backtests/{run_id}/tearsheet", response_model=Tearsheet, responses=conflict)
-    def tearsheet_of(run_id: str) -> JSONResponse:
-        """Monthly and yearly returns, the five worst drawdowns and rolling 30-day APY, volatility and Sharpe, on
-        the share index (flows are not returns)."""
-        _done(run_id)
-        return JSONResponse(tearsheet(store.ticks(run_id)))
+    def tearsheet_of(run_id: str) -> Response:
+        """The run's tearsheet: monthly and yearly returns, the five worst drawdowns and rolling 30-day APY,
+        volatility and Sharpe on the share index (flows are not returns); headline metrics with their definitions,
+        attribution, costs by kind, and the chart panels the run report draws."""
+        run = _done(run_id)
+        return Response(tearsheet_json(run), media_type="application/json")
 
     @app.get("/backtests/{run_id}/report", response_class=HTMLResponse, responses=conflict)
     def report(run_id: str) -> HTMLResponse:
@@ -254,6 +284,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         if run["status"] in ("queued", "running") and state["jobs"].cancel(run_id):
             return Deleted(id=run_id, status="cancelled")
         store.delete(run_id)
+        with sheets_lock:
+            sheets.pop(run_id, None)
         return Deleted(id=run_id, status="deleted")
 
     app.include_router(sweeps_router(store, state))
@@ -266,17 +298,23 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     def metrics() -> Response:
         return Response(metrics_text(store, paper_store, state, live_store), media_type="text/plain; version=0.0.4")
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/runs")
+
+    @app.get("/ui/{page:path}", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard(page: str) -> FileResponse:
+        """Every dashboard page is this one document; its script draws the page the URL names (ARCHITECTURE.md §10)."""
+        return FileResponse(STATIC / "ui.html")
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
         return Response(status_code=204)
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
-    def plotly_js() -> Response:
-        return Response(get_plotlyjs(), media_type="application/javascript")
+    def plotly_js() -> Response:  # the installed plotly's: it changes only with the package
+        return Response(get_plotlyjs(), media_type="application/javascript",
+                        headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
@@ -286,6 +324,14 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         return FileResponse(path)
 
     return app
+
+
+def warm_plotly() -> None:
+    """Import plotly's figure classes and validators (about a second, once per process) before a first tearsheet or
+    report needs them."""
+    import plotly.graph_objects as go
+
+    go.Figure([go.Scatter(x=[0], y=[0]), go.Waterfall(x=["a"], y=[0.0]), go.Bar(x=["a"], y=[0.0])]).to_json()
 
 
 def report_response(page: str) -> HTMLResponse:

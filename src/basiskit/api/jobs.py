@@ -34,7 +34,10 @@ def run_job(run_id: str, config: dict, data_dir: str, data_label: str, progress,
 
 
 class JobManager:
-    def __init__(self, store: RunStore, data_dir: Path, data_label: str, workers: int = 2):
+    def __init__(self, store: RunStore, data_dir: Path, data_label: str, workers: int = 2, on_saved=None):
+        """`on_saved(run_id)`: called on a thread of its own once a finished run is stored (the API computes its
+        tearsheet there, so the run's page opens without waiting for it)."""
+        self.on_saved = on_saved
         self.store = store
         self.data_dir = data_dir
         self.data_label = data_label
@@ -73,6 +76,8 @@ class JobManager:
             self.store.set_status(run_id, "failed", error=msg)
         else:
             self.store.save_result(run_id, summary, ticks, events, self.configs[run_id])
+            if self.on_saved is not None:
+                threading.Thread(target=self.on_saved, args=(run_id,), daemon=True).start()
         finally:
             with self._lock:
                 self.futures.pop(run_id, None)

@@ -55,6 +55,14 @@ class LiveOrder(OrderIntent):
     fee: float | None = None
 
 
+class LiveReading(BaseModel):
+    tick: int
+    timestamp: str
+    block: int | None = None
+    nav_usd: float | None = None
+    nav: float | None = None
+
+
 class Decision(BaseModel):
     ids: list[str] | None = Field(None, max_length=1000, description="client ids; none: every awaiting order")
 
@@ -91,6 +99,12 @@ def live_router(store: LiveStore) -> APIRouter:
         when = None if since is None else (since if since.tzinfo else since.replace(tzinfo=UTC))
         rows = guarded(lambda: store.orders(session, since=when))
         return json_safe([{**r, "timestamp": iso_time(r["timestamp"])} for r in rows])
+
+    @router.get("/live/{session}/ticks", response_model=list[LiveReading], responses=not_found)
+    def readings(session: str) -> list[dict]:
+        """The session's NAV so far: every reading, oldest first."""
+        guarded(lambda: store.status(session))
+        return json_safe([{**r, "timestamp": iso_time(r["timestamp"])} for r in store.readings(session)])
 
     conflict = {**not_found, 409: {"description": "an id is not awaiting approval"}}
 

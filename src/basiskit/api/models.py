@@ -76,16 +76,30 @@ class BacktestCreated(BaseModel):
     status: str
 
 
+class RunHeadline(BaseModel):
+    share_class: str
+    start: str
+    end: str
+    total_return: float
+    apy: float
+    max_drawdown: float
+    final_nav: float
+
+
+RunState = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
 class BacktestStatus(BaseModel):
     id: str
     mode: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    status: RunState
     progress: float
     source: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    headline: RunHeadline | None = Field(None, description="a finished run's headline figures (its /result has all)")
 
 
 class BacktestPage(BaseModel):
@@ -132,11 +146,35 @@ class Rolling(BaseModel):
     sharpe: list[float | None]
 
 
+class HeadlineMetric(BaseModel):
+    key: str
+    label: str
+    value: float | int | None
+    unit: Literal["pct", "ratio", "ccy", "hours", "count", "sci"]
+    definition: str = Field(description="one line: what the figure measures")
+
+
+class Attribution(BaseModel):
+    share_class: dict[str, float]
+    usd: dict[str, float]
+
+
+class ChartPanel(BaseModel):
+    id: str
+    title: str
+    figure: dict[str, Any] = Field(description="a plotly figure (data and layout), arrays as base64 typed arrays")
+
+
 class Tearsheet(BaseModel):
     monthly_returns: list[MonthlyReturn]
     yearly_returns: list[YearlyReturn]
     drawdowns: list[Drawdown] = Field(description="the five worst, deepest first; the first is max_drawdown")
     rolling: Rolling
+    share_class: Literal["USDT", "ETH"]
+    headline: list[HeadlineMetric]
+    attribution: Attribution = Field(description="PnL by source over the run, with the residual")
+    costs_by_kind: dict[str, float] = Field(description="transaction costs by kind (share class), from the events")
+    panels: list[ChartPanel] = Field(description="the tearsheet's charts, as the run report draws them")
 
 
 class RunSummary(BaseModel):

@@ -19,6 +19,7 @@ from ..data.dataset import Dataset
 from ..errors import BasiskitError, ConfigError
 from ..results.db import StoreError, json_safe
 from ..results.html import csp_for
+from ..results.sweep_report import CAPITAL, capacity
 from ..results.sweep_report import render as render_sweep
 from ..results.sweep_store import SweepStore
 from ..sweeps.plan import prepare
@@ -71,6 +72,8 @@ class SweepResult(BaseModel):
     params: list[str]
     runs: list[dict[str, Any]]
     best: dict[str, Any] | None
+    capacity: list[dict[str, Any]] | None = Field(None, description="when initial_capital is a param: per capital, "
+                                                  "the mean APY and transaction costs / capital")
 
 
 class SweepManager:
@@ -192,7 +195,9 @@ def sweeps_router(store: SweepStore, state: dict) -> APIRouter:
     @router.get("/sweeps/{sweep_id}/result", response_model=SweepResult, responses=conflict)
     def result(sweep_id: str) -> JSONResponse:
         finished(sweep_id)
-        return JSONResponse(json_safe(store.sweep_result(sweep_id)))
+        out = store.sweep_result(sweep_id)
+        out["capacity"] = capacity(out) if CAPITAL in out["params"] else None
+        return JSONResponse(json_safe(out))
 
     @router.get("/sweeps/{sweep_id}/report", response_class=HTMLResponse, responses=conflict)
     def report(sweep_id: str, x: str | None = None, y: str | None = None) -> HTMLResponse:

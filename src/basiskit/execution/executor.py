@@ -58,7 +58,7 @@ class Executor:
         if self._bundle is not None:
             self._bundle.append(operation)
             self.events.add(k, "execution", f"{operation} {amount:.6f} (in bundle)", operation=operation,
-                            amount=amount, gas_units=0, cost=0.0)
+                            amount=amount, gas_units=0, cost=0.0, **details)
             return 0.0
         cost = self.gas.cost(units, k)
         self.book.qty[self.wallet] -= cost
@@ -119,9 +119,10 @@ class Executor:
         units = eth / market * (1.0 - slip)
         qty[lst_pos] += units
         # valued at the oracle rate: the DEX/oracle gap is LST price PnL, the slippage a cost
+        slippage = eth * slip * rate / market * eth_value
         self.book.book_cost(k, LST_PRICE, eth * (rate / market - 1.0) * eth_value)
-        self.book.book_cost(k, TRANSACTION_COSTS, -eth * slip * rate / market * eth_value)
-        self.pay_gas(k, self.gas.units.swap, f"swap_ETH_to_{lst.symbol}", eth)
+        self.book.book_cost(k, TRANSACTION_COSTS, -slippage)
+        self.pay_gas(k, self.gas.units.swap, f"swap_ETH_to_{lst.symbol}", eth, slippage_cost=slippage)
         return units
 
     def unstake(self, k: int, lst: LiquidStaking, lst_pos: int, eth_pos: int, units: float, eth_value: float,
@@ -166,9 +167,10 @@ class Executor:
         qty[lst_pos] -= units
         eth = units * market * (1.0 - slip)
         qty[eth_pos] += eth
+        slippage = units * market * slip * eth_value
         self.book.book_cost(k, LST_PRICE, units * (market - rate) * eth_value)
-        self.book.book_cost(k, TRANSACTION_COSTS, -units * market * slip * eth_value)
-        self.pay_gas(k, self.gas.units.swap, f"swap_{lst.symbol}_to_ETH", units)
+        self.book.book_cost(k, TRANSACTION_COSTS, -slippage)
+        self.pay_gas(k, self.gas.units.swap, f"swap_{lst.symbol}_to_ETH", units, slippage_cost=slippage)
         return eth
 
     def request_redeem(self, k: int, lst: LiquidStaking, lst_pos: int, claim_pos: int, units: float,
@@ -206,7 +208,7 @@ class Executor:
         qty[position] -= units
         qty[self.wallet] += units * price
         self._cost(k, self.wallet, units * price * slip, 1.0)
-        self.pay_gas(k, self.gas.units.swap, f"sell_{label}", units, **sized)
+        self.pay_gas(k, self.gas.units.swap, f"sell_{label}", units, slippage_cost=units * price * slip, **sized)
 
     # --- centralised exchanges -------------------------------------------------------------
     def _cost(self, k: int, position: int, amount: float, fx: float) -> None:

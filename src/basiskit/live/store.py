@@ -353,3 +353,10 @@ class LiveStore(RunStore, AlertOutbox):
             rows = con.execute("SELECT tick, kind, message, details FROM live_alerts WHERE session = ? ORDER BY seq",
                                [name]).fetchall()
         return [{"tick": r[0], "kind": r[1], "message": r[2], "details": json.loads(r[3])} for r in rows]
+
+    def readings(self, name: str) -> list[dict]:
+        """Every reading's NAV, hour by hour (the session's NAV so far)."""
+        with self._conn() as con:
+            rows = con.execute("SELECT tick, timestamp, block, nav_usd, nav FROM live_ticks WHERE session = ? "
+                               "ORDER BY tick", [name]).fetchall()
+        return [{"tick": r[0], "timestamp": r[1], "block": r[2], "nav_usd": r[3], "nav": r[4]} for r in rows]

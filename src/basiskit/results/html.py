@@ -90,21 +90,23 @@ def epoch_ms(t: pd.Series) -> np.ndarray:
 
 
 def thin(n: int, series: list[np.ndarray], points: int = POINTS_PER_TRACE) -> np.ndarray:
-    """Indexes to keep of `n` points shared by `series` (one chart): the ends, and in each bucket the
-    first point and every series' minimum and maximum, so no spike or dip is lost."""
+    """Indexes to keep of `n` points shared by `series` (one chart): the ends, and in each bucket (equal runs of
+    points) the first point and every series' minimum and maximum, so no spike or dip is lost."""
     if n <= points:
         return np.arange(n)
     per_bucket = 1 + 2 * len(series)
     buckets = max(points // per_bucket, 50)
-    edges = np.linspace(0, n, buckets + 1).astype(int)
-    keep = {0, n - 1}
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        if hi <= lo:
-            continue
-        keep.add(lo)
-        for y in series:
-            chunk = y[lo:hi]
-            if np.isfinite(chunk).any():
-                keep.add(lo + int(np.nanargmin(chunk)))
-                keep.add(lo + int(np.nanargmax(chunk)))
-    return np.array(sorted(keep))
+    size = -(-n // buckets)  # ceil: the last bucket may be shorter
+    rows = -(-n // size)
+    starts = np.arange(rows) * size
+    keep = [starts, np.array([n - 1])]
+    pad = rows * size - n
+    for y in series:
+        y = np.asarray(y, dtype=np.float64)
+        finite = np.isfinite(y)
+        for fill, pick in ((np.inf, np.argmin), (-np.inf, np.argmax)):
+            grid = np.concatenate((np.where(finite, y, fill), np.full(pad, fill))).reshape(rows, size)
+            at = pick(grid, axis=1)
+            has = np.concatenate((finite, np.zeros(pad, dtype=bool))).reshape(rows, size).any(axis=1)
+            keep.append((starts + at)[has])
+    return np.unique(np.concatenate(keep))

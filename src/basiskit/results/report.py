@@ -7,158 +7,40 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from . import metrics
-from .html import POINTS_PER_TRACE, epoch_ms, page, script_json, thin
+from .html import POINTS_PER_TRACE, page, script_json
+from .panels import costs_by_kind, headline, panels
 from .tearsheet import tearsheet
-
-EVENT_MARKERS = {"rebalance": ("triangle-up", "#1f77b4"), "liquidation": ("x", "#d62728"),
-                 "risk_alert": ("diamond", "#ff7f0e"), "deposit": ("circle", "#2ca02c"),
-                 "withdrawal": ("circle-open", "#9467bd")}
-
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _prefixed(ticks: pd.DataFrame, prefix: str) -> list[str]:
-    return [c for c in ticks.columns if c.startswith(prefix)]
+def formatted(unit: str, value, ccy: str) -> str:
+    """A headline value as the tearsheet shows it (the dashboard's fmtMetric does the same)."""
+    if value is None:
+        return "n/a"
+    return {"pct": f"{value:.4%}", "ratio": f"{value:.4f}", "ccy": f"{value:,.4f} {ccy}", "hours": f"{value:,} h",
+            "count": f"{value:,}", "sci": f"{value:.3e}"}[unit]
 
 
-def _series(t: np.ndarray, traces: list[tuple[str, np.ndarray, dict]]) -> list[go.Scatter]:
-    """Scatter traces over time sharing one thinned set of points (every bucket's extremes kept)."""
-    ys = [np.asarray(y, dtype=np.float64) for _, y, _ in traces]
-    idx = thin(len(t), ys)
-    return [go.Scatter(x=t[idx], y=y[idx], name=name, **kw) for (name, _, kw), y in zip(traces, ys, strict=True)]
-
-
-def figures(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dict | None) -> list[go.Figure]:
+def metrics_rows(summary: dict) -> str:
+    """The headline metrics (each row's title its definition), then PnL by source and any note."""
     ccy = summary["share_class"]
-    t = epoch_ms(ticks["timestamp"])
-    col = ticks.__getitem__
-    figs = []
-
-    nav = make_subplots(specs=[[{"secondary_y": True}]])
-    own, usd = _series(t, [(f"NAV ({ccy})", col("nav"), {}), ("NAV (USD)", col("nav_usd"), {"line": {"dash": "dot"}})])
-    nav.add_trace(own, secondary_y=False)
-    nav.add_trace(usd, secondary_y=True)
-    for kind, (symbol, color) in EVENT_MARKERS.items():
-        ev = events[events["type"] == kind]
-        if len(ev):
-            k = ev["tick"].to_numpy()
-            nav.add_trace(go.Scatter(x=t[k], y=col("nav").to_numpy()[k], mode="markers", name=kind,
-                                     text=ev["message"], marker={"symbol": symbol, "color": color, "size": 9}),
-                          secondary_y=False)
-    nav.update_layout(title="NAV and events")
-    figs.append(nav)
-
-    dd = go.Figure(_series(t, [("drawdown", -col("drawdown"), {"fill": "tozeroy"})]))
-    dd.update_layout(title="Drawdown of the share index", yaxis_tickformat=".2%")
-    figs.append(dd)
-
-    attr = go.Figure(_series(t, [(c.removeprefix("cum_pnl_"), col(c), {"stackgroup": "pnl"})
-                                 for c in _prefixed(ticks, "cum_pnl_")]
-                                + [("residual (cumulative)", col("residual").cumsum(),
-                                    {"line": {"color": "black", "dash": "dash"}})]))
-    attr.update_layout(title=f"Cumulative PnL attribution ({ccy})")
-    figs.append(attr)
-
-    lines = []
-    for c in ("health_factor", "ltv", *_prefixed(ticks, "margin_ratio:")):
-        if c in ticks:
-            y = col(c).replace([np.inf, -np.inf], np.nan)
-            if y.fillna(0.0).ne(0.0).any():  # only what the mode has (no LTV line without debt)
-                lines.append((c, y, {}))
-    risk = go.Figure(_series(t, lines) if lines else [])
-    for name, level in _limits(config).items():
-        risk.add_hline(y=level, line_dash="dot", annotation_text=name)
-    if risk.data:
-        risk.update_layout(title="Risk: health factor, LTV, margin ratio per venue (limits dotted)")
-        figs.append(risk)
-
-    distances = [c for c in _prefixed(ticks, "liq_distance:") if np.isfinite(col(c).to_numpy(dtype=float)).any()]
-    if distances:
-        dist = go.Figure(_series(t, [(c.removeprefix("liq_distance:"), col(c).replace([np.inf], np.nan), {})
-                                     for c in distances]))
-        dist.update_layout(title="Liquidation distance: the adverse move that liquidates (Aave: the collateral's "
-                                 "fall against the debt; perps: the mark's move)", yaxis_tickformat=".1%")
-        figs.append(dist)
-
-    for v in (summary.get("intrabar_by_venue") or {}):
-        if f"margin_ratio_intrabar:{v}" in ticks:
-            intra = go.Figure(_series(t, [("at the hour's open", col(f"margin_ratio:{v}"), {}),
-                                          ("at the hour's adverse extreme", col(f"margin_ratio_intrabar:{v}"),
-                                           {"line": {"dash": "dot"}})]))
-            intra.add_hline(y=1.0, line_dash="dot", annotation_text="liquidation")
-            intra.update_layout(title=f"{v}: margin ratio a venue would check at the open and within the hour")
-            figs.append(intra)
-
-    if "lst_depeg" in ticks and col("lst_depeg").notna().any():
-        depeg = go.Figure(_series(t, [("DEX rate / oracle rate - 1", col("lst_depeg"), {})]))
-        depeg.update_layout(title="LST depeg view: DEX market rate against the oracle exchange rate",
-                            yaxis_tickformat=".2%")
-        figs.append(depeg)
-
-    deltas = _prefixed(ticks, "net_delta_usdt:")
-    if deltas:
-        delta = go.Figure(_series(t, [(c, col(c), {}) for c in deltas]))
-        delta.update_layout(title="Net delta per asset (USDT)")
-        figs.append(delta)
-
-    venues = _prefixed(ticks, "funding:")
-    if venues:
-        funding = go.Figure(_series(t, [(c.removeprefix("funding:"), col(c).cumsum(), {}) for c in venues]))
-        funding.update_layout(title=f"Cumulative funding by venue ({ccy})")
-        figs.append(funding)
-
-    if "benchmark_susde_apy" in ticks and col("benchmark_susde_apy").notna().any():
-        apy = col("benchmark_susde_apy")
-        hourly = (1 + apy.fillna(0.0)) ** (1 / metrics.HOURS_PER_YEAR)
-        bench = hourly.cumprod() / hourly.iloc[0]
-        bench[apy.isna()] = np.nan
-        cmp_fig = go.Figure(_series(t, [("strategy share index", col("share_index"), {}),
-                                        ("Ethena sUSDe (from its APY)", bench, {})]))
-        cmp_fig.update_layout(title="Share index against the Ethena sUSDe benchmark")
-        figs.append(cmp_fig)
-    for f in figs:
-        f.update_layout(height=380, margin={"l": 60, "r": 30, "t": 50, "b": 40}, legend={"orientation": "h"})
-        f.update_xaxes(type="date")
-    return figs
+    rows = "".join(f'<tr title="{html.escape(m["definition"])}"><th>{html.escape(m["label"])}</th>'
+                   f'<td data-key="{m["key"]}">{formatted(m["unit"], m["value"], ccy)}</td></tr>'
+                   for m in headline(summary))
+    rows += "".join(f"<tr><th>PnL {html.escape(k)}</th><td>{v:,.4f}</td></tr>"
+                    for k, v in summary["pnl_attribution"].items())
+    if summary.get("metrics_note"):
+        rows += f"<tr><th>note</th><td>{html.escape(summary['metrics_note'])}</td></tr>"
+    return rows
 
 
-def _limits(config: dict | None) -> dict[str, float]:
-    if not config:
-        return {}
-    out = {}
-    if config.get("leverage") and config.get("target_ltv"):
-        out["HF floor"] = config["leverage"]["hf_floor"]
-        out["target LTV"] = config["target_ltv"]
-    for section in ("basis", "market_neutral"):
-        if config.get(section) and config[section].get("margin_ratio_limit") and config.get("hedge_allocation"):
-            out["margin ratio limit"] = config[section]["margin_ratio_limit"]
-    if config.get("hedge_allocation"):
-        out["liquidation (margin ratio 1)"] = 1.0
-    return out
-
-
-def metrics_rows(summary: dict) -> list[tuple[str, str]]:
-    tuw = summary.get("time_under_water") or {}
-    sharpe = summary.get("sharpe")
-    return [
-        ("total return", f"{summary['total_return']:.4%}"),
-        ("APY", f"{summary['apy']:.4%}"),
-        ("volatility (annualised)", "n/a" if summary.get("volatility") is None else f"{summary['volatility']:.4%}"),
-        ("Sharpe", "n/a" if sharpe is None else f"{sharpe:.2f}"),
-        ("max drawdown", f"{summary['max_drawdown']:.4%}"),
-        ("time under water", f"{tuw.get('longest_hours', 0)} h longest, {tuw.get('fraction', 0):.1%} of hours"),
-        ("final NAV", f"{summary['final_nav']:,.4f} {summary['share_class']}"),
-        ("max |residual|", f"{summary['reconciliation_max_residual']:.3e}"),
-        ("data warnings", str(summary["data_warnings"])),
-    ] + [(f"PnL {k}", f"{v:,.4f}") for k, v in summary["pnl_attribution"].items()] + (
-        [("note", summary["metrics_note"])] if summary.get("metrics_note") else [])
+def costs_html(costs: dict[str, float], ccy: str) -> str:
+    rows = "".join(f'<tr><th>{html.escape(k)}</th><td data-cost="{html.escape(k)}">{v:,.4f}</td></tr>'
+                   for k, v in costs.items())
+    return f'<h2>Transaction costs by kind ({html.escape(ccy)})</h2><table id="costs">{rows}</table>'
 
 
 def intrabar_rows(summary: dict) -> str:
@@ -197,26 +79,13 @@ def tearsheet_html(sheet: dict) -> str:
             f"<th>recovered</th><th>depth</th><th>hours</th></tr>{dd}</table>")
 
 
-def rolling_figure(sheet: dict) -> go.Figure:
-    r = sheet["rolling"]
-    t = epoch_ms(pd.Series(pd.to_datetime(r["timestamp"], utc=True)))
-    fig = go.Figure(_series(t, [(f"APY ({r['days']} d)", np.array(r["apy"], dtype=float), {}),
-                                           (f"volatility ({r['days']} d)", np.array(r["volatility"], dtype=float),
-                                            {})]))
-    fig.update_layout(title=f"Rolling {r['days']}-day APY and volatility", yaxis_tickformat=".1%", height=380,
-                      margin={"l": 60, "r": 30, "t": 50, "b": 40}, legend={"orientation": "h"})
-    fig.update_xaxes(type="date")
-    return fig
-
-
 def render(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dict | None = None,
            csv_href: str | None = None) -> str:
     """The report; `csv_href` links the full per-tick table as CSV (the charts show it thinned to what a
     screen can show, each bucket's extremes kept)."""
-    figs = figures(summary, ticks, events, config)
     sheet = tearsheet(ticks)
-    figs.append(rolling_figure(sheet))
-    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in metrics_rows(summary))
+    shown = panels(summary, ticks, events, config, sheet)
+    table = metrics_rows(summary)
     notable = events[events["type"].isin(["rebalance", "liquidation", "risk_alert", "reconciliation_error"])]
     ev_rows = "".join(f"<tr><td>{r.timestamp:%Y-%m-%d %H:%M}</td><td>{html.escape(r.type)}</td>"
                       f"<td>{html.escape(r.message)}</td></tr>" for r in notable.head(500).itertuples())
@@ -231,9 +100,10 @@ share class {html.escape(summary['share_class'])}, {summary['steps']} hourly ste
 config {summary['config_hash'][:12]}, data {summary['data_hash'][:12]}</p>
 <h2>Metrics</h2><table id="metrics">{table}</table>
 <script type="application/json" id="summary">{script_json(summary)}</script>
-{tearsheet_html(sheet)}{intrabar}{data_link}{"".join(f"{{chart:{i}}}" for i in range(len(figs)))}
+{tearsheet_html(sheet)}{costs_html(costs_by_kind(events), summary["share_class"])}{intrabar}{data_link}
+{"".join(f'<h3>{html.escape(p.title)}</h3>{{chart:{i}}}' for i, p in enumerate(shown))}
 <h2>Events</h2><table id="events"><tr><th>time</th><th>type</th><th>message</th></tr>{ev_rows}</table>"""
-    return page(title, body, figs)
+    return page(title, body, [p.figure for p in shown])
 
 
 def write_report(path: Path, summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dict | None) -> Path:

@@ -303,6 +303,7 @@ class PerpHedge:
             cols[f"margin_ratio:{v}"] = ratio
             cols[f"liq_distance:{v}"] = liquidation_distance(size, mark, equity, acct.mmr)
             cols[f"equity_usdt:{v}"] = equity
+            cols[f"notional_usdt:{v}"] = size * mark  # signed exposure of a linear USDT contract: size x mark
             at_open, at_extreme = intrabar_ratios(perp, acct.mmr, size, quantities[cash_pos])
             cols[f"margin_ratio_intrabar:{v}"] = at_extreme
             finite = np.isfinite(at_extreme) & np.isfinite(at_open) & (at_open > 0.0)

@@ -1,18 +1,11 @@
-// basiskit dashboard, Live page: a live session's last reading (started with `basiskit live run`): every
-// holding as the venues state it, what it should have been after the previous hour, the unexplained rest,
-// the hour's PnL by source, the strategy's order intents on that book (nothing is sent) and the alerts. Every number comes from the API; names are shown as text.
-async function loadLiveSessions() {
-  const sessions = await api("/live");
-  const select = $("live-session");
-  const current = select.value;
-  fill(select, sessions.map((s) => el("option", { value: s.name }, `${s.name} (${s.mode}, ${s.status})`)));
-  if (current && sessions.some((s) => s.name === current)) select.value = current;
-  if (select.value) await showLive(select.value);
-}
-
+// One live session (/ui/sessions/live/{name}, started with `basiskit live run`): its NAV so far, every holding
+// as the venues state it, what it should have been after the previous hour, the unexplained rest, the hour's
+// PnL by source, the orders of the last reading (with approve, reject, kill and resume) and the alerts.
 async function showLive(name) {
-  const st = await api(`/live/${encodeURIComponent(name)}`);
+  const [st, readings] = await Promise.all([api(`/live/${enc(name)}`), api(`/live/${enc(name)}/ticks`)]);
   const last = st.last;
+  plot("live-nav", [{ x: readings.map((r) => r.timestamp), y: readings.map((r) => r.nav_usd), name: "NAV (USD)" }],
+       { title: { text: `${name}: NAV so far (USD)` } });
   $("live-status").textContent = `${st.name}: ${st.status}` + (st.error ? ` - ${st.error}` : "")
     + (last ? `, tick ${last.tick} at ${last.timestamp} (block ${last.block ?? "-"}), NAV ${fmtNum(last.nav_usd)} USD`
       : ", no reading yet");
@@ -20,7 +13,7 @@ async function showLive(name) {
   for (const line of (last && last.reconciliation ? last.reconciliation.lines : [])) lines[line.key] = line;
   const rows = Object.entries(last ? last.book.holdings : {})
     .filter(([key, h]) => h.units !== 0 || lines[key])
-    .map(([key, h]) => el("tr", { "data-key": key }, el("td", {}, key), el("td", { "data-col": "units" }, fmtNum(h.units)),
+    .map(([key, h]) => el("tr", { "data-key": key }, el("td", {}, key), numCell(h.units, fmtNum(h.units), { "data-col": "units" }),
       el("td", {}, fmtNum(h.price)), el("td", {}, lines[key] ? fmtNum(lines[key].expected) : ""),
       el("td", { "data-col": "unexplained" }, lines[key] ? fmtNum(lines[key].unexplained) : "")));
   fill($("live-book").querySelector("tbody"), rows);
@@ -28,7 +21,7 @@ async function showLive(name) {
   fill($("live-attribution"), Object.entries(attribution).map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", { "data-source": k }, fmtNum(v)))));
   const plan = last && last.plan;
-  const orders = last ? (await api(`/live/${encodeURIComponent(name)}/orders`)).filter((o) => o.tick === last.tick) : [];
+  const orders = last ? (await api(`/live/${enc(name)}/orders`)).filter((o) => o.tick === last.tick) : [];
   fill($("live-orders").querySelector("tbody"), orders.map((o) =>
     el("tr", { "data-client-id": o.client_id || "" }, el("td", {}, o.venue), el("td", {}, o.instrument),
       el("td", { "data-col": "side" }, o.side), el("td", { "data-col": "size" }, fmtNum(o.size)),
@@ -41,23 +34,23 @@ async function showLive(name) {
     : left.length ? "left out of the plan (no position of the mode): "
       + left.map(([k, usd]) => `${k} ${fmtNum(usd)} USD`).join(", ") : "";
   fill($("live-alerts"), st.alerts.map((a) =>
-    el("li", { "data-kind": a.kind }, `${a.timestamp} `, el("b", {}, a.kind), `: ${a.message}`)));
+    el("li", { "data-kind": a.kind }, `${a.timestamp} `, el("b", { "data-plain": "1" }, a.kind), `: ${a.message}`)));
 }
 
 // An operator's controls (the API's operate role): every awaiting order approved or rejected, a kill, a resume.
-async function control(action) {
-  const name = $("live-session").value;
-  if (!name) return;
+async function liveControl(name, action) {
   try {
-    const got = await postJson(`/live/${encodeURIComponent(name)}/${action}`, {});
+    const got = await postJson(`/live/${enc(name)}/${action}`, {});
     $("live-control").textContent = got.decided ? `${got.decided.length} order(s) ${got.status}` : `session ${got.status}`;
   } catch (err) {
     $("live-control").textContent = err.status === 403 ? "this token may only read" : String(err.body?.detail || err.status);
   }
   await showLive(name);
 }
-for (const action of ["approve", "reject", "kill", "resume"]) $(`live-${action}`).addEventListener("click", () => control(action));
 
-$("live-session").addEventListener("change", () => showLive($("live-session").value));
-$("live-refresh").addEventListener("click", loadLiveSessions);
-loadLiveSessions();
+PAGES.live = async ([name]) => {
+  $("live-title").textContent = `Live session ${name}`;
+  for (const action of ["approve", "reject", "kill", "resume"]) $(`live-${action}`).addEventListener("click", () => liveControl(name, action));
+  await showLive(name);
+  setInterval(() => showLive(name).catch(() => {}), 5000);  // a reading an hour: a 5 s refresh is plenty
+};

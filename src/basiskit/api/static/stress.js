@@ -1,14 +1,5 @@
-// basiskit dashboard, Stress page: pick scenarios from the library, run the baseline and the shocked run
-// side by side, chart both NAVs and liquidation distances, and the liquidation map. Every number comes
-// from the API.
-async function loadStressForm() {
-  const [modes, scenarios] = await Promise.all([api("/modes"), api("/scenarios")]);
-  fill($("stress-mode"), modes.map((m) => el("option", { value: m.mode }, m.mode)));
-  $("stress-mode").value = "eth_leveraged";
-  fill($("stress-scenarios"), scenarios.map((s) => el("label", { class: "scenario" },
-    el("input", { type: "checkbox", value: s.name }), " ", el("b", {}, s.name), ` ${s.description}`)));
-}
-
+// Stress tests: the list and a new test (/ui/stress), one test (/ui/stress/{id}): the baseline and the shocked
+// run side by side, both NAVs and liquidation distances, and the liquidation map.
 async function submitStress(event) {
   event.preventDefault();
   $("stress-errors").textContent = "";
@@ -20,31 +11,45 @@ async function submitStress(event) {
   if ($("stress-capital").value) body.capital = Number($("stress-capital").value);
   try {
     const created = await postJson("/stress", body);
-    await followStress(created.id);
+    location.href = `/ui/stress/${enc(created.id)}`;
   } catch (err) {
     showProblems("stress-errors", err);
   }
 }
 
-async function followStress(id) {
+PAGES.stresses = async (args, query) => {
+  const [, scenarios] = await Promise.all([modeOptions($("stress-mode"), "eth_leveraged"), api("/scenarios")]);
+  fill($("stress-scenarios"), scenarios.map((s) => el("label", { class: "scenario" },
+    el("input", { type: "checkbox", value: s.name }), " ", el("b", { "data-plain": "1" }, s.name), ` ${s.description}`)));
+  $("stress-form").addEventListener("submit", submitStress);
+  if (query.get("new") !== null) $("stress-new").open = true;
+  const page = await api("/stress?page=1&page_size=200");
+  fill($("stress-list").tBodies[0], page.items.map((s) => el("tr", {},
+    el("td", {}, link(`/ui/stress/${enc(s.id)}`, s.id, { "data-stress": s.id })), el("td", {}, s.mode),
+    el("td", {}, s.status + (s.error ? ` (${s.error})` : "")), el("td", {}, shortTime(s.created_at)))));
+  if (!page.items.length) $("stress-new").open = true;
+};
+
+PAGES.stress = async ([id]) => {
+  $("stress-title").textContent = `Stress test ${id}`;
   for (;;) {
-    const s = await api(`/stress/${id}`);
+    const s = await api(`/stress/${enc(id)}`);
     $("stress-status").textContent = `${id}: ${s.status}` + (s.error ? ` (${s.error})` : "");
-    if (s.status !== "running") {
+    if (s.status !== "running" && s.status !== "queued") {
       if (s.status === "done") await showStress(id);
-      await loadStressTests();
       return;
     }
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
   }
-}
+};
 
 async function showStress(id) {
   const r = await api(`/stress/${id}/result`);
   const [base, shocked] = await Promise.all([api(`/backtests/${r.baseline.run_id}/timeseries`),
                                              api(`/backtests/${r.scenario.run_id}/timeseries`)]);
   const ccy = r.baseline.share_class;
-  $("stress-report").href = `/stress/${id}/report`;
+  $("stress-title").textContent = `Stress test ${id}: ${r.mode || ""} ${(r.scenarios || []).join(", ")}`;
+  $("stress-report").href = `/stress/${enc(id)}/report`;
   $("stress-report").hidden = false;
   $("stress-headline").textContent = `shocks from ${r.at}: loss against the baseline ${fmtNum(r.loss_vs_baseline)} ${ccy}`
     + ` at the end, ${fmtNum(r.max_loss_vs_baseline.value)} at worst (${r.max_loss_vs_baseline.at}); `
@@ -61,12 +66,12 @@ async function showStress(id) {
     ...rows.map(([k, f]) => el("tr", {}, el("th", {}, k), el("td", { "data-side": "baseline" }, f(r.baseline)),
                                 el("td", { "data-side": "scenario" }, f(r.scenario))))]);
   const at = { type: "line", x0: r.at, x1: r.at, yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "red" } };
-  Plotly.newPlot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
+  plot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
                                 { x: shocked.data.timestamp, y: shocked.data.nav, name: "scenario" }],
                  { title: { text: `NAV (${ccy})` }, shapes: [at], margin: { t: 40 } });
   const dist = shocked.columns.filter((c) => c.startsWith("liq_distance:"));
   if (dist.length) {
-    Plotly.newPlot("stress-distance", dist.flatMap((c) => [
+    plot("stress-distance", dist.flatMap((c) => [
       { x: base.data.timestamp, y: base.data[c], name: `${c.slice(13)} baseline`, line: { dash: "dot" } },
       { x: shocked.data.timestamp, y: shocked.data[c], name: `${c.slice(13)} scenario` }]),
       { title: { text: "Distance to liquidation (fractional adverse move)" }, shapes: [at], margin: { t: 40 },
@@ -86,7 +91,7 @@ function showLiquidationMap(grid) {
   const [x, y] = grid.axes;
   const uniq = (k) => [...new Set(grid.runs.map((g) => g.params[k]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   if (!y) {
-    Plotly.newPlot("stress-map", [{ type: "bar", x: grid.runs.map((g) => String(g.params[x])), y: grid.runs.map((g) => g.loss),
+    plot("stress-map", [{ type: "bar", x: grid.runs.map((g) => String(g.params[x])), y: grid.runs.map((g) => g.loss),
       marker: { color: grid.runs.map((g) => (g.liquidated ? "crimson" : "seagreen")) } }],
       { title: { text: `Liquidation map over ${x}: loss against the baseline (red: liquidated)` },
         xaxis: { title: { text: x }, type: "category" }, margin: { t: 40 } });
@@ -97,21 +102,9 @@ function showLiquidationMap(grid) {
     const g = grid.runs.find((q) => q.params[x] === vx && q.params[y] === vy);
     return g ? Number(g.liquidated) : null;
   }));
-  Plotly.newPlot("stress-map", [{ type: "heatmap", x: xs.map(String), y: ys.map(String), z, zmin: 0, zmax: 1,
+  plot("stress-map", [{ type: "heatmap", x: xs.map(String), y: ys.map(String), z, zmin: 0, zmax: 1,
     colorscale: [[0, "seagreen"], [1, "crimson"]], colorbar: { title: { text: "liquidated" } } }],
     { title: { text: `Liquidation map over ${x} and ${y}` }, xaxis: { title: { text: x }, type: "category" },
       yaxis: { title: { text: y }, type: "category" }, margin: { t: 40 } });
 }
 
-async function loadStressTests() {
-  const page = await api("/stress?page=1&page_size=50");
-  fill($("stress-list").querySelector("tbody"), page.items.map((s) => {
-    const open = el("a", { href: "#", "data-stress": s.id }, s.id);
-    open.onclick = (e) => { e.preventDefault(); if (s.status === "done") showStress(s.id); };
-    return el("tr", {}, el("td", {}, open), el("td", {}, s.mode), el("td", {}, s.status));
-  }));
-}
-
-$("stress-form").addEventListener("submit", submitStress);
-$("stress-refresh").addEventListener("click", loadStressTests);
-loadStressForm().then(loadStressTests);

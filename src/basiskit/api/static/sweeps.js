@@ -1,12 +1,6 @@
-// basiskit dashboard, Sweeps page: submit a sweep, follow it, chart its heatmap, rank its configs,
-// run any of them in full as a backtest. Every number comes from the API.
+// Sweeps: the list and a new sweep (/ui/sweeps), one sweep (/ui/sweeps/{id}): its ranked configs (sortable,
+// filterable), heatmap, parallel coordinates, capacity curve, and any config run in full as a backtest.
 const lines = (id) => $(id).value.split("\n").map((l) => l.trim()).filter(Boolean);
-
-async function loadSweepModes() {
-  const modes = await api("/modes");
-  fill($("sweep-mode"), modes.map((m) => el("option", { value: m.mode }, m.mode)));
-  $("sweep-mode").value = "usdt_market_neutral";
-}
 
 async function submitSweep(event) {
   event.preventDefault();
@@ -18,25 +12,37 @@ async function submitSweep(event) {
   if ($("sweep-capital").value) body.capital = Number($("sweep-capital").value);
   try {
     const created = await postJson("/sweeps", body);
-    await followSweep(created.id);
+    location.href = `/ui/sweeps/${enc(created.id)}`;  // its page follows it
   } catch (err) {
     showProblems("sweep-errors", err);
   }
 }
 
-async function followSweep(id) {
+PAGES.sweeps = async (args, query) => {
+  await modeOptions($("sweep-mode"), "usdt_market_neutral");
+  $("sweep-form").addEventListener("submit", submitSweep);
+  if (query.get("new") !== null) $("sweep-new").open = true;
+  const page = await api("/sweeps?page=1&page_size=200");
+  fill($("sweeps-list").tBodies[0], page.items.map((s) => el("tr", {},
+    el("td", {}, link(`/ui/sweeps/${enc(s.id)}`, s.id, { "data-sweep": s.id })), el("td", {}, s.mode),
+    el("td", {}, s.status + (s.error ? ` (${s.error})` : "")), plainCell(s.done, `${s.done}/${s.total}`),
+    el("td", {}, shortTime(s.created_at)))));
+  if (!page.items.length) $("sweep-new").open = true;
+};
+
+PAGES.sweep = async ([id]) => {
+  $("sweep-title").textContent = `Sweep ${id}`;
   for (;;) {
-    const s = await api(`/sweeps/${id}`);
+    const s = await api(`/sweeps/${enc(id)}`);
     $("sweep-progress").value = s.progress;
     $("sweep-status").textContent = `${id}: ${s.status} ${s.done}/${s.total}` + (s.error ? ` (${s.error})` : "");
-    if (s.status !== "running") {
+    if (s.status !== "running" && s.status !== "queued") {
       if (s.status === "done" || s.status === "cancelled") await showSweep(id);
-      await loadSweeps();
       return;
     }
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
   }
-}
+};
 
 // One entry per config, best first: feasible before not, then mean objective (null last), as the sweep ranks.
 function rankConfigs(result) {
@@ -70,55 +76,74 @@ function heatmapOf(result, configs) {
 }
 
 async function showSweep(id) {
-  const result = await api(`/sweeps/${id}/result`);
+  const result = await api(`/sweeps/${enc(id)}/result`);
   const configs = rankConfigs(result);
-  $("sweep-report").href = `/sweeps/${encodeURIComponent(id)}/report`;
+  $("sweep-title").textContent = `Sweep ${id}: ${result.mode}, ${result.n_runs} runs over ${result.params.join(", ")}`;
+  $("sweep-report").href = `/sweeps/${enc(id)}/report`;
   $("sweep-report").hidden = false;
   if (result.params.length >= 2) {
     const h = heatmapOf(result, configs);
-    Plotly.newPlot("sweep-heatmap", [{ type: "heatmap", x: h.xs.map(String), y: h.ys.map(String), z: h.z,
-                                       colorscale: "Viridis", colorbar: { title: { text: result.objective } } }],
-                   { title: { text: `mean ${result.objective} over ${h.x} and ${h.y}` },
-                     xaxis: { title: { text: h.x }, type: "category" }, yaxis: { title: { text: h.y }, type: "category" },
-                     margin: { t: 40 } });
+    plot("sweep-heatmap", [{ type: "heatmap", x: h.xs.map(String), y: h.ys.map(String), z: h.z,
+                             colorscale: "Viridis", colorbar: { title: { text: result.objective } } }],
+         { title: { text: `mean ${result.objective} over ${h.x} and ${h.y}` },
+           xaxis: { title: { text: h.x }, type: "category" }, yaxis: { title: { text: h.y }, type: "category" } });
   } else Plotly.purge("sweep-heatmap");
-  const head = ["rank", ...result.params, `mean ${result.objective}`, "ok", ""].map((h) => el("th", {}, h));
-  fill($("sweep-table"), [el("tr", {}, head), ...configs.map((c, i) => {
+  const numeric = result.params.filter((p) => configs.every((c) => typeof c.params[p] === "number"));
+  const scored = configs.filter((c) => c.mean !== null);
+  if (numeric.length && scored.length) {
+    plot("sweep-parcoords", [{ type: "parcoords", line: { color: scored.map((c) => c.mean), colorscale: "Viridis", showscale: true },
+      dimensions: [...numeric.map((p) => ({ label: p, values: scored.map((c) => c.params[p]) })),
+                   { label: `mean ${result.objective}`, values: scored.map((c) => c.mean) }] }],
+      { title: { text: "Parallel coordinates: every config" }, margin: { t: 80, l: 60, r: 60, b: 30 } });
+  } else Plotly.purge("sweep-parcoords");
+  if (result.capacity) {
+    const caps = result.capacity.map((p) => p.capital);
+    plot("sweep-capacity", [{ x: caps, y: result.capacity.map((p) => p.apy), name: "APY", mode: "lines+markers" },
+      { x: caps, y: result.capacity.map((p) => p.cost_share), name: "transaction costs / capital", yaxis: "y2",
+        mode: "lines+markers", line: { dash: "dot" } }],
+      { title: { text: "Capacity: APY and costs by capital" }, xaxis: { title: { text: "initial capital" }, type: "log" },
+        yaxis: { tickformat: ".2%", title: { text: "APY" } },
+        yaxis2: { tickformat: ".2%", overlaying: "y", side: "right", title: { text: "costs / capital" } } });
+  } else Plotly.purge("sweep-capacity");
+  const head = ["rank", ...result.params, `mean ${result.objective}`, "feasible", ""].map((h, i, all) =>
+    el("th", { class: i > result.params.length && i < all.length - 2 ? "num" : "", "data-nosort": i === all.length - 1 ? "" : null }, h));
+  const table = $("sweep-table");
+  fill(table, [el("thead", {}, el("tr", {}, head)), el("tbody", {}, configs.map((c, i) => {
     const ok = c.runs.some((r) => r.error) ? "error" : c.feasible ? "yes" : "no";
-    const cells = [i + 1, ...result.params.map((p) => c.params[p]), c.mean === null ? "" : c.mean.toPrecision(6), ok];
-    const run = el("button", { type: "button", class: "run-full", "data-config": c.runs[0].config_index }, "Run in full");
+    const run = el("button", { type: "button", class: "run-full", "data-config": c.runs[0].config_index }, "Open in full");
     run.onclick = () => runInFull(result, c);
-    return el("tr", {}, cells.map((v) => el("td", {}, typeof v === "object" ? JSON.stringify(v) : v)), el("td", {}, run));
-  })]);
+    return el("tr", { "data-config": c.runs[0].config_index }, plainCell(i + 1, String(i + 1)),
+      result.params.map((p) => typeof c.params[p] === "number" ? plainCell(c.params[p], String(c.params[p]))
+        : el("td", {}, typeof c.params[p] === "object" ? JSON.stringify(c.params[p]) : String(c.params[p]))),
+      numCell(c.mean, c.mean === null ? "" : c.mean.toPrecision(6), { "data-col": "objective" }), el("td", {}, ok), el("td", {}, run));
+  }))]);
+  delete table.dataset.sortable;
+  sortable(table);
+  const filter = () => {
+    const words = $("sweep-filter").value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const tr of table.tBodies[0].rows) {
+      tr.hidden = !words.every((w) => tr.textContent.toLowerCase().includes(w));
+      shown += !tr.hidden;
+    }
+    $("sweep-shown").textContent = `${shown} of ${configs.length} configs`;
+  };
+  $("sweep-filter").addEventListener("input", filter);
+  filter();
   window.lastSweep = { id, result, configs };
 }
 
-// Run a config of the sweep in full as a backtest: the sweep's own overrides and capital, its params,
-// the window of its first run; then follow it on the Backtests page.
+// Run a config of the sweep in full as a backtest: the sweep's own overrides and capital, its params, the
+// window of its first run; its page follows it.
 async function runInFull(result, config) {
-  const request = (await api(`/sweeps/${result.sweep_id}`)).request || {};
+  const request = (await api(`/sweeps/${enc(result.sweep_id)}`)).request || {};
   const [start, end] = config.runs[0].window;
   const body = { mode: result.mode, start, end, config_overrides: { ...(request.config_overrides || {}), ...config.params } };
-  if (request.capital !== null && request.capital !== undefined) body.capital = request.capital;
+  if (request.capital !== null && request.capital !== undefined && !("initial_capital" in config.params)) body.capital = request.capital;
   try {
     const created = await postJson("/backtests", body);
-    $("status").textContent = `${created.id}: queued`;
-    $("new-run").scrollIntoView();
-    await follow(created.id);
+    location.href = `/ui/runs/${enc(created.id)}`;
   } catch (err) {
     showProblems("sweep-errors", err);
   }
 }
-
-async function loadSweeps() {
-  const page = await api("/sweeps?page=1&page_size=50");
-  fill($("sweeps-list").querySelector("tbody"), page.items.map((s) => {
-    const open = el("a", { href: "#", "data-sweep": s.id }, s.id);
-    open.onclick = (e) => { e.preventDefault(); showSweep(s.id); };
-    return el("tr", {}, el("td", {}, open), el("td", {}, s.mode), el("td", {}, s.status), el("td", {}, `${s.done}/${s.total}`));
-  }));
-}
-
-$("sweep-form").addEventListener("submit", submitSweep);
-$("sweeps-refresh").addEventListener("click", loadSweeps);
-loadSweepModes().then(loadSweeps);
