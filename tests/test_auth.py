@@ -41,8 +41,8 @@ def test_without_a_token_only_health_and_the_dashboard_answer(server, client):
                 continue
             assert r.status_code == 401, (method, path, r.status_code)
             assert r.headers["www-authenticate"].startswith("Bearer") and r.json()["detail"]
-        for public in ("/", "/ui/runs", "/ui/sweeps/any", "/static/ui.js", "/static/ui.css"):
-            assert anonymous.get(public).status_code == 200, public
+        for public in ("/", "/ui", "/ui/runs", "/ui/sweeps/any", "/static/ui.js", "/static/ui.css"):
+            assert anonymous.get(public, follow_redirects=True).status_code == 200, public
     with server.client(token="not-a-token-of-this-server") as stranger:
         assert stranger.get("/modes").status_code == 401
     assert server.operate_token not in server.log.read_text() and server.read_token not in server.log.read_text()

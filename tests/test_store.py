@@ -72,8 +72,10 @@ def test_report_is_self_contained_and_shows_the_runs_numbers(two_runs, tmp_path)
                          .group(1).replace("&quot;", '"'))
     assert summary["final_nav"] == a["final_nav"] and summary["run_id"] == a["run_id"]
     assert f"{a['apy']:.4%}" in html
-    for title in ("NAV and events", "Drawdown", "Cumulative PnL attribution", "margin ratio per venue",
-                  "Net delta per asset", "Cumulative funding by venue", "Ethena sUSDe"):
+    for title in ("NAV and share index, with the run&#x27;s events", "Underwater", "Rolling 30-day APY",
+                  "PnL attribution (USD)", "Cumulative PnL attribution", "Transaction costs by kind",
+                  "Exposure per venue and instrument", "margin ratio per venue", "Net delta per asset",
+                  "Cumulative funding by venue", "Ethena sUSDe"):
         assert title in html, title
 
 

@@ -299,6 +299,7 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         return Response(metrics_text(store, paper_store, state, live_store), media_type="text/plain; version=0.0.4")
 
     @app.get("/", include_in_schema=False)
+    @app.get("/ui", include_in_schema=False)
     def home() -> RedirectResponse:
         return RedirectResponse("/ui/runs")
 

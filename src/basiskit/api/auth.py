@@ -14,7 +14,7 @@ from ..errors import SettingError
 
 ROLES = ("read", "operate")
 READ_METHODS = ("GET", "HEAD")
-PUBLIC_PATHS = ("/health", "/", "/favicon.ico")  # the dashboard's shell: it asks for the token itself
+PUBLIC_PATHS = ("/health", "/", "/ui", "/favicon.ico")  # the dashboard's shell: it asks for the token itself
 PUBLIC_PREFIXES = ("/static/", "/ui/")
 COOKIE = "basiskit_token"  # the dashboard's copy, for the report pages it opens (GET only)
 TOKENS_ENV = "BASISKIT_TOKENS"

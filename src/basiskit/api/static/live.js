@@ -13,7 +13,7 @@ async function showLive(name) {
   for (const line of (last && last.reconciliation ? last.reconciliation.lines : [])) lines[line.key] = line;
   const rows = Object.entries(last ? last.book.holdings : {})
     .filter(([key, h]) => h.units !== 0 || lines[key])
-    .map(([key, h]) => el("tr", { "data-key": key }, el("td", {}, key), numCell(h.units, fmtNum(h.units), { "data-col": "units" }),
+    .map(([key, h]) => el("tr", { "data-key": key }, el("td", {}, key), plainCell(h.units, fmtNum(h.units), { "data-col": "units" }),
       el("td", {}, fmtNum(h.price)), el("td", {}, lines[key] ? fmtNum(lines[key].expected) : ""),
       el("td", { "data-col": "unexplained" }, lines[key] ? fmtNum(lines[key].unexplained) : "")));
   fill($("live-book").querySelector("tbody"), rows);

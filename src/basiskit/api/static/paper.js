@@ -39,7 +39,7 @@ PAGES.paper = async ([name]) => {
       + (st.last_ts ? ` (${st.last_ts})` : "") + (st.error ? ` - ${st.error}` : "");
     paperMetrics(st);
     fill($("paper-orders").tBodies[0], orders.slice(-200).map((o) => el("tr", {}, el("td", {}, shortTime(o.timestamp)),
-      el("td", {}, o.venue), el("td", {}, o.instrument), el("td", {}, o.side), numCell(o.size, fmtNum(o.size)),
+      el("td", {}, o.venue), el("td", {}, o.instrument), el("td", {}, o.side), plainCell(o.size, fmtNum(o.size)),
       el("td", {}, o.reason))));
     if (st.status !== "running" && !ticks.length) return;
     await sleep(500);

@@ -142,7 +142,7 @@ PAGES.compare = async (args, query) => {
   const fmt = (name, v) => (name === "final_nav" ? fmtNum(v, 4) : name === "sharpe" ? (nothing(v) ? "n/a" : v.toFixed(3)) : fmtPct(v, 4));
   fill($("compare-table"), [el("thead", {}, el("tr", {}, el("th", {}, "metric"), c.runs.map((id) => el("th", { class: "num" }, id)))),
     el("tbody", {}, c.metrics.map((m) => el("tr", { "data-metric": m.metric }, el("th", {}, m.metric),
-      m.values.map((v, i) => numCell(v, i === 0 ? fmt(m.metric, v)
+      m.values.map((v, i) => plainCell(v, i === 0 ? fmt(m.metric, v)
         : `${fmt(m.metric, v)} (${nothing(m.difference[i]) ? "n/a" : (m.difference[i] >= 0 ? "+" : "") + fmt(m.metric, m.difference[i])})`,
         { "data-run": c.runs[i] })))))]);
   fill($("compare-config"), [el("thead", {}, el("tr", {}, el("th", {}, "config key"), c.runs.map((id) => el("th", {}, id)))),

@@ -63,8 +63,8 @@ async function showStress(id) {
     rows.push([`min liquidation distance ${v}`, (s) => fmtPct((s.min_liquidation_distance || {})[v])]);
   }
   fill($("stress-table"), [el("tr", {}, el("th"), el("th", {}, "baseline"), el("th", {}, "scenario")),
-    ...rows.map(([k, f]) => el("tr", {}, el("th", {}, k), el("td", { "data-side": "baseline" }, f(r.baseline)),
-                                el("td", { "data-side": "scenario" }, f(r.scenario))))]);
+    ...rows.map(([k, f]) => el("tr", {}, el("th", {}, k), el("td", { class: "num", "data-side": "baseline" }, f(r.baseline)),
+                                el("td", { class: "num", "data-side": "scenario" }, f(r.scenario))))]);
   const at = { type: "line", x0: r.at, x1: r.at, yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "red" } };
   plot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
                                 { x: shocked.data.timestamp, y: shocked.data.nav, name: "scenario" }],
@@ -75,7 +75,7 @@ async function showStress(id) {
       { x: base.data.timestamp, y: base.data[c], name: `${c.slice(13)} baseline`, line: { dash: "dot" } },
       { x: shocked.data.timestamp, y: shocked.data[c], name: `${c.slice(13)} scenario` }]),
       { title: { text: "Distance to liquidation (fractional adverse move)" }, shapes: [at], margin: { t: 40 },
-        yaxis: { tickformat: ".1%" } });
+        yaxis: { tickformat: ".2%" } });
   } else Plotly.purge("stress-distance");
   if (r.grid) showLiquidationMap(r.grid);
   else Plotly.purge("stress-map");

@@ -107,15 +107,17 @@ function sortable(table) {
 function themed(layout = {}) {
   const dark = document.documentElement.dataset.theme === "dark";
   const fg = dark ? "#d9e1ea" : "#1d2530", grid = dark ? "#2c3640" : "#e3e8ee";
+  const title = typeof layout.title === "string" ? { text: layout.title } : layout.title;
   const out = { ...layout, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-                font: { ...(layout.font || {}), color: fg }, template: undefined };
+                font: { ...(layout.font || {}), color: fg }, template: undefined,
+                ...(title ? { title: { ...title, x: 0.01, xanchor: "left" } } : {}) };  // clear of the mode bar
   for (const key of Object.keys(layout).concat(["xaxis", "yaxis"])) {
     if (/^[xy]axis\d*$/.test(key)) out[key] = { ...(layout[key] || {}), gridcolor: grid, zerolinecolor: grid };
   }
   return out;
 }
 const plot = (id, data, layout = {}) => Plotly.react(id, data, themed({ margin: { t: 40, l: 60, r: 30, b: 40 },
-                                                                          ...layout }), { responsive: true });
+                                                                          ...layout }), { responsive: true, displaylogo: false });
 
 // --- jobs that run for a while: poll until done, showing progress ------------------------------
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
