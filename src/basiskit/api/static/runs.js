@@ -40,14 +40,14 @@ PAGES.runs = async (args, query) => {
     };
     return el("tr", { "data-run": r.id },
       el("td", {}, el("input", { type: "checkbox", class: "pick", value: r.id, disabled: r.status !== "done" })),
-      el("td", {}, link(`/ui/runs/${enc(r.id)}`, r.id, { "data-open": r.id })), el("td", {}, r.mode),
+      el("td", { class: "ident" }, link(`/ui/runs/${enc(r.id)}`, r.id, { "data-open": r.id })), el("td", {}, r.mode),
       el("td", { "data-col": "status" }, r.status + (r.error ? ` (${r.error})` : "")),
       el("td", { "data-value": r.created_at || "" }, shortTime(r.created_at)),
-      el("td", {}, h ? `${h.start.slice(0, 10)} .. ${h.end.slice(0, 10)}` : ""),
+      el("td", { class: "nowrap" }, h ? `${h.start.slice(0, 10)} .. ${h.end.slice(0, 10)}` : ""),
       numCell(h?.total_return, h ? fmtPct(h.total_return) : "", { "data-col": "total_return" }),
       numCell(h?.apy, h ? fmtPct(h.apy) : "", { "data-col": "apy" }),
       numCell(h ? -h.max_drawdown : null, h ? fmtPct(h.max_drawdown) : "", { "data-col": "max_drawdown" }),
-      numCell(h?.final_nav, h ? fmtMoney(h.final_nav, h.share_class) : "", { "data-col": "final_nav" }),
+      plainCell(h?.final_nav, h ? fmtMoney(h.final_nav, h.share_class) : "", { "data-col": "final_nav" }),
       el("td", {}, del));
   }));
 };
