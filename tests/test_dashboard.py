@@ -141,7 +141,8 @@ def test_the_run_tearsheet_equals_the_api_and_the_ticks(browser, store):
                         "[c.dataset.key, c.querySelector('.value').dataset.value, c.title])")
     assert {k for k, _, _ in cards} >= {"total_return", "apy", "max_drawdown", "sharpe", "final_nav"}
     expected = {**result, "liquidations": result["liquidations"]["count"],
-                "longest_under_water": result["time_under_water"]["longest_hours"]}
+                "longest_under_water": result["time_under_water"]["longest_hours"],
+                "under_water_share": result["time_under_water"]["fraction"]}
     for key, value, title in cards:
         assert (value == "" and expected[key] is None) or float(value) == expected[key], key
         assert len(title) > 20
@@ -188,6 +189,11 @@ def test_the_run_tearsheet_equals_the_api_and_the_ticks(browser, store):
     js(browser, "document.querySelector('#panel-nav .updatemenu-button:nth-of-type(2)')"
                 "?.dispatchEvent(new MouseEvent('click', {bubbles: true}))")
     clean(browser, "run")
+    # the whole tearsheet in one picture (for docs/screenshots)
+    browser.set_window_size(WIDTH, min(js(browser, "return document.documentElement.scrollHeight") + 140, 9000))
+    time.sleep(1.0)
+    browser.save_screenshot(str(ARTIFACTS / "ui-run-full.png"))
+    browser.set_window_size(WIDTH, 2200)
 
 
 def test_compare_sweeps_stress_and_sessions_pages_show_the_apis_numbers(browser, store):

@@ -33,6 +33,8 @@ HEADLINE = (
      "the run is the first peak)."),
     ("longest_under_water", "Longest under water", "hours", "Longest stretch of hours below a previous peak "
      "of the share index."),
+    ("under_water_share", "Time under water", "pct", "Share of the run's hours spent below a previous peak of the "
+     "share index."),
     ("final_nav", "Final NAV", "ccy", "Every balance valued at the last hour, in the share class."),
     ("min_health_factor", "Min health factor", "ratio", "Lowest Aave health factor of the run (liquidation "
      "below 1)."),
@@ -43,16 +45,9 @@ HEADLINE = (
      "marks, missing hours), each logged as an event."),
 )
 
-# cost kind -> (event type, operation filter, detail key); the operation filter None means any other operation
-COST_KINDS = (
-    ("gas", "execution", None, "cost"),
-    ("perp fees and slippage", "execution", "perp_trade", "cost"),
-    ("spot fees and slippage", "execution", "spot_trade", "cost"),
-    ("swap slippage", "execution", None, "slippage_cost"),
-    ("flash-loan premium", "execution", None, "flash_fee"),
-    ("transfer fees", "transfer", None, "cost"),
-)
-TRADES = ("perp_trade", "spot_trade")
+COST_KINDS = ("gas", "perp fees and slippage", "spot fees and slippage", "swap slippage", "flash-loan premium",
+              "transfer fees")
+TRADE_COSTS = {"perp_trade": "perp fees and slippage", "spot_trade": "spot fees and slippage"}
 
 
 @dataclass(frozen=True)
@@ -71,29 +66,34 @@ def headline(summary: dict) -> list[dict]:
     loss), unit, definition."""
     values = dict(summary)
     values["longest_under_water"] = (summary.get("time_under_water") or {}).get("longest_hours")
+    values["under_water_share"] = (summary.get("time_under_water") or {}).get("fraction")
     if "liquidations" in summary:
         values["liquidations"] = summary["liquidations"]["count"]
     return [{"key": key, "label": label, "value": values[key], "unit": unit, "definition": definition}
             for key, label, unit, definition in HEADLINE if key in values]
 
 
+def costs_of(event_type: str, details: dict) -> list[tuple[str, float]]:
+    """The costs one event records, by kind (execution/executor.py books each of them to transaction_costs)."""
+    if event_type == "transfer":
+        return [("transfer fees", details.get("cost", 0.0))]
+    if event_type != "execution":
+        return []
+    operation = details.get("operation")
+    if operation in TRADE_COSTS:  # a trade's cost is its taker fee and slippage
+        return [(TRADE_COSTS[operation], details["cost"])]
+    return [("gas", details.get("cost", 0.0)), ("swap slippage", details.get("slippage_cost", 0.0)),
+            ("flash-loan premium", details.get("flash_fee", 0.0))]
+
+
 def costs_by_kind(events: pd.DataFrame) -> dict[str, float]:
-    """Transaction costs (share-class units, positive) split by kind, from the cost each execution and transfer
-    event records; the kinds add up to the run's transaction_costs attribution."""
-    out = {kind: 0.0 for kind, *_ in COST_KINDS}
-    for kind_type, details in zip(events["type"], events["details"], strict=True):
-        if kind_type not in ("execution", "transfer"):
-            continue
-        d = json.loads(details) if isinstance(details, str) else (details or {})
-        op = d.get("operation")
-        for kind, event_type, operation, key in COST_KINDS:
-            if event_type != kind_type or key not in d:
-                continue
-            if operation is not None and op != operation:
-                continue
-            if operation is None and key == "cost" and kind_type == "execution" and op in TRADES:
-                continue  # a trade's cost is its fees and slippage, not gas
-            out[kind] += float(d[key])
+    """Transaction costs (share-class units, positive) by kind, from the cost each execution and transfer event
+    records; they add up to the run's transaction_costs attribution."""
+    out = dict.fromkeys(COST_KINDS, 0.0)
+    for event_type, details in zip(events["type"], events["details"], strict=True):
+        if event_type in ("execution", "transfer"):
+            for kind, amount in costs_of(event_type, json.loads(details) if isinstance(details, str) else details):
+                out[kind] += float(amount)
     return out
 
 
@@ -186,7 +186,7 @@ def _waterfall(totals: dict[str, float], unit: str, pid: str) -> Panel:
 
 
 def _cumulative(ticks: pd.DataFrame, t: np.ndarray, ccy: str) -> Panel:
-    fig = go.Figure(_series(t, [(c.removeprefix("cum_pnl_"), ticks[c], {"stackgroup": "pnl"})
+    fig = go.Figure(_series(t, [(c.removeprefix("cum_pnl_"), ticks[c], {})  # lines: sources of both signs
                                 for c in _prefixed(ticks, "cum_pnl_")]
                             + [("residual (cumulative)", ticks["residual"].cumsum(),
                                 {"line": {"color": "black", "dash": "dash"}})]))

@@ -1,13 +1,6 @@
 // Runs (list, filter, delete), a run's tearsheet, and the comparison of 2 to 6 runs.
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-async function modeOptions(select, chosen, withAll = false) {
-  const modes = await api("/modes");
-  fill(select, [...(withAll ? [el("option", { value: "" }, "all")] : []),
-                ...modes.map((m) => el("option", { value: m.mode, selected: m.mode === chosen }, `${m.mode} (${m.share_class})`))]);
-  return modes;
-}
-
 PAGES.runs = async (args, query) => {
   const mode = query.get("mode") || "", status = query.get("status") || "";
   await modeOptions($("filter-mode"), mode, true);

@@ -119,6 +119,14 @@ function themed(layout = {}) {
 const plot = (id, data, layout = {}) => Plotly.react(id, data, themed({ margin: { t: 40, l: 60, r: 30, b: 40 },
                                                                           ...layout }), { responsive: true, displaylogo: false });
 
+// A select of the presets (GET /modes), `chosen` selected; `withAll` adds an "all" choice first.
+async function modeOptions(select, chosen, withAll = false) {
+  const modes = await api("/modes");
+  fill(select, [...(withAll ? [el("option", { value: "" }, "all")] : []),
+                ...modes.map((m) => el("option", { value: m.mode, selected: m.mode === chosen }, `${m.mode} (${m.share_class})`))]);
+  return modes;
+}
+
 // --- jobs that run for a while: poll until done, showing progress ------------------------------
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
