@@ -352,6 +352,11 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     attribution = status["last"]["reconciliation"]["attribution"]
     shown = browser.find_element(By.CSS_SELECTOR, '[data-source="borrow_cost"]').text
     assert float(shown.replace(",", "")) == pytest.approx(attribution["borrow_cost"], abs=1e-6)
+    # the NAV so far: one point per committed reading, the last the status's
+    readings = api.get("/live/cli/ticks").json()
+    assert [r["tick"] for r in readings] == [0, 1] and readings[-1]["nav_usd"] == status["last"]["nav_usd"]
+    chart = browser.execute_script("return document.getElementById('live-nav').data[0].y")
+    assert chart == [r["nav_usd"] for r in readings]
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     (REPO / "test-artifacts").mkdir(exist_ok=True)
     browser.save_screenshot(str(REPO / "test-artifacts" / "dashboard-live.png"))

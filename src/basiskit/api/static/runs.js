@@ -73,10 +73,12 @@ PAGES.run = async ([id]) => {
     plainCell(d.hours, fmtHours(d.hours), { "data-col": "hours" }))));
   $("attr-ccy").textContent = ccy;
   const usd = sheet.attribution.usd;
-  const amount = (v, digits, k) => (k === "residual" ? Number(v).toExponential(2) : fmtFixed(v, digits));
+  // the residual is float noise, not a gain or a loss: shown as such
+  const cell = (v, digits, k, attrs) => (k === "residual" ? plainCell(v, Number(v).toExponential(2), attrs)
+    : numCell(v, fmtFixed(v, digits), attrs));
   fill($("attribution").tBodies[0], Object.entries(sheet.attribution.share_class).map(([k, v]) => el("tr", { "data-source": k },
-    el("td", {}, k), numCell(v, amount(v, ccy === "ETH" ? 6 : 2, k), { "data-col": "share_class" }),
-    numCell(usd[k], amount(usd[k], 2, k), { "data-col": "usd" }))));
+    el("td", {}, k), cell(v, ccy === "ETH" ? 6 : 2, k, { "data-col": "share_class" }),
+    cell(usd[k], 2, k, { "data-col": "usd" }))));
   $("costs-ccy").textContent = ccy;
   fill($("costs").tBodies[0], Object.entries(sheet.costs_by_kind).map(([k, v]) => el("tr", { "data-cost": k },
     el("td", {}, k), numCell(-v, fmtFixed(v, ccy === "ETH" ? 6 : 2), { "data-value": v }))));

@@ -111,6 +111,10 @@ function themed(layout = {}) {
   const out = { ...layout, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
                 font: { ...(layout.font || {}), color: fg }, template: undefined,
                 ...(title ? { title: { ...title, x: 0.01, xanchor: "left" } } : {}) };  // clear of the mode bar
+  if (layout.updatemenus) {  // the linear / log buttons
+    out.updatemenus = layout.updatemenus.map((u) => ({ ...u, bgcolor: dark ? "#161d25" : "#f6f8fa", bordercolor: grid,
+                                                       font: { ...(u.font || {}), color: fg } }));
+  }
   for (const key of Object.keys(layout).concat(["xaxis", "yaxis"])) {
     if (/^[xy]axis\d*$/.test(key)) out[key] = { ...(layout[key] || {}), gridcolor: grid, zerolinecolor: grid };
   }
