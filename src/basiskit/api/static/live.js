@@ -4,7 +4,7 @@
 async function showLive(name) {
   const [st, readings] = await Promise.all([api(`/live/${enc(name)}`), api(`/live/${enc(name)}/ticks`)]);
   const last = st.last;
-  plot("live-nav", [{ x: readings.map((r) => r.timestamp), y: readings.map((r) => r.nav_usd), name: "NAV (USD)" }],
+  await plot("live-nav", [{ x: readings.map((r) => r.timestamp), y: readings.map((r) => r.nav_usd), name: "NAV (USD)" }],
        { title: { text: `${name}: NAV so far (USD)` } });
   $("live-status").textContent = `${st.name}: ${st.status}` + (st.error ? ` - ${st.error}` : "")
     + (last ? `, tick ${last.tick} at ${last.timestamp} (block ${last.block ?? "-"}), NAV ${fmtNum(last.nav_usd)} USD`

@@ -27,7 +27,7 @@ function paperMetrics(st) {
 PAGES.paper = async ([name]) => {
   $("paper-title").textContent = `Paper session ${name}`;
   let after = -1;
-  plot("paper-nav", [{ x: [], y: [], name: "NAV", mode: "lines" }], { title: { text: `${name}: NAV so far` } });
+  await plot("paper-nav", [{ x: [], y: [], name: "NAV", mode: "lines" }], { title: { text: `${name}: NAV so far` } });
   for (;;) {
     const ticks = await api(`/paper/${enc(name)}/ticks?after=${after}`);
     if (ticks.length) {

@@ -82,6 +82,7 @@ PAGES.run = async ([id]) => {
   $("costs-ccy").textContent = ccy;
   fill($("costs").tBodies[0], Object.entries(sheet.costs_by_kind).map(([k, v]) => el("tr", { "data-cost": k },
     el("td", {}, k), numCell(-v, fmtFixed(v, ccy === "ETH" ? 6 : 2), { "data-value": v }))));
+  window.tablesAt = performance.now();  // ms from the navigation's start to the figures and tables shown
   fill($("panels"), sheet.panels.map((p) => el("section", { class: "panel" }, el("h2", {}, p.title),
     el("div", { class: "chart", id: `panel-${p.id}` }))));
   // the panels on screen first; the rest one by one after, so the page is usable at once
@@ -130,9 +131,9 @@ PAGES.compare = async (args, query) => {
   });
   if (!ids.length) return;
   const c = await api(`/compare?${ids.map((i) => `ids=${enc(i)}`).join("&")}`);
-  plot("compare-nav", c.series.map((s) => ({ x: s.timestamp, y: s.nav_indexed, name: s.run_id })),
+  await plot("compare-nav", c.series.map((s) => ({ x: s.timestamp, y: s.nav_indexed, name: s.run_id })),
        { title: { text: "NAV indexed to 100 (share index)" }, legend: { orientation: "h" } });
-  plot("compare-drawdown", c.series.map((s) => ({ x: s.timestamp, y: s.drawdown.map((d) => -d), name: s.run_id })),
+  await plot("compare-drawdown", c.series.map((s) => ({ x: s.timestamp, y: s.drawdown.map((d) => -d), name: s.run_id })),
        { title: { text: "Drawdown" }, yaxis: { tickformat: ".1%" }, legend: { orientation: "h" } });
   const fmt = (name, v) => (name === "final_nav" ? fmtNum(v, 4) : name === "sharpe" ? (nothing(v) ? "n/a" : v.toFixed(3)) : fmtPct(v, 4));
   fill($("compare-table"), [el("thead", {}, el("tr", {}, el("th", {}, "metric"), c.runs.map((id) => el("th", { class: "num" }, id)))),

@@ -66,19 +66,18 @@ async function showStress(id) {
     ...rows.map(([k, f]) => el("tr", {}, el("th", {}, k), el("td", { class: "num", "data-side": "baseline" }, f(r.baseline)),
                                 el("td", { class: "num", "data-side": "scenario" }, f(r.scenario))))]);
   const at = { type: "line", x0: r.at, x1: r.at, yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "red" } };
-  plot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
+  await plot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
                                 { x: shocked.data.timestamp, y: shocked.data.nav, name: "scenario" }],
                  { title: { text: `NAV (${ccy})` }, shapes: [at], margin: { t: 40 } });
   const dist = shocked.columns.filter((c) => c.startsWith("liq_distance:"));
   if (dist.length) {
-    plot("stress-distance", dist.flatMap((c) => [
+    await plot("stress-distance", dist.flatMap((c) => [
       { x: base.data.timestamp, y: base.data[c], name: `${c.slice(13)} baseline`, line: { dash: "dot" } },
       { x: shocked.data.timestamp, y: shocked.data[c], name: `${c.slice(13)} scenario` }]),
       { title: { text: "Distance to liquidation (fractional adverse move)" }, shapes: [at], margin: { t: 40 },
         yaxis: { tickformat: ".2%" } });
-  } else Plotly.purge("stress-distance");
-  if (r.grid) showLiquidationMap(r.grid);
-  else Plotly.purge("stress-map");
+  }
+  if (r.grid) await showLiquidationMap(r.grid);
   fill($("stress-liquidations"), r.liquidations.length
     ? [el("tr", {}, el("th", {}, "liquidation"), el("th", {}, "venue"), el("th")),
        ...r.liquidations.map((l) => el("tr", {}, el("td", {}, l.at), el("td", {}, l.venue), el("td", {}, l.message)))]
@@ -87,11 +86,11 @@ async function showStress(id) {
 }
 
 // One axis: loss per value, red where liquidated; two: liquidated (1) or not (0) over the pair.
-function showLiquidationMap(grid) {
+async function showLiquidationMap(grid) {
   const [x, y] = grid.axes;
   const uniq = (k) => [...new Set(grid.runs.map((g) => g.params[k]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   if (!y) {
-    plot("stress-map", [{ type: "bar", x: grid.runs.map((g) => String(g.params[x])), y: grid.runs.map((g) => g.loss),
+    await plot("stress-map", [{ type: "bar", x: grid.runs.map((g) => String(g.params[x])), y: grid.runs.map((g) => g.loss),
       marker: { color: grid.runs.map((g) => (g.liquidated ? "crimson" : "seagreen")) } }],
       { title: { text: `Liquidation map over ${x}: loss against the baseline (red: liquidated)` },
         xaxis: { title: { text: x }, type: "category" }, margin: { t: 40 } });
@@ -102,7 +101,7 @@ function showLiquidationMap(grid) {
     const g = grid.runs.find((q) => q.params[x] === vx && q.params[y] === vy);
     return g ? Number(g.liquidated) : null;
   }));
-  plot("stress-map", [{ type: "heatmap", x: xs.map(String), y: ys.map(String), z, zmin: 0, zmax: 1,
+  await plot("stress-map", [{ type: "heatmap", x: xs.map(String), y: ys.map(String), z, zmin: 0, zmax: 1,
     colorscale: [[0, "seagreen"], [1, "crimson"]], colorbar: { title: { text: "liquidated" } } }],
     { title: { text: `Liquidation map over ${x} and ${y}` }, xaxis: { title: { text: x }, type: "category" },
       yaxis: { title: { text: y }, type: "category" }, margin: { t: 40 } });

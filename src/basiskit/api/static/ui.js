@@ -120,8 +120,11 @@ function themed(layout = {}) {
   }
   return out;
 }
-const plot = (id, data, layout = {}) => Plotly.react(id, data, themed({ margin: { t: 40, l: 60, r: 30, b: 40 },
-                                                                          ...layout }), { responsive: true, displaylogo: false });
+async function plot(id, data, layout = {}) {
+  await window.loadPlotly();  // run on the first chart (boot.js)
+  return Plotly.react(id, data, themed({ margin: { t: 40, l: 60, r: 30, b: 40 }, ...layout }),
+                      { responsive: true, displaylogo: false });
+}
 
 // A select of the presets (GET /modes), `chosen` selected; `withAll` adds an "all" choice first.
 async function modeOptions(select, chosen, withAll = false) {
@@ -152,6 +155,7 @@ const ROUTES = [
   [/^\/ui\/sessions\/paper\/([^/]+)$/, "paper"], [/^\/ui\/sessions\/live\/([^/]+)$/, "live"],
 ];
 const NAV = { run: "runs", stresses: "stress", paper: "sessions", live: "sessions" };
+const CHARTED = new Set(["run", "compare", "sweep", "stress", "paper", "live"]);  // pages that draw charts
 
 async function route() {
   const path = location.pathname;
@@ -160,6 +164,7 @@ async function route() {
     const m = path.match(re);
     if (m) { name = page; args = m.slice(1).map(decodeURIComponent); break; }
   }
+  if (CHARTED.has(name)) preloadPlotly();
   const nav = NAV[name] || name;
   for (const a of document.querySelectorAll("header nav a")) {
     if (a.dataset.nav === nav) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -181,7 +186,7 @@ function setTheme(theme) {
   document.documentElement.dataset.theme = theme;
   localStorage.setItem("basiskit-theme", theme);
   $("theme").textContent = theme === "dark" ? "Light" : "Dark";
-  for (const div of document.querySelectorAll(".js-plotly-plot")) Plotly.relayout(div, themed(div.layout));
+  if (window.Plotly) for (const div of document.querySelectorAll(".js-plotly-plot")) Plotly.relayout(div, themed(div.layout));
 }
 
 window.addEventListener("DOMContentLoaded", () => {
