@@ -72,7 +72,7 @@ def store(tmp_path_factory):
             month = c.post("/backtests", json={"mode": "eth_basis", "start": "2024-11-01",
                                                "end": "2024-12-01"}).json()["id"]
             sweep = c.post("/sweeps", json={"mode": "usdt_market_neutral", "start": "2024-11-01", "end": "2024-11-08",
-                                            "workers": 1, "params": ["target_ltv=0.75,0.85",
+                                            "workers": 1, "capital": 500000, "params": ["target_ltv=0.75,0.85",
                                                                      "initial_capital=100000,10000000"]}).json()["id"]
             stress = c.post("/stress", json={"mode": "eth_leveraged", "start": "2024-10-10", "end": "2024-12-10",
                                              "at": "2024-11-05T00:00:00Z", "scenarios": ["lst_slashing"],
@@ -104,9 +104,12 @@ def test_runs_page_filters_sorts_and_shows_the_apis_figures(browser, store):
             assert float(shown) == result[col], (run, col)
     # sort by APY: the rows follow their values
     browser.find_element(By.XPATH, "//table[@id='runs']//th[text()='APY']").click()
-    apys = js(browser, "return [...document.querySelectorAll('#runs tbody [data-col=apy]')]"
-                       ".map(td => Number(td.dataset.value))")
-    assert apys == sorted(apys) and len(apys) >= 2  # the stress test stored its two runs too
+    def apys():
+        return js(browser, "return [...document.querySelectorAll('#runs tbody [data-col=apy]')]"
+                           ".map(td => Number(td.dataset.value))")
+    assert apys() == sorted(apys()) and len(apys()) >= 2  # the stress test stored its two runs too
+    browser.find_element(By.XPATH, "//table[@id='runs']//th[text()='APY']").click()  # again: descending
+    assert apys() == sorted(apys(), reverse=True) and apys()[0] > apys()[-1]
     clean(browser, "runs")
     # a filter is part of the URL: reopened, it filters the same
     open_page(browser, server, "/ui/runs?mode=eth_basis")
@@ -185,9 +188,12 @@ def test_the_run_tearsheet_equals_the_api_and_the_ticks(browser, store):
     waterfall = js(browser, "return Array.from(document.getElementById('panel-attribution')._fullData[0].y)")
     assert waterfall[:-1] == pytest.approx([ticks[f"pnl_{s}"].sum() for s in result["pnl_attribution"]] +
                                            [ticks["residual"].sum()], rel=1e-12, abs=1e-9)
-    # the log scale button of the NAV panel
-    js(browser, "document.querySelector('#panel-nav .updatemenu-button:nth-of-type(2)')"
-                "?.dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    # the NAV panel's log button: both of its axes turn logarithmic
+    assert js(browser, "return document.getElementById('panel-nav').layout.yaxis.type") == "linear"
+    js(browser, "[...document.querySelectorAll('#panel-nav .updatemenu-button')].find(b => b.textContent === 'log')"
+                ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    scales = "const l = document.getElementById('panel-nav').layout; return [l.yaxis.type, l.yaxis2.type]"
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(scales) == ["log", "log"])
     clean(browser, "run")
     # the whole tearsheet in one picture (for docs/screenshots)
     browser.set_window_size(WIDTH, min(js(browser, "return document.documentElement.scrollHeight") + 140, 9000))
@@ -197,6 +203,8 @@ def test_the_run_tearsheet_equals_the_api_and_the_ticks(browser, store):
 
 
 def test_compare_sweeps_stress_and_sessions_pages_show_the_apis_numbers(browser, store):
+    from selenium.webdriver.support.ui import WebDriverWait
+
     server = store["server"]
     a, b = store["whole"], store["month"]
     # compare: the metrics side by side, NAV indexed to 100
@@ -235,6 +243,13 @@ def test_compare_sweeps_stress_and_sessions_pages_show_the_apis_numbers(browser,
     assert js(browser, "return [...document.querySelectorAll('#sweep-table tbody tr')]"
                        ".filter(r => !r.hidden).length") == 2
     clean(browser, "sweep")
+    # a config of the largest capital opened in full: the swept capital, not the sweep's own, and its sweep run's NAV
+    big = next(r for r in result["runs"] if r["params"] == {"target_ltv": 0.75, "initial_capital": 10000000})
+    browser.find_element("css selector", f'.run-full[data-config="{big["config_index"]}"]').click()
+    WebDriverWait(browser, 30).until(lambda d: "/ui/runs/" in d.current_url)
+    ready(browser, "run", timeout=120)
+    full = server.get(f"/backtests/{browser.current_url.rsplit('/', 1)[1]}/result").json()
+    assert full["initial_capital"] == 10000000 and full["final_nav"] == big["final_nav"]
     # the stress test: baseline and scenario side by side, the map red where liquidated
     open_page(browser, server, "/ui/stress")
     ready(browser, "stresses")

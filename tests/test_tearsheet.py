@@ -47,3 +47,28 @@ def test_costs_by_kind_add_up_to_the_books_transaction_costs(mode, dataset):
     ids = [p.id for p in panels(summary, ticks, events, cfg.model_dump(mode="json"), tearsheet(ticks))]
     assert ids[:3] == ["nav", "underwater", "rolling"] and "costs" in ids and "exposure" in ids
     assert ("funding" in ids) == any(c.startswith("funding:") for c in ticks.columns)
+
+
+def test_returns_after_a_total_loss_are_undefined_not_numbers(dataset):
+    """A share index that reached 0 (everything lost) has no return in the months after: null in the API's schema,
+    "n/a" in the report, never NaN or a division by zero."""
+    from basiskit.api.models import Tearsheet
+    from basiskit.results.db import json_safe
+    from basiskit.results.panels import tearsheet_document
+    from basiskit.results.report import tearsheet_html
+
+    cfg = load_run_config("eth_basis", extra=run_overrides("2024-11-01", "2024-12-15", None, {}), dataset=dataset)
+    result = Backtest(cfg, dataset).run()
+    ticks, events = ticks_table(result), events_table(result)
+    lost = ticks.index[ticks["timestamp"] >= "2024-11-20"]  # as a wiped-out run's index: 0 from that hour on
+    ticks.loc[lost, ["share_index", "nav"]] = 0.0
+    ticks["drawdown"] = 1.0 - ticks["share_index"] / ticks["share_index"].clip(lower=1.0).cummax()
+    sheet = json_safe(tearsheet_document({**summarize(result), "run_id": "t"}, ticks, events,
+                                         cfg.model_dump(mode="json")))
+    assert [(m["month"], m["return"]) for m in sheet["monthly_returns"]] == [("2024-11", -1.0), ("2024-12", None)]
+    assert sheet["drawdowns"][0]["depth"] == 1.0
+    Tearsheet.model_validate(sheet)
+    raw = tearsheet(ticks)  # as the report reads it, before any JSON clean-up
+    assert raw["monthly_returns"][1]["return"] is None and raw["yearly_returns"][0]["return"] == -1.0
+    html = tearsheet_html(raw)
+    assert '<td data-month="2024-12">n/a</td>' in html and '<td data-month="2024-11">-100.00%</td>' in html

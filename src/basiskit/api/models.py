@@ -121,13 +121,14 @@ class Timeseries(BaseModel):
 
 class MonthlyReturn(BaseModel):
     month: str = Field(description="YYYY-MM")
-    return_: float = Field(alias="return", description="share index at the month's last tick / at the last tick "
-                           "before the month - 1 (the first month from 1.0 before the run)")
+    return_: float | None = Field(alias="return", description="share index at the month's last tick / at the last "
+                                  "tick before the month - 1 (the first month from 1.0 before the run); null after a "
+                                  "total loss (undefined)")
 
 
 class YearlyReturn(BaseModel):
     year: str
-    return_: float = Field(alias="return")
+    return_: float | None = Field(alias="return", description="as a month's, over the year; null after a total loss")
 
 
 class Drawdown(BaseModel):

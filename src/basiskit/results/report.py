@@ -61,16 +61,21 @@ def intrabar_rows(summary: dict) -> str:
             + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>")
 
 
+def pct(value: float | None) -> str:
+    """A return as the tables show it: 2 decimals of a percent, "n/a" when undefined (after a total loss)."""
+    return "n/a" if value is None else f"{value:.2%}"
+
+
 def tearsheet_html(sheet: dict) -> str:
     """The tearsheet's tables (results/tearsheet.py, the API's /tearsheet): returns by month and year, the worst
     drawdowns."""
-    months = {m["month"]: m["return"] for m in sheet["monthly_returns"]}
-    years = {y["year"]: y["return"] for y in sheet["yearly_returns"]}
+    months = {m["month"]: pct(m["return"]) for m in sheet["monthly_returns"]}
+    years = {y["year"]: pct(y["return"]) for y in sheet["yearly_returns"]}
     head = "<tr><th>year</th>" + "".join(f"<th>{m}</th>" for m in MONTHS) + "<th>year</th></tr>"
     rows = "".join(
         f"<tr><th>{y}</th>" + "".join(
-            f'<td data-month="{y}-{i:02d}">{months[f"{y}-{i:02d}"]:.2%}</td>' if f"{y}-{i:02d}" in months
-            else "<td></td>" for i in range(1, 13)) + f'<td data-year="{y}">{r:.2%}</td></tr>'
+            f'<td data-month="{y}-{i:02d}">{months[f"{y}-{i:02d}"]}</td>' if f"{y}-{i:02d}" in months
+            else "<td></td>" for i in range(1, 13)) + f'<td data-year="{y}">{r}</td></tr>'
         for y, r in years.items())
     dd = "".join(f'<tr><td>{d["start"]}</td><td>{d["trough"]}</td><td>{d["end"] or "not recovered"}</td>'
                  f'<td data-col="depth">{d["depth"]:.4%}</td><td>{d["hours"]:,}</td></tr>' for d in sheet["drawdowns"])

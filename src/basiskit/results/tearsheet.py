@@ -18,13 +18,14 @@ WORST = 5
 def period_returns(ticks: pd.DataFrame, freq: str) -> list[dict]:
     """Each calendar period (`freq` "M" or "Y") a tick's timestamp falls in: the share index at its last tick over
     the index at the last tick before it, less 1; the first period is measured from 1.0 before the run, so the
-    periods compound to the total return."""
+    periods compound to the total return. After a total loss (the index at 0) a period's return is undefined:
+    None."""
     index = ticks["share_index"].to_numpy()
     label = ticks["timestamp"].dt.strftime("%Y-%m" if freq == "M" else "%Y")
     last = pd.Series(index).groupby(label.to_numpy(), sort=False).last()
     before = np.concatenate(([1.0], last.to_numpy()[:-1]))
-    return [{"period": p, "return": float(v / b - 1.0)} for p, v, b in zip(last.index, last.to_numpy(), before,
-                                                                           strict=True)]
+    return [{"period": p, "return": float(v / b - 1.0) if b > 0.0 else None}
+            for p, v, b in zip(last.index, last.to_numpy(), before, strict=True)]
 
 
 def drawdown_periods(ticks: pd.DataFrame, worst: int = WORST) -> list[dict]:

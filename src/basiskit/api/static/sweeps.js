@@ -133,13 +133,14 @@ async function showSweep(id) {
   window.lastSweep = { id, result, configs };
 }
 
-// Run a config of the sweep in full as a backtest: the sweep's own overrides and capital, its params, the
-// window of its first run; its page follows it.
+// Run a config of the sweep in full as a backtest: the sweep's own overrides and capital, then its params over
+// them (a swept initial_capital included), the window of its first run; its page follows it.
 async function runInFull(result, config) {
   const request = (await api(`/sweeps/${enc(result.sweep_id)}`)).request || {};
   const [start, end] = config.runs[0].window;
-  const body = { mode: result.mode, start, end, config_overrides: { ...(request.config_overrides || {}), ...config.params } };
-  if (request.capital !== null && request.capital !== undefined && !("initial_capital" in config.params)) body.capital = request.capital;
+  const capital = nothing(request.capital) ? {} : { initial_capital: request.capital };
+  const body = { mode: result.mode, start, end,
+                 config_overrides: { ...(request.config_overrides || {}), ...capital, ...config.params } };
   try {
     const created = await postJson("/backtests", body);
     location.href = `/ui/runs/${enc(created.id)}`;
