@@ -29,7 +29,8 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
 
 def last_tick(db) -> int:
     try:
-        return PaperStore(db, lock_timeout=1.0).session("t")["last_tick"] or -1
+        tick = PaperStore(db, lock_timeout=1.0).session("t")["last_tick"]
+        return -1 if tick is None else tick
     except Exception:  # not created yet, or the session holds the file for a moment
         return -1
 
@@ -37,20 +38,25 @@ def last_tick(db) -> int:
 def test_sigterm_at_any_point_stops_cleanly_and_resumes_bit_for_bit(tmp_path):
     db, runs = tmp_path / "db.duckdb", tmp_path / "runs"
     common = ["--db", str(db), "--out", str(runs)]
-    # alerts on every small net-delta move: many ticks commit events, alerts and orders in one transaction
+    # alerts on every small net-delta move: many ticks commit events, alerts and orders in one transaction; 5
+    # simulated hours a second: the test sees progress only when the session lets go of the file (about once a
+    # second, later on a loaded machine: up to ~100 hours a stop were seen at 10 hours a second), so at 40 a loaded
+    # machine ran the whole window before the third stop
     start = ["paper", "run", "usdt_market_neutral", "--data", str(SAMPLE_DIR), *WINDOW, "--session", "t",
-             "--alert-net-delta", "0.0005", "--speed", "40", *common]
+             "--alert-net-delta", "0.0005", "--speed", "5", *common]
     stops = 0
     for i in range(4):
-        args = start if i == 0 else ["paper", "resume", "t", "--speed", "40", "--db", str(db)]
+        args = start if i == 0 else ["paper", "resume", "t", "--speed", "5", "--db", str(db)]
         before = last_tick(db)
         proc = cli(*args)
         deadline = time.monotonic() + 60
         while proc.poll() is None and last_tick(db) <= before and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.03 + 0.083 * i)  # a different point of a tick each time
-        if proc.poll() is not None:
-            break  # it reached the end first
+        if proc.poll() is not None:  # it reached the end first, or failed: which one, said
+            _, stderr = proc.communicate(timeout=60)
+            assert proc.returncode == 0 and PaperStore(db).session("t")["status"] == "done", (i, stderr[-3000:])
+            break
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
         stored = PaperStore(db).session("t")
