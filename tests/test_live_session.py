@@ -26,7 +26,7 @@ from basiskit.live.store import LiveStore  # noqa: E402
 from basiskit.runconfig import load_run_config  # noqa: E402
 from recorded import session_with  # noqa: E402
 from server import free_port  # noqa: E402
-from test_dashboard import open_page  # noqa: E402
+from test_dashboard import open_page, ready  # noqa: E402
 from test_webhook_outbox import Receiver  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -331,13 +331,12 @@ def test_live_run_status_orders_and_list_from_the_command_line(cli_run):
 
 def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     _, status, _, api, _ = cli_run
     open_page(browser, api, "/ui/sessions/live/cli")
     key = f"{HOSTILE}/aave_v3/aToken/weeth"
-    wait = WebDriverWait(browser, 30)
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#live-book tbody tr"))
+    ready(browser, "live")  # every table filled and the chart drawn
+    assert browser.find_elements(By.CSS_SELECTOR, "#live-book tbody tr")
     rows = {r.find_element(By.TAG_NAME, "td").text: r for r in browser.find_elements(By.CSS_SELECTOR, "#live-book tr")
             if r.find_elements(By.TAG_NAME, "td")}
     units = status["last"]["book"]["holdings"][key]["units"]

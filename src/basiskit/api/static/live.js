@@ -4,8 +4,6 @@
 async function showLive(name) {
   const [st, readings] = await Promise.all([api(`/live/${enc(name)}`), api(`/live/${enc(name)}/ticks`)]);
   const last = st.last;
-  await plot("live-nav", [{ x: readings.map((r) => r.timestamp), y: readings.map((r) => r.nav_usd), name: "NAV (USD)" }],
-       { title: { text: `${name}: NAV so far (USD)` } });
   $("live-status").textContent = `${st.name}: ${st.status}` + (st.error ? ` - ${st.error}` : "")
     + (last ? `, tick ${last.tick} at ${last.timestamp} (block ${last.block ?? "-"}), NAV ${fmtNum(last.nav_usd)} USD`
       : ", no reading yet");
@@ -35,6 +33,9 @@ async function showLive(name) {
       + left.map(([k, usd]) => `${k} ${fmtNum(usd)} USD`).join(", ") : "";
   fill($("live-alerts"), st.alerts.map((a) =>
     el("li", { "data-kind": a.kind }, `${a.timestamp} `, el("b", { "data-plain": "1" }, a.kind), `: ${a.message}`)));
+  // the chart last: the tables never wait for plotly.js
+  await plot("live-nav", [{ x: readings.map((r) => r.timestamp), y: readings.map((r) => r.nav_usd), name: "NAV (USD)" }],
+             { title: { text: `${name}: NAV so far (USD)` } });
 }
 
 // An operator's controls (the API's operate role): every awaiting order approved or rejected, a kill, a resume.

@@ -26,14 +26,9 @@ function paperMetrics(st) {
 
 PAGES.paper = async ([name]) => {
   $("paper-title").textContent = `Paper session ${name}`;
-  let after = -1;
-  await plot("paper-nav", [{ x: [], y: [], name: "NAV", mode: "lines" }], { title: { text: `${name}: NAV so far` } });
+  let after = -1, charted = false;
   for (;;) {
     const ticks = await api(`/paper/${enc(name)}/ticks?after=${after}`);
-    if (ticks.length) {
-      Plotly.extendTraces("paper-nav", { x: [ticks.map((t) => t.timestamp)], y: [ticks.map((t) => t.nav)] }, [0]);
-      after = ticks[ticks.length - 1].tick;
-    }
     const [st, orders] = await Promise.all([api(`/paper/${enc(name)}`), api(`/paper/${enc(name)}/orders`)]);
     $("paper-status").textContent = `${name} (${st.mode}): ${st.status}, tick ${st.last_tick ?? "-"} of ${st.n_points - 1}`
       + (st.last_ts ? ` (${st.last_ts})` : "") + (st.error ? ` - ${st.error}` : "");
@@ -41,6 +36,14 @@ PAGES.paper = async ([name]) => {
     fill($("paper-orders").tBodies[0], orders.slice(-200).map((o) => el("tr", {}, el("td", {}, shortTime(o.timestamp)),
       el("td", {}, o.venue), el("td", {}, o.instrument), el("td", {}, o.side), plainCell(o.size, fmtNum(o.size)),
       el("td", {}, o.reason))));
+    if (!charted) {  // after the tables: they never wait for plotly.js
+      await plot("paper-nav", [{ x: [], y: [], name: "NAV", mode: "lines" }], { title: { text: `${name}: NAV so far` } });
+      charted = true;
+    }
+    if (ticks.length) {
+      Plotly.extendTraces("paper-nav", { x: [ticks.map((t) => t.timestamp)], y: [ticks.map((t) => t.nav)] }, [0]);
+      after = ticks[ticks.length - 1].tick;
+    }
     if (st.status !== "running" && !ticks.length) return;
     await sleep(500);
   }

@@ -65,6 +65,10 @@ async function showStress(id) {
   fill($("stress-table"), [el("tr", {}, el("th"), el("th", {}, "baseline"), el("th", {}, "scenario")),
     ...rows.map(([k, f]) => el("tr", {}, el("th", {}, k), el("td", { class: "num", "data-side": "baseline" }, f(r.baseline)),
                                 el("td", { class: "num", "data-side": "scenario" }, f(r.scenario))))]);
+  fill($("stress-liquidations"), r.liquidations.length
+    ? [el("tr", {}, el("th", {}, "liquidation"), el("th", {}, "venue"), el("th")),
+       ...r.liquidations.map((l) => el("tr", {}, el("td", {}, l.at), el("td", {}, l.venue), el("td", {}, l.message)))]
+    : [el("tr", {}, el("td", {}, "no liquidation in the scenario"))]);
   const at = { type: "line", x0: r.at, x1: r.at, yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "red" } };
   await plot("stress-nav", [{ x: base.data.timestamp, y: base.data.nav, name: "baseline" },
                                 { x: shocked.data.timestamp, y: shocked.data.nav, name: "scenario" }],
@@ -78,10 +82,6 @@ async function showStress(id) {
         yaxis: { tickformat: ".2%" } });
   }
   if (r.grid) await showLiquidationMap(r.grid);
-  fill($("stress-liquidations"), r.liquidations.length
-    ? [el("tr", {}, el("th", {}, "liquidation"), el("th", {}, "venue"), el("th")),
-       ...r.liquidations.map((l) => el("tr", {}, el("td", {}, l.at), el("td", {}, l.venue), el("td", {}, l.message)))]
-    : [el("tr", {}, el("td", {}, "no liquidation in the scenario"))]);
   window.lastStress = r;
 }
 

@@ -81,30 +81,6 @@ async function showSweep(id) {
   $("sweep-title").textContent = `Sweep ${id}: ${result.mode}, ${result.n_runs} runs over ${result.params.join(", ")}`;
   $("sweep-report").href = `/sweeps/${enc(id)}/report`;
   $("sweep-report").hidden = false;
-  if (result.params.length >= 2) {
-    const h = heatmapOf(result, configs);
-    await plot("sweep-heatmap", [{ type: "heatmap", x: h.xs.map(String), y: h.ys.map(String), z: h.z,
-                             colorscale: "Viridis", colorbar: { title: { text: result.objective } } }],
-         { title: { text: `mean ${result.objective} over ${h.x} and ${h.y}` },
-           xaxis: { title: { text: h.x }, type: "category" }, yaxis: { title: { text: h.y }, type: "category" } });
-  }
-  const numeric = result.params.filter((p) => configs.every((c) => typeof c.params[p] === "number"));
-  const scored = configs.filter((c) => c.mean !== null);
-  if (numeric.length && scored.length) {
-    await plot("sweep-parcoords", [{ type: "parcoords", line: { color: scored.map((c) => c.mean), colorscale: "Viridis", showscale: true },
-      dimensions: [...numeric.map((p) => ({ label: p, values: scored.map((c) => c.params[p]) })),
-                   { label: `mean ${result.objective}`, values: scored.map((c) => c.mean) }] }],
-      { title: { text: "Parallel coordinates: every config" }, margin: { t: 80, l: 60, r: 60, b: 30 } });
-  }
-  if (result.capacity) {
-    const caps = result.capacity.map((p) => p.capital);
-    await plot("sweep-capacity", [{ x: caps, y: result.capacity.map((p) => p.apy), name: "APY", mode: "lines+markers" },
-      { x: caps, y: result.capacity.map((p) => p.cost_share), name: "transaction costs / capital", yaxis: "y2",
-        mode: "lines+markers", line: { dash: "dot" } }],
-      { title: { text: "Capacity: APY and costs by capital" }, xaxis: { title: { text: "initial capital" }, type: "log" },
-        yaxis: { tickformat: ".2%", title: { text: "APY" } },
-        yaxis2: { tickformat: ".2%", overlaying: "y", side: "right", title: { text: "costs / capital" } } });
-  }
   const head = ["rank", ...result.params, `mean ${result.objective}`, "feasible", ""].map((h, i, all) =>
     el("th", { class: i > result.params.length && i < all.length - 2 ? "num" : "", "data-nosort": i === all.length - 1 ? "" : null }, h));
   const table = $("sweep-table");
@@ -130,6 +106,31 @@ async function showSweep(id) {
   };
   $("sweep-filter").addEventListener("input", filter);
   filter();
+  // the charts after the table: it never waits for plotly.js
+  if (result.params.length >= 2) {
+    const h = heatmapOf(result, configs);
+    await plot("sweep-heatmap", [{ type: "heatmap", x: h.xs.map(String), y: h.ys.map(String), z: h.z,
+                             colorscale: "Viridis", colorbar: { title: { text: result.objective } } }],
+         { title: { text: `mean ${result.objective} over ${h.x} and ${h.y}` },
+           xaxis: { title: { text: h.x }, type: "category" }, yaxis: { title: { text: h.y }, type: "category" } });
+  }
+  const numeric = result.params.filter((p) => configs.every((c) => typeof c.params[p] === "number"));
+  const scored = configs.filter((c) => c.mean !== null);
+  if (numeric.length && scored.length) {
+    await plot("sweep-parcoords", [{ type: "parcoords", line: { color: scored.map((c) => c.mean), colorscale: "Viridis", showscale: true },
+      dimensions: [...numeric.map((p) => ({ label: p, values: scored.map((c) => c.params[p]) })),
+                   { label: `mean ${result.objective}`, values: scored.map((c) => c.mean) }] }],
+      { title: { text: "Parallel coordinates: every config" }, margin: { t: 80, l: 60, r: 60, b: 30 } });
+  }
+  if (result.capacity) {
+    const caps = result.capacity.map((p) => p.capital);
+    await plot("sweep-capacity", [{ x: caps, y: result.capacity.map((p) => p.apy), name: "APY", mode: "lines+markers" },
+      { x: caps, y: result.capacity.map((p) => p.cost_share), name: "transaction costs / capital", yaxis: "y2",
+        mode: "lines+markers", line: { dash: "dot" } }],
+      { title: { text: "Capacity: APY and costs by capital" }, xaxis: { title: { text: "initial capital" }, type: "log" },
+        yaxis: { tickformat: ".2%", title: { text: "APY" } },
+        yaxis2: { tickformat: ".2%", overlaying: "y", side: "right", title: { text: "costs / capital" } } });
+  }
   window.lastSweep = { id, result, configs };
 }
 
