@@ -66,7 +66,7 @@ def _session(path, node, db, name="exec", sets=("leverage.entry=loop",)):
     cfg = load_run_config("eth_leveraged", sets=[*LIMITS, *sets], dataset=Dataset(SAMPLE_DIR))
     chain = ChainClient.from_url(node.url, found.market())
     store = LiveStore(db)
-    d = Dispatcher(store, name, "auto", cfg.live, chain_executors(found, chain, cfg.live.max_gas_gwei))
+    d = Dispatcher(store, name, "auto", cfg.live, chain_executors(found, chain, cfg.live))
     return LiveSession(store, name, cfg, found, chain, {}, LiveLimits.for_config(cfg, 0.01), quiet=True,
                        planner=Planner(cfg, Dataset(SAMPLE_DIR), chain), dispatcher=d), store, cfg
 

@@ -21,7 +21,7 @@ from basiskit.errors import ConfigError  # noqa: E402
 from basiskit.live.book import Holding, Observation  # noqa: E402
 from basiskit.live.execution import Dispatcher, PerpExecutor, check_execute, client_id  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
-from basiskit.paper.orders import OrderIntent  # noqa: E402
+from basiskit.execution.intents import OrderIntent  # noqa: E402
 from recorded import database_text, session_with  # noqa: E402
 
 KEY, SECRET = "key-abcdef-123456", "secret-zyxwvu-987654"
@@ -102,7 +102,7 @@ def _commit(store, d, k, intents, t=1_700_000_000):
 
 
 def sell(size, price=3450.0):
-    return OrderIntent("binance", "binance:Perp:ETHUSDT", "sell", size, price, "hedge")
+    return OrderIntent("binance", "binance:Perp:ETHUSDT", "sell", size, price, "hedge", "perp", "ETH")
 
 
 def test_a_client_id_is_the_same_for_the_same_intent_and_fits_every_venue():
@@ -124,7 +124,8 @@ def test_auto_sends_an_ioc_limit_at_the_mark_within_the_slippage_and_reads_the_f
     [o] = store.orders("s")
     assert (o["status"], o["filled"], o["notional_usd"]) == ("filled", 2.5, 2.5 * 3450.0)
     steps = [(e["step"], e["status"]) for e in store.order_log("s")]
-    assert steps == [("request", "sending"), ("answer", "filled")]
+    # re-checked at the mark of the moment it goes (the limits at that price), then sent
+    assert steps == [("recheck", "approved"), ("request", "sending"), ("answer", "filled")]
     assert d.poll() == [] and len(venue.placed) == 1  # sent once
 
 
@@ -137,7 +138,7 @@ def test_a_lost_answer_is_looked_up_by_client_id_and_never_resent(tmp_path):
     assert len(venue.placed) == 1  # it reached the venue once; the lookup found it filled
     lookups = [u for u in transport.seen if "origClientOrderId=" + client_id("s", 0, 0) in u]
     assert len(lookups) == 1 and store.orders("s")[0]["status"] == "filled"
-    assert [e["step"] for e in store.order_log("s")] == ["request", "no_answer", "lookup"]
+    assert [e["step"] for e in store.order_log("s")] == ["recheck", "request", "no_answer", "lookup"]
     # a session that died between the request and its answer finds the order `sending` on restart: looked up first
     venue.lose_next = True
     _commit(store, d, 1, [sell(0.5)])
@@ -188,7 +189,7 @@ def test_limits_block_an_order_before_it_is_sent(tmp_path):
     store, d, _ = _setup(tmp_path, venue)
     # 20 ETH = 69,000 USD > max_order_usd; 3 orders of 14 ETH (48,300 USD) pass one by one until the day's 120,000
     _, alerts = _commit(store, d, 0, [sell(20.0), sell(14.0), sell(14.0), sell(14.0),
-                                      OrderIntent("bybit", "bybit:Perp:ETHUSDT", "sell", 1.0, 3450.0, "hedge")])
+                                      OrderIntent("bybit", "bybit:Perp:ETHUSDT", "sell", 1.0, 3450.0, "hedge", "perp", "ETH")])
     assert [a.kind for a in alerts] == ["limit", "limit"]
     assert "max_order_usd" in alerts[0].message and "max_day_usd" in alerts[1].message
     d.poll()  # no executor for bybit here: that one is the operator's
@@ -218,9 +219,9 @@ def test_confirm_sends_nothing_until_approved_and_drops_an_expired_batch(tmp_pat
     assert d.poll() == [] and venue.placed == []
     first, second = (o["client_id"] for o in store.orders("s"))
     with pytest.raises(Exception, match="not awaiting approval"):
-        store.decide("s", ["bk-nope"], True, "test")
-    store.decide("s", [first], True, "operator")
-    store.decide("s", [second], False, "operator")
+        store.decide("s", 0, ["bk-nope"], True, "test")
+    store.decide("s", 0, [first], True, "operator")
+    store.decide("s", 0, [second], False, "operator")
     d.poll()
     assert [p["newClientOrderId"] for p in venue.placed] == [first]
     assert [o["status"] for o in store.orders("s")] == ["filled", "rejected"]
@@ -270,14 +271,14 @@ def test_an_operator_approves_rejects_kills_and_resumes_over_the_api(tmp_path):
     api = Server(tmp_path / "runs.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
         with api.client("read") as reader:
-            assert reader.post("/live/s/approve", json={"ids": [first]}).status_code == 403
+            assert reader.post("/live/s/approve", json={"plan": 0, "ids": [first]}).status_code == 403
         with api.client() as operator:
-            r = operator.post("/live/s/approve", json={"ids": [first, "bk" + "0" * 30]})
+            r = operator.post("/live/s/approve", json={"plan": 0, "ids": [first, "bk" + "0" * 30]})
             assert r.status_code == 409 and "not awaiting approval" in r.json()["detail"]
-            assert operator.post("/live/s/approve", json={"ids": [first]}).json() == {
+            assert operator.post("/live/s/approve", json={"plan": 0, "ids": [first]}).json() == {
                 "decided": [first], "status": "approved"}
-            assert operator.post("/live/s/reject", json={"ids": [second]}).json()["decided"] == [second]
-            assert operator.post("/live/nope/approve", json={}).status_code == 404
+            assert operator.post("/live/s/reject", json={"plan": 0, "ids": [second]}).json()["decided"] == [second]
+            assert operator.post("/live/nope/approve", json={"plan": 0}).status_code == 404
             assert operator.post("/live/s/kill").json()["status"] == "halted"
             got = operator.get("/live/s/orders").json()
             assert [o["status"] for o in got] == ["approved", "rejected", "awaiting"]
@@ -411,7 +412,7 @@ def test_bybit_and_okx_fills_are_read_back_and_a_lost_answer_is_looked_up(name, 
     account = ExchangeAccount(name, KEY, SECRET, "pass-phrase-1" if name == "okx" else None, ["ETH"], session)
     limits = LIMITS.model_copy(update={"venues": [name]})
     d = Dispatcher(store, "s", "auto", limits, {name: PerpExecutor(account, limits.max_slippage_bps)})
-    intent = OrderIntent(name, f"{name}:Perp:ETHUSDT", "sell", 2.5, 3450.0, "hedge")
+    intent = OrderIntent(name, f"{name}:Perp:ETHUSDT", "sell", 2.5, 3450.0, "hedge", "perp", "ETH")
     orders, _ = d.admit(0, 1_700_000_000, [intent], _obs())
     store.commit_tick("s", 0, 1_700_000_000, None, 1.0, 1.0, {}, None, [], None, orders)
     assert d.poll() == []
@@ -446,7 +447,7 @@ def test_an_rpc_failure_while_sending_never_stores_the_rpc_urls_key(tmp_path):
     ex = ChainExecutor(dead, Account.create(), "fund", 50.0, "stand-in")
     limits = LIMITS.model_copy(update={"venues": ["aave_v3"]})
     d = Dispatcher(store, "s", "auto", limits, {"aave_v3": ex})
-    intent = OrderIntent("aave_v3", "aave_supply_weETH", "supply", 1.0, None, "strategy")
+    intent = OrderIntent("aave_v3", "aave_supply_weETH", "supply", 1.0, None, "strategy", "aave_supply", "weETH")
     obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(1.0, 3150.0)}, {}, {}, 3000.0)
     orders, _ = d.admit(0, 1_700_000_000, [intent], obs)
     store.commit_tick("s", 0, 1_700_000_000, None, 1.0, 1.0, {}, None, [], None, orders)
@@ -454,3 +455,180 @@ def test_an_rpc_failure_while_sending_never_stores_the_rpc_urls_key(tmp_path):
     assert [a.kind for a in alerts] == ["order_error"] and "ConnectionError" in alerts[0].message
     assert "127.0.0.1" in alerts[0].message  # where it failed is shown; the key is not
     assert "key-in-the-path" not in database_text(tmp_path / "runs.duckdb") + "".join(a.message for a in alerts)
+
+
+# --- safety first, nothing stale (live step 3) ---------------------------------------------------------------------
+def safety_sell(size, trigger="margin_ratio", price=3450.0):
+    return OrderIntent("binance", "binance:Perp:ETHUSDT", "sell", size, price, f"{trigger} 0.12 >= 0.1", "perp", "ETH",
+                       trigger=trigger, safety=True)
+
+
+def _plan(store, d, k, intents, t=1_700_000_000, obs=None):
+    """A tick's plan as the session commits it: admitted, the plans before superseded, committed."""
+    orders, alerts = d.admit(k, t, intents, obs or _obs())
+    alerts += d.supersede(k, orders)
+    store.commit_tick("s", k, t, None, 1.0, 1.0, {}, None, alerts, None, orders)
+    return orders, alerts
+
+
+def test_a_safety_order_is_never_blocked_by_the_order_or_day_limits_but_counted_and_alerted(tmp_path):
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue)
+    # 40 ETH = 138,000 USD: over max_order_usd (50,000) and the day's 120,000; a voluntary order of the same size is not
+    orders, alerts = _commit(store, d, 0, [sell(40.0), safety_sell(40.0)])
+    assert [o.status for o in orders] == ["blocked", "approved"]
+    safety = next(a for a in alerts if a.kind == "safety_order")
+    assert "live.max_order_usd" in safety.message and "live.max_day_usd" in safety.message
+    assert d.poll() == []
+    assert [float(p["quantity"]) for p in venue.placed] == [40.0]
+    assert store.orders("s")[1]["status"] == "filled"
+    # it counts against the day: a small voluntary order after it no longer fits (138,000 + 3,450 > 120,000)
+    orders, alerts = _commit(store, d, 1, [sell(1.0)])
+    assert orders[0].status == "blocked" and "max_day_usd" in alerts[0].message
+    # live.safety_max_order_usd, when set, caps safety orders
+    d.limits = LIMITS.model_copy(update={"safety_max_order_usd": 100_000})
+    orders, alerts = _commit(store, d, 2, [safety_sell(40.0)])
+    assert orders[0].status == "blocked" and "live.safety_max_order_usd" in alerts[0].message
+    assert len(venue.placed) == 1
+
+
+def test_with_confirm_a_safety_order_goes_at_once_unless_the_config_wants_approval(tmp_path):
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue, execute="confirm")
+    orders, alerts = _commit(store, d, 0, [safety_sell(1.0), sell(1.0)])
+    assert [o.status for o in orders] == ["approved", "awaiting"]
+    assert [a.kind for a in alerts] == ["safety_order", "approval_needed"]
+    d.poll()
+    assert [float(p["quantity"]) for p in venue.placed] == [1.0] and store.orders("s")[1]["status"] == "awaiting"
+    d.limits = LIMITS.model_copy(update={"safety_needs_approval": True})
+    orders, _ = _commit(store, d, 1, [safety_sell(2.0)])
+    assert orders[0].status == "awaiting"
+
+
+def test_an_approved_order_not_sent_within_its_ttl_expires(tmp_path):
+    now = [1_700_000_000.0]
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue, execute="confirm", clock=lambda: now[0])
+    _plan(store, d, 0, [sell(1.0), sell(2.0)])
+    store.decide("s", 0, None, True, "operator", at=now[0])
+    assert {o.approved_at for o in store.orders_in("s")} == {now[0]}
+    now[0] += LIMITS.approved_ttl_minutes * 60 + 1  # approved, and nothing sent it since (the session was down)
+    alerts = d.poll()
+    assert [a.kind for a in alerts] == ["expired"] and "approved_ttl_minutes" in alerts[0].message
+    assert venue.placed == [] and {o["status"] for o in store.orders("s")} == {"expired"}
+
+
+def test_a_plan_whose_reading_went_stale_waits_for_a_fresh_one(tmp_path):
+    now = [1_700_000_000.0]
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue, execute="confirm", clock=lambda: now[0])
+    _plan(store, d, 0, [sell(1.0)])
+    now[0] += LIMITS.fresh_reading_seconds + 1  # the operator approves a minute after the reading
+    store.decide("s", 0, None, True, "operator", at=now[0])
+    assert d.poll() == [] and venue.placed == [] and d.stale_plan
+    # the session reads and plans again: the same order, so the approval stands and it goes
+    orders, alerts = _plan(store, d, 1, [sell(1.0 * 1.01)])
+    assert orders[0].status == "approved" and [a.kind for a in alerts][-1] == "approval_carried"
+    d.poll()
+    assert [p["newClientOrderId"] for p in venue.placed] == [client_id("s", 1, 0)]
+    assert store.orders("s")[0]["status"] == "expired"
+    # a re-plan that differs keeps no approval: the operator decides on the new plan
+    _plan(store, d, 2, [sell(3.0)])
+    now[0] += LIMITS.fresh_reading_seconds + 1
+    store.decide("s", 2, None, True, "operator", at=now[0])
+    d.poll()
+    orders, alerts = _plan(store, d, 3, [sell(5.0)])
+    assert orders[0].status == "awaiting" and "superseded" in [a.kind for a in alerts]
+    assert len(venue.placed) == 1
+
+
+def test_approving_plan_a_never_sends_plan_b(tmp_path):
+    venue = Binance()
+    store, d, _ = _setup(tmp_path, venue, execute="confirm")
+    _plan(store, d, 0, [sell(1.0)])  # plan A, on the operator's screen
+    _plan(store, d, 1, [sell(2.0), sell(3.0)])  # plan B arrives meanwhile
+    with pytest.raises(Exception, match="not awaiting approval in plan 0|plan 0 has no order awaiting") as refused:
+        store.decide("s", 0, None, True, "operator")
+    assert "latest plan is 1" in str(refused.value)
+    d.poll()
+    assert venue.placed == [] and [o["status"] for o in store.orders("s")] == ["expired", "awaiting", "awaiting"]
+    # B's orders, by plan and id: exactly those go
+    second = store.orders("s")[2]["client_id"]
+    with pytest.raises(Exception, match="not awaiting approval in plan 0"):
+        store.decide("s", 0, [second], True, "operator")
+    store.decide("s", 1, [second], True, "operator")
+    d.poll()
+    assert [p["newClientOrderId"] for p in venue.placed] == [second]
+
+
+def test_the_limit_is_checked_at_the_price_an_order_goes_at(tmp_path):
+    """Planned at 3,450 (14 ETH = 48,300 USD under the 50,000 limit); by the time it goes the mark is 30% up
+    (62,790 USD): refused at that value."""
+    venue = Binance(mark=3450.0)
+    store, d, _ = _setup(tmp_path, venue, execute="confirm")
+    _plan(store, d, 0, [sell(14.0)])
+    assert store.orders("s")[0]["notional_usd"] == pytest.approx(48_300.0)
+    store.decide("s", 0, None, True, "operator")
+    venue.mark = 3450.0 * 1.3
+    alerts = d.poll()
+    assert [a.kind for a in alerts] == ["limit"] and "62,790.00 USD > live.max_order_usd 50,000.00" in alerts[0].message
+    assert venue.placed == [] and store.orders("s")[0]["status"] == "blocked"
+
+
+def test_a_manual_on_chain_step_blocks_the_steps_after_it_and_the_plan_says_so(tmp_path):
+    from eth_account import Account
+
+    from basiskit.connectors.chain import ChainClient
+    from basiskit.live.chain_executor import ChainExecutor
+
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
+    # no LST contracts it can mint with: a stake is the operator's; the supply and borrow after it build on it
+    ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, None)
+    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"]})
+    d = Dispatcher(store, "s", "auto", limits, {"aave_v3": ex, "ethereum": ex})
+    intents = [OrderIntent("ethereum", "stake_weETH", "stake", 1.0, None, "idle_cash", "stake", "ETH", "weETH"),
+               OrderIntent("aave_v3", "aave_supply_weETH", "supply", 0.95, None, "idle_cash", "aave_supply", "weETH"),
+               OrderIntent("aave_v3", "aave_borrow_WETH", "borrow", 0.5, None, "idle_cash", "aave_borrow", "WETH")]
+    obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(0.0, 3150.0)}, {}, {}, 3000.0)
+    orders, alerts = d.admit(0, 1_700_000_000, intents, obs)
+    assert [o.status for o in orders] == ["manual", "blocked", "blocked"]
+    assert all(o.note.startswith(f"waits for {orders[0].client_id}") for o in orders[1:])
+    [alert] = alerts
+    assert alert.kind == "manual_step" and alert.details["waiting"] == [o.client_id for o in orders[1:]]
+    assert "the 2 on-chain order(s) after it wait for it" in alert.message
+
+
+def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
+    """A 339k USD entry levered to LTV 0.85 by one bundle: 2.26M of weETH supplied against 1.92M of WETH borrowed.
+    Its steps' notionals add to ~6M; the bundle counts 339k against live.max_day_usd and passes 1e6."""
+    from eth_account import Account
+
+    from basiskit.connectors.chain import ChainClient
+    from basiskit.live.chain_executor import ChainExecutor
+
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
+    ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, "stand-in",
+                       flash_receiver="0x" + "11" * 20)
+    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"], "max_order_usd": 1e6, "max_day_usd": 1e6})
+    d = Dispatcher(store, "s", "auto", limits, {"aave_v3": ex, "ethereum": ex})
+    eth, weeth = 3000.0, 3150.0
+    equity = 339_000 / eth  # ETH
+    collateral, debt = equity / (1 - 0.85), equity / (1 - 0.85) * 0.85
+    b = "flash_loan_leverage#1"
+    intents = [OrderIntent("ethereum", "stake_weETH", "stake", collateral, None, "idle_cash", "stake", "ETH", "weETH",
+                           bundle=b),
+               OrderIntent("aave_v3", "aave_supply_weETH", "supply", collateral * eth / weeth, None, "idle_cash",
+                           "aave_supply", "weETH", bundle=b),
+               OrderIntent("aave_v3", "aave_borrow_WETH", "borrow", debt, None, "idle_cash", "aave_borrow", "WETH",
+                           bundle=b),
+               OrderIntent("aave_v3", "flash_loan_leverage", "flash_loan", debt, None, "idle_cash", "flash_loan", "WETH",
+                           bundle=b)]
+    obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(0.0, weeth)}, {}, {}, eth)
+    orders, alerts = d.admit(0, 1_700_000_000, intents, obs)
+    assert sum(o.notional_usd for o in orders) > 6e6
+    assert [o.status for o in orders] == ["bundled", "bundled", "bundled", "approved"] and alerts == []
+    assert [o.counted_usd for o in orders[:3]] == [0.0, 0.0, 0.0]
+    assert orders[3].counted_usd == pytest.approx(collateral * eth - debt * eth, rel=1e-12)
+    assert orders[3].counted_usd == pytest.approx(339_000, rel=1e-9)

@@ -32,7 +32,8 @@ def test_the_api_serves_a_sessions_status_ticks_orders_and_alerts(tmp_path):
             assert [t["nav"] for t in ticks] == expected.nav[101:].tolist()
             orders = c.get("/paper/mn/orders").json()
             executions = [e for e in expected.events.events if e.type in ("execution", "transfer")]
-            assert len(orders) == len(executions) and orders[0]["reason"] == "entry"
+            # each order says what it answers: the entry deploys the idle deposit
+            assert len(orders) == len(executions) and orders[0]["reason"].startswith("idle_cash ")
             perp = [o for o in orders if "Perp" in o["instrument"]]
             assert perp and all(o["side"] == "sell" and o["price"] > 0 for o in perp[:1])
             later = c.get("/paper/mn/orders", params={"since": "2024-11-01T01:00:00Z"}).json()

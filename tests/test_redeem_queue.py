@@ -105,8 +105,11 @@ def test_a_withdrawal_swaps_at_the_dex_price_and_cost(full_data, queued):
     received = units * market * (1 - bps * 1e-4)
     # the ETH that arrived was sold at once for the withdrawal: it equals the spot sale of the hour
     (sale,) = [e for e in r.events.of_type("execution") if e.k == k and e.details.get("operation") == "spot_trade"]
+    # ... less the gas of the hour's on-chain operations, paid in ETH from the wallet's ETH (the gas reserve)
+    gwei = raw_csv(full_data, "gas/ethereum_gas_1h").loc[WITHDRAWAL, "gas_price_gwei"]
+    gas_eth = sum(e.details.get("gas_units", 0) for e in r.events.of_type("execution") if e.k == k) * gwei * 1e-9
     assert -sale.details["units"] == pytest.approx(received + r.quantities[eth_pos, k - 1]
-                                                   - r.quantities[eth_pos, k], rel=1e-9)
+                                                   - r.quantities[eth_pos, k] - gas_eth, rel=1e-9)
 
 
 def test_without_a_dex_price_the_swap_is_priced_at_the_oracle_and_flagged(full_data):

@@ -21,7 +21,8 @@ from .paper import OrderIntent
 class LiveSessionInfo(BaseModel):
     name: str
     mode: str
-    status: str = Field(description="running, idle (its ticks done), stopped or failed")
+    status: str = Field(description="running, idle (its ticks done), stopped, failed, halted, or dead (running "
+                        "but without a heartbeat: its process is gone)")
     last_tick: int | None = None
     nav_usd: float | None = None
     error: str | None = None
@@ -32,6 +33,8 @@ class LiveStatus(BaseModel):
     mode: str
     status: str
     error: str | None = None
+    heartbeat_age_s: float | None = Field(None, description="seconds since the session's last heartbeat (none: it "
+                                          "is not running under a lease)")
     execute: str = Field("off", description="off (intents only), confirm (orders wait for approval) or auto")
     halted: bool = Field(False, description="killed: nothing is sent until resumed")
     kill_reason: str | None = None
@@ -50,6 +53,15 @@ class LiveOrder(OrderIntent):
     status: str | None = Field(None, description="intent, manual, awaiting, approved, rejected, expired, blocked, "
                                "halted, sending, open, filled, partial, unfilled, refused, lost, cancelled")
     notional_usd: float | None = None
+    counted_usd: float | None = Field(None, description="what it counts against live.max_day_usd (a flash-loan "
+                                      "bundle once, at its net exposure change; its steps 0)")
+    action: str | None = Field(None, description="what it does, typed (execution/intents.py ACTIONS)")
+    asset: str | None = None
+    to_asset: str | None = None
+    bundle: str | None = Field(None, description="the flash-loan bundle it belongs to")
+    trigger: str | None = Field(None, description="the trigger it answers (health_factor, idle_cash, exit ...)")
+    safety: bool | None = Field(None, description="a safety action: never blocked by max_order_usd or max_day_usd")
+    note: str | None = Field(None, description="why it is blocked or left to the operator")
     filled: float | None = None
     average: float | None = None
     fee: float | None = None
@@ -64,7 +76,10 @@ class LiveReading(BaseModel):
 
 
 class Decision(BaseModel):
-    ids: list[str] | None = Field(None, max_length=1000, description="client ids; none: every awaiting order")
+    plan: int = Field(ge=0, description="the plan (its tick) the orders belong to: approving it never approves "
+                      "another plan's")
+    ids: list[str] | None = Field(None, max_length=1000, description="client ids of that plan, as shown; none: "
+                                  "every order of that plan awaiting approval")
 
 
 class Decided(BaseModel):
@@ -111,7 +126,7 @@ def live_router(store: LiveStore) -> APIRouter:
     def decide(session: str, body: Decision, approve: bool) -> Decided:
         guarded(lambda: store.status(session))
         try:
-            done = store.decide(session, body.ids, approve, "api")
+            done = store.decide(session, body.plan, body.ids, approve, "api")
         except StoreError as exc:
             raise HTTPException(409, str(exc)) from None
         return Decided(decided=done, status="approved" if approve else "rejected")

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from .output import DataOption, err, run_or_fail
+from .output import DataOption, err, fail, run_or_fail
 
 chain_app = typer.Typer(no_args_is_help=True, help="Aave v3 on a local chain (anvil), for tests and for anyone.")
 
@@ -20,20 +20,35 @@ chain_app = typer.Typer(no_args_is_help=True, help="Aave v3 on a local chain (an
 @chain_app.command("up")
 def up(
     port: Annotated[int, typer.Option(help="Port of the anvil node on 127.0.0.1.")] = 8545,
+    rpc: Annotated[str | None, typer.Option("--rpc", help="Deploy onto this running node instead of starting one "
+                                            "(a development chain whose first accounts are unlocked).")] = None,
     data: DataOption = None,
 ) -> None:
     """Start anvil on 127.0.0.1, deploy an Aave v3 market (WETH, USDT, weETH, wstETH) and serve it until Ctrl-C;
-    prints the RPC URL and the market's addresses as JSON."""
+    prints the RPC URL and the market's addresses as JSON. A port something already answers on is refused (exit 2):
+    it never deploys onto a node it did not start, unless --rpc names it."""
     from web3 import Web3
 
     from ..data.dataset import Dataset, resolve_data_dir
+    from ..errors import ConfigError
     from ..localchain.deploy import Artifacts, deploy_market
-    from ..localchain.tools import Anvil, ChainTools
+    from ..localchain.tools import Anvil, ChainTools, port_answers
 
     tools = run_or_fail(ChainTools.locate)
     risk = run_or_fail(lambda: Dataset(resolve_data_dir(data)[0]).params("params/aave_v3_risk"))
+    if rpc is not None:
+        w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 20}))
+        chain_id = run_or_fail(lambda: _chain_id(w3, rpc))
+        market = run_or_fail(lambda: deploy_market(w3, Artifacts.of(tools), risk))
+        sys.stdout.write(json.dumps({"rpc_url": rpc, "chain_id": chain_id, **market.aave_spec(),
+                                     "treasury": market.treasury}) + "\n")
+        return
+    if port_answers(port):
+        fail(ConfigError([("--port", port, f"something already answers on 127.0.0.1:{port}: choose a free port, or "
+                           f"deploy onto that node with --rpc http://127.0.0.1:{port}")]))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stop ends anvil too
-    with Anvil(tools, port=port) as node:
+    node = run_or_fail(lambda: Anvil(tools, port=port).start())
+    try:
         market = run_or_fail(lambda: deploy_market(Web3(Web3.HTTPProvider(node.url)), Artifacts.of(tools),
                                                    risk))
         sys.stdout.write(json.dumps({"rpc_url": node.url, "chain_id": node.chain_id, **market.aave_spec(),
@@ -45,6 +60,17 @@ def up(
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+    finally:
+        node.stop()
+
+
+def _chain_id(w3, rpc: str) -> int:
+    from ..errors import ConfigError
+
+    try:
+        return int(w3.eth.chain_id)
+    except Exception as exc:  # noqa: BLE001 (any transport or RPC error: the URL cannot be read)
+        raise ConfigError([("--rpc", rpc, f"cannot be read ({type(exc).__name__}): is the node up?")]) from None
 
 
 @chain_app.command("verify-aave")

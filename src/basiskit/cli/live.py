@@ -126,7 +126,8 @@ def run(
     """Read the fund's accounts every hour, explain each holding's change (interest, funding, fees, flows, the
     session's own trades, the rest unexplained), attribute the hour's PnL, plan the strategy's orders on the book
     read, alert and commit; with --execute confirm|auto send the orders within the config's live.* limits."""
-    from ..live.execution import Dispatcher, PerpExecutor, check_execute
+    from ..live.execution import Dispatcher, check_execute
+    from ..live.lease import Lease, account_keys
     from ..live.plan import Planner
     from ..live.session import LiveLimits, LiveSession
     from ..live.store import LiveStore
@@ -141,18 +142,24 @@ def run(
             raise ConfigError([("--no-plan", True, "--exit plans the strategy's exit: drop --no-plan")])
         if execute != "off" and not plan:
             raise ConfigError([("--no-plan", True, f"--execute {execute} sends the plan's orders: drop --no-plan")])
-        chain, exchanges = connect(found, rpc_url)
-        planner = Planner(cfg, dataset, chain) if plan else None
         name = session or f"live-{mode}"
         store = LiveStore(db)
-        dispatcher = None
-        if execute != "off":
-            slippage = cfg.live.max_slippage_bps
-            executors = {venue: PerpExecutor(account, slippage) for venue, account in exchanges.items()}
-            executors |= chain_executors(found, chain, cfg.live.max_gas_gwei)
-            dispatcher = Dispatcher(store, name, execute, cfg.live, executors, kill_file)
-        live = LiveSession(store, name, cfg, found, chain, exchanges, LiveLimits.for_config(cfg, tolerance_usd),
-                           webhook=alert_webhook, planner=planner, dispatcher=dispatcher, unwind=exit_)
+        # one session per wallet and exchange account: refused (exit 2, naming the holder) before anything is read
+        lease = Lease(store, name, account_keys(found), cfg.live.heartbeat_s)
+        lease.acquire()
+        try:
+            chain, exchanges = connect(found, rpc_url)
+            planner = Planner(cfg, dataset, chain) if plan else None
+            dispatcher = None
+            if execute != "off":
+                dispatcher = Dispatcher(store, name, execute, cfg.live, executors_of(found, chain, exchanges, cfg.live),
+                                        kill_file)
+            live = LiveSession(store, name, cfg, found, chain, exchanges, LiveLimits.for_config(cfg, tolerance_usd),
+                               webhook=alert_webhook, planner=planner, dispatcher=dispatcher, unwind=exit_,
+                               lease=lease)
+        except BaseException:
+            lease.release()
+            raise
         if not as_json:
             err.print(f"live session [bold]{name}[/]: `basiskit live status {name}` shows its last reading")
 
@@ -187,8 +194,10 @@ def status(
         sys.stdout.write(json.dumps(json_safe(got)) + "\n")
         return
     last = got["last"]
+    beat = got.get("heartbeat_age_s")
     out.print(f"live session [bold]{got['name']}[/] ({got['mode']}), {got['status']}"
-              + (f": {got['error']}" if got["error"] else ""))
+              + (f": {got['error']}" if got["error"] else "")
+              + (f" (heartbeat {beat:.0f} s ago)" if beat is not None and got["status"] in ("running", "dead") else ""))
     if last is None:
         out.print("no reading committed yet")
         return
@@ -233,8 +242,9 @@ def orders(
                            extra=("status", "filled", "client_id")))
 
 
-def chain_executors(found, chain, max_gas_gwei: float) -> dict:
-    """The on-chain executor of the one wallet with a keystore (none: on-chain orders are the operator's)."""
+def chain_executors(found, chain, live) -> dict:
+    """The on-chain executor of the one wallet with a keystore (none: on-chain orders are the operator's); `live` is
+    the config's live section (its gas caps)."""
     from ..live.chain_executor import ChainExecutor
 
     signing = [w for w in found.wallets if w.keystore is not None]
@@ -245,44 +255,88 @@ def chain_executors(found, chain, max_gas_gwei: float) -> dict:
         return {}
     wallet = signing[0]
     aave = found.aave
-    ex = ChainExecutor(chain, found.signer(wallet), wallet.name, max_gas_gwei, aave.lst_contracts if aave else None,
-                       flash_receiver=aave.flash_receiver if aave else None)
+    ex = ChainExecutor(chain, found.signer(wallet), wallet.name, live.max_gas_gwei,
+                       aave.lst_contracts if aave else None, flash_receiver=aave.flash_receiver if aave else None,
+                       safety_gas_gwei=live.safety_gas_gwei)
     return {"aave_v3": ex, "ethereum": ex}
 
 
-IdsArgument = Annotated[list[str] | None, typer.Argument(help="Client ids (default: every order awaiting approval).")]
+def executors_of(found, chain, exchanges: dict, live) -> dict:
+    """Every executor a session sends through: a perp executor per exchange account, the chain's for the wallet."""
+    from ..live.execution import PerpExecutor
+
+    executors = {venue: PerpExecutor(account, live.max_slippage_bps or 0.0) for venue, account in exchanges.items()}
+    if chain is not None and live.max_gas_gwei is not None:
+        executors |= chain_executors(found, chain, live)
+    return executors
 
 
-def _decide(name: str, ids: list[str] | None, approve: bool, db: Path | None) -> None:
+IdsArgument = Annotated[list[str] | None, typer.Argument(help="Client ids of the plan (default: every order of the "
+                                                        "plan awaiting approval).")]
+PlanOption = Annotated[int, typer.Option("--plan", help="The plan (its tick, as `live orders` shows) whose orders "
+                                                         "are decided: approving it never approves another.")]
+
+
+def _decide(name: str, plan: int, ids: list[str] | None, approve: bool, db: Path | None) -> None:
     from ..live.store import LiveStore
 
-    done = run_or_fail(lambda: LiveStore(db).decide(name, ids or None, approve, "cli"))
-    out.print(f"{len(done)} order(s) {'approved' if approve else 'rejected'}"
+    done = run_or_fail(lambda: LiveStore(db).decide(name, plan, ids or None, approve, "cli"))
+    out.print(f"{len(done)} order(s) of plan {plan} {'approved' if approve else 'rejected'}"
               + (": the running session sends them within seconds" if approve and done else ""))
 
 
 @live_app.command("approve")
-def approve(name: Annotated[str, typer.Argument(help="The live session.")], ids: IdsArgument = None,
-            db: DbOption = None) -> None:
-    """Approve orders awaiting approval (`--execute confirm`): all of them, or the client ids given."""
-    _decide(name, ids, True, db)
+def approve(name: Annotated[str, typer.Argument(help="The live session.")], plan: PlanOption,
+            ids: IdsArgument = None, db: DbOption = None) -> None:
+    """Approve orders of one plan awaiting approval (`--execute confirm`): all of that plan's, or the client ids."""
+    _decide(name, plan, ids, True, db)
 
 
 @live_app.command("reject")
-def reject(name: Annotated[str, typer.Argument(help="The live session.")], ids: IdsArgument = None,
-           db: DbOption = None) -> None:
-    """Reject orders awaiting approval: they are never sent (the next plan decides again)."""
-    _decide(name, ids, False, db)
+def reject(name: Annotated[str, typer.Argument(help="The live session.")], plan: PlanOption,
+           ids: IdsArgument = None, db: DbOption = None) -> None:
+    """Reject orders of one plan awaiting approval: they are never sent (the next plan decides again)."""
+    _decide(name, plan, ids, False, db)
 
 
 @live_app.command("kill")
-def kill(name: Annotated[str, typer.Argument(help="The live session.")], db: DbOption = None) -> None:
-    """Halt the session: it cancels its open orders and sends nothing more until `live resume`."""
+def kill(name: Annotated[str, typer.Argument(help="The live session.")], accounts_file: AccountsOption = None,
+         db: DbOption = None) -> None:
+    """Halt the session: it cancels its open orders and sends nothing more until `live resume`. When the session is
+    not running (dead, stopped, failed), this command cancels its open exchange orders itself (the accounts file:
+    --accounts, else the one the session ran with; its keys from the environment)."""
     from ..live.store import LiveStore
 
-    run_or_fail(lambda: LiveStore(db).kill(name, "basiskit live kill"))
-    out.print(f"live session {name} halted: its open orders are cancelled at its next check (seconds); "
-              f"`basiskit live resume {name}` lets it send again")
+    store = LiveStore(db)
+    run_or_fail(lambda: store.kill(name, "basiskit live kill"))
+    status = run_or_fail(lambda: store.status(name))
+    alive = store.liveness(name)
+    if alive["heartbeat_age_s"] is not None and not alive["dead"]:  # its process runs: it carries the kill out
+        out.print(f"live session {name} halted: its open orders are cancelled at its next check (seconds); "
+                  f"`basiskit live resume {name}` lets it send again")
+        return
+    run_or_fail(lambda: _kill_here(store, name, accounts_file or Path(status["accounts"])))
+    out.print(f"live session {name} ({status['status']}) halted; its open exchange orders are cancelled (see `basiskit "
+              f"live orders {name}`); `basiskit live resume {name}` lets it send again")
+
+
+def _kill_here(store, name: str, path: Path) -> None:
+    """A kill carried out by this process for a session that is not running: every open order of ours cancelled at
+    each exchange account of its accounts file (nothing rests on the chain)."""
+    from ..config.models import LiveConfig
+    from ..connectors.exchanges import ExchangeAccount
+    from ..live.execution import Dispatcher, PerpExecutor
+    from ..strategies.rules import ASSETS
+
+    found = load_accounts(path)
+    executors = {c.venue: PerpExecutor(ExchangeAccount(c.venue, c.api_key.get_secret_value(),
+                                                       c.secret.get_secret_value(),
+                                                       c.password.get_secret_value() if c.password else None,
+                                                       list(ASSETS)), 0.0) for c in found.exchanges}
+    d = Dispatcher(store, name, "off", LiveConfig(), executors)
+    alerts = d.kill("basiskit live kill (the session was not running)")
+    store.kill_carried_out(name)
+    store.add_alerts(name, alerts)
 
 
 @live_app.command("resume")

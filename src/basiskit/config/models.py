@@ -285,21 +285,64 @@ class LendingConfig(Strict):
 
 
 
+class LiveAlertLevels(Strict):
+    """Where a live session alerts (once per crossing, again once it is back): None takes the mode's own limit."""
+
+    health_factor: float | None = Field(None, gt=1, le=10, description="an Aave account's HF under it (default: "
+                                        "leverage.hf_floor)")
+    margin_ratio: float | None = Field(None, gt=0, le=1, description="a venue's maintenance margin / equity at or "
+                                       "above it (default: risk.margin_ratio_alert)")
+    liq_distance: float = Field(0.10, gt=0, lt=1, description="a position this close to liquidation (a perp's mark "
+                                "to its liquidation price; Aave: 1 - 1/HF)")
+
+
 class LiveConfig(Strict):
-    """A live session's sending limits (`live run --execute confirm|auto`); `auto` requires every limit."""
+    """A live session's sending limits (`live run --execute confirm|auto`); `auto` requires every limit. Safety
+    actions (the triggers health_factor, margin_ratio, risk_override and `live run --exit`) are never blocked by
+    max_order_usd or max_day_usd: they are counted and alerted, and capped by safety_max_order_usd when it is set."""
 
     max_order_usd: float | None = Field(None, gt=0, le=1e12, description="largest notional of one order, USD")
-    max_day_usd: float | None = Field(None, gt=0, le=1e13, description="notional sent per UTC day, USD")
+    max_day_usd: float | None = Field(None, gt=0, le=1e13, description="notional sent per UTC day, USD (a "
+                                      "flash-loan bundle counts once, at its net exposure change)")
     max_slippage_bps: float | None = Field(None, gt=0, le=1000, description="an order's limit from the mark")
     max_gas_gwei: float | None = Field(None, gt=0, le=10_000, description="the highest max fee per gas sent")
     venues: list[Literal["binance", "bybit", "okx", "aave_v3", "ethereum"]] | None = Field(
         None, max_length=5, description="venues orders may go to")
     approval_minutes: float = Field(30.0, gt=0, le=1440, description="how long a batch waits for approval")
+    approved_ttl_minutes: float = Field(10.0, gt=0, le=1440, description="an approved order not sent within this "
+                                        "long expires")
+    fresh_reading_seconds: float = Field(60.0, gt=0, le=3600, description="a plan whose reading is older when its "
+                                         "first order would go is planned again on a fresh reading first")
+    replan_tolerance: float = Field(0.02, ge=0, le=0.5, description="a fresh plan keeps the approval of the one "
+                                    "it replaces when its orders are the same, sizes within this fraction")
+    safety_max_order_usd: float | None = Field(None, gt=0, le=1e13, description="largest notional of one safety "
+                                               "order, USD (unset: no cap)")
+    safety_max_gas_gwei: float | None = Field(None, gt=0, le=100_000, description="the highest max fee per gas a "
+                                              "safety order pays (default: 3 x max_gas_gwei)")
+    safety_needs_approval: bool = Field(False, description="with --execute confirm, safety orders wait for "
+                                        "approval too (default: they go at once, alerted)")
+    gas_reserve_eth: float = Field(0.02, ge=0, le=1e6, description="the least ETH the wallet keeps for gas: the "
+                                   "reserve is the larger of this and a full de-lever at the 30-day 99th percentile "
+                                   "gas price (backtests too)")
+    heartbeat_s: float = Field(10.0, gt=0, le=3600, description="how often a session renews its lease; a lease "
+                                "3 heartbeats old may be taken over, and a session without one is shown dead")
+    outage_alert_s: float = Field(60.0, gt=0, le=86_400, description="a venue or the RPC down this long is an alert")
+    outage_alert_every_minutes: float = Field(15.0, gt=0, le=1440, description="and again this often while down")
+    log_chunk_blocks: int = Field(2_000, ge=1, le=1_000_000, description="blocks per eth_getLogs request when the "
+                                  "chain is read over a gap")
+    alerts: LiveAlertLevels = LiveAlertLevels()
 
     def missing(self) -> list[str]:
         """The limits `auto` needs that are unset."""
         return [k for k in ("max_order_usd", "max_day_usd", "max_slippage_bps", "max_gas_gwei", "venues")
                 if getattr(self, k) is None]
+
+    @property
+    def safety_gas_gwei(self) -> float | None:
+        """The max fee per gas a safety order may pay."""
+        if self.safety_max_gas_gwei is not None:
+            return self.safety_max_gas_gwei
+        return None if self.max_gas_gwei is None else 3.0 * self.max_gas_gwei
 
 
 class RunConfig(Strict):

@@ -85,6 +85,21 @@ BPS = 10**4
 NO_DEBT_HF = 2**256 - 1  # getUserAccountData's health factor when the account has no debt
 # keccak256("Transfer(address,address,uint256)"), the ERC20 Transfer event's topic (EIP-20)
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+LOG_CHUNK = 2_000  # blocks per eth_getLogs request (live.log_chunk_blocks)
+# Aave v3 IPool events (keccak256 of their signatures) -> the indexed places (1-3) the account can stand in
+# (Supply(address,address,address,uint256,uint16), Withdraw(address,address,address,uint256),
+# Borrow(address,address,address,uint256,uint8,uint256,uint16), Repay(address,address,address,uint256,bool))
+POOL_EVENT_NAMES = {
+    "2b627736bca15cd5381dcf80b0bf11fd197d01a037c52b927a881a10fb73ba61": "Supply",
+    "3115d1449a7b732c986cba18244e897a450f61e1bb8d589cd2e69e6c8924f9f7": "Withdraw",
+    "b3d084820fb1a9decffb176436bd02558d15fac9b0ddfed8c465bc7359d7dce0": "Borrow",
+    "a534c8dbe71f871f9f3530e97a74601fea17b426cae02e1c5aee42c96c784051": "Repay",
+}
+_PLACES = {"Supply": (2,), "Withdraw": (2, 3), "Borrow": (2,), "Repay": (2, 3)}
+POOL_EVENTS = {"0x" + h: _PLACES[n] for h, n in POOL_EVENT_NAMES.items()}
+# WETH9's Deposit(address,uint256) and Withdrawal(address,uint256)
+WETH_DEPOSIT = "0xe1fffcc4923d04b559f4d29a8bfc6cda04eb5b0d3c460751c2402c5c5cc9109c"
+WETH_WITHDRAWAL = "0x7fcf532c15f0a6db0bd6d0e038bea71d30d808c7d98cb3bf7268a95bf5081b65"
 
 
 def where_of(url: str) -> str:
@@ -201,8 +216,19 @@ class ChainClient:
             out[("debtToken", name)] = (data[10], decimals)
         return out
 
+    def logs(self, query: dict, after: int, until: int, chunk: int = LOG_CHUNK) -> list:
+        """eth_getLogs over blocks (after, until] in requests of at most `chunk` blocks (providers cap the range):
+        any gap is read, however long."""
+        out: list = []
+        lo = after + 1
+        while lo <= until:
+            hi = min(lo + chunk - 1, until)
+            out += self.w3.eth.get_logs({**query, "fromBlock": lo, "toBlock": hi})
+            lo = hi + 1
+        return out
+
     def transfers(self, address: str, tokens: dict[tuple[str, str], tuple[str, int]], after: int, until: int,
-                  ignore: set[str]) -> list[dict]:
+                  ignore: set[str], chunk: int = LOG_CHUNK) -> list[dict]:
         """ERC20 Transfer logs into or out of `address` in blocks (after, until], in token units (in > 0), with
         the counterparty; transfers with an address of `ignore` (the zero address, the pool, the market's
         tokens: mints, burns and the pool's own moves) are left out."""
@@ -214,8 +240,7 @@ class ChainClient:
         skip = {a.lower() for a in ignore}
         out = []
         for topics, sign in (([TRANSFER_TOPIC, me], -1.0), ([TRANSFER_TOPIC, None, me], 1.0)):
-            logs = w3.eth.get_logs({"fromBlock": after + 1, "toBlock": until, "address": list(by_address),
-                                    "topics": topics})
+            logs = self.logs({"address": list(by_address), "topics": topics}, after, until, chunk)
             for log in logs:
                 key, decimals = by_address[w3.to_checksum_address(log["address"])]
                 other_topic = log["topics"][2 if sign < 0 else 1]
@@ -228,22 +253,117 @@ class ChainClient:
                             "tx": bytes(log["transactionHash"]).hex().removeprefix("0x")})
         return sorted(out, key=lambda f: f["block"])
 
-    def gas_spent(self, address: str, after: int, until: int, max_blocks: int = 2_000) -> float:
-        """ETH the account paid for its own transactions in blocks (after, until]: gasUsed x effectiveGasPrice of
-        each (none when its nonce did not move)."""
-        eth = self.w3.eth
+    def nonce(self, address: str, block: int) -> int:
+        return self.w3.eth.get_transaction_count(self.w3.to_checksum_address(address), block)
+
+    def balance(self, address: str, block: int) -> int:
+        return self.w3.eth.get_balance(self.w3.to_checksum_address(address), block)
+
+    def change_blocks(self, address: str, after: int, until: int, nonce_only: bool = False) -> list[int]:
+        """The blocks in (after, until] where the account's nonce (and, unless `nonce_only`, its ETH balance) changed,
+        by bisection: a stretch whose ends agree is quiet (the balance falls only by the account's own transactions,
+        which move its nonce; a deposit only raises it), so the reads grow with the changes found, by log2 of the
+        gap, not with the gap."""
+        def state(n: int) -> tuple:
+            return (self.nonce(address, n),) if nonce_only else (self.nonce(address, n), self.balance(address, n))
+
+        out: list[int] = []
+        stack = [(after, until, state(after), state(until))] if until > after else []
+        while stack:
+            lo, hi, s_lo, s_hi = stack.pop()
+            if s_lo == s_hi:
+                continue
+            if hi == lo + 1:
+                out.append(hi)
+                continue
+            mid = (lo + hi) // 2
+            s_mid = state(mid)
+            stack += [(mid, hi, s_mid, s_hi), (lo, mid, s_lo, s_mid)]
+        return sorted(out)
+
+    def transactions_of(self, address: str, block: int) -> list[dict]:
+        """The block's transactions from or to `address`: hash, from, to, value (wei), and for those it sent the gas
+        it paid (gasUsed x effectiveGasPrice, wei)."""
         user = self.w3.to_checksum_address(address)
-        if until <= after or eth.get_transaction_count(user, after) == eth.get_transaction_count(user, until):
-            return 0.0
-        if until - after > max_blocks:
-            raise ValueError(f"{until - after} blocks to scan for {address}'s gas (more than {max_blocks})")
-        paid = 0
-        for n in range(after + 1, until + 1):
-            for tx in eth.get_block(n, full_transactions=True)["transactions"]:
-                if tx["from"] == user:
-                    receipt = eth.get_transaction_receipt(tx["hash"])
-                    paid += receipt["gasUsed"] * receipt["effectiveGasPrice"]
-        return paid / WAD
+        out = []
+        for tx in self.w3.eth.get_block(block, full_transactions=True)["transactions"]:
+            if tx["from"] != user and tx.get("to") != user:
+                continue
+            row = {"hash": bytes(tx["hash"]).hex().removeprefix("0x"), "from": tx["from"], "to": tx.get("to"),
+                   "value": int(tx["value"]), "gas": 0, "block": block}
+            if tx["from"] == user:
+                receipt = self.w3.eth.get_transaction_receipt(tx["hash"])
+                row["gas"] = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+            out.append(row)
+        return out
+
+    def receipt_of(self, tx_hash: str) -> dict | None:
+        """A transaction's block, sender and gas paid (wei), or None when it was never mined."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            r = self.w3.eth.get_transaction_receipt("0x" + tx_hash.removeprefix("0x"))
+        except TransactionNotFound:
+            return None
+        return {"block": int(r["blockNumber"]), "from": r["from"], "gas": r["gasUsed"] * r["effectiveGasPrice"],
+                "hash": tx_hash.removeprefix("0x")}
+
+    def pool_events(self, address: str, after: int, until: int, chunk: int = LOG_CHUNK) -> list[dict]:
+        """Aave v3 Pool Supply, Withdraw, Borrow and Repay events in (after, until] that move `address`'s balances
+        (IPool events: Supply(reserve, user, onBehalfOf, amount, referral), Withdraw(reserve, user, to, amount),
+        Borrow(reserve, user, onBehalfOf, amount, mode, rate, referral), Repay(reserve, user, repayer, amount,
+        useATokens)), each with the parties, the reserve's dataset name and the amount in token units."""
+        me = address.lower()
+        by_address = {a.lower(): (name, dec) for name, (a, dec) in self.market.assets.items()}
+        topic = "0x" + "00" * 12 + me[2:]
+        logs = []
+        for event, places in POOL_EVENTS.items():  # each event once per indexed place the account can stand in
+            for place in places:
+                topics = [event, None, None, None][: place + 1]
+                topics[place] = topic
+                logs += self.logs({"address": self.market.pool, "topics": topics}, after, until, chunk)
+        out, seen = [], set()
+        for log in logs:
+            key = (bytes(log["transactionHash"]).hex(), int(log["logIndex"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            name = POOL_EVENT_NAMES[bytes(log["topics"][0]).hex().removeprefix("0x")]
+            t = [("0x" + bytes(x)[-20:].hex()) for x in log["topics"][1:]]
+            data = bytes(log["data"])
+            words = [data[i:i + 32] for i in range(0, len(data), 32)]
+            reserve, decimals = by_address.get(t[0], (None, 18))
+            if reserve is None:
+                continue
+            if name == "Supply":
+                parties = {"user": "0x" + words[0][-20:].hex(), "on_behalf_of": t[1]}
+                amount = int.from_bytes(words[1], "big")
+            elif name == "Withdraw":
+                parties, amount = {"user": t[1], "to": t[2]}, int.from_bytes(words[0], "big")
+            elif name == "Borrow":
+                parties = {"user": "0x" + words[0][-20:].hex(), "on_behalf_of": t[1]}
+                amount = int.from_bytes(words[1], "big")
+            else:
+                parties = {"user": t[1], "repayer": t[2], "use_a_tokens": bool(int.from_bytes(words[1], "big"))}
+                amount = int.from_bytes(words[0], "big")
+            out.append({"event": name, "reserve": reserve, "units": amount / 10**decimals,
+                        "block": int(log["blockNumber"]), "tx": key[0].removeprefix("0x"), **parties})
+        return sorted(out, key=lambda e: e["block"])
+
+    def weth_events(self, address: str, after: int, until: int, chunk: int = LOG_CHUNK) -> list[dict]:
+        """WETH9 Deposit(dst, wad) and Withdrawal(src, wad) of `address` in (after, until]: native ETH wrapped and
+        unwrapped (WETH9 emits no Transfer for them)."""
+        if "weth" not in self.market.assets:
+            return []
+        weth = self.market.assets["weth"][0]
+        topic = "0x" + "00" * 12 + address.lower()[2:]
+        out = []
+        for event, sign in ((WETH_DEPOSIT, 1.0), (WETH_WITHDRAWAL, -1.0)):
+            for log in self.logs({"address": weth, "topics": [event, topic]}, after, until, chunk):
+                out.append({"units": sign * int.from_bytes(bytes(log["data"])[:32], "big") / WAD,
+                            "block": int(log["blockNumber"]),
+                            "tx": bytes(log["transactionHash"]).hex().removeprefix("0x")})
+        return sorted(out, key=lambda e: e["block"])
 
     def chain_id(self) -> int:
         return int(self.w3.eth.chain_id)
@@ -270,3 +390,43 @@ class ChainClient:
                        "ltv": ltv / BPS, "health_factor": float("inf") if hf == NO_DEBT_HF else hf / WAD,
                        "emode": int(self.pool.functions.getUserEMode(user).call(block_identifier=block))}
         return out
+
+
+SECONDS_PER_BLOCK = 12  # Ethereum's slot time since the merge
+
+
+class FeeHistory:
+    """The gas price (base fee + the median priority fee, gwei: the dataset's definition) of every block of the last
+    window, from eth_feeHistory (at most 1024 blocks a request); kept between calls, so each hour reads only the
+    blocks since."""
+
+    CHUNK = 1024
+
+    def __init__(self, chain: ChainClient):
+        self.chain = chain
+        self.prices: dict[int, float] = {}  # block -> gwei
+
+    def quantile(self, block: int, window_seconds: int, q: float = 0.99) -> float:
+        """The q-quantile of the prices of the window's blocks up to `block` (numpy's linear interpolation)."""
+        import numpy as np
+
+        first = max(block - window_seconds // SECONDS_PER_BLOCK + 1, 1)
+        self.prices = {n: p for n, p in self.prices.items() if first <= n <= block}
+        hi = block
+        while hi >= first:
+            while hi >= first and hi in self.prices:
+                hi -= 1
+            if hi < first:
+                break
+            n = min(self.CHUNK, hi - first + 1)
+            got = self.chain.w3.eth.fee_history(n, hi, [50])
+            base = got["baseFeePerGas"][:n]
+            rewards = got.get("reward") or [[0]] * n
+            oldest = int(got["oldestBlock"])
+            if oldest > hi or not base:
+                break
+            for i, (b, r) in enumerate(zip(base, rewards, strict=False)):
+                self.prices[oldest + i] = (b + (r[0] if r else 0)) / GWEI
+            hi = oldest - 1
+        values = [p for n, p in self.prices.items() if first <= n <= block]
+        return float(np.quantile(values, q)) if values else 0.0

@@ -246,6 +246,7 @@ class PerpPosition:
     margin: float
     leverage: float
     liquidation_price: float
+    maintenance_margin: float = 0.0  # what the venue liquidates under (its margin ratio: this / equity)
 
 
 class ExchangeAccount:
@@ -284,7 +285,7 @@ class ExchangeAccount:
             # Binance's positionRisk v3 states no leverage: the effective one is notional / initial margin
             leverage = _f(p.get("leverage")) if p.get("leverage") else abs(size * mark) / margin
             positions[asset] = PerpPosition(size, _f(p.get("entryPrice")), mark, _f(p.get("unrealizedPnl")), margin,
-                                            leverage, _f(p.get("liquidationPrice")))
+                                            leverage, _f(p.get("liquidationPrice")), _f(p.get("maintenanceMargin")))
         return {"balances": self._wallet(balance.get("info") or {}), "positions": positions}
 
     def ledger(self, since_ms: int, until_ms: int, coin: str = "USDT") -> list[dict]:

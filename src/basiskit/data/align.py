@@ -166,6 +166,26 @@ def align_last(series: Series, column: str, grid: np.ndarray) -> np.ndarray:
     return values[_last_at_or_before(series.ts, grid, series.meta.name)]
 
 
+def rolling_quantile(ts: np.ndarray, values: np.ndarray, window_seconds: int, q: float) -> np.ndarray:
+    """At each row, the q-quantile (linear interpolation, as numpy's) of the rows in (ts - window, ts]: only rows
+    observed by then."""
+    import pandas as pd
+
+    s = pd.Series(np.asarray(values, dtype=np.float64), index=pd.to_datetime(np.asarray(ts), unit="s"))
+    return s.rolling(pd.Timedelta(seconds=window_seconds)).quantile(q).to_numpy()
+
+
+QUANTILE = 0.99  # the "quantile" alignment's q: the 99th percentile (the gas reserve's price)
+
+
+def align_rolling_quantile(series: Series, column: str, grid: np.ndarray, window_hours: int,
+                           q: float = QUANTILE) -> np.ndarray:
+    """The q-quantile of the rows of the last `window_hours` at or before each point (causal: the row that is the
+    last at or before t closes the window)."""
+    per_row = rolling_quantile(series.ts, series.column(column), window_hours * HOUR, q)
+    return per_row[_last_at_or_before(series.ts, grid, series.meta.name)]
+
+
 SECONDS_PER_YEAR = 365 * 24 * HOUR  # Aave v3 MathUtils: SECONDS_PER_YEAR = 365 days (leap years ignored)
 RAY = 1e27  # Aave v3 WadRayMath: rates and indexes are rays (27 decimals)
 

@@ -147,6 +147,7 @@ class LiveMarket(MarketData):
         self.delivered = -1  # the last hour whose values are in the arrays
         self.refusals: list[Refusal] = []  # rows refused, in delivery order (the driver reports them)
         self._holes: dict[str, Staleness] = {}  # holes beyond the limit closed by a late row
+        self.fixed: dict[Need, float] = {}  # quantile needs whose value the driver gives (live: the chain's history)
 
     # --- MarketData, hour by hour ------------------------------------------------------------------
     def array(self, need: Need) -> np.ndarray:
@@ -351,4 +352,8 @@ class LiveMarket(MarketData):
             return float(align.align_bar_price(buf, grid)[0])
         if need.how == "bar_extreme":
             return float(align.align_bar_extreme(buf, need.column, grid)[0])
+        if need.how == "quantile":
+            if need in self.fixed:  # a value the live driver read elsewhere (eth_feeHistory's 30 days)
+                return self.fixed[need]
+            return float(align.align_rolling_quantile(buf, need.column, grid, need.window)[0])
         return float(align.align_last(buf, need.column, grid)[0])

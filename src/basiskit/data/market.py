@@ -19,7 +19,8 @@ from .timeutil import HOUR, iso
 if TYPE_CHECKING:
     from ..config.models import DataConfig
 
-HOW = ("bar_price", "bar_extreme", "last", "linear_accrual", "compound_accrual", "events", *liquidity.HOWS)
+HOW = ("bar_price", "bar_extreme", "last", "quantile", "linear_accrual", "compound_accrual", "events",
+       *liquidity.HOWS)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class Need:
     `rate_column`: for the accruals, the snapshot's rate column the index grows at until the next one.
     `alternates`, `reference`: where a bar series' own price is missing, the same instrument on other venues,
     then a spot series times the last observed basis (data/marks.py); the hours are flagged.
-    `window`: for the liquidity measures (data/liquidity.py), how many closed hourly bars they read.
+    `window`: for the liquidity measures (data/liquidity.py), how many closed hourly bars they read; for
+    "quantile", the hours of rows whose 99th percentile it takes (the gas reserve's price).
     """
 
     series: str
@@ -214,6 +216,8 @@ class MarketData:
             return align.align_bar_extreme(series, need.column, self.grid)
         if need.how == "last":
             return align.align_last(series, need.column, self.grid)
+        if need.how == "quantile":
+            return align.align_rolling_quantile(series, need.column, self.grid, need.window)
         if need.rate_column is not None:
             return align.align_accrued(series, need.column, need.rate_column, need.how, self.grid)
         return align.align_events(series, need.column, self.grid)

@@ -67,7 +67,7 @@ def _components(cfg: RunConfig, dataset: Dataset):
     """Pricer, gas and slippage models, the strategy, and the market data they need."""
     pricer = ShareClassPricer(cfg)
     strategy_cls = get_strategy(cfg.strategy)
-    gas = GasModel(cfg.costs, pricer, on_chain=strategy_cls.on_chain)
+    gas = GasModel(cfg.costs, pricer, on_chain=strategy_cls.on_chain, reserve_floor_eth=cfg.live.gas_reserve_eth)
     slippage = slippage_from_dataset(dataset, cfg.costs)
     strategy: Strategy = strategy_cls(cfg, StrategyEnv(dataset, pricer, gas, slippage))
     needs = gas.needs() + strategy.needs() + pricer.needs()

@@ -13,6 +13,7 @@ from ..venues.costs import GasModel, Liquidity, SlippageModel
 from ..venues.perp import PerpMarket
 from ..venues.spot import SpotMarket
 from ..venues.staking import LiquidStaking
+from .intents import OrderIntent
 from .transaction import Transaction
 
 LST_PRICE = SLOT["lst_price"]
@@ -26,6 +27,10 @@ class Executor:
         self.events = events
         self.wallet = wallet
         self._bundle: list[str] | None = None
+        self._bundle_id: str | None = None
+        self._bundles = 0  # bundles started: each gets its own id
+        self.trigger = None  # the Trigger the running action answers (set by the strategy's ActionGate)
+        self.reason_override: str | None = None  # every order answers this instead (a live plan's exit)
         self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
         self.actions = 0  # how many actions ran: the loop re-runs the monitors when it moves
         self.perps: list[PerpMarket] = []  # perp markets whose fill state a transaction restores
@@ -34,6 +39,13 @@ class Executor:
         self._no_dex = -1  # the last hour a swap found no DEX price (flagged once an hour)
         self.claims: list[tuple[int, int, float]] = []  # queued withdrawals: (payable at tick, claim slot, ETH)
         self.usdt_usd: list[float] = []  # USD per USDT at each point (order sizes against USD volumes)
+        self.gas_pos = wallet  # the position gas is paid from: the wallet, or an ETH position (pay_gas_from)
+        self.gas_value: list[float] | None = None  # that position's unit value (share-class units) at each point
+
+    def pay_gas_from(self, position: int, value: list[float]) -> None:
+        """Gas is paid in ETH from `position` (worth `value` share-class units per ETH), not from the wallet: a USDT
+        share class holds its gas reserve as the ETH the chain charges."""
+        self.gas_pos, self.gas_value = position, value
 
     def transaction(self, k: int) -> Transaction:
         """Start a transaction of the actions that follow at point k (see execution/transaction.py)."""
@@ -43,27 +55,48 @@ class Executor:
     def bundle(self, k: int, name: str, flash_amount: float, premium: float, unit_value: float):
         """An atomic flash-loan bundle: its operations pay no gas of their own; the bundle pays one
         bundle of gas plus the flash-loan premium (premium x flash amount, Aave v3 flashLoanSimple)."""
-        self._bundle = []
+        self._bundles += 1
+        self._bundle, self._bundle_id = [], f"{name}#{self._bundles}"
         try:
             yield
         finally:
             ops, self._bundle = self._bundle, None
         fee = premium * flash_amount * unit_value
         self._cost(k, self.wallet, fee, 1.0)
-        self.pay_gas(k, self.gas.units.flash_loan_bundle, name, flash_amount, steps=",".join(ops), flash_fee=fee)
+        head = self.intent(k, "aave_v3", name, "flash_loan", flash_amount, None, "flash_loan", "WETH")
+        self._bundle_id = None
+        self.pay_gas(k, self.gas.units.flash_loan_bundle, name, flash_amount, head, steps=",".join(ops), flash_fee=fee)
 
-    def pay_gas(self, k: int, units: int, operation: str, amount: float, **details) -> float:
+    def intent(self, k: int, venue: str, instrument: str, side: str, size: float, price: float | None, action: str,
+               asset: str, to_asset: str | None = None) -> OrderIntent:
+        """The order behind an action: what it answers comes from the trigger running it (ActionGate), the bundle
+        from the flash loan it is inside."""
+        trigger = self.trigger
+        if self.reason_override is not None:
+            name, reason, safety = self.reason_override, self.reason_override, True
+        elif trigger is None:
+            name, reason, safety = ("entry" if k == 0 else "strategy"), ("entry" if k == 0 else "strategy"), False
+        else:
+            name, reason, safety = trigger.reason, trigger.describe(), trigger.safety
+        return OrderIntent(venue, instrument, side, abs(size), price, reason, action, asset, to_asset,
+                           self._bundle_id, name, safety)
+
+    def pay_gas(self, k: int, units: int, operation: str, amount: float, intent: OrderIntent | None = None,
+                **details) -> float:
         """Pay an operation's gas from the wallet; returns the cost in share-class units."""
         self.actions += 1
         if self._bundle is not None:
             self._bundle.append(operation)
-            self.events.add(k, "execution", f"{operation} {amount:.6f} (in bundle)", operation=operation,
+            self.events.add(k, "execution", f"{operation} {amount:.6f} (in bundle)", intent, operation=operation,
                             amount=amount, gas_units=0, cost=0.0, **details)
             return 0.0
         cost = self.gas.cost(units, k)
-        self.book.qty[self.wallet] -= cost
+        if self.gas_value is None:
+            self.book.qty[self.wallet] -= cost
+        else:
+            self.book.qty[self.gas_pos] -= cost / self.gas_value[k]
         self.book.book_cost(k, TRANSACTION_COSTS, -cost)
-        self.events.add(k, "execution", f"{operation} {amount:.6f}", operation=operation, amount=amount,
+        self.events.add(k, "execution", f"{operation} {amount:.6f}", intent, operation=operation, amount=amount,
                         gas_units=units, cost=cost, **details)
         return cost
 
@@ -73,7 +106,9 @@ class Executor:
         qty = self.book.qty
         qty[self.wallet if source is None else source] -= amount
         qty[position] += reserve.scaled_amount(amount, k)
-        self.pay_gas(k, self.gas.units.supply, f"aave_supply_{reserve.symbol}", amount)
+        op = f"aave_supply_{reserve.symbol}"
+        self.pay_gas(k, self.gas.units.supply, op, amount,
+                     self.intent(k, "aave_v3", op, "supply", amount, None, "aave_supply", reserve.symbol))
 
     def aave_withdraw(self, k: int, reserve: AaveReserve, position: int, amount: float,
                       dest: int | None = None) -> float:
@@ -83,14 +118,18 @@ class Executor:
         amount = reserve.balance(scaled, k)
         qty[position] -= scaled
         qty[self.wallet if dest is None else dest] += amount
-        self.pay_gas(k, self.gas.units.withdraw, f"aave_withdraw_{reserve.symbol}", amount)
+        op = f"aave_withdraw_{reserve.symbol}"
+        self.pay_gas(k, self.gas.units.withdraw, op, amount,
+                     self.intent(k, "aave_v3", op, "withdraw", amount, None, "aave_withdraw", reserve.symbol))
         return amount
 
     def aave_borrow(self, k: int, reserve: AaveReserve, debt_pos: int, dest: int, amount: float) -> None:
         """Borrow `amount` at the variable rate: scaled debt += amount / variableBorrowIndex."""
         self.book.qty[debt_pos] += reserve.scaled_debt(amount, k)
         self.book.qty[dest] += amount
-        self.pay_gas(k, self.gas.units.borrow, f"aave_borrow_{reserve.symbol}", amount)
+        op = f"aave_borrow_{reserve.symbol}"
+        self.pay_gas(k, self.gas.units.borrow, op, amount,
+                     self.intent(k, "aave_v3", op, "borrow", amount, None, "aave_borrow", reserve.symbol))
 
     def aave_repay(self, k: int, reserve: AaveReserve, debt_pos: int, source: int, amount: float) -> float:
         """Repay up to `amount` of debt from `source`; returns the amount repaid."""
@@ -99,7 +138,9 @@ class Executor:
         amount = reserve.debt(scaled, k)
         qty[debt_pos] -= scaled
         qty[source] -= amount
-        self.pay_gas(k, self.gas.units.repay, f"aave_repay_{reserve.symbol}", amount)
+        op = f"aave_repay_{reserve.symbol}"
+        self.pay_gas(k, self.gas.units.repay, op, amount,
+                     self.intent(k, "aave_v3", op, "repay", amount, None, "aave_repay", reserve.symbol))
         return amount
 
     # --- liquid staking ------------------------------------------------------------------------
@@ -112,7 +153,9 @@ class Executor:
         if not via_swap:
             units = eth / rate  # EtherFi deposit + wrap / Lido submit + wrap: weETH = ETH / rate
             qty[lst_pos] += units
-            self.pay_gas(k, self.gas.units.stake, f"stake_{lst.symbol}", eth)
+            op = f"stake_{lst.symbol}"
+            self.pay_gas(k, self.gas.units.stake, op, eth,
+                         self.intent(k, "ethereum", op, "stake", eth, None, "stake", "ETH", lst.symbol))
             return units
         market = lst.market_rate[k]
         slip = self.slippage.rate(lst.pair, eth * eth_value * self.unit_usd[k])
@@ -122,7 +165,10 @@ class Executor:
         slippage = eth * slip * rate / market * eth_value
         self.book.book_cost(k, LST_PRICE, eth * (rate / market - 1.0) * eth_value)
         self.book.book_cost(k, TRANSACTION_COSTS, -slippage)
-        self.pay_gas(k, self.gas.units.swap, f"swap_ETH_to_{lst.symbol}", eth, slippage_cost=slippage)
+        op = f"swap_ETH_to_{lst.symbol}"
+        self.pay_gas(k, self.gas.units.swap, op, eth,
+                     self.intent(k, "ethereum", op, "swap", eth, None, "swap", "ETH", lst.symbol),
+                     slippage_cost=slippage)
         return units
 
     def unstake(self, k: int, lst: LiquidStaking, lst_pos: int, eth_pos: int, units: float, eth_value: float,
@@ -134,7 +180,9 @@ class Executor:
             qty[lst_pos] -= units
             eth = units * rate
             qty[eth_pos] += eth
-            self.pay_gas(k, self.gas.units.unstake, f"redeem_{lst.symbol}", units)
+            op = f"redeem_{lst.symbol}"
+            self.pay_gas(k, self.gas.units.unstake, op, units,
+                         self.intent(k, "ethereum", op, "redeem", units, None, "redeem", lst.symbol, "ETH"))
             return eth
         return self.swap_lst(k, lst, lst_pos, eth_pos, units, eth_value)
 
@@ -170,7 +218,10 @@ class Executor:
         slippage = units * market * slip * eth_value
         self.book.book_cost(k, LST_PRICE, units * (market - rate) * eth_value)
         self.book.book_cost(k, TRANSACTION_COSTS, -slippage)
-        self.pay_gas(k, self.gas.units.swap, f"swap_{lst.symbol}_to_ETH", units, slippage_cost=slippage)
+        op = f"swap_{lst.symbol}_to_ETH"
+        self.pay_gas(k, self.gas.units.swap, op, units,
+                     self.intent(k, "ethereum", op, "swap", units, None, "swap", lst.symbol, "ETH"),
+                     slippage_cost=slippage)
         return eth
 
     def request_redeem(self, k: int, lst: LiquidStaking, lst_pos: int, claim_pos: int, units: float,
@@ -183,7 +234,10 @@ class Executor:
         qty[lst_pos] -= units
         qty[claim_pos] += eth
         self.claims.append((matures, claim_pos, eth))
-        self.pay_gas(k, self.gas.units.unstake, f"redeem_{lst.symbol}", units, eth=eth, payable_at=matures)
+        op = f"redeem_{lst.symbol}"
+        self.pay_gas(k, self.gas.units.unstake, op, units,
+                     self.intent(k, "ethereum", op, "redeem", units, None, "redeem_request", lst.symbol, "ETH"),
+                     eth=eth, payable_at=matures)
         return eth
 
     def claim_matured(self, k: int, lst: LiquidStaking, claim_pos: int, eth_pos: int) -> float:
@@ -196,7 +250,9 @@ class Executor:
         qty = self.book.qty
         qty[claim_pos] -= eth
         qty[eth_pos] += eth
-        self.pay_gas(k, self.gas.units.claim, f"claim_{lst.symbol}", eth, requests=len(due))
+        op = f"claim_{lst.symbol}"
+        self.pay_gas(k, self.gas.units.claim, op, eth,
+                     self.intent(k, "ethereum", op, "claim", eth, None, "claim", "ETH", lst.symbol), requests=len(due))
         return eth
 
     def sell_to_wallet(self, k: int, position: int, units: float, price: float, pair: str, label: str,
@@ -208,7 +264,10 @@ class Executor:
         qty[position] -= units
         qty[self.wallet] += units * price
         self._cost(k, self.wallet, units * price * slip, 1.0)
-        self.pay_gas(k, self.gas.units.swap, f"sell_{label}", units, slippage_cost=units * price * slip, **sized)
+        op = f"sell_{label}"
+        self.pay_gas(k, self.gas.units.swap, op, units,
+                     self.intent(k, "ethereum", op, "sell", units, None, "sell", label, self.book.specs[self.wallet]
+                                 .instrument.symbol), slippage_cost=units * price * slip, **sized)
 
     # --- centralised exchanges -------------------------------------------------------------
     def _cost(self, k: int, position: int, amount: float, fx: float) -> None:
@@ -239,7 +298,10 @@ class Executor:
         # cost = notional x (slippage + taker fee) (venue fee schedule: fee = notional x rate)
         cost = notional * (slip + spot.venue.spot_taker_fee)
         self._cost(k, self.wallet, cost, fx)
-        self.events.add(k, "execution", f"spot {spot.venue.name} {units:+.6f} {spot.asset} at {price:.2f}",
+        venue = spot.venue.name
+        intent = self.intent(k, venue, f"{venue}:Spot:{spot.asset}USDT", "buy" if units > 0 else "sell", units, price,
+                             "spot", spot.asset)
+        self.events.add(k, "execution", f"spot {spot.venue.name} {units:+.6f} {spot.asset} at {price:.2f}", intent,
                         operation="spot_trade", venue=spot.venue.name, units=units, price=price, cost=cost * fx,
                         **sized)
 
@@ -271,7 +333,9 @@ class Executor:
         qty[cash_pos] -= delta * mark
         cost = notional * (slip + perp.venue.perp_taker_fee)
         self._cost(k, cash_pos, cost, fx)
-        self.events.add(k, "execution", f"perp {perp.venue.name} {delta:+.6f} {perp.symbol} at {mark:.2f}",
+        intent = self.intent(k, perp.venue.name, perp.instrument.key, "buy" if delta > 0 else "sell", delta, mark,
+                             "perp", perp.asset)
+        self.events.add(k, "execution", f"perp {perp.venue.name} {delta:+.6f} {perp.symbol} at {mark:.2f}", intent,
                         operation="perp_trade", venue=perp.venue.name, size=delta, price=mark, cost=cost * fx,
                         **sized)
 
@@ -285,4 +349,7 @@ class Executor:
         qty[source] -= amount
         qty[dest] += amount
         self._cost(k, source, fee, fx)
-        self.events.add(k, "transfer", f"transfer {amount:.2f} USDT {label}", amount=amount, cost=fee * fx)
+        name = venue.venue.name  # into the venue's margin account (deposit) or out of it to the wallet (withdraw)
+        side = "withdraw" if source != self.wallet else "deposit"
+        intent = self.intent(k, name, venue.margin.key, side, amount, None, "transfer", "USDT")
+        self.events.add(k, "transfer", f"transfer {amount:.2f} USDT {label}", intent, amount=amount, cost=fee * fx)

@@ -13,18 +13,16 @@ the wallet's change as the session's own trades; gas is explained by the receipt
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..connectors.exchanges import OrderRefused, OrderUnknown, VenueOrder
 
-OP = re.compile(r"^(aave_supply|aave_withdraw|aave_borrow|aave_repay|stake|redeem)_(\w+)$|^swap_(\w+)_to_(\w+)$")
+SENT_HERE = ("aave_supply", "aave_withdraw", "aave_borrow", "aave_repay", "stake", "redeem", "swap")
 ETH_EMODE = 1  # Aave v3's ETH-correlated eMode category (Ethereum market; the local deploy's)
 VARIABLE = 2  # interestRateMode: variable (Aave v3 IPool)
 GAS_MARGIN = 1.25  # gas limit over eth_estimateGas
 # keccak256("Repay(address,address,address,uint256,bool)"): Aave v3 IPool's Repay event (reserve, user, repayer)
 REPAY_TOPIC = bytes.fromhex("a534c8dbe71f871f9f3530e97a74601fea17b426cae02e1c5aee42c96c784051")
-BUNDLED = "(in one flash-loan bundle)"  # how a plan marks the steps of a flash-loan bundle (paper/orders.py)
 
 
 def _w(name: str, inputs: list[tuple[str, str]], payable: bool = False, outputs=()) -> dict:
@@ -89,12 +87,15 @@ class ChainExecutor:
     """Sends the plan's on-chain orders from `signer` (an eth-account LocalAccount) on `chain` (a ChainClient)."""
 
     def __init__(self, chain, signer, wallet: str, max_gas_gwei: float, lst_contracts: str | None,
-                 receipt_timeout: float = 120.0, flash_receiver: str | None = None):
+                 receipt_timeout: float = 120.0, flash_receiver: str | None = None,
+                 safety_gas_gwei: float | None = None):
         self.chain, self.signer, self.wallet = chain, signer, wallet
         self.flash_receiver = flash_receiver
         self.bundle: list = []  # the steps of the flash-loan bundle being sent (set by the Dispatcher)
         self.w3 = chain.w3
         self.cap = int(max_gas_gwei * 10**9)
+        # a safety order (de-lever, exit) may pay more for its gas: live.safety_max_gas_gwei, 3 x the cap by default
+        self.safety_cap = int((safety_gas_gwei if safety_gas_gwei is not None else 3.0 * max_gas_gwei) * 10**9)
         self.lst_contracts, self.receipt_timeout = lst_contracts, receipt_timeout
         self.nonces = NonceManager(self.w3, signer.address)
         self.chain_id: int | None = None
@@ -106,44 +107,57 @@ class ChainExecutor:
     def handles(self, order) -> bool:
         if order.venue not in ("aave_v3", "ethereum"):
             return False
-        if order.instrument.startswith("flash_loan_") or BUNDLED in order.reason:
+        if order.is_bundle_head or order.in_bundle:
             return self.flash_receiver is not None and self.lst_contracts == "stand-in"
-        parsed = self._parse(order.instrument)
+        parsed = self._parse(order)
         return parsed is not None and (not parsed[2] or self.lst_contracts == "stand-in")
 
-    def _parse(self, op: str) -> tuple[str, str, bool] | None:
-        """(action, reserve, an LST mint or redeem) of an operation name, or None when it is not sent here."""
-        m = OP.match(op)
-        if m is None:
+    def _parse(self, order) -> tuple[str, str, bool] | None:
+        """(action, reserve, an LST mint or redeem) of an order, from its typed action and assets; None when it is
+        not sent here (a queued redeem, a claim, a sale: the operator's)."""
+        action = order.action
+        if action not in SENT_HERE:
             return None
-        if m.group(1):
-            action, symbol = m.group(1), m.group(2)
-        elif m.group(3) == "ETH":
-            action, symbol = "stake", m.group(4)  # a swap into the LST: the stand-in's deposit at its rate
+        if action == "swap":  # the stand-in mints and redeems at its rate: a swap into the LST mints, out redeems
+            action, symbol = ("stake", order.to_asset) if order.asset == "ETH" else ("redeem", order.asset)
+        elif action == "stake":
+            symbol = order.to_asset
         else:
-            action, symbol = "redeem", m.group(3)
-        reserve = symbol.lower()
+            symbol = order.asset
+        reserve = (symbol or "").lower()
         if reserve not in self.chain.market.assets:
             return None
         return action, reserve, action in ("stake", "redeem")
 
+    def _cap(self, order) -> int:
+        return self.safety_cap if order.safety else self.cap
+
     def request(self, order) -> dict:
+        cap = self._cap(order)
         base = self.w3.eth.get_block("latest")["baseFeePerGas"]
-        if base > self.cap:
-            raise LimitExceeded(f"base fee {base / 1e9:.2f} gwei > live.max_gas_gwei {self.cap / 1e9:g}")
-        if order.instrument.startswith("flash_loan_"):
-            return self._flash_request(order)
-        action, reserve, _ = self._parse(order.instrument)
+        if base > cap:
+            which = "live.safety_max_gas_gwei" if order.safety else "live.max_gas_gwei"
+            raise LimitExceeded(f"base fee {base / 1e9:.2f} gwei > {which} {cap / 1e9:g}")
+        if order.is_bundle_head:
+            return self._flash_request(order) | {"usd": self._usd("weth", order.size), "max_fee_gwei": cap / 1e9}
+        action, reserve, _ = self._parse(order)
         decimals = self.chain.market.assets[reserve][1]
+        # a stake's size is ETH; everything else counts the reserve's own token
+        usd = self._usd("weth" if action == "stake" else reserve, order.size)
         return {"action": action, "reserve": reserve, "amount": int(order.size * 10**decimals),
-                "from": self.signer.address, "max_fee_gwei": self.cap / 1e9}
+                "from": self.signer.address, "max_fee_gwei": cap / 1e9, "usd": usd}
+
+    def _usd(self, reserve: str, units: float) -> float:
+        """`units` of a reserve's token at Aave's oracle now (the latest block): the limits are checked at it."""
+        asset = self.chain.market.assets[reserve][0]
+        return abs(units) * self.chain.oracle.functions.getAssetPrice(asset).call() / 1e8
 
     def _flash_request(self, order) -> dict:
         """A flash-loan bundle as one call of the receiver: its steps (self.bundle) give the sizes."""
         steps: dict[str, float] = {}
         lst = None
         for step in self.bundle:
-            action, reserve, _ = self._parse(step.instrument) or (None, None, None)
+            action, reserve, _ = self._parse(step) or (None, None, None)
             if action is None or (action in ("stake", "redeem", "aave_supply", "aave_withdraw") and reserve == "weth"):
                 raise OrderRefused(f"bundle step {step.instrument} cannot go through the flash receiver", "unsupported")
             if action in ("stake", "redeem", "aave_supply", "aave_withdraw"):
@@ -155,7 +169,7 @@ class ChainExecutor:
             raise OrderRefused(f"{order.instrument}: its steps {sorted(steps)} are not {sorted(need)}", "unsupported")
         return {"action": "lever" if up else "delever", "reserve": lst, "amount": int(order.size * 10**18),
                 "size": int((steps["stake"] if up else steps["aave_withdraw"]) * 10**18),
-                "from": self.signer.address, "max_fee_gwei": self.cap / 1e9}
+                "from": self.signer.address}
 
     def _calls(self, request: dict) -> list[Call]:
         """The transactions of one order, built on the chain's state now."""
@@ -262,7 +276,7 @@ class ChainExecutor:
     def send(self, order, request: dict) -> VenueOrder:
         calls = self._calls(request)
         self.nonces.refresh()
-        fees = self._fees()
+        fees = self._fees(self._cap(order))
         moves: list = []  # [block, {holding key: units}] per mined call: an Aave balance grows from its block
         receipts: list = []  # stored with the answer (the hashes were journaled before each went)
         for i, call in enumerate(calls):
@@ -291,15 +305,16 @@ class ChainExecutor:
         return VenueOrder(order.client_id, order.client_id, "closed", order.size, order.size, None, None, moves,
                           receipts)
 
-    def _fees(self) -> tuple[int, int, int]:
+    def _fees(self, cap: int) -> tuple[int, int, int]:
         """(max priority fee, max fee, base fee) per gas for an order's transactions: EIP-1559, the max fee twice
-        the base fee plus the tip (room for two full blocks), never above live.max_gas_gwei."""
-        prio = min(self.w3.eth.max_priority_fee, self.cap)
+        the base fee plus the tip (room for two full blocks), never above `cap` (live.max_gas_gwei, or for a safety
+        order live.safety_max_gas_gwei)."""
+        prio = min(self.w3.eth.max_priority_fee, cap)
         base = self.w3.eth.get_block("latest")["baseFeePerGas"]
-        if base > self.cap:
-            raise OrderRefused(f"base fee {base / 1e9:.2f} gwei rose above live.max_gas_gwei {self.cap / 1e9:g} "
+        if base > cap:
+            raise OrderRefused(f"base fee {base / 1e9:.2f} gwei rose above the order's gas cap {cap / 1e9:g} gwei "
                                "before the order went", "gas")
-        return prio, min(2 * base + prio, self.cap), base
+        return prio, min(2 * base + prio, cap), base
 
     def _receipt_moves(self, call: Call, receipt) -> dict[str, float]:
         """An exit's moves as the chain did them: the debt its Repay event repaid (Aave v3 IPool.Repay), the wallet's

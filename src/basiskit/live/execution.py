@@ -2,37 +2,52 @@
 
 Each intent gets a client id derived from the session, the tick and its place in the plan, so the same intent is
 the same id after a crash. It is admitted against the session's limits (`live:` in the config), waits for an
-operator's approval (`--execute confirm`) or not (`auto`), and is sent by its venue's executor. Every step is
-stored before the next one: `sending` is committed before the request leaves, so a session that dies there finds
-the order on restart and looks it up by its client id; an order is never sent blind a second time. A kill (the
-CLI, the API or the kill file) cancels what is open at the venues and sends nothing more until `live resume`.
+operator's approval (`--execute confirm`) or not (`auto`), and is sent by its venue's executor, chosen by the
+intent's typed `action` (execution/intents.py), never by the text of a message. Every step is stored before the
+next one: `sending` is committed before the request leaves, so a session that dies there finds the order on
+restart and looks it up by its client id; an order is never sent blind a second time. A kill (the CLI, the API or
+the kill file) cancels what is open at the venues and sends nothing more until `live resume`.
+
+Safety orders (their trigger is health_factor, margin_ratio, risk_override or the exit) are never blocked by
+live.max_order_usd or live.max_day_usd: they are counted and alerted, capped only by live.safety_max_order_usd;
+with confirm they go without approval unless live.safety_needs_approval. A flash-loan bundle is judged and counted
+once, at its net exposure change (what it adds to or takes from collateral less debt); its steps go with it.
+
+Nothing stale goes: an approved order not sent within live.approved_ttl_minutes expires; a plan whose reading is
+older than live.fresh_reading_seconds when its first order would go is planned again on a fresh reading first
+(`stale_plan`: the session reads and plans at once, and the new plan keeps the approval only when its orders are
+the same); each order is priced again when it is sent (the mark, the oracle at the latest block) and the limits
+are evaluated at that price. On-chain orders are one sequence: one that cannot go (the operator's, or blocked)
+blocks those after it, and the plan says so.
 
 Statuses: intent (execute off), manual (no executor for it: the operator's), awaiting, approved, rejected, expired,
-blocked (a limit), halted (killed before it went), sending, open, filled, partial, unfilled, refused (the venue
-said no, or the transaction reverted), lost (no answer, and the venue has no such order), cancelled, skipped (an
-earlier on-chain step of its plan did not complete), bundled (a flash-loan bundle's step, sent with the bundle's
-order, whose status it then takes).
+blocked (a limit, or an earlier on-chain order it depends on cannot go), halted (killed before it went), sending,
+open, filled, partial, unfilled, refused (the venue said no, or the transaction reverted), lost (no answer, and
+the venue has no such order), cancelled, skipped (an earlier on-chain step of its plan did not complete), bundled
+(a flash-loan bundle's step, sent with the bundle's order, whose status it then takes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..config.models import LiveConfig
 from ..connectors.exchanges import ExchangeAccount, OrderRefused, OrderUnknown, VenueOrder
 from ..errors import ConfigError
+from ..execution.intents import ON_CHAIN, OrderIntent
 from ..paper.alerts import Alert
-from ..paper.orders import OrderIntent
 from .book import Observation
-from .chain_executor import BUNDLED, LimitExceeded
+from .chain_executor import LimitExceeded
 
 EXECUTE = ("off", "confirm", "auto")
-CHAIN = ("aave_v3", "ethereum")  # venues whose orders are steps of one plan, each building on the last
 SENT = ("sending", "open", "filled", "partial", "unfilled", "lost")  # count against the day's notional
+LEFT = SENT + ("refused", "cancelled", "skipped")  # an order of the plan went (or was tried): its sending began
 # What confirm needs to price an order; auto needs every limit.
 CONFIRM_NEEDS = ("max_slippage_bps", "max_gas_gwei")
+# what an order of each action moves, for a bundle's net exposure change: collateral (+) and debt (-)
+EXPOSURE = {"aave_supply": 1.0, "aave_withdraw": -1.0, "aave_borrow": -1.0, "aave_repay": 1.0}
 
 
 def client_id(session: str, tick: int, seq: int) -> str:
@@ -51,7 +66,7 @@ def check_execute(execute: str, limits: LiveConfig) -> None:
 
 
 def _asset_usd(symbol: str, obs: Observation) -> float | None:
-    """USD per unit of an operation's asset at the reading (Aave's oracle; an exchange's USDT at 1)."""
+    """USD per unit of an asset at the reading (Aave's oracle; an exchange's USDT at 1)."""
     s = symbol.lower()
     if s in ("eth", "weth"):
         return obs.eth_usd
@@ -62,12 +77,20 @@ def _asset_usd(symbol: str, obs: Observation) -> float | None:
 
 
 def notional_usd(intent: OrderIntent, obs: Observation) -> float | None:
-    """An intent's size in USD: a perp's size x price; an on-chain amount x its asset's oracle price."""
+    """An intent's size in USD: a perp's or spot order's size x price; an on-chain amount x its asset's oracle
+    price."""
     if intent.price is not None:
         return abs(intent.size * intent.price)
-    asset = "WETH" if intent.instrument.startswith("flash_loan_") else intent.instrument.rsplit("_", 1)[-1]
-    price = _asset_usd(asset, obs)
+    price = _asset_usd(intent.asset, obs)
     return None if price is None else abs(intent.size) * price
+
+
+def bundle_net_usd(steps: list, head_usd: float | None) -> float | None:
+    """A flash-loan bundle's net exposure change (USD): collateral supplied less withdrawn, less debt borrowed net of
+    repaid, over its steps (None when a step has no price)."""
+    if any(s.notional_usd is None for s in steps):
+        return head_usd
+    return abs(sum(EXPOSURE.get(s.action, 0.0) * s.notional_usd for s in steps))
 
 
 @dataclass
@@ -86,6 +109,36 @@ class Order:
     status: str
     notional_usd: float | None
     created: float | None = None  # epoch seconds it was planned (approval_minutes count from there)
+    action: str = ""
+    asset: str = ""
+    to_asset: str | None = None
+    bundle: str | None = None
+    trigger: str = "strategy"
+    safety: bool = False
+    counted_usd: float | None = None  # what it counts against the day's limit (a bundle: its net, steps: 0)
+    read_at: float | None = None  # when the reading it was planned on was taken (epoch seconds)
+    approved_at: float | None = None  # when it was approved (approved_ttl_minutes count from there)
+    note: str | None = None  # why it is blocked or the operator's
+
+    @classmethod
+    def of(cls, cid: str, k: int, seq: int, i: OrderIntent, usd: float | None, created: float,
+           read_at: float | None) -> Order:
+        return cls(cid, k, seq, i.venue, i.instrument, i.side, i.size, i.price, i.reason, "intent", usd, created,
+                   i.action, i.asset, i.to_asset, i.bundle, i.trigger, bool(i.safety), usd, read_at)
+
+    @property
+    def is_bundle_head(self) -> bool:
+        return self.action == "flash_loan"
+
+    @property
+    def in_bundle(self) -> bool:
+        return self.bundle is not None and self.action != "flash_loan"
+
+    def shown(self) -> str:
+        return f"{self.venue} {self.instrument} {self.side} {self.size:.6g}"
+
+
+ORDER_FIELDS = tuple(f.name for f in fields(Order))
 
 
 class PerpExecutor:
@@ -96,26 +149,21 @@ class PerpExecutor:
 
     @staticmethod
     def handles(order: Order) -> bool:
-        return ":Perp:" in order.instrument
-
-    @staticmethod
-    def asset(order: Order) -> str:
-        return order.instrument.split(":")[2].removesuffix("USDT")
+        return order.action == "perp"
 
     def request(self, order: Order) -> dict:
-        asset = self.asset(order)
-        mark = self.account.mark(asset)
+        mark = self.account.mark(order.asset)
         # the worst price the order may fill at: the mark moved by the slippage limit against us
         limit = mark * (1 + self.slippage) if order.side == "buy" else mark * (1 - self.slippage)
-        return {"asset": asset, "side": order.side, "size": order.size, "limit": limit, "mark": mark,
-                "type": "limit", "time_in_force": "IOC", "client_id": order.client_id}
+        return {"asset": order.asset, "side": order.side, "size": order.size, "limit": limit, "mark": mark,
+                "type": "limit", "time_in_force": "IOC", "client_id": order.client_id, "usd": abs(order.size) * mark}
 
     def send(self, order: Order, request: dict) -> VenueOrder:
         return self.account.place(request["asset"], request["side"], request["size"], request["limit"],
                                   order.client_id)
 
     def lookup(self, order: Order) -> VenueOrder | None:
-        return self.account.order(self.asset(order), order.client_id)
+        return self.account.order(order.asset, order.client_id)
 
     def scrub(self, text: str) -> str:
         return self.account.scrub(text)
@@ -149,6 +197,14 @@ def outcome(o: VenueOrder) -> str:
     return "refused" if o.status == "rejected" else "unfilled"
 
 
+def _same(a: Order, b: Order, tolerance: float) -> bool:
+    """The same order planned again: what it does, where, on what, and its size within `tolerance`."""
+    if (a.venue, a.action, a.asset, a.to_asset, a.side, a.in_bundle) != (b.venue, b.action, b.asset, b.to_asset,
+                                                                        b.side, b.in_bundle):
+        return False
+    return abs(a.size - b.size) <= tolerance * max(abs(a.size), abs(b.size))
+
+
 class Dispatcher:
     """Admits, sends, recovers, expires and kills a session's orders, through the store (live_orders and its log)."""
 
@@ -158,6 +214,7 @@ class Dispatcher:
         self.store, self.session, self.execute, self.limits = store, session, execute, limits
         self.executors, self.kill_file, self.clock = executors, kill_file, clock
         self.last_status: str | None = None
+        self.stale_plan = False  # the latest plan's approved orders wait for a fresh reading (the session plans)
         for ex in executors.values():  # executors of several steps journal each before it leaves
             if hasattr(ex, "journal"):
                 ex.journal = lambda cid, step, details: store.order_step(session, cid, "sending", step, details)
@@ -165,51 +222,135 @@ class Dispatcher:
 
     # --- a tick's intents ---------------------------------------------------------------------------------------
     def admit(self, k: int, t: int, intents: list[OrderIntent], obs: Observation) -> tuple[list[Order], list[Alert]]:
-        """Each intent as an Order with its first status; alerts for what a limit blocked."""
-        orders, alerts = [], []
+        """Each intent as an Order with its first status; alerts for what a limit blocked, what a safety action sent
+        past a limit, an on-chain sequence waiting for the operator, and the plan awaiting approval."""
+        now = self.clock()
+        read_at = obs.read_at if obs.read_at is not None else now
+        orders = [Order.of(client_id(self.session, k, seq), k, seq, i, notional_usd(i, obs), now, read_at)
+                  for seq, i in enumerate(intents)]
+        for head in (o for o in orders if o.is_bundle_head):
+            head.counted_usd = bundle_net_usd([s for s in orders if s.in_bundle and s.bundle == head.bundle],
+                                              head.notional_usd)
+        for step in (o for o in orders if o.in_bundle):
+            step.counted_usd = 0.0
+        if self.execute == "off":
+            return orders, []
+        alerts: list[Alert] = []
         day = self.store.day_notional(self.session, t, SENT)
         halted = self.halted()
-        for seq, i in enumerate(intents):
-            usd = notional_usd(i, obs)
-            o = Order(client_id(self.session, k, seq), k, seq, i.venue, i.instrument, i.side, i.size, i.price,
-                      i.reason, "intent", usd, self.clock())
-            if self.execute != "off":
-                problem = self._limit_problem(o, day)
-                if self._executor(o) is None:
-                    o.status = "manual"
-                elif halted:
-                    o.status = "halted"
-                elif problem:
-                    o.status = "blocked"
-                    alerts.append(Alert(k, t, "limit", f"{o.venue} {o.instrument} {o.side} {o.size:.6g} not sent: "
-                                        f"{problem}", {"client_id": o.client_id, "problem": problem}))
+        stop: Order | None = None  # the first on-chain order that cannot go: the later ones wait for it
+        waiting: list[Order] = []
+        for o in orders:
+            if o.in_bundle:
+                continue
+            if o.venue in ON_CHAIN and stop is not None:
+                o.status, o.note = "blocked", f"waits for {stop.client_id} ({stop.instrument}, {stop.status})"
+                waiting.append(o)
+                continue
+            if self._executor(o) is None:
+                o.status, o.note = "manual", "no executor for it here: the operator places it"
+            elif halted:
+                o.status = "halted"
+            else:
+                problem, over = self._limit_problem(o, day, o.counted_usd)
+                if problem:
+                    o.status, o.note = "blocked", problem
+                    alerts.append(Alert(k, t, "limit", f"{o.shown()} not sent: {problem}",
+                                        {"client_id": o.client_id, "problem": problem, "safety": o.safety}))
                 else:
-                    o.status = "awaiting" if self.execute == "confirm" else "approved"
-                    day += usd or 0.0
-            orders.append(o)
+                    go = self.execute == "auto" or (o.safety and not self.limits.safety_needs_approval)
+                    o.status = "approved" if go else "awaiting"
+                    o.approved_at = now if go else None
+                    day += o.counted_usd or 0.0
+                    if o.safety:
+                        alerts.append(Alert(k, t, "safety_order", f"{o.shown()} ({o.reason}): a safety action, "
+                                            f"{'sent' if go else 'awaiting approval'}"
+                                            + (f" past {'; '.join(over)}" if over else ""),
+                                            {"client_id": o.client_id, "trigger": o.trigger, "over": over,
+                                             "notional_usd": o.notional_usd}))
+            if o.venue in ON_CHAIN and o.status in ("manual", "blocked") and stop is None:
+                stop = o
+        for step in (o for o in orders if o.in_bundle):
+            head = next((h for h in orders if h.is_bundle_head and h.bundle == step.bundle), None)
+            status = head.status if head is not None else "blocked"
+            step.status = "bundled" if status in ("awaiting", "approved") else status
+            step.approved_at = head.approved_at if head is not None else None
+        if waiting:
+            why = "the operator places it" if stop.status == "manual" else stop.note
+            alerts.append(Alert(k, t, "manual_step" if stop.status == "manual" else "blocked_step",
+                                f"plan {k}: {stop.shown()} cannot be sent ({why}); the {len(waiting)} on-chain "
+                                f"order(s) after it wait for it and are not sent",
+                                {"plan": k, "client_id": stop.client_id, "waiting": [o.client_id for o in waiting]}))
+        if awaiting := [o for o in orders if o.status == "awaiting"]:
+            alerts.append(Alert(k, t, "approval_needed", f"plan {k}: {len(awaiting)} order(s) await approval within "
+                                f"{self.limits.approval_minutes:g} min (`basiskit live approve {self.session} --plan "
+                                f"{k}`): " + "; ".join(o.shown() for o in awaiting[:10]),
+                                {"plan": k, "orders": [{"client_id": o.client_id, "venue": o.venue,
+                                                        "instrument": o.instrument, "side": o.side, "size": o.size,
+                                                        "notional_usd": o.notional_usd} for o in awaiting]}))
         return orders, alerts
+
+    def supersede(self, k: int, orders: list[Order]) -> list[Alert]:
+        """A new plan (tick k) replaces the earlier ones: what of theirs still waits (approved or awaiting) expires;
+        with confirm, the new plan keeps the approval of the plan it replaces when its orders are that plan's, one
+        for one (sizes within live.replan_tolerance), and only then."""
+        old = [o for o in self.store.orders_in(self.session, ("approved", "awaiting", "bundled")) if o.tick < k]
+        alerts: list[Alert] = []
+        if not old:
+            return alerts
+        newest = max(o.tick for o in old)
+        previous = [o for o in old if o.tick == newest]
+        fresh = [o for o in orders if o.status in ("awaiting", "bundled", "approved")]
+        carried = (self.execute == "confirm" and previous and all(o.status != "awaiting" for o in previous)
+                   and len(previous) == len(fresh)
+                   and all(_same(a, b, self.limits.replan_tolerance) for a, b in zip(previous, fresh, strict=True))
+                   and any(o.status == "awaiting" for o in fresh))
+        if carried:
+            for a, b in zip(previous, fresh, strict=True):
+                if b.status == "awaiting":
+                    b.status, b.approved_at = "approved", a.approved_at
+                elif b.status == "bundled":
+                    b.approved_at = a.approved_at
+        for o in old:
+            self.store.order_step(self.session, o.client_id, "expired", "superseded",
+                                  {"by_plan": k, "approval_carried": bool(carried)})
+        if carried:
+            alerts.append(Alert(k, int(self.clock()), "approval_carried", f"plan {k} re-planned plan {newest} on a "
+                                "fresh reading: the same orders, so its approval stands",
+                                {"plan": k, "from_plan": newest}))
+        elif any(o.status == "approved" for o in previous):
+            alerts.append(Alert(k, int(self.clock()), "superseded", f"plan {newest}'s approved orders were not sent: "
+                                f"plan {k}, on a fresh reading, replaces them", {"plan": k, "from_plan": newest}))
+        return alerts
 
     def _executor(self, o: Order):
         ex = self.executors.get(o.venue)
         return ex if ex is not None and ex.handles(o) else None
 
-    def _limit_problem(self, o: Order, day: float) -> str | None:
+    def _limit_problem(self, o: Order, day: float, usd: float | None) -> tuple[str | None, list[str]]:
+        """What stops the order (None: it may go), and for a safety order the limits it goes past."""
         lim = self.limits
         if lim.venues is not None and o.venue not in lim.venues:
-            return f"venue {o.venue} is not in live.venues ({', '.join(lim.venues)})"
-        if o.notional_usd is None:
-            return "its notional cannot be valued (no price for its asset in the reading)"
-        if lim.max_order_usd is not None and o.notional_usd > lim.max_order_usd:
-            return f"notional {o.notional_usd:,.2f} USD > live.max_order_usd {lim.max_order_usd:,.2f}"
-        if lim.max_day_usd is not None and day + o.notional_usd > lim.max_day_usd:
-            return (f"the day's notional would be {day + o.notional_usd:,.2f} USD > live.max_day_usd "
-                    f"{lim.max_day_usd:,.2f}")
-        return None
+            return f"venue {o.venue} is not in live.venues ({', '.join(lim.venues)})", []
+        if usd is None:
+            if o.safety:
+                return None, ["no price for its asset in the reading"]
+            return "its notional cannot be valued (no price for its asset in the reading)", []
+        over = []
+        if lim.max_order_usd is not None and usd > lim.max_order_usd:
+            over.append(f"notional {usd:,.2f} USD > live.max_order_usd {lim.max_order_usd:,.2f}")
+        if lim.max_day_usd is not None and day + usd > lim.max_day_usd:
+            over.append(f"the day's notional would be {day + usd:,.2f} USD > live.max_day_usd {lim.max_day_usd:,.2f}")
+        if o.safety:
+            if lim.safety_max_order_usd is not None and usd > lim.safety_max_order_usd:
+                return f"notional {usd:,.2f} USD > live.safety_max_order_usd {lim.safety_max_order_usd:,.2f}", []
+            return None, over
+        return (over[0] if over else None), []
 
     # --- sending ------------------------------------------------------------------------------------------------
-    def poll(self) -> list[Alert]:
+    def poll(self, send: bool = True) -> list[Alert]:
         """A kill first (what is open cancelled), then lost answers looked up (nothing else goes while one is
-        unknown), expiries, and the approved orders sent."""
+        unknown), expiries, and (`send`) the approved orders sent."""
         alerts = []
         if self.halted() and (why := self.store.kill_pending(self.session)) is not None:
             alerts += self.kill(why)
@@ -219,62 +360,90 @@ class Dispatcher:
         alerts += self.recover()
         if self.store.orders_in(self.session, ("sending",)):
             return alerts
-        return alerts + self.expire() + self.send()
+        alerts += self.expire()
+        return alerts + (self.send() if send else [])
 
     def send(self) -> list[Alert]:
-        """Send the approved orders of the latest plan, oldest first; stops at a kill (the next poll carries it out).
-        Approved orders of an earlier plan (a restart, a slow approval) are stale: dropped, the latest plan decides."""
+        """Send the approved orders of the latest plan, oldest first, if its reading is fresh (or its sending has
+        begun); stops at a kill (the next poll carries it out)."""
         alerts, broken, latest = [], set(), self.store.last_planned_tick(self.session)
-        t = int(self.clock())
+        now = self.clock()
+        t = int(now)
+        approved = self.store.orders_in(self.session, ("approved",))
+        for o in [o for o in approved if o.tick != latest]:  # a newer plan decides (supersede() missed none)
+            self.store.order_step(self.session, o.client_id, "expired", "stale",
+                                  {"why": f"planned at tick {o.tick}; the latest plan is tick {latest}"})
+        current = [o for o in approved if o.tick == latest]
+        if not current:
+            return alerts
+        plan = self.store.orders_in(self.session, None, tick=latest)
+        begun = any(o.status in LEFT for o in plan)
+        ttl = self.limits.approved_ttl_minutes * 60
+        late = [o for o in current if o.approved_at is not None and now - o.approved_at > ttl]
+        for o in late + [b for b in plan if b.status == "bundled" and b.approved_at is not None
+                         and now - b.approved_at > ttl]:
+            self.store.order_step(self.session, o.client_id, "expired", "ttl",
+                                  {"approved_ttl_minutes": self.limits.approved_ttl_minutes})
+        if late:
+            alerts.append(Alert(latest, t, "expired", f"plan {latest}: {len(late)} approved order(s) not sent within "
+                                f"live.approved_ttl_minutes {self.limits.approved_ttl_minutes:g}: dropped; the next "
+                                "plan decides again", {"plan": latest, "orders": [o.client_id for o in late]}))
+            current = [o for o in current if o not in late]
+            if not current:
+                return alerts
+        read_at = min((o.read_at for o in current if o.read_at is not None), default=None)
+        if not begun and read_at is not None and now - read_at > self.limits.fresh_reading_seconds:
+            self.stale_plan = True  # the session reads and plans again before any of it goes
+            return alerts
         day = self.store.day_notional(self.session, t, SENT)
-        for o in self.store.orders_in(self.session, ("approved",)):
+        for o in current:
             with self.store.held():  # the order's steps on one connection
                 if self.halted():
                     break
-                if o.tick != latest:
-                    self.store.order_step(self.session, o.client_id, "expired", "stale",
-                                          {"why": f"planned at tick {o.tick}; the latest plan is tick {latest}"})
-                    continue
-                problem = self._limit_problem(o, day)
-                if problem:  # approved a while ago: the day's other orders may have used the room since
-                    self.store.order_step(self.session, o.client_id, "blocked", "limit", {"problem": problem})
-                    alerts.append(Alert(o.tick, t, "limit", f"{o.client_id} not sent: {problem}", {"problem": problem}))
-                    continue
-                if o.venue in CHAIN and o.tick in broken:
+                if o.venue in ON_CHAIN and o.tick in broken:
                     self.store.order_step(self.session, o.client_id, "skipped", "skipped",
                                           {"why": "an earlier on-chain order of its plan did not complete"})
                     continue
-                if BUNDLED in o.reason:  # a step of a flash-loan bundle: it goes with the bundle's own order
-                    self.store.order_step(self.session, o.client_id, "bundled", "bundled", {})
-                    continue
                 ex = self._executor(o)
                 bundle = []
-                if o.instrument.startswith("flash_loan_"):
-                    bundle = [b for b in self.store.orders_in(self.session, ("bundled",))
-                              if b.tick == o.tick and b.seq < o.seq]
+                if o.is_bundle_head:
+                    bundle = [b for b in self.store.orders_in(self.session, ("bundled",), tick=o.tick)
+                              if b.bundle == o.bundle]
                     ex.bundle = bundle
-                day += o.notional_usd or 0.0
-                alerts += self._send_one(ex, o, t)
+                alerts += self._send_one(ex, o, t, day)
+                day += o.counted_usd or 0.0
                 for b in bundle:  # the steps went (or not) with it
                     self.store.order_step(self.session, b.client_id, self.last_status, "bundle",
                                           {"flash_order": o.client_id})
-                if o.venue in CHAIN and self.last_status != "filled":
+                if o.venue in ON_CHAIN and self.last_status != "filled":
                     broken.add(o.tick)  # the plan's next steps build on this one: none goes, the next plan decides
         return alerts
 
-    def _send_one(self, ex, o: Order, t: int) -> list[Alert]:
-        """Price, journal, send and record one order; `self.last_status` is where it ended."""
+    def _send_one(self, ex, o: Order, t: int, day: float) -> list[Alert]:
+        """Price, re-check the limits at that price, journal, send and record one order; `self.last_status` is where
+        it ended."""
         self.last_status = "blocked"
         try:
             request = ex.request(o)
         except LimitExceeded as exc:
             self.store.order_step(self.session, o.client_id, "blocked", "limit", {"problem": str(exc)})
-            return [Alert(o.tick, t, "limit", f"{o.client_id} not sent: {exc}", {"problem": str(exc)})]
+            return [Alert(o.tick, t, "limit", f"{o.client_id} not sent: {exc}", {"problem": str(exc),
+                                                                                 "safety": o.safety})]
         except Exception as exc:  # noqa: BLE001 (the venue could not price it: nothing was sent)
             text = _said(ex, exc)
             self.store.order_step(self.session, o.client_id, "approved", "not_priced", {"error": text})
             return [Alert(o.tick, t, "order_error", f"{o.client_id}: not sent, pricing failed: {text}",
                           {"client_id": o.client_id})]
+        usd = request.get("usd")
+        if usd is not None and o.notional_usd and o.counted_usd is not None:
+            usd = o.counted_usd * usd / o.notional_usd  # a bundle: its net change, at the price now
+        problem, over = self._limit_problem(o, day, usd if usd is not None else o.counted_usd)
+        self.store.order_step(self.session, o.client_id, "approved", "recheck",
+                              {"usd_planned": o.counted_usd, "usd_now": usd, "problem": problem, "over": over})
+        if problem:  # at the price it would go at now (the day's other orders may have used the room since)
+            self.store.order_step(self.session, o.client_id, "blocked", "limit", {"problem": problem})
+            return [Alert(o.tick, t, "limit", f"{o.client_id} not sent: {problem} (at the price now)",
+                          {"problem": problem, "client_id": o.client_id})]
         self.store.order_step(self.session, o.client_id, "sending", "request", request)  # committed first
         self.last_status = "sending"
         try:
@@ -285,7 +454,8 @@ class Dispatcher:
             self.store.order_step(self.session, o.client_id, "refused", "refused",
                                   {"error": text, "kind": exc.kind}, moves=exc.moves or None)
             return [Alert(o.tick, t, "order_refused", f"{o.venue} refused {o.client_id} ({o.side} {o.size:.6g} "
-                          f"{o.instrument}): {text}", {"client_id": o.client_id, "kind": exc.kind})]
+                          f"{o.instrument}): {text}", {"client_id": o.client_id, "kind": exc.kind,
+                                                       "safety": o.safety})]
         except Exception as exc:  # noqa: BLE001 (no answer, or a transport error: the order may have gone)
             self.store.order_step(self.session, o.client_id, "sending", "no_answer", {"error": _said(ex, exc)})
             return self._look_up(ex, o, t)
@@ -294,8 +464,8 @@ class Dispatcher:
     def _answered(self, o: Order, got: VenueOrder, step: str, t: int) -> list[Alert]:
         status = self.last_status = outcome(got)
         moves = got.moves
-        if moves is None and got.filled and ":Perp:" in o.instrument:  # the perp's size moved by the fill
-            moves = [[None, {f"{o.venue}/{o.venue}/perp/{PerpExecutor.asset(o)}": got.filled if o.side == "buy"
+        if moves is None and got.filled and o.action == "perp":  # the perp's size moved by the fill
+            moves = [[None, {f"{o.venue}/{o.venue}/perp/{o.asset}": got.filled if o.side == "buy"
                              else -got.filled}]]
         self.store.order_step(self.session, o.client_id, status, step, got.__dict__,
                               fill=(got.filled, got.average, got.fee), moves=moves)
@@ -329,15 +499,23 @@ class Dispatcher:
 
     # --- approval, expiry, kill ---------------------------------------------------------------------------------
     def expire(self) -> list[Alert]:
+        """Batches not approved within live.approval_minutes are dropped: one alert per plan."""
         now = self.clock()
-        alerts = []
+        late: dict[int, list[Order]] = {}
         for o, at in self.store.awaiting_since(self.session):
             if now - at > self.limits.approval_minutes * 60:
+                late.setdefault(o.tick, []).append(o)
+        alerts = []
+        for tick, orders in late.items():
+            for o in orders:
                 self.store.order_step(self.session, o.client_id, "expired", "expired",
                                       {"approval_minutes": self.limits.approval_minutes})
-                alerts.append(Alert(o.tick, int(now), "expired", f"{o.client_id} ({o.side} {o.size:.6g} "
-                                    f"{o.instrument}) was not approved within {self.limits.approval_minutes:g} min: "
-                                    "dropped; the next plan decides again", {"client_id": o.client_id}))
+                for b in self.store.orders_in(self.session, ("bundled",), tick=tick):
+                    if o.is_bundle_head and b.bundle == o.bundle:
+                        self.store.order_step(self.session, b.client_id, "expired", "expired", {})
+            alerts.append(Alert(tick, int(now), "expired", f"plan {tick}: {len(orders)} order(s) not approved within "
+                                f"{self.limits.approval_minutes:g} min: dropped; the next plan decides again",
+                                {"plan": tick, "orders": [o.client_id for o in orders]}))
         return alerts
 
     def halted(self) -> bool:
@@ -351,11 +529,11 @@ class Dispatcher:
         cancelled = []
         orders = self.store.orders_in(self.session)
         for venue, ex in self.executors.items():
-            assets = sorted({PerpExecutor.asset(o) for o in orders if o.venue == venue and ":Perp:" in o.instrument})
+            assets = sorted({o.asset for o in orders if o.venue == venue and o.action == "perp"})
             for got in ex.cancel_open(assets):
                 self.store.order_step(self.session, got.client_id, "cancelled", "kill", {"order": got.__dict__})
                 cancelled.append(got.client_id)
-        for o in self.store.orders_in(self.session, ("approved", "awaiting")):
+        for o in self.store.orders_in(self.session, ("approved", "awaiting", "bundled")):
             self.store.order_step(self.session, o.client_id, "halted", "kill", {"why": why})
         tick = self.store.last_planned_tick(self.session) or 0
         return [Alert(tick, t, "halted", f"session halted ({why}); {len(cancelled)} open order(s) cancelled; nothing "

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
-from ..connectors.chain import GAS, reserve_of
+from ..connectors.chain import GAS, FeeHistory, reserve_of
 from ..data.dataset import Dataset
 from ..data.live import LiveMarket
 from ..data.market import Need, reads
@@ -30,8 +30,8 @@ from ..engine.events import EventLog
 from ..engine.loop import run_loop
 from ..engine.run import Backtest, _components
 from ..errors import ConfigError, RunError
+from ..execution.intents import OrderIntent, order_intents
 from ..paper.live_feed import LiveFeed, served, unserved_problems
-from ..paper.orders import OrderIntent, order_intents
 from .book import Observation
 
 SYMBOL = {"weth": "WETH", "usdt": "USDT", "weeth": "weETH", "wsteth": "wstETH"}
@@ -51,11 +51,13 @@ class Plan:
     nav_usd: float  # of the modelled holdings, as the engine values them
     events: list[dict] = field(default_factory=list)  # the simulation's events (rebalance, execution, ...)
     after: dict[str, float] = field(default_factory=dict)  # engine key -> units once the intents are done
+    gas_reserve_eth: float | None = None  # ETH the strategy keeps for gas (a full de-lever at the p99 gas price)
 
     def to_json(self) -> dict:
-        return {"tick": self.tick, "t": self.t, "intents": [i.__dict__ for i in self.intents],
+        return {"tick": self.tick, "t": self.t, "intents": [i.to_json() for i in self.intents],
                 "positions": self.positions, "unmodelled": self.unmodelled, "sources": self.sources,
-                "nav_usd": self.nav_usd, "events": self.events, "after": self.after}
+                "nav_usd": self.nav_usd, "events": self.events, "after": self.after,
+                "gas_reserve_eth": self.gas_reserve_eth}
 
 
 def engine_key(holding: str) -> str | None:
@@ -90,6 +92,7 @@ class Planner:
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, chain, exchange_sessions: dict | None = None):
         self.cfg, self.dataset, self.chain = cfg, dataset, chain
+        self.fees = FeeHistory(chain) if chain is not None else None  # the gas reserve's price
         needs = _components(cfg, dataset)[4]
         self.standins = self._standins(needs)
         self.needs = [n for n in needs if n.series not in self.standins]
@@ -144,7 +147,8 @@ class Planner:
         m = market["m"]
         engine_nav = book.nav(0) * bt.executor.unit_usd[0]
         start = len(events.events)
-        if unwind:
+        if unwind:  # the exit: every order a safety action (live.safety_*), whatever the strategy's own trigger
+            bt.executor.reason_override = "exit"
             bt.strategy.raise_cash(0, book.nav(0))
         else:
             run_loop(BacktestClock(m.grid), book, bt.strategy, bt.strategy.hooks(), bt.executor, [0.0], 0, events)
@@ -157,9 +161,13 @@ class Planner:
         # in units (an Aave balance: scaled x index), what the book holds once the intents are carried out
         after = {s.instrument.key: book.qty[j] * (s.index[0] if s.instrument.kind in ("aToken", "debtToken") else 1.0)
                  for j, s in enumerate(book.specs) if book.qty[j]}
-        intents = order_intents(new, 0, reason="exit" if unwind else "strategy")
+        intents = order_intents(new, 0)
+        reserve = bt.strategy.gas_reserve(0) if hasattr(bt.strategy, "gas_reserve") else None
+        if reserve is not None and bt.gas.enabled:
+            sources["gas reserve"] = (f"{reserve:.6f} ETH: a full de-lever at {bt.gas.reserve_gwei[0]:.4g} gwei, the "
+                                      "99th percentile of eth_feeHistory over 30 days, at least live.gas_reserve_eth")
         return Plan(k, t, intents, positions, unmodelled, sources, engine_nav,
-                    [{"type": e.type, "message": e.message, "details": e.details} for e in new], after)
+                    [{"type": e.type, "message": e.message, "details": e.details} for e in new], after, reserve)
 
     def _market(self, needs: list[Need], t: int, obs: Observation, cfg: RunConfig) -> LiveMarket:
         grid = _grid(t)
@@ -177,6 +185,9 @@ class Planner:
                     tip = self.chain.w3.eth.max_priority_fee / 1e9
                     values = {**values, "gas_price_gwei": max(values["gas_price_gwei"], values["base_fee_gwei"] + tip)}
                 market.take(series, ts, values, t)
+        for need in needs:  # the gas reserve's price: the 30-day 99th percentile of the chain's own fee history
+            if need.how == "quantile" and need.series == GAS:
+                market.fixed[need] = self.fees.quantile(obs.block, need.window * HOUR)
         for series in self.standins:
             reserves = {name: self.chain.reserve(name, obs.block) for name in ("weth", "usdt")}
             price = reserves["weth"]["oracle_price_usd"] / reserves["usdt"]["oracle_price_usd"]

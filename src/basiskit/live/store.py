@@ -26,7 +26,14 @@ from ..paper.store import ts_of
 from ..results.db import RunStore, StoreError, json_safe, now
 
 ORDER_COLUMNS = ("session, seq, tick, timestamp, venue, instrument, side, size, price, reason, client_id, status, "
-                 "notional_usd, filled, average, fee, created_epoch, updated_at")
+                 "notional_usd, filled, average, fee, created_epoch, updated_at, action, asset, to_asset, bundle, "
+                 "trigger, safety, counted_usd, read_epoch, approved_epoch, note")
+N_ORDER_COLUMNS = ORDER_COLUMNS.count(",") + 1
+# live_orders columns -> Order fields (live/execution.py), as orders_in reads them
+ORDER_READ = ("client_id", "tick", "seq", "venue", "instrument", "side", "size", "price", "reason", "status",
+              "notional_usd", "created_epoch", "coalesce(action, '')", "coalesce(asset, '')", "to_asset", "bundle",
+              "coalesce(trigger, 'strategy')", "coalesce(safety, false)", "counted_usd", "read_epoch",
+              "approved_epoch", "note")
 LIVE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS live_sessions (
   name VARCHAR PRIMARY KEY, mode VARCHAR, accounts VARCHAR, config JSON, status VARCHAR, created_at TIMESTAMPTZ,
@@ -41,6 +48,8 @@ CREATE TABLE IF NOT EXISTS live_order_log (
   session VARCHAR, seq INTEGER, client_id VARCHAR, logged_at TIMESTAMPTZ, step VARCHAR, status VARCHAR, details JSON);
 CREATE TABLE IF NOT EXISTS live_alerts (
   session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR, details JSON);
+CREATE TABLE IF NOT EXISTS live_leases (
+  key VARCHAR PRIMARY KEY, session VARCHAR, holder VARCHAR, heartbeat_epoch DOUBLE);
 CREATE TABLE IF NOT EXISTS live_deliveries (
   session VARCHAR, seq INTEGER, delivered_at TIMESTAMPTZ, attempts INTEGER, last_error VARCHAR,
   PRIMARY KEY (session, seq));
@@ -52,11 +61,14 @@ _HALTED_OR = "CASE WHEN coalesce(halted, false) THEN 'halted' ELSE ? END"  # a k
 
 # columns added after a table's first release: added to a database that lacks them
 ADDED_COLUMNS = {
-    "live_ticks": {"plan": "JSON"},
+    "live_ticks": {"plan": "JSON", "read_epoch": "DOUBLE"},
     "live_orders": {"client_id": "VARCHAR", "status": "VARCHAR", "notional_usd": "DOUBLE", "filled": "DOUBLE",
                     "average": "DOUBLE", "fee": "DOUBLE", "created_epoch": "DOUBLE", "updated_at": "TIMESTAMPTZ",
-                    "booked_tick": "INTEGER", "moves": "JSON"},
-    "live_sessions": {"execute": "VARCHAR", "halted": "BOOLEAN", "kill_reason": "VARCHAR", "kill_done": "BOOLEAN"},
+                    "booked_tick": "INTEGER", "moves": "JSON", "action": "VARCHAR", "asset": "VARCHAR",
+                    "to_asset": "VARCHAR", "bundle": "VARCHAR", "trigger": "VARCHAR", "safety": "BOOLEAN",
+                    "counted_usd": "DOUBLE", "read_epoch": "DOUBLE", "approved_epoch": "DOUBLE", "note": "VARCHAR"},
+    "live_sessions": {"execute": "VARCHAR", "halted": "BOOLEAN", "kill_reason": "VARCHAR", "kill_done": "BOOLEAN",
+                      "heartbeat_epoch": "DOUBLE", "heartbeat_s": "DOUBLE", "holder": "VARCHAR", "lease_keys": "JSON"},
 }
 LIVE_SCHEMA += "".join(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind};\n"
                        for table, columns in ADDED_COLUMNS.items() for name, kind in columns.items())
@@ -89,6 +101,64 @@ class LiveStore(RunStore, AlertOutbox):
                         [name, mode, accounts, json.dumps(json_safe(config)), t, t, webhook, execute])
             return True
 
+    # --- leases and heartbeats (live/lease.py) ----------------------------------------------------------------
+    def take_leases(self, session: str, keys: list[str], holder: str, stale_after: float):
+        """Take the leases of `keys` for `session`, all or none: (key, holder, age) of one another session holds
+        with a heartbeat younger than `stale_after` seconds, else None (taken)."""
+        t = time.time()
+        with STOP.guard(), self._conn() as con:
+            con.execute("BEGIN")
+            try:
+                for key in keys:
+                    row = con.execute("SELECT session, holder, heartbeat_epoch FROM live_leases WHERE key = ?",
+                                      [key]).fetchone()
+                    if row is not None and row[0] != session and t - (row[2] or 0.0) < stale_after:
+                        con.execute("ROLLBACK")
+                        return key, row[1], t - (row[2] or 0.0)
+                for key in keys:
+                    con.execute("DELETE FROM live_leases WHERE key = ?", [key])
+                    con.execute("INSERT INTO live_leases VALUES (?, ?, ?, ?)", [key, session, holder, t])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return None
+
+    def heartbeat(self, session: str, keys: list[str], heartbeat_s: float, holder: str) -> None:
+        t = time.time()
+        with self._conn() as con:
+            con.execute("UPDATE live_sessions SET heartbeat_epoch = ?, heartbeat_s = ?, holder = ?, lease_keys = ? "
+                        "WHERE name = ?", [t, heartbeat_s, holder, json.dumps(keys), session])
+            con.execute("UPDATE live_leases SET heartbeat_epoch = ? WHERE session = ?", [t, session])
+
+    def release_leases(self, session: str) -> None:
+        """The run ended: its leases are free and it has no heartbeat (it is not running, not dead)."""
+        with self._conn() as con:
+            con.execute("DELETE FROM live_leases WHERE session = ?", [session])
+            con.execute("UPDATE live_sessions SET heartbeat_epoch = NULL WHERE name = ?", [session])
+
+    def liveness(self, name: str) -> dict:
+        """How the session's process is: its heartbeat's age, and `dead` when it is older than 2 heartbeats or, on
+        this machine, no process holds its locks (a session not run under a lease has no heartbeat: None)."""
+        from .lease import DEAD_BEATS, lock_free
+
+        with self._conn() as con:
+            row = con.execute("SELECT status, heartbeat_epoch, heartbeat_s, holder, lease_keys FROM live_sessions "
+                              "WHERE name = ?", [name]).fetchone()
+        if row is None or row[1] is None:
+            return {"heartbeat_age_s": None, "dead": False}
+        status, beat, every, holder, keys = row
+        age = time.time() - beat
+        alive_status = status in ("running", "halted")
+        dead = alive_status and age > DEAD_BEATS * (every or 10.0)
+        if alive_status and not dead and holder and keys:
+            import socket
+
+            here = json.loads(holder).get("host") == socket.gethostname()
+            frees = [lock_free(k) for k in json.loads(keys)]
+            dead = here and all(f is True for f in frees) and bool(frees)
+        return {"heartbeat_age_s": age, "dead": bool(dead), "holder": json.loads(holder) if holder else None}
+
     def webhook(self, name: str) -> str | None:
         with self._conn() as con:
             row = con.execute("SELECT webhook FROM live_sessions WHERE name = ?", [name]).fetchone()
@@ -113,22 +183,24 @@ class LiveStore(RunStore, AlertOutbox):
 
     def commit_tick(self, name: str, k: int, t: int, block: int | None, nav_usd: float, nav: float, book: dict,
                     reconciliation: dict | None, alerts: list[Alert], plan: dict | None = None,
-                    orders: list = (), booked: list[str] = ()) -> None:
+                    orders: list = (), booked: list[str] = (), read_epoch: float | None = None) -> None:
         with STOP.guard(), self._conn() as con:
             con.execute("BEGIN")
             try:
-                con.execute("INSERT INTO live_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                con.execute("INSERT INTO live_ticks (session, tick, timestamp, block, nav_usd, nav, book, "
+                            "reconciliation, plan, read_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [name, k, ts_of(t), block, nav_usd, nav, json.dumps(json_safe(book)),
                              json.dumps(json_safe(reconciliation)) if reconciliation else None,
-                             json.dumps(json_safe(plan)) if plan else None])
+                             json.dumps(json_safe(plan)) if plan else None, read_epoch])
                 if orders:
                     seq = con.execute("SELECT count(*) FROM live_orders WHERE session = ?", [name]).fetchone()[0]
                     stamp, created = now(), time.time()
                     con.executemany(
-                        f"INSERT INTO live_orders ({ORDER_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                        f"INSERT INTO live_orders ({ORDER_COLUMNS}) VALUES ({', '.join('?' * N_ORDER_COLUMNS)})",
                         [[name, seq + i, k, ts_of(t), o.venue, o.instrument, o.side, o.size, o.price, o.reason,
-                          o.client_id, o.status, o.notional_usd, 0.0, None, None, o.created or created, stamp]
-                         for i, o in enumerate(orders)])
+                          o.client_id, o.status, o.notional_usd, 0.0, None, None, o.created or created, stamp,
+                          o.action, o.asset, o.to_asset, o.bundle, o.trigger, o.safety, o.counted_usd, o.read_at,
+                          o.approved_at, o.note] for i, o in enumerate(orders)])
                 for cid in booked:
                     con.execute("UPDATE live_orders SET booked_tick = ? WHERE session = ? AND client_id = ?",
                                 [k, name, cid])
@@ -156,7 +228,11 @@ class LiveStore(RunStore, AlertOutbox):
                 "FROM live_sessions s LEFT JOIN (SELECT session, max(tick) AS tick, arg_max(nav_usd, tick) AS nav_usd "
                 "FROM live_ticks GROUP BY session) t ON t.session = s.name ORDER BY s.created_at DESC").fetchall()
         keys = ("name", "mode", "status", "created_at", "updated_at", "last_tick", "nav_usd", "error")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for s in out:
+            if self.liveness(s["name"])["dead"]:
+                s["status"] = "dead"
+        return out
 
     def status(self, name: str) -> dict:
         with self._conn() as con:
@@ -172,6 +248,10 @@ class LiveStore(RunStore, AlertOutbox):
                                  "ORDER BY seq DESC LIMIT 20", [name]).fetchall()
         out = dict(zip(("name", "mode", "status", "accounts", "error", "execute", "halted", "kill_reason"), row,
                        strict=True))
+        alive = self.liveness(name)
+        out["heartbeat_age_s"] = alive["heartbeat_age_s"]
+        if alive["dead"]:
+            out["status"] = "dead"  # no heartbeat: its process is gone (it resumes where it stopped when restarted)
         out["last"] = None if tick is None else {
             "tick": tick[0], "timestamp": tick[1].isoformat(), "block": tick[2], "nav_usd": tick[3], "nav": tick[4],
             "book": json.loads(tick[5]), "reconciliation": json.loads(tick[6]) if tick[6] else None,
@@ -205,7 +285,8 @@ class LiveStore(RunStore, AlertOutbox):
         """The plan's order intents of a session and how far each went, oldest first (from `since` on)."""
         self.status(name)
         sql = ("SELECT seq, tick, timestamp, venue, instrument, side, size, price, reason, client_id, status, "
-               "notional_usd, filled, average, fee FROM live_orders "
+               "notional_usd, filled, average, fee, action, asset, to_asset, bundle, trigger, "
+               "coalesce(safety, false) AS safety, counted_usd, note FROM live_orders "
                "WHERE session = ?" + (" AND timestamp >= ?" if since is not None else "") + " ORDER BY seq")
         with self._conn() as con:
             cur = con.execute(sql, [name] + ([since] if since is not None else []))
@@ -213,23 +294,30 @@ class LiveStore(RunStore, AlertOutbox):
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     # --- sending (live/execution.py) --------------------------------------------------------------------------
-    def orders_in(self, name: str, statuses: tuple[str, ...] | None = None) -> list:
+    def orders_in(self, name: str, statuses: tuple[str, ...] | None = None, tick: int | None = None) -> list:
+        """The session's orders (of `statuses`, of plan `tick`) as live/execution.py's Order, in plan order."""
         from .execution import Order
 
-        sql = ("SELECT client_id, tick, seq, venue, instrument, side, size, price, reason, status, notional_usd "
-               "FROM live_orders WHERE session = ?")
+        sql = f"SELECT {', '.join(ORDER_READ)} FROM live_orders WHERE session = ?"
         args: list = [name]
         if statuses is not None:
             sql += f" AND status IN ({', '.join('?' * len(statuses))})"
             args += list(statuses)
+        if tick is not None:
+            sql += " AND tick = ?"
+            args.append(tick)
         with self._conn() as con:
             return [Order(*r) for r in con.execute(sql + " ORDER BY seq", args).fetchall()]
 
-    def own_txs(self, name: str) -> set[str]:
-        """The hashes (hex, no 0x) of every transaction the session signed."""
+    def own_txs(self, name: str, since: float | None = None) -> set[str]:
+        """The hashes (hex, no 0x) of every transaction the session signed (journaled at or after epoch `since`)."""
+        sql = "SELECT details->>'hash' FROM live_order_log WHERE session = ? AND step = 'tx'"
+        args: list = [name]
+        if since is not None:
+            sql += " AND logged_at >= ?"
+            args.append(ts_of(int(since)))
         with self._conn() as con:
-            rows = con.execute("SELECT details->>'hash' FROM live_order_log WHERE session = ? AND step = 'tx'",
-                               [name]).fetchall()
+            rows = con.execute(sql, args).fetchall()
         return {r[0].removeprefix("0x") for r in rows if r[0]}
 
     def last_planned_tick(self, name: str) -> int | None:
@@ -280,11 +368,12 @@ class LiveStore(RunStore, AlertOutbox):
                 "booked_tick IS NULL ORDER BY seq", [name]).fetchall()]
 
     def day_notional(self, name: str, t: int, statuses: tuple[str, ...]) -> float:
-        """USD notional of the orders in `statuses` (sent, or being sent) planned on t's UTC day."""
+        """USD counted against the day's limit (a bundle once, at its net change) of the orders in `statuses` (sent,
+        or being sent) planned on t's UTC day."""
         day = t // 86_400 * 86_400
         with self._conn() as con:
             got = con.execute(
-                f"SELECT sum(notional_usd) FROM live_orders WHERE session = ? AND status IN "
+                f"SELECT sum(coalesce(counted_usd, notional_usd)) FROM live_orders WHERE session = ? AND status IN "
                 f"({', '.join('?' * len(statuses))}) AND timestamp >= ? AND timestamp < ?",
                 [name, *statuses, ts_of(day), ts_of(day + 86_400)],
             ).fetchone()[0]
@@ -298,22 +387,39 @@ class LiveStore(RunStore, AlertOutbox):
                                   "status = 'awaiting'", [name]).fetchall())
         return [(o, at[o.client_id]) for o in orders]
 
-    def decide(self, name: str, ids: list[str] | None, approve: bool, by: str) -> list[str]:
-        """Approve (or reject) awaiting orders: `ids`, or all awaiting when None. Unknown or not-awaiting ids are
-        refused, naming them, and nothing changes."""
+    def decide(self, name: str, plan: int, ids: list[str] | None, approve: bool, by: str,
+               at: float | None = None) -> list[str]:
+        """Approve (or reject) orders of plan `plan` (a tick) awaiting approval: `ids`, or every one of that plan's
+        when None (a plan's orders are fixed when it is committed: approving it never approves another). An id that
+        is not an awaiting order of that plan is refused, naming it, and nothing changes. A flash-loan bundle's steps
+        follow its order. `at`: when (epoch seconds; default now): live.approved_ttl_minutes count from it."""
         self.status(name)
-        awaiting = [o.client_id for o in self.orders_in(name, ("awaiting",))]
+        at = time.time() if at is None else at
+        awaiting = [o.client_id for o in self.orders_in(name, ("awaiting",), tick=plan)]
+        latest = self.last_planned_tick(name)
+        if not awaiting and ids is None:
+            raise StoreError(f"live session {name!r}: plan {plan} has no order awaiting approval"
+                             + (f" (the latest plan is {latest})" if latest is not None and latest != plan else ""))
         chosen = awaiting if ids is None else ids
         wrong = [i for i in chosen if i not in awaiting]
         if wrong:
-            raise StoreError(f"live session {name!r}: {', '.join(wrong[:5])} not awaiting approval (awaiting: "
-                             f"{', '.join(awaiting[:10]) or 'none'})")
+            raise StoreError(f"live session {name!r}: {', '.join(wrong[:5])} not awaiting approval in plan {plan} "
+                             f"(awaiting there: {', '.join(awaiting[:10]) or 'none'}; the latest plan is {latest})")
         status = "approved" if approve else "rejected"
+        heads = {o.bundle for o in self.orders_in(name, ("awaiting",), tick=plan)
+                 if o.client_id in chosen and o.is_bundle_head}
+        steps = [o.client_id for o in self.orders_in(name, ("bundled",), tick=plan) if o.bundle in heads]
         with STOP.guard(), self._conn() as con:
             con.execute("BEGIN")
             try:
                 for cid in chosen:
-                    self._step(con, name, cid, status, "approval" if approve else "rejection", {"by": by})
+                    self._step(con, name, cid, status, "approval" if approve else "rejection", {"by": by, "plan": plan})
+                for cid in chosen + steps:
+                    if approve:
+                        con.execute("UPDATE live_orders SET approved_epoch = ? WHERE session = ? AND client_id = ?",
+                                    [at, name, cid])
+                    else:
+                        self._step(con, name, cid, "rejected", "rejection", {"by": by, "plan": plan})
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

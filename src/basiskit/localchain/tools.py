@@ -56,6 +56,15 @@ class ChainTools:
         return line.split("\n")[0].removeprefix("anvil Version:").strip() or self.version(ANVIL_PACKAGE)
 
 
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,6 +84,10 @@ class Anvil:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Anvil:
+        """Start the node; refused when something already answers on the port (it would be another node's)."""
+        if port_answers(self.port):
+            raise BasiskitError(f"127.0.0.1:{self.port} is taken: something already answers there, so anvil cannot "
+                                "serve it (choose another port)")
         self.proc = subprocess.Popen(
             [str(self.tools.anvil), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
              "--silent"], stdout=sys.stderr, stderr=sys.stderr)
@@ -82,11 +95,12 @@ class Anvil:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BasiskitError(f"anvil exited with code {self.proc.returncode} before serving {self.url}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
+            if port_answers(self.port):
+                if self.proc.poll() is not None:  # it exited (the port was taken meanwhile): not our node
+                    raise BasiskitError(f"anvil exited with code {self.proc.returncode}: 127.0.0.1:{self.port} is "
+                                        "served by another process")
+                return self
+            time.sleep(0.1)
         self.stop()
         raise BasiskitError(f"anvil did not answer on {self.url} within 30 s")
 

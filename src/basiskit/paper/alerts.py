@@ -16,7 +16,8 @@ ENGINE_ALERTS = ("liquidation", "error", "feed_refused")  # engine events every 
 @dataclass(frozen=True)
 class AlertThresholds:
     """Alert when health factor < health_factor, margin ratio >= margin_ratio, |net delta| / NAV >=
-    net_delta_pct, liquidation distance < liq_distance, LST discount to its rate >= lst_depeg."""
+    net_delta_pct, liquidation distance < liq_distance, LST discount to its rate >= lst_depeg; and when the
+    wallet's ETH falls under the strategy's gas reserve."""
 
     health_factor: float | None = None
     margin_ratio: float = 0.2
@@ -86,6 +87,12 @@ class AlertMonitor:
             self._cross(f"liq_distance:{venue}", d < th.liq_distance,
                         Alert(k, t, "liq_distance", f"{venue} is {d:.2%} from liquidation (< {th.liq_distance:.0%})",
                               {"venue": venue, "liq_distance": d, "limit": th.liq_distance}), out)
+        gas = risk.get("gas_reserve")
+        if gas is not None and gas["reserve"] > 0:
+            self._cross("low_gas", gas["eth"] < gas["reserve"],
+                        Alert(k, t, "low_gas", f"the wallet holds {gas['eth']:.6f} ETH for gas, under the gas reserve "
+                              f"{gas['reserve']:.6f} ETH (a full de-lever at the 30-day 99th percentile gas price)",
+                              {"eth": gas["eth"], "reserve_eth": gas["reserve"]}), out)
         depeg = risk.get("lst_depeg")
         if depeg is not None:
             self._cross("lst_depeg", depeg >= th.lst_depeg,

@@ -80,6 +80,8 @@ class ReplayFeed:
         names = reads(needs)
         self.series = {name: dataset.raw_series(name) for name in names}
         self.history = history_bars(needs)
+        # rows the quantile needs read before the first hour (the gas reserve's 30 days), by series
+        self.window_rows = {n.series: n.window * HOUR for n in needs if n.how == "quantile"}
 
     def coverage(self, data_cfg) -> dict[str, tuple[int, int]]:
         return {name: align.coverage(s.meta, align.staleness_limit(data_cfg, name, s.meta.kind)[0])
@@ -107,7 +109,11 @@ class ReplayFeed:
                 out += [(int(ts[i]), _values(s, i, cols)) for i in closed]
                 out += [(int(ts[i]), {"open": float(s.columns["open"][i])}) for i in opened]
             else:
-                idx = np.nonzero(ts <= t)[0][-1:] if k == 0 else np.nonzero((ts > lo) & (ts <= t))[0]
+                if k == 0:  # the last row, or every row of the window a quantile need reads
+                    idx = (np.nonzero((ts <= t) & (ts > t - self.window_rows[name]))[0] if name in self.window_rows
+                           else np.nonzero(ts <= t)[0][-1:])
+                else:
+                    idx = np.nonzero((ts > lo) & (ts <= t))[0]
                 out += [(int(ts[i]), _values(s, i, cols)) for i in idx]
             if out:
                 rows[name] = out

@@ -26,12 +26,12 @@ from ..engine.events import EventLog
 from ..engine.run import Backtest, warning_event
 from ..engine.service import RunOutput, store_output, tabulate
 from ..errors import ConfigError, RunError
+from ..execution.intents import order_intents
 from ..results.db import StoreError
 from .alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
 from .capture import write_capture
 from .clock import PaperClock, StaleFeed
 from .feeds import Delivery, Feed, ReplayFeed
-from .orders import order_intents
 from .outbox import WebhookSender, check_webhook_url
 from .stopping import STOP
 from .store import PaperStore

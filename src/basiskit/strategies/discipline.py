@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..engine.events import EventLog
 from ..execution.executor import Executor
+from ..execution.intents import SAFETY_TRIGGERS
 from ..execution.transaction import Transaction
 
 DUST = 1e-9  # fraction of NAV below which a deviation, trade or transfer is float noise, not worth doing
@@ -46,6 +47,11 @@ class Trigger:
     moved: Callable[[], float] | None = None
     per_moved: float = 0.0
     urgent: bool = False
+
+    @property
+    def safety(self) -> bool:
+        """A safety action (health factor, margin ratio, risk override): live limits never block it."""
+        return self.reason in SAFETY_TRIGGERS
 
     @property
     def cost_limit(self) -> float:
@@ -121,6 +127,8 @@ class ActionGate:
         tx = self.executor.transaction(k)
         self._tried[trigger.reason] = (k, trigger.value)
         outer, self.urgent = self.urgent, trigger.forced or trigger.urgent
+        ex = self.executor
+        outer_trigger, ex.trigger = ex.trigger, trigger  # each order the action places records what it answers
         try:
             action()
         except Exception as exc:  # half-way through: undone as a whole, like an action that overdraws
@@ -129,6 +137,7 @@ class ActionGate:
             return None
         finally:
             self.urgent = outer
+            ex.trigger = outer_trigger
         if not tx.acted:  # nothing worth doing: no cost, nothing logged
             return None
         problem = None

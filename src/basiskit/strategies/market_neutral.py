@@ -30,7 +30,8 @@ from .rebalance import RebalanceLog
 from .registry import register
 from .staking_leg import StakingLeg, validate_leverage_config
 
-GAS_RESERVE = 1.5  # USDT kept in the wallet for on-chain gas, as a multiple of one entry's gas
+REFILL_BELOW = 1.0  # the wallet's ETH under this share of the gas reserve is bought back up to it ...
+REFILL_COST = 0.02  # ... when the purchase costs at most this share of it (fees, slippage)
 
 
 @register
@@ -61,7 +62,7 @@ class MarketNeutral(Strategy):
         self.allocation = cfg.stake_allocation
         self.threshold = cfg.position_deviation_threshold
         self.entry_gas_units = self.leg.entry_gas_units()
-        self.reserve_units = GAS_RESERVE * self.entry_gas_units
+        self.reserve_units = self.leg.full_delever_gas_units()  # the gas reserve: a full de-lever (venues/costs.py)
 
     def needs(self) -> list[Need]:
         return self.leg.needs() + self.hedge.needs() + self.spot.needs()
@@ -71,7 +72,7 @@ class MarketNeutral(Strategy):
         ones = market.ones
         self.price = market.derived(partial(self.pricer.price_usdt, "ETH"))
         self.fx = market.derived(partial(self.pricer.price, "USDT"))
-        eth_value = market.derived(partial(self.pricer.price, "ETH"))
+        eth_value = self.eth_value = market.derived(partial(self.pricer.price, "ETH"))
         eth = PositionSpec(self.eth_wallet, ones, ones, eth_value, VOID, VOID, SPOT_PRICE)
         return [eth, *self.leg.bind(market), *self.hedge.bind(market, self.fx, VOID)]
 
@@ -79,6 +80,7 @@ class MarketNeutral(Strategy):
         super().attach(ctx)
         self.qty = ctx.book.qty
         self.eth_pos = ctx.book.slot_of(self.eth_wallet.key)
+        ctx.executor.pay_gas_from(self.eth_pos, self.eth_value)  # gas is ETH: the reserve is held as ETH
         self.leg.attach(ctx, self.eth_pos, self.gate)
         self.hedge.attach(ctx, self.net_eth, self.price)
         self.log = RebalanceLog(ctx.events, "ETH", ctx.book, self.threshold)
@@ -90,7 +92,8 @@ class MarketNeutral(Strategy):
 
     def risk_now(self, k: int) -> dict:
         leg, hedge = self.leg.risk_now(k), self.hedge.risk_now(k)
-        return leg | hedge | {"liq_distance": leg.get("liq_distance", {}) | hedge["liq_distance"]}
+        return leg | hedge | {"liq_distance": leg.get("liq_distance", {}) | hedge["liq_distance"],
+                              "gas_reserve": {"eth": self.qty[self.eth_pos], "reserve": self.gas_reserve(k)}}
 
     def eth_long(self, k: int) -> float:
         """ETH held: the leg's equity, the wallet's ETH and ETH queued at the protocol (still the fund's)."""
@@ -123,11 +126,12 @@ class MarketNeutral(Strategy):
                             f"{what} would be under the venue's minimum size")
 
     def gas_reserve(self, k: int) -> float:
-        """USDT (share-class units) kept in the wallet for the gas of the next on-chain action."""
-        return self.reserve_units * self.gas.per_unit[k]
+        """ETH kept in the wallet's ETH for gas, never deployed (hedged as any ETH held): a full de-lever at the 30-day
+        99th percentile gas price, at least live.gas_reserve_eth (GasModel.reserve_eth)."""
+        return self.gas.reserve_eth(self.reserve_units, k)
 
     def spare_cash(self, k: int, keep: float = 0.0) -> float:
-        return self.qty[self.ctx.wallet] - keep - self.gas_reserve(k)
+        return self.qty[self.ctx.wallet] - keep
 
     # --- decisions -----------------------------------------------------------------------------
     def on_tick(self, k: int) -> None:
@@ -146,6 +150,12 @@ class MarketNeutral(Strategy):
             left = abs(self.allocation * nav / self.fx[k] - self.eth_long(k) * self.price[k]) * self.fx[k]
             self.act(k, self.pacer.trigger(left, nav), self.rebalance)
             return
+        held = self.qty[self.eth_pos]
+        if held < REFILL_BELOW * (reserve := self.gas_reserve(k)) and self.eth_long(k) > held:
+            value = (reserve - held) * self.price[k] * self.fx[k]  # the reserve is refilled: gas is paid from it
+            trigger = Trigger("gas_reserve", held / reserve, REFILL_BELOW, corrects=value, max_cost=REFILL_COST * value)
+            if self.act(k, trigger, self.refill_gas, reserve - held) is not None:
+                return
         if self.leg.claim_paid:  # a queued withdrawal paid its ETH: the rebalance puts it where the allocation says
             self.leg.claim_paid = False
             eth = self.qty[self.eth_pos] * self.price[k] * self.fx[k]
@@ -211,10 +221,17 @@ class MarketNeutral(Strategy):
         and the flash-loan premium come from the wallet, topped up from the venues' free margin."""
         leg = self.leg
         moved = abs(leg.target_ltv / (1 - leg.target_ltv) * leg.equity_eth(k) - leg.debt_eth(k))
-        need = self.gas_reserve(k) + leg.flash_premium * moved * self.price[k] * self.fx[k] * 1.5
+        need = leg.flash_premium * moved * self.price[k] * self.fx[k] * 1.5  # the premium, paid in USDT
         self.hedge.top_up_wallet(k, need)
         leg.adjust(k, leg.equity_eth(k))
         self.rehedge(k)
+
+    def refill_gas(self, k: int, eth: float) -> None:
+        """Buy back the ETH gas took from the reserve (at least the venue's minimum order); the hedge follows when the
+        net delta reaches its threshold (the reserve is a sliver of the book)."""
+        price = self.price[k]
+        eth = max(eth, self.spot.venue.min_spot_order_usdt / price)
+        self.ctx.executor.spot_trade(k, self.spot, self.eth_pos, eth, price, self.fx[k])
 
     def rehedge(self, k: int) -> None:
         self.hedge.hedge(k, self.eth_long(k), DUST * max(self.log.nav_hint, 1.0))
@@ -243,9 +260,15 @@ class MarketNeutral(Strategy):
             target = current + buy
         if buy * price > max(dust, min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, buy, price, fx)
-        leg = self.leg  # ETH queued at the protocol is part of the target: the leg holds the rest
-        leg.adjust(k, min(target - leg.claims_eth(), leg.equity_eth(k) + max(qty[self.eth_pos], 0.0)))
-        leftover = qty[self.eth_pos]
+        # the gas reserve is ETH held in the wallet, part of the target; ETH queued at the protocol too; the leg
+        # holds the rest (a whole exit sells the reserve as well)
+        # (and the gas of this move, so that the reserve is whole after it)
+        reserve = self.gas_reserve(k) + self.gas.cost(self.entry_gas_units, k) / self.eth_value[k] if target > 0.0 \
+            else 0.0
+        leg = self.leg
+        leg.adjust(k, min(target - leg.claims_eth() - reserve,
+                          leg.equity_eth(k) + max(qty[self.eth_pos] - reserve, 0.0)))
+        leftover = qty[self.eth_pos] - reserve
         if abs(leftover) * price > dust and (target == 0.0 or abs(leftover) * price >= min_spot):
             ex.spot_trade(k, self.spot, self.eth_pos, -leftover, price, fx)
         self.hedge.hedge(k, self.eth_long(k), dust)

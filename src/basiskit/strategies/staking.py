@@ -20,7 +20,7 @@ from .rebalance import RebalanceLog
 from .registry import register
 from .staking_leg import StakingLeg, validate_leverage_config
 
-GAS_RESERVE = 1.5  # gas set aside before staking the wallet, as a multiple of the planned gas
+GAS_MARGIN = 1.5  # a move's own gas, set aside beside the reserve, as a multiple of its planned gas
 
 
 @register
@@ -40,6 +40,7 @@ class Staking(Strategy):
         # gas any deployment of idle ETH pays: the flash-loan bundle, else at least one stake
         flash = self.leg.borrowing and cfg.leverage.entry == "flash_loan"
         self.sure_gas_units = self.gas.units.flash_loan_bundle if flash else self.gas.units.stake
+        self.reserve_units = self.leg.full_delever_gas_units()  # the gas reserve: a full de-lever (venues/costs.py)
 
     def needs(self) -> list[Need]:
         return self.leg.needs()
@@ -61,7 +62,7 @@ class Staking(Strategy):
         return self.leg.hooks()
 
     def risk_now(self, k: int) -> dict:
-        return self.leg.risk_now(k)
+        return self.leg.risk_now(k) | {"gas_reserve": {"eth": self.qty[self.wallet], "reserve": self.gas_reserve(k)}}
 
     def capital_floor(self, k: int, capital: float) -> CapitalFloor:
         leg = self.leg
@@ -82,7 +83,7 @@ class Staking(Strategy):
                 return
             nav = self.ctx.book.nav(k)
             limit = max(self.threshold, DUST) * nav
-            spare = idle - self.gas_reserve(k, leg.equity_eth(k) + idle)
+            spare = idle - self.keep(k, leg.equity_eth(k) + idle)
             if idle <= limit or spare <= limit:
                 return
             trigger = Trigger("idle_cash", spare / nav, self.threshold, corrects=spare,
@@ -92,14 +93,19 @@ class Staking(Strategy):
     def raise_cash(self, k: int, amount: float) -> None:
         self.rebalance(k, Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True), keep=amount)
 
-    def gas_reserve(self, k: int, equity: float) -> float:
-        """ETH to keep in the wallet for moving the leg to `equity`: its gas, and with a flash loan the
-        premium on the debt it changes (the flash amount, Aave v3 flashLoanSimple)."""
+    def gas_reserve(self, k: int) -> float:
+        """ETH the wallet keeps for gas, never deployed: a full de-lever at the 30-day 99th percentile gas price, at
+        least live.gas_reserve_eth (GasModel.reserve_eth)."""
+        return self.gas.reserve_eth(self.reserve_units, k)
+
+    def keep(self, k: int, equity: float) -> float:
+        """ETH to keep in the wallet when moving the leg to `equity`: the gas reserve, the move's own gas (x
+        GAS_MARGIN) and with a flash loan its premium on the debt it changes (Aave v3 flashLoanSimple)."""
         leg = self.leg
-        reserve = self.gas.cost(leg.planned_gas_units(k, equity), k) * GAS_RESERVE
+        keep = self.gas_reserve(k) + self.gas.cost(leg.planned_gas_units(k, equity), k) * GAS_MARGIN
         if leg.borrowing and self.lev.entry == "flash_loan":
-            reserve += leg.flash_premium * abs(leg.target_ltv / (1 - leg.target_ltv) * equity - leg.debt_eth(k))
-        return reserve
+            keep += leg.flash_premium * abs(leg.target_ltv / (1 - leg.target_ltv) * equity - leg.debt_eth(k))
+        return keep
 
     def rebalance(self, k: int, trigger: Trigger, keep: float = 0.0) -> None:
         """Deposits and withdrawals move the staked equity; other triggers keep it and fix the LTV.
@@ -111,12 +117,12 @@ class Staking(Strategy):
             wallet = self.qty[self.ctx.wallet] - keep
             if trigger.reason in ("idle_cash", "withdrawal"):
                 available = before + wallet
-                target = available - self.gas_reserve(k, available)
+                target = available - self.keep(k, available)
                 small = available < self.capital_floor(k, available).amount
                 if small and (before == 0.0 or trigger.reason == "withdrawal"):
                     target = 0.0
-            else:  # the wallet pays the gas; only a shortfall comes out of the stake
-                target = before - max(self.gas_reserve(k, before) - wallet, 0.0)
+            else:  # the wallet pays the gas; only a shortfall (of the reserve too) comes out of the stake
+                target = before - max(self.keep(k, before) - wallet, 0.0)
             leg.adjust(k, max(target, 0.0))
 
         tx = self.gate.attempt(k, trigger, act)

@@ -25,6 +25,12 @@ BORROW_COST = SLOT["borrow_cost"]
 STAKING_REWARDS = SLOT["staking_rewards"]
 EPS = 1e-12
 HF_MARGIN = 0.01  # the health factor at the target LTV must clear leverage.hf_floor by this much
+# A loop de-lever step withdraws what leaves the health factor at this, then swaps and repays: Aave v3 refuses a
+# withdrawal that leaves HF under 1 (ValidationLogic.validateHealthFactor, error 35 HEALTH_FACTOR_LOWER_THAN_
+# LIQUIDATION_THRESHOLD); the margin covers the interest of the seconds between the plan and the transaction.
+STEP_HF = 1.001
+SAFETY_MAX_STEPS = 500  # a safety de-lever is not held to leverage.loop_max_steps (it stops when nothing can go)
+RESERVE_FROM_HF = 1.005  # the gas reserve pays a full loop de-lever from this close to liquidation
 
 
 def validate_leverage_config(cfg: RunConfig, dataset: Dataset) -> list[Problem]:
@@ -225,8 +231,8 @@ class StakingLeg:
         """Why the leverage needs fixing at k: HF under the floor (a safety action: de-lever to the
         target, whose HF clears the floor), LTV drifted below target by the threshold (re-lever,
         worth it when its cost stays under the value of the debt it restores), or None."""
-        if not self.borrowing or self.qty[self.debt_pos] <= 0.0:
-            return None
+        if not self.borrowing or (self.qty[self.debt_pos] <= 0.0 and self.collateral_eth(k) <= 0.0):
+            return None  # (LST held without debt: a live book whose entry stopped half-way is levered on)
         hf = self.health_factor(k)
         if hf < self.lev.hf_floor:
             return Trigger("health_factor", hf, self.lev.hf_floor, forced=True)
@@ -340,6 +346,19 @@ class StakingLeg:
             return units.flash_loan_bundle
         return (stake_out + units.repay) * (self._loop_cycles() + 1)
 
+    def full_delever_gas_units(self) -> int:
+        """Gas units of repaying the whole debt from HF RESERVE_FROM_HF, the way the leg de-levers (one flash-loan
+        bundle, or loop steps each withdrawing what keeps HF at STEP_HF, swapping and repaying); without debt, of
+        leaving the leg now. The gas reserve pays this at the 30-day 99th percentile gas price."""
+        units = self.gas.units
+        if not self.borrowing:
+            return self.exit_gas_units(urgent=True)
+        if self.lev.entry == "flash_loan":
+            return units.flash_loan_bundle
+        step = units.withdraw + units.swap + units.repay
+        lt = self.emode.liquidation_threshold
+        return step * _delever_steps(1.0, lt / RESERVE_FROM_HF, 0.0, lt)
+
     def round_trip_gas_units(self) -> int:
         return self.entry_gas_units() + self.exit_gas_units()
 
@@ -396,6 +415,9 @@ class StakingLeg:
 
     def _increase(self, k: int, eth_in: float, borrow: float, d_target: float) -> None:
         ex = self.ctx.executor
+        loose = self.qty[self.lst_pos]
+        if self.use_aave and loose > 1e-9 * max(self.lst_units(k), 1.0):  # LST held outside Aave backs nothing
+            ex.aave_supply(k, self.collateral, self.a_pos, loose, source=self.lst_pos)
         if self.borrowing and borrow > 0 and self.lev.entry == "flash_loan":
             # flash-borrow WETH, stake it with the wallet's ETH, supply, borrow to repay the flash loan
             with ex.bundle(k, "flash_loan_leverage", borrow, self.flash_premium, self.eth_value[k]):
@@ -459,11 +481,16 @@ class StakingLeg:
                     self._withdraw_and_unstake(k, x_out - repay, urgent)
             return
         remaining = x_out
-        for _ in range(self.lev.loop_max_steps):
+        lt = self.emode.liquidation_threshold
+        steps = max(self.lev.loop_max_steps, SAFETY_MAX_STEPS) if urgent else self.lev.loop_max_steps
+        for _ in range(steps):
             x, d = self.collateral_eth(k), self.debt_eth(k)
-            can = x - d / self.emode.ltv if d > 0 else x
+            # what may leave with HF >= STEP_HF after it (HF = collateral x LT / debt, Aave v3 GenericLogic)
+            can = x - d * STEP_HF / lt if d > EPS else x
+            if can <= EPS:
+                break
             now = urgent or d - d_target > EPS
-            if now and can > EPS:  # a swap sells more than the ETH it brings: stay within the max LTV
+            if now:  # a swap sells more collateral than the ETH it brings: stay within what may leave
                 can = can * can / (ex.units_for_eth(k, self.lst, can, self.eth_value[k]) * self.lst.rate[k])
             w = min(remaining, can * (1.0 - 1e-9))
             if w <= EPS:
@@ -475,6 +502,10 @@ class StakingLeg:
                 ex.aave_repay(k, self.weth, self.debt_pos, self.eth_pos, min(eth, owed))
             if remaining <= EPS:
                 break
+        if self.debt_eth(k) - d_target > 1e-6 * max(d_target, 1.0):
+            self.ctx.events.add(k, "risk_alert", f"de-lever stopped at LTV {self.ltv(k):.4f}, HF "
+                                f"{self.health_factor(k):.4f} (target LTV {self.target_ltv:g}): no withdrawal leaves "
+                                f"HF >= {STEP_HF:g}, or the steps ran out", ltv=self.ltv(k))
 
     # --- reporting -----------------------------------------------------------------------------
     def report(self, quantities: np.ndarray) -> tuple[dict, dict]:
@@ -533,3 +564,16 @@ def _loop_steps(x: float, d: float, d_target: float, ltv_max: float, max_steps: 
         x += b
         steps += 1
     return steps
+
+
+def _delever_steps(x: float, d: float, d_target: float, lt: float, max_steps: int = SAFETY_MAX_STEPS) -> int:
+    """Withdraw-swap-repay steps that take debt from d to d_target, each withdrawing what leaves HF at STEP_HF."""
+    steps = 0
+    while d > d_target + EPS and steps < max_steps:
+        w = x - d * STEP_HF / lt
+        if w <= EPS:
+            break
+        w = min(w, d - d_target)
+        x, d = x - w, d - w
+        steps += 1
+    return max(steps, 1)

@@ -15,26 +15,37 @@ from ..portfolio.currency import ShareClassPricer
 GWEI = 1e-9
 
 
-class GasModel:
-    """Hourly cost of one gas unit in share-class units; zero everywhere when costs are off."""
+RESERVE_WINDOW_HOURS = 30 * 24  # the gas reserve prices a full de-lever at the 99th percentile of the last 30 days
 
-    def __init__(self, cfg: CostsConfig, pricer: ShareClassPricer, on_chain: bool = True):
+
+class GasModel:
+    """Hourly cost of one gas unit in share-class units; zero everywhere when costs are off. And the gas reserve:
+    ETH the wallet keeps for a full de-lever at the 30-day 99th percentile gas price, never less than
+    live.gas_reserve_eth (a backtest, a paper session and a live plan alike; zero when costs are off)."""
+
+    def __init__(self, cfg: CostsConfig, pricer: ShareClassPricer, on_chain: bool = True,
+                 reserve_floor_eth: float = 0.0):
         self.enabled = cfg.enabled and on_chain  # strategies without on-chain operations need no gas data
         self.units = cfg.gas_units
         self.gas_price = Need(cfg.gas_series, cfg.gas_column, "last")
+        self.reserve_price = Need(cfg.gas_series, cfg.gas_column, "quantile", window=RESERVE_WINDOW_HOURS)
+        self.reserve_floor_eth = reserve_floor_eth
         self.pricer = pricer
         if self.enabled:
             pricer.use("ETH")
         self.per_unit: list[float] = []
+        self.reserve_gwei: list[float] = []  # the 30-day 99th percentile gas price at each point
 
     def needs(self) -> list[Need]:
-        return [self.gas_price] if self.enabled else []
+        return [self.gas_price, self.reserve_price] if self.enabled else []
 
     def bind(self, market: MarketData) -> None:
         if not self.enabled:
             self.per_unit = [0.0] * market.n_points
+            self.reserve_gwei = self.per_unit
             return
         self.per_unit = market.derived(partial(self._per_unit, market))
+        self.reserve_gwei = market.values(self.reserve_price)
 
     def _per_unit(self, market: MarketData) -> np.ndarray:
         # cost(ETH) = gas units * gas price (gwei) * 1e-9 ETH/gwei (Ethereum yellow paper: fee = gasUsed * gasPrice)
@@ -42,6 +53,13 @@ class GasModel:
 
     def cost(self, units: int, k: int) -> float:
         return units * self.per_unit[k]
+
+    def reserve_eth(self, units: int, k: int) -> float:
+        """ETH to keep for `units` of gas (a full de-lever) at the 30-day 99th percentile price, at least the floor."""
+        if not self.enabled:
+            return 0.0
+        # fee = gasUsed * gasPrice (yellow paper), at the p99 price
+        return max(self.reserve_floor_eth, units * self.reserve_gwei[k] * GWEI)
 
 
 class Liquidity:

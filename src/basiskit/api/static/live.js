@@ -20,11 +20,14 @@ async function showLive(name) {
     el("tr", {}, el("th", {}, k), el("td", { "data-source": k }, fmtNum(v)))));
   const plan = last && last.plan;
   const orders = last ? (await api(`/live/${enc(name)}/orders`)).filter((o) => o.tick === last.tick) : [];
+  shownPlan[name] = { plan: last ? last.tick : null,
+    ids: orders.filter((o) => o.status === "awaiting").map((o) => o.client_id) };
   fill($("live-orders").querySelector("tbody"), orders.map((o) =>
     el("tr", { "data-client-id": o.client_id || "" }, el("td", {}, o.venue), el("td", {}, o.instrument),
       el("td", { "data-col": "side" }, o.side), el("td", { "data-col": "size" }, fmtNum(o.size)),
       el("td", { "data-col": "status" }, o.status || ""), el("td", {}, fmtNum(o.filled)),
-      el("td", {}, o.client_id || ""), el("td", {}, o.reason))));
+      el("td", {}, o.client_id || ""), el("td", {}, o.reason + (o.safety ? " (safety)" : "")
+        + (o.note ? ` - ${o.note}` : "")))));
   $("live-status").textContent += (st.halted ? " - HALTED (nothing is sent until resumed)" : "")
     + (st.execute && st.execute !== "off" ? ` - orders: ${st.execute}` : "");
   const left = Object.entries(plan ? plan.unmodelled : {});
@@ -38,10 +41,18 @@ async function showLive(name) {
              { title: { text: `${name}: NAV so far (USD)` } });
 }
 
-// An operator's controls (the API's operate role): every awaiting order approved or rejected, a kill, a resume.
+// An operator's controls (the API's operate role): the orders on screen approved or rejected (by plan and id: never
+// a plan not yet shown), a kill, a resume.
+const shownPlan = {};
 async function liveControl(name, action) {
+  const shown = shownPlan[name] || { plan: null, ids: [] };
+  if ((action === "approve" || action === "reject") && (shown.plan === null || !shown.ids.length)) {
+    $("live-control").textContent = "no order of the plan on screen awaits approval";
+    return;
+  }
   try {
-    const got = await postJson(`/live/${enc(name)}/${action}`, {});
+    const body = action === "approve" || action === "reject" ? { plan: shown.plan, ids: shown.ids } : {};
+    const got = await postJson(`/live/${enc(name)}/${action}`, body);
     $("live-control").textContent = got.decided ? `${got.decided.length} order(s) ${got.status}` : `session ${got.status}`;
   } catch (err) {
     $("live-control").textContent = err.status === 403 ? "this token may only read" : String(err.body?.detail || err.status);
