@@ -18,9 +18,10 @@ FULL_DATA = Path(os.environ.get("BASISKIT_FULL_DATA", REPO.parent / "shared" / "
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """Tests choose their dataset explicitly (a BASISKIT_DATA in the shell must not leak in) and store
-    runs in a database of their own, never the user's."""
+    runs in a database of their own, never the user's (and live sessions' leases in a folder of their own)."""
     monkeypatch.delenv("BASISKIT_DATA", raising=False)
     monkeypatch.setenv("BASISKIT_DB", str(tmp_path / "runs.duckdb"))
+    monkeypatch.setenv("BASISKIT_LEASE_DIR", str(tmp_path / "leases"))  # live sessions' lock files (live/lease.py)
 
 
 @pytest.fixture(scope="session")

@@ -156,3 +156,69 @@ def database_text(path) -> str:
         return "\n".join(json.dumps(con.execute(f'SELECT * FROM "{t}"').fetchall(), default=str) for t in tables)
     finally:
         con.close()
+
+
+def steady_venues(price, funding_rate: float = 0.0001):
+    """Binance and Bybit public market data for any hours asked (their documented formats): hourly ETH and BTC bars
+    of perps and spot all at `price()` USDT (a callable: the test moves it), volume 1,000 a bar, funding every 8 h at
+    `funding_rate`. A requests session serving them, for ExchangeClient."""
+    hour = 3_600_000
+
+    def hours(start: int, limit: int, end: int | None = None):
+        import time
+
+        now = int(time.time() * 1000) // hour * hour + 2 * hour  # (the local chain's clock may run ahead a little)
+        first = -(-start // hour) * hour
+        last = min(now, end if end is not None else now)
+        return list(range(first, last + 1, hour))[:limit]
+
+    def binance_klines(q):
+        p = f"{price():.2f}"
+        return [[t, p, p, p, p, "1000", t + hour - 1, "0", 1, "0", "0", "0"]
+                for t in hours(int(q["startTime"]), int(q.get("limit", 500)), int(q["endTime"]) if "endTime" in q
+                               else None)]
+
+    def binance_funding(q):
+        return [{"symbol": q.get("symbol", "ETHUSDT"), "fundingTime": t + 2, "fundingRate": repr(funding_rate),
+                 "markPrice": "0"}
+                for t in hours(int(q["startTime"]), int(q.get("limit", 100)) * 8) if t % (8 * hour) == 0]
+
+    def bybit_kline(q):
+        p = repr(price())
+        rows = [[str(t), p, p, p, p, "1000", "0"]
+                for t in hours(int(q["start"]), int(q.get("limit", 200)), int(q["end"]) if "end" in q else None)]
+        return {"retCode": 0, "retMsg": "OK", "result": {"category": q["category"], "list": rows[::-1]},
+                "retExtInfo": {}, "time": 0}
+
+    def bybit_funding(q):
+        rows = [{"symbol": q.get("symbol", "ETHUSDT"), "fundingRate": repr(funding_rate),
+                 "fundingRateTimestamp": str(t)}
+                for t in hours(int(q["startTime"]), int(q.get("limit", 200)) * 8) if t % (8 * hour) == 0
+                and t <= int(q.get("endTime", 1 << 62))]
+        return {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows[::-1]},
+                "retExtInfo": {}, "time": 0}
+
+    def okx_candles(q):  # newest first; records newer than `before` and older than `after` (ms)
+        p = repr(price())
+        before, after = int(q.get("before", 0)), int(q.get("after", 1 << 62))
+        rows = [[str(t), p, p, p, p, "10000", "1000", "0", "1"] for t in hours(before + 1, 10_000)
+                if before < t < after][-int(q.get("limit", 100)):]
+        return {"code": "0", "msg": "", "data": rows[::-1]}
+
+    def okx_funding(q):
+        before, after = int(q.get("before", 0)), int(q.get("after", 1 << 62))
+        rows = [{"fundingRate": repr(funding_rate), "realizedRate": repr(funding_rate), "fundingTime": str(t),
+                 "instId": q.get("instId", "ETH-USDT-SWAP"), "instType": "SWAP", "method": "current_period"}
+                for t in hours(max(before + 1, 0), 10_000 * 8) if t % (8 * hour) == 0 and before < t < after]
+        return {"code": "0", "msg": "", "data": rows[::-1][: int(q.get("limit", 100))]}
+
+    session, _ = session_with({
+        ("www.okx.com", "/api/v5/market/candles"): okx_candles,
+        ("www.okx.com", "/api/v5/market/history-candles"): okx_candles,
+        ("www.okx.com", "/api/v5/public/funding-rate-history"): okx_funding,
+        ("fapi.binance.com", "/fapi/v1/klines"): binance_klines,
+        ("fapi.binance.com", "/fapi/v1/fundingRate"): binance_funding,
+        ("api.bybit.com", "/v5/market/kline"): bybit_kline,
+        ("api.bybit.com", "/v5/market/funding/history"): bybit_funding,
+    })
+    return session

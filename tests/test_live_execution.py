@@ -632,3 +632,49 @@ def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
     assert [o.counted_usd for o in orders[:3]] == [0.0, 0.0, 0.0]
     assert orders[3].counted_usd == pytest.approx(collateral * eth - debt * eth, rel=1e-12)
     assert orders[3].counted_usd == pytest.approx(339_000, rel=1e-9)
+
+
+def test_live_kill_cancels_the_open_orders_of_a_session_that_is_not_running(tmp_path, monkeypatch):
+    """The session died with an order resting on the book: `live kill` (carried out by the command itself, the
+    session's process being gone) cancels it at the venue and halts the session."""
+    from basiskit.cli.live import _kill_here
+
+    venue = Binance()
+    venue.rest = True
+    store, d, _ = _setup(tmp_path, venue)
+    _commit(store, d, 0, [sell(1.0)])
+    d.poll()
+    assert store.orders("s")[0]["status"] == "open"  # ... and the session's process is gone
+    monkeypatch.setenv("BN_KEY", KEY)
+    monkeypatch.setenv("BN_SECRET", SECRET)
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("exchanges:\n  - {venue: binance, api_key_env: BN_KEY, secret_env: BN_SECRET}\n")
+    session, transport = session_with(venue.routes())
+    store.kill("s", "basiskit live kill")
+    _kill_here(store, "s", accounts, {"binance": session})
+    assert venue.orders[client_id("s", 0, 0)]["status"] == "CANCELED"
+    assert store.orders("s")[0]["status"] == "cancelled" and store.is_halted("s")
+    assert store.kill_pending("s") is None  # carried out: a session resumed later does not cancel again
+    assert [a["kind"] for a in store.alerts("s")][-1] == "halted"
+
+
+def test_the_alert_levels_of_a_reading():
+    """HF under its level, a venue's maintenance margin / equity at its level, a perp within its distance of its
+    liquidation price, the wallets' ETH under the gas reserve; each computed from the reading by hand."""
+    from basiskit.live.session import LiveLimits, breaches
+
+    perp = Holding(-10.0, 3000.0 - 3100.0, 1.0, {"mark_price": 3000.0, "liquidation_price": 3240.0,
+                                                 "entry_price": 3100.0})
+    obs = Observation(1_700_000_000, 1, {"binance/binance/perp/ETH": perp,
+                                         "fund/ethereum/native/ETH": Holding(0.01, 3000.0)}, {},
+                      {"fund": {"health_factor": 1.04}, "binance": {"equity_usd": 2_000.0, "maintenance_usd": 450.0}},
+                      3000.0)
+    limits = LiveLimits(1.0, health_factor=1.05, margin_ratio=0.2, liq_distance=0.10)
+    found = breaches(obs, limits, reserve_eth=0.02)
+    assert set(found) == {"health_factor:fund", "margin_ratio:binance", "liq_distance:binance/binance/perp/ETH",
+                          "gas_reserve"}
+    assert found["margin_ratio:binance"][2]["margin_ratio"] == 450.0 / 2_000.0
+    assert found["liq_distance:binance/binance/perp/ETH"][2]["liq_distance"] == pytest.approx(240.0 / 3000.0)
+    assert found["gas_reserve"][0] == "low_gas" and found["gas_reserve"][2]["eth"] == 0.01
+    calm = LiveLimits(1.0, health_factor=1.03, margin_ratio=0.25, liq_distance=0.05)
+    assert breaches(obs, calm, reserve_eth=0.005) == {}

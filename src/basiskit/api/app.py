@@ -26,6 +26,8 @@ from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.run import Backtest
 from ..errors import BasiskitError
 from ..live.store import LiveStore
+from ..live.watch import HeartbeatWatch
+from ..paper.outbox import WebhookSender
 from ..paper.store import PaperStore
 from ..results.compare import MAX_RUNS, MIN_RUNS, compare
 from ..results.db import StoreError, json_safe
@@ -120,7 +122,18 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         threading.Thread(target=warm_plotly, daemon=True).start()
         # alerts a stopped paper or live session left in its outbox
         state["senders"] = resend_undelivered(paper_store, live_store)
+        # a live session whose process died cannot alert: this server does (once per death)
+        def deliver(name: str) -> None:  # the dead session's own sender is gone: this server posts its alerts
+            url = live_store.webhook(name)
+            if url and name not in {s.session for s in state["senders"]}:
+                state["senders"].append(WebhookSender(live_store, name, url, quiet=True))
+            for sender in state["senders"]:
+                if sender.session == name:
+                    sender.notify()
+
+        state["watch"] = HeartbeatWatch(live_store, on_alert=deliver).start()
         yield
+        state["watch"].stop()
         for sender in state["senders"]:
             sender.close(wait_seconds=2.0)
         state["sweeps"].shutdown()
@@ -343,8 +356,6 @@ def report_response(page: str) -> HTMLResponse:
 def resend_undelivered(*stores) -> list:
     """Senders for every paper or live session whose webhook alerts were not all delivered (not one still
     running: its own sender delivers them)."""
-    from ..paper.outbox import WebhookSender
-
     return [WebhookSender(store, name, url, quiet=True) for store in stores
             for name, status, url in store.webhook_sessions() if status != "running" and store.outbox_depth(name)]
 

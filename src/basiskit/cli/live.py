@@ -320,9 +320,10 @@ def kill(name: Annotated[str, typer.Argument(help="The live session.")], account
               f"live orders {name}`); `basiskit live resume {name}` lets it send again")
 
 
-def _kill_here(store, name: str, path: Path) -> None:
+def _kill_here(store, name: str, path: Path, sessions: dict | None = None) -> None:
     """A kill carried out by this process for a session that is not running: every open order of ours cancelled at
-    each exchange account of its accounts file (nothing rests on the chain)."""
+    each exchange account of its accounts file (nothing rests on the chain). `sessions`: venue -> an HTTP session
+    for its account (ccxt's transport seam)."""
     from ..config.models import LiveConfig
     from ..connectors.exchanges import ExchangeAccount
     from ..live.execution import Dispatcher, PerpExecutor
@@ -332,7 +333,8 @@ def _kill_here(store, name: str, path: Path) -> None:
     executors = {c.venue: PerpExecutor(ExchangeAccount(c.venue, c.api_key.get_secret_value(),
                                                        c.secret.get_secret_value(),
                                                        c.password.get_secret_value() if c.password else None,
-                                                       list(ASSETS)), 0.0) for c in found.exchanges}
+                                                       list(ASSETS), (sessions or {}).get(c.venue)), 0.0)
+                 for c in found.exchanges}
     d = Dispatcher(store, name, "off", LiveConfig(), executors)
     alerts = d.kill("basiskit live kill (the session was not running)")
     store.kill_carried_out(name)

@@ -405,6 +405,7 @@ class FeeHistory:
     def __init__(self, chain: ChainClient):
         self.chain = chain
         self.prices: dict[int, float] = {}  # block -> gwei
+        self.first_served: int | None = None  # the oldest block the node gave a fee for, when it keeps fewer
 
     def quantile(self, block: int, window_seconds: int, q: float = 0.99) -> float:
         """The q-quantile of the prices of the window's blocks up to `block` (numpy's linear interpolation)."""
@@ -419,7 +420,10 @@ class FeeHistory:
             if hi < first:
                 break
             n = min(self.CHUNK, hi - first + 1)
-            got = self.chain.w3.eth.fee_history(n, hi, [50])
+            got = self._history(n, hi)
+            if got is None:  # the node keeps no fee history that far back: the window is what it serves
+                self.first_served = hi + 1
+                break
             base = got["baseFeePerGas"][:n]
             rewards = got.get("reward") or [[0]] * n
             oldest = int(got["oldestBlock"])
@@ -430,3 +434,15 @@ class FeeHistory:
             hi = oldest - 1
         values = [p for n, p in self.prices.items() if first <= n <= block]
         return float(np.quantile(values, q)) if values else 0.0
+
+    def _history(self, n: int, newest: int):
+        """eth_feeHistory of n blocks up to `newest`, fewer when the node refuses the range (nodes cap both the
+        count and how far back they keep it); None when it serves none of them."""
+        from web3.exceptions import Web3Exception
+
+        while n >= 1:
+            try:
+                return self.chain.w3.eth.fee_history(n, newest, [50])
+            except (Web3Exception, ValueError):
+                n //= 2
+        return None

@@ -180,7 +180,9 @@ class LiveSession:
         orders: list[Order] = []
         if plan is not None and self.dispatcher is not None:
             orders, limited = self.dispatcher.admit(self.k, now.t, plan.intents, now)
-            alerts += limited + self.dispatcher.supersede(self.k, orders)
+            carried = self.dispatcher.supersede(self.k, orders)
+            waiting = any(o.status == "awaiting" for o in orders)  # (none, when the approval was carried)
+            alerts += [a for a in limited if a.kind != "approval_needed" or waiting] + carried
         elif plan is not None:
             at = now.read_at or time.time()
             orders = [Order.of(client_id(self.name, self.k, i), self.k, i, o, notional_usd(o, now), at, at)

@@ -68,7 +68,8 @@ ADDED_COLUMNS = {
                     "to_asset": "VARCHAR", "bundle": "VARCHAR", "trigger": "VARCHAR", "safety": "BOOLEAN",
                     "counted_usd": "DOUBLE", "read_epoch": "DOUBLE", "approved_epoch": "DOUBLE", "note": "VARCHAR"},
     "live_sessions": {"execute": "VARCHAR", "halted": "BOOLEAN", "kill_reason": "VARCHAR", "kill_done": "BOOLEAN",
-                      "heartbeat_epoch": "DOUBLE", "heartbeat_s": "DOUBLE", "holder": "VARCHAR", "lease_keys": "JSON"},
+                      "heartbeat_epoch": "DOUBLE", "heartbeat_s": "DOUBLE", "holder": "VARCHAR", "lease_keys": "JSON",
+                      "dead_alerted": "DOUBLE"},
 }
 LIVE_SCHEMA += "".join(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind};\n"
                        for table, columns in ADDED_COLUMNS.items() for name, kind in columns.items())
@@ -159,6 +160,16 @@ class LiveStore(RunStore, AlertOutbox):
             dead = here and all(f is True for f in frees) and bool(frees)
         return {"heartbeat_age_s": age, "dead": bool(dead), "holder": json.loads(holder) if holder else None}
 
+    def mark_dead_alerted(self, name: str) -> bool:
+        """True once per death: the heartbeat it stopped at had not been alerted yet (it is marked now)."""
+        with self._conn() as con:
+            row = con.execute("SELECT heartbeat_epoch, dead_alerted FROM live_sessions WHERE name = ?",
+                              [name]).fetchone()
+            if row is None or row[0] is None or row[1] == row[0]:
+                return False
+            con.execute("UPDATE live_sessions SET dead_alerted = ? WHERE name = ?", [row[0], name])
+            return True
+
     def webhook(self, name: str) -> str | None:
         with self._conn() as con:
             row = con.execute("SELECT webhook FROM live_sessions WHERE name = ?", [name]).fetchone()
@@ -167,8 +178,9 @@ class LiveStore(RunStore, AlertOutbox):
     def webhook_sessions(self) -> list[tuple[str, str, str]]:
         """(name, status, webhook URL) of every live session that posts its alerts to a webhook."""
         with self._conn() as con:
-            return [tuple(r) for r in con.execute(
+            rows = [tuple(r) for r in con.execute(
                 "SELECT name, status, webhook FROM live_sessions WHERE webhook IS NOT NULL").fetchall()]
+        return [(n, "dead" if self.liveness(n)["dead"] else status, url) for n, status, url in rows]
 
     def set_status(self, name: str, status: str, error: str | None = None) -> None:
         with self._conn() as con:
@@ -273,6 +285,7 @@ class LiveStore(RunStore, AlertOutbox):
                 "ON t.session = s.name ORDER BY s.name").fetchall()
         out = []
         for name, status, updated, nav, book, rec, n_alerts in rows:
+            status = "dead" if self.liveness(name)["dead"] else status
             risk = json.loads(book)["risk"] if book else {}
             out.append({"name": name, "status": status, "updated": updated, "nav_usd": nav,
                         "unexplained_usd": json.loads(rec)["attribution"]["unexplained"] if rec else None,
