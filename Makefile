@@ -27,6 +27,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 
 # anvil and Aave v3's compiled contracts from the npm registry, into chain/node_modules (ignored); npm's output
 # goes to stderr. Without npm (and not root to install it) the chain tests skip, naming what is missing.
@@ -53,6 +54,7 @@ verify-aave: $(STAMP) chain-tools
 
 test: $(STAMP) chain-tools
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 FULL_DATA ?= ../shared/market-data
@@ -60,11 +62,13 @@ FUZZ_EXAMPLES ?= 200
 
 # Property tests over many random configs (FUZZ_EXAMPLES per mode, six modes) and hostile inputs, and the
 # cut-data causality check at FUZZ_EXAMPLES random hours (every mode); prints the counts (ran, refused,
-# liquidated) and the worst cost and rebalance rates seen.
-fuzz: $(STAMP)
+# liquidated) and the worst cost and rebalance rates seen. And a live session resuming after a 10,000-block gap
+# on the local chain (anvil mines those blocks in about a minute; `make test` uses 2,500).
+fuzz: $(STAMP) chain-tools
 	BASISKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 	  tests/test_properties.py tests/test_hostile_input.py tests/test_causality.py \
 	  tests/test_paper.py::test_a_replay_equals_the_backtest_for_random_configs
+	BASISKIT_GAP_BLOCKS=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_live_operations.py -k gap
 
 bench: $(STAMP)
 	$(BIN)/python -m basiskit.bench $(if $(wildcard $(FULL_DATA)/MANIFEST.json),--data $(FULL_DATA))

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from basiskit.data.dataset import Dataset
 from basiskit.engine.run import Backtest, RunResult
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import ConfigError, DataError, RunError
 from basiskit.portfolio.attribution import SLOT
 from basiskit.results.tables import ticks_table
-from basiskit.runconfig import load_run_config
 
 HOUR = timedelta(hours=1)
 FORCED = ("health_factor", "margin_ratio", "risk_override", "withdrawal")  # safety actions and flows

@@ -11,10 +11,10 @@ import pytest
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.data.synthetic import SyntheticMarket
 from basiskit.engine.run import run_backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import ConfigError, DataError
 from basiskit.results.summary import summarize
 from basiskit.results.tables import ticks_table
-from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 FUNDING_COLUMN = {"binance": "funding_rate", "bybit": "funding_rate", "okx": "realized_funding_rate"}

@@ -13,10 +13,10 @@ import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import ConfigError
 from basiskit.portfolio.attribution import SLOT
 from basiskit.results.sweep_report import capacity, render
-from basiskit.runconfig import load_run_config
 from conftest import edit_series, raw_csv
 
 MODE = "usdt_market_neutral_no_leverage"

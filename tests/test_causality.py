@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from basiskit.data.dataset import Dataset
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import DataError
 from basiskit.results.tables import ticks_table
-from basiskit.runconfig import load_run_config
 from cut_data import cut_dataset
 
 MODES = ["btc_basis", "eth_basis", "eth_leveraged", "eth_staking_only", "pure_lending_eth", "pure_lending_usdt",

@@ -6,8 +6,8 @@ import pytest
 
 from basiskit.config import config_hash, preset_names
 from basiskit.config.loading import parse_set
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import ConfigError
-from basiskit.runconfig import load_run_config
 
 
 def test_every_preset_validates():

@@ -11,9 +11,9 @@ import pytest
 
 from basiskit.data.dataset import Dataset
 from basiskit.engine.run import run_backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import DataError
 from basiskit.results.summary import summarize
-from basiskit.runconfig import load_run_config
 
 UNI = "spot/uniswapv3_wethusdt_1h"
 

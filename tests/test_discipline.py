@@ -16,10 +16,10 @@ import pytest
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.data.synthetic import SyntheticMarket
 from basiskit.engine.run import run_backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.portfolio.attribution import SLOT
 from basiskit.results.summary import summarize
 from basiskit.results.tables import ticks_table
-from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 LT = json.loads((SAMPLE_DIR / "params/aave_v3_risk.json").read_text())["emode"]["liquidation_thresholds"]["weETH_WETH"]

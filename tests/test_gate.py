@@ -8,7 +8,7 @@ import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import Backtest
-from basiskit.runconfig import load_run_config
+from basiskit.engine.runconfig import load_run_config
 from basiskit.strategies.discipline import Trigger
 
 

@@ -10,15 +10,15 @@ import pytest
 
 from basiskit.config import preset_names
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
-from basiskit.engine.events import EventLog
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
+from basiskit.execution.events import EventLog
 from basiskit.execution.intents import ACTIONS, SAFETY_TRIGGERS, order_intents
 from basiskit.live.book import Holding, Observation
 from basiskit.live.execution import Dispatcher, PerpExecutor
 from basiskit.live.store import LiveStore
 from basiskit.paper.session import PaperOptions, PaperSession
 from basiskit.paper.store import PaperStore
-from basiskit.runconfig import load_run_config
 
 WINDOW = {"start": "2024-10-20T00:00:00Z", "end": "2024-10-23T00:00:00Z"}
 # a withdrawal inside the window, so that exits are planned too (every mode raises cash for it)

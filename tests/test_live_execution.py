@@ -18,10 +18,10 @@ import requests  # noqa: E402
 from basiskit.config.models import LiveConfig  # noqa: E402
 from basiskit.connectors.exchanges import ExchangeAccount, OrderUnknown  # noqa: E402
 from basiskit.errors import ConfigError  # noqa: E402
+from basiskit.execution.intents import OrderIntent  # noqa: E402
 from basiskit.live.book import Holding, Observation  # noqa: E402
 from basiskit.live.execution import Dispatcher, PerpExecutor, check_execute, client_id  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
-from basiskit.execution.intents import OrderIntent  # noqa: E402
 from recorded import database_text, session_with  # noqa: E402
 
 KEY, SECRET = "key-abcdef-123456", "secret-zyxwvu-987654"
@@ -189,7 +189,8 @@ def test_limits_block_an_order_before_it_is_sent(tmp_path):
     store, d, _ = _setup(tmp_path, venue)
     # 20 ETH = 69,000 USD > max_order_usd; 3 orders of 14 ETH (48,300 USD) pass one by one until the day's 120,000
     _, alerts = _commit(store, d, 0, [sell(20.0), sell(14.0), sell(14.0), sell(14.0),
-                                      OrderIntent("bybit", "bybit:Perp:ETHUSDT", "sell", 1.0, 3450.0, "hedge", "perp", "ETH")])
+                                      OrderIntent("bybit", "bybit:Perp:ETHUSDT", "sell", 1.0, 3450.0, "hedge", "perp",
+                                                  "ETH")])
     assert [a.kind for a in alerts] == ["limit", "limit"]
     assert "max_order_usd" in alerts[0].message and "max_day_usd" in alerts[1].message
     d.poll()  # no executor for bybit here: that one is the operator's
@@ -623,8 +624,8 @@ def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
                            "aave_supply", "weETH", bundle=b),
                OrderIntent("aave_v3", "aave_borrow_WETH", "borrow", debt, None, "idle_cash", "aave_borrow", "WETH",
                            bundle=b),
-               OrderIntent("aave_v3", "flash_loan_leverage", "flash_loan", debt, None, "idle_cash", "flash_loan", "WETH",
-                           bundle=b)]
+               OrderIntent("aave_v3", "flash_loan_leverage", "flash_loan", debt, None, "idle_cash", "flash_loan",
+                           "WETH", bundle=b)]
     obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(0.0, weeth)}, {}, {}, eth)
     orders, alerts = d.admit(0, 1_700_000_000, intents, obs)
     assert sum(o.notional_usd for o in orders) > 6e6

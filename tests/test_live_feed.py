@@ -20,10 +20,10 @@ from basiskit.connectors.chain import ORACLE, POOL, ChainClient  # noqa: E402
 from basiskit.connectors.exchanges import ExchangeClient, instrument_of  # noqa: E402
 from basiskit.data.dataset import Dataset  # noqa: E402
 from basiskit.engine.run import Backtest  # noqa: E402
-from basiskit.paper.live_feed import LiveFeed  # noqa: E402
+from basiskit.engine.runconfig import load_run_config  # noqa: E402
+from basiskit.feeds.live import LiveFeed  # noqa: E402
 from basiskit.paper.session import PaperOptions, PaperSession  # noqa: E402
 from basiskit.paper.store import PaperStore  # noqa: E402
-from basiskit.runconfig import load_run_config  # noqa: E402
 from recorded import RecordedChain, session_with  # noqa: E402
 
 H = 3_600_000

@@ -18,12 +18,12 @@ from eth_account import Account  # noqa: E402
 from basiskit.cli.live import chain_executors  # noqa: E402
 from basiskit.connectors.chain import ChainClient  # noqa: E402
 from basiskit.data.dataset import SAMPLE_DIR, Dataset  # noqa: E402
+from basiskit.engine.runconfig import load_run_config  # noqa: E402
 from basiskit.live.accounts import load_accounts  # noqa: E402
 from basiskit.live.execution import Dispatcher  # noqa: E402
 from basiskit.live.plan import Planner  # noqa: E402
 from basiskit.live.session import LiveLimits, LiveSession  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
-from basiskit.runconfig import load_run_config  # noqa: E402
 from recorded import steady_venues  # noqa: E402
 
 E18 = 10**18

@@ -19,11 +19,11 @@ pytest.importorskip("web3")
 from basiskit.connectors.chain import ChainClient  # noqa: E402
 from basiskit.connectors.exchanges import ExchangeAccount  # noqa: E402
 from basiskit.data.dataset import SAMPLE_DIR, Dataset  # noqa: E402
+from basiskit.engine.runconfig import load_run_config  # noqa: E402
 from basiskit.errors import ConfigError, RunError  # noqa: E402
 from basiskit.live.accounts import load_accounts  # noqa: E402
 from basiskit.live.session import LiveLimits, LiveSession  # noqa: E402
 from basiskit.live.store import LiveStore  # noqa: E402
-from basiskit.runconfig import load_run_config  # noqa: E402
 from recorded import session_with  # noqa: E402
 from server import free_port  # noqa: E402
 from test_dashboard import open_page, ready  # noqa: E402

@@ -11,8 +11,8 @@ import pytest
 
 from basiskit.data.dataset import Dataset
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import DataError
-from basiskit.runconfig import load_run_config
 from conftest import edit_series, raw_csv
 from test_paper import events_of, paper
 

@@ -22,10 +22,10 @@ import pytest
 from basiskit.config import preset_names
 from basiskit.data.dataset import Dataset
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import RunError
 from basiskit.paper.session import PaperOptions, PaperSession
 from basiskit.paper.store import PaperStore
-from basiskit.runconfig import load_run_config
 from conftest import edit_series
 from fuzzing import MODES, build_and_run, run_draws
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.paper.session import PaperOptions, PaperSession
 from basiskit.paper.store import PaperStore
-from basiskit.runconfig import load_run_config
 from server import Server
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import run_backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.results.summary import summarize
 from basiskit.results.tables import events_table
-from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 RESERVE = {"pure_lending_usdt": "aave/usdt_reserve_1d", "pure_lending_eth": "aave/weth_reserve_1d"}

@@ -13,7 +13,7 @@ import pytest
 
 from basiskit.data.dataset import Dataset
 from basiskit.engine.run import run_backtest
-from basiskit.runconfig import load_run_config
+from basiskit.engine.runconfig import load_run_config
 from conftest import raw_csv
 
 DEPOSIT = "2024-12-16T12:00:00Z"  # ETH ~14% above the entry price: the allocation wants less ETH

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from basiskit.engine.service import execute
+from basiskit.engine.runconfig import load_run_config
 from basiskit.results.html import thin
 from basiskit.results.report import write_report
-from basiskit.runconfig import load_run_config
+from basiskit.results.service import execute
 
 
 def test_thinning_keeps_the_ends_and_every_extreme():

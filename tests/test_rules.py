@@ -10,8 +10,8 @@ import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import ConfigError
-from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 RISK = json.loads((SAMPLE_DIR / "params/aave_v3_risk.json").read_text())["emode"]

@@ -11,9 +11,9 @@ import pytest
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.data.synthetic import SyntheticMarket
 from basiskit.engine.run import Backtest, run_backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.results.summary import summarize
 from basiskit.results.tables import ticks_table
-from basiskit.runconfig import load_run_config
 from conftest import raw_csv
 
 

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
+from basiskit.data.overlays import drives, intensity
 from basiskit.data.synthetic import SyntheticMarket
 from basiskit.engine.run import Backtest, run_backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.results.tables import ticks_table
-from basiskit.runconfig import load_run_config
-from basiskit.stress.overlays import drives, intensity
 from basiskit.stress.scenarios import LIBRARY, library
 from conftest import edit_series, raw_csv
 
@@ -313,8 +313,8 @@ def test_intrabar_figures_by_hand_from_the_raw_bars():
     """The report's open-versus-extreme table from the positions held and the raw perp bars: the venue checks,
     at hour t, with what was held through the hour, the worst of the bar that opened at t - 1 (its high for a
     short) and the price at t (a gap between bars counts too)."""
-    from basiskit.engine.service import execute
     from basiskit.results.report import render
+    from basiskit.results.service import execute
 
     window = {"start": "2024-10-15", "end": "2024-11-20"}  # the sample's bars have no hole in it
     cfg = load_run_config("usdt_market_neutral", extra=window | {"initial_capital": 1_000_000},

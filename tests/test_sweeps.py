@@ -15,10 +15,10 @@ import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import run_backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import ConfigError
 from basiskit.results.summary import summarize
 from basiskit.results.sweep_store import SweepStore
-from basiskit.runconfig import load_run_config
 from basiskit.sweeps.plan import prepare
 from basiskit.sweeps.service import sweep as run_sweep
 from basiskit.sweeps.spec import SweepRequest, parse_param, parse_windows

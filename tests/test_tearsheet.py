@@ -10,11 +10,11 @@ from basiskit.config import preset_names
 from basiskit.config.loading import run_overrides
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
 from basiskit.engine.run import Backtest
+from basiskit.engine.runconfig import load_run_config
 from basiskit.results.panels import COST_KINDS, attribution, costs_by_kind, headline, panels
 from basiskit.results.summary import summarize
 from basiskit.results.tables import events_table, ticks_table
 from basiskit.results.tearsheet import tearsheet
-from basiskit.runconfig import load_run_config
 from basiskit.strategies.registry import load_builtins
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from .config import preset_names, read_preset
 from .data.dataset import Dataset, resolve_data_dir
 from .engine.run import Backtest
-from .runconfig import load_run_config
+from .engine.runconfig import load_run_config
 from .strategies.registry import strategy_names
 
 # Engine-loop targets (steps/s) from the issues, by strategy.
@@ -104,7 +104,7 @@ def _peak_memory_mb(root) -> float:
     import subprocess
     import sys
 
-    code = ("from basiskit.runconfig import load_run_config; from basiskit.data.dataset import Dataset; "
+    code = ("from basiskit.engine.runconfig import load_run_config; from basiskit.data.dataset import Dataset; "
             "from basiskit.engine.run import run_backtest; from basiskit.results.tables import ticks_table; "
             f"r = run_backtest(load_run_config('usdt_market_neutral'), Dataset({str(root)!r})); ticks_table(r)")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -24,10 +24,10 @@ from ..config.loading import run_overrides
 from ..config.models import RunConfig
 from ..data.dataset import Dataset, resolve_data_dir
 from ..engine.run import Backtest
+from ..engine.runconfig import load_run_config
 from ..errors import BasiskitError
 from ..live.store import LiveStore
 from ..live.watch import HeartbeatWatch
-from ..paper.outbox import WebhookSender
 from ..paper.store import PaperStore
 from ..results.compare import MAX_RUNS, MIN_RUNS, compare
 from ..results.db import StoreError, json_safe
@@ -36,7 +36,7 @@ from ..results.panels import tearsheet_document
 from ..results.report import render as render_report
 from ..results.store import new_run_id
 from ..results.stress_store import StressStore
-from ..runconfig import load_run_config
+from ..sessions.outbox import WebhookSender
 from ..strategies.registry import load_builtins
 from .auth import Tokens
 from .guard import Guard

@@ -11,8 +11,8 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from pathlib import Path
 
 from ..config import parse
-from ..engine.service import execute
 from ..results.db import RunStore
+from ..results.service import execute
 
 INTERRUPTED = "interrupted: the service stopped before the run finished"
 

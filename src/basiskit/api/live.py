@@ -12,8 +12,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from ..live.store import LiveStore
-from ..paper.status import iso_time
 from ..results.db import StoreError, json_safe
+from ..sessions.times import iso_time
 from .models import SESSION_NOT_FOUND, found_or_404
 from .paper import OrderIntent
 

@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..paper.status import iso_time, session_status
+from ..paper.status import session_status
 from ..paper.store import PaperStore
 from ..results.db import json_safe
+from ..sessions.times import iso_time
 from .models import SESSION_NOT_FOUND, found_or_404
 
 

@@ -14,11 +14,11 @@ from rich.table import Table
 from ..config import preset_names, read_preset
 from ..config.loading import run_overrides
 from ..data.dataset import Dataset, resolve_data_dir
-from ..engine.service import run_and_store
+from ..engine.runconfig import load_run_config
 from ..errors import BasiskitError
 from ..results.db import RunStore, json_safe
 from ..results.report import write_report
-from ..runconfig import load_run_config
+from ..results.service import run_and_store
 from .output import (
     CapitalOption,
     ConfigOption,

@@ -17,11 +17,11 @@ import typer
 from rich.table import Table
 
 from ..data.dataset import Dataset, resolve_data_dir
+from ..engine.runconfig import load_run_config
 from ..errors import BasiskitError, ConfigError
 from ..live.accounts import accounts_path, load_accounts
-from ..paper.stopping import STOP
 from ..results.db import json_safe
-from ..runconfig import load_run_config
+from ..sessions.stopping import STOP
 from .output import (
     ConfigOption,
     DataOption,

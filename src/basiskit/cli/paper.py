@@ -14,13 +14,13 @@ from rich.table import Table
 
 from ..config.loading import run_overrides
 from ..data.dataset import Dataset, resolve_data_dir
+from ..engine.runconfig import load_run_config
 from ..errors import BasiskitError
 from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
 from ..paper.status import session_status
-from ..paper.stopping import STOP
 from ..paper.store import PaperStore
 from ..results.db import json_safe
-from ..runconfig import load_run_config
+from ..sessions.stopping import STOP
 from .backtest import print_summary
 from .output import (
     CapitalOption,

@@ -1,7 +1,7 @@
 """Presets (package YAML), --config files deep-merged over them, --set dotted overrides, field validation.
 
 Plain data: the rules of strategies and those that read a dataset are applied where a run config is
-built (`basiskit.runconfig`)."""
+built (`basiskit.engine.runconfig`)."""
 
 from __future__ import annotations
 

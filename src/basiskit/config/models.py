@@ -236,7 +236,7 @@ def raise_field_problems(title: str, problems: list[tuple[str, object, str]]) ->
 
 
 class Shock(Strict):
-    """A stress scenario's overlay on the aligned market data (stress/overlays.py): from `at`, a step (or a
+    """A stress scenario's overlay on the aligned market data (data/overlays.py): from `at`, a step (or a
     linear ramp over ramp_hours) to full strength, lasting `hours` from `at` (ramp included; default: to
     the end of the window), then back, at once or linearly over recovery_hours."""
 

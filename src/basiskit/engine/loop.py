@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import RunError
+from ..execution.events import EventLog
 from ..execution.executor import Executor
 from ..portfolio.book import Book
 from ..strategies.base import Hooks, Strategy
 from .clock import BacktestClock
-from .events import EventLog
 
 PROGRESS_EVERY = 2048
 

@@ -11,10 +11,12 @@ import numpy as np
 
 from ..config import config_hash
 from ..config.models import RunConfig
+from ..data import overlays
 from ..data.dataset import Dataset
 from ..data.market import MarketCache, MarketData, Need
 from ..data.timeutil import HOUR, iso, to_epoch
 from ..errors import ConfigError
+from ..execution.events import EventLog
 from ..execution.executor import Executor
 from ..portfolio.attribution import ATTRIBUTION_TYPES, N_SLOTS, SPOT_PRICE, TRANSACTION_COSTS, VOID
 from ..portfolio.book import Book, PositionSpec
@@ -24,10 +26,8 @@ from ..portfolio.risk import liquidation_summary
 from ..strategies.base import Strategy, StrategyContext, StrategyEnv
 from ..strategies.registry import get_strategy
 from ..strategies.rules import run_config_problems
-from ..stress import overlays
 from ..venues.costs import GasModel, slippage_from_dataset
 from .clock import BacktestClock
-from .events import EventLog
 from .loop import run_loop
 
 BENCHMARK = "benchmarks/ethena_susde_apy_1d"
@@ -87,10 +87,11 @@ class Backtest:
     """Components of one run, wired from config; `run()` executes it once."""
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, cache: MarketCache | None = None,
-                 market_factory: Callable[[list[Need], int | None, int | None], MarketData] | None = None):
-        """Checks the config against this dataset (every rule, then the capital floor at the window
-        start), aligns the data (or takes it from `cache`, shared by the runs of a sweep) and wires the
-        components."""
+                 market_factory: Callable[[list[Need], int | None, int | None], MarketData] | None = None,
+                 check_capital: bool = True):
+        """Checks the config against this dataset (every rule, then, unless `check_capital` is off, the capital
+        floor at the window start: a live plan manages a book that exists, whatever entering it would cost),
+        aligns the data (or takes it from `cache`, shared by the runs of a sweep) and wires the components."""
         problems = run_config_problems(cfg, dataset)
         if problems:
             raise ConfigError(problems)
@@ -119,7 +120,7 @@ class Backtest:
         self.flows = self._flows(n)
         floor = self.strategy.capital_floor(0, cfg.initial_capital)
         problem = floor.problem(cfg.initial_capital, cfg.share_class, cfg.mode, iso(self.market.start))
-        if problem:
+        if problem and check_capital:
             raise ConfigError([problem])
         # The data hash covers every series and parameter file the run read.
         params = {name: dataset.params_files[name] for name in sorted(dataset.loaded_params())}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..engine.events import EventLog
 from ..portfolio.attribution import SLOT, TRANSACTION_COSTS
 from ..portfolio.book import Book
 from ..venues.aave import AaveReserve
@@ -13,6 +12,7 @@ from ..venues.costs import GasModel, Liquidity, SlippageModel
 from ..venues.perp import PerpMarket
 from ..venues.spot import SpotMarket
 from ..venues.staking import LiquidStaking
+from .events import EventLog
 from .intents import OrderIntent
 from .transaction import Transaction
 

@@ -18,8 +18,26 @@ SAFETY_TRIGGERS = frozenset({"health_factor", "margin_ratio", "risk_override", "
 ON_CHAIN = ("aave_v3", "ethereum")  # venues whose orders are steps of one plan, each building on the last
 
 
+class BundleMember:
+    """Where an order stands in a flash-loan bundle (by its `action` and `bundle`): its head, a step, or neither."""
+
+    __slots__ = ()
+    action: str
+    bundle: str | None
+
+    @property
+    def is_bundle_head(self) -> bool:
+        """The flash-loan order that carries its bundle's steps in one transaction."""
+        return self.action == "flash_loan"
+
+    @property
+    def in_bundle(self) -> bool:
+        """A step of a flash-loan bundle (sent with, and as, its head)."""
+        return self.bundle is not None and self.action != "flash_loan"
+
+
 @dataclass(frozen=True, slots=True)
-class OrderIntent:
+class OrderIntent(BundleMember):
     venue: str  # aave_v3 | ethereum | binance | bybit | okx | wallet
     instrument: str  # as people read it: aave_supply_weETH, binance:Perp:ETHUSDT, bybit:Spot:ETHUSDT, USDT
     side: str  # supply, withdraw, borrow, repay, stake, redeem, swap, claim, sell, flash_loan, buy, transfer
@@ -32,16 +50,6 @@ class OrderIntent:
     bundle: str | None = None  # the flash-loan bundle it is a step of (the bundle's own order carries it too)
     trigger: str = "strategy"  # the trigger's name: health_factor, idle_cash, releverage, withdrawal, exit ...
     safety: bool = False  # a safety action (SAFETY_TRIGGERS)
-
-    @property
-    def is_bundle_head(self) -> bool:
-        """The flash-loan order that carries its bundle's steps in one transaction."""
-        return self.action == "flash_loan"
-
-    @property
-    def in_bundle(self) -> bool:
-        """A step of a flash-loan bundle (sent with, and as, its head)."""
-        return self.bundle is not None and self.action != "flash_loan"
 
     def row(self) -> tuple:
         return (self.venue, self.instrument, self.side, self.size, self.price, self.reason)

@@ -149,34 +149,26 @@ def _read_wallet(chain, wallet, block, indexes, tokens, ignore, previous, holdin
     _native(chain, wallet.address, me, after, block, own, expected.get(native, 0.0), tokens, moved, native)
 
 
+# Aave v3 Pool events: the two parties that make it the account's own operation (a trade between its holdings),
+# and each side it moves: (the party whose holding it is, the holding's kind, the sign of the amount)
+POOL_SIDES = {
+    "Supply": (("user", "on_behalf_of"), (("on_behalf_of", "aToken", 1.0), ("user", "token", -1.0))),
+    "Withdraw": (("user", "to"), (("user", "aToken", -1.0), ("to", "token", 1.0))),
+    "Borrow": (("user", "on_behalf_of"), (("on_behalf_of", "debtToken", -1.0), ("user", "token", 1.0))),
+    "Repay": (("user", "repayer"), (("user", "debtToken", 1.0), ("repayer", "token", -1.0))),
+}
+
+
 def _pool_moves(e: dict, me: str, moves) -> None:
-    """What an Aave event moved of the account: its own operation (user and beneficiary the account) is a trade
-    between its holdings; a side someone else took (on its behalf, or to elsewhere) is a flow."""
-    r, u, at, ev = e["reserve"], e["units"], e["block"], e["event"]
-    if ev == "Supply":
-        own_side = e["user"] == me and e["on_behalf_of"] == me
-        if e["on_behalf_of"] == me:
-            moves("aToken", r, u, at, "trades" if own_side else "flows")
-        if e["user"] == me:
-            moves("token", r, -u, at, "trades" if own_side else "flows")
-    elif ev == "Withdraw":
-        own_side = e["user"] == me and e["to"] == me
-        if e["user"] == me:
-            moves("aToken", r, -u, at, "trades" if own_side else "flows")
-        if e["to"] == me:
-            moves("token", r, u, at, "trades" if own_side else "flows")
-    elif ev == "Borrow":
-        own_side = e["user"] == me and e["on_behalf_of"] == me
-        if e["on_behalf_of"] == me:
-            moves("debtToken", r, -u, at, "trades" if own_side else "flows")
-        if e["user"] == me:
-            moves("token", r, u, at, "trades" if own_side else "flows")
-    else:  # Repay
-        own_side = e["user"] == me and e["repayer"] == me
-        if e["user"] == me:
-            moves("debtToken", r, u, at, "trades" if own_side else "flows")
-        if e["repayer"] == me:
-            moves("aToken" if e["use_a_tokens"] else "token", r, -u, at, "trades" if own_side else "flows")
+    """What an Aave event moved of the account: its own operation (both parties the account) is a trade between
+    its holdings; a side someone else took (on its behalf, or to elsewhere) is a flow."""
+    parties, sides = POOL_SIDES[e["event"]]
+    how = "trades" if all(e[p] == me for p in parties) else "flows"
+    for party, kind, sign in sides:
+        if e[party] == me:
+            if kind == "token" and e.get("use_a_tokens"):
+                kind = "aToken"  # Repay with aTokens: they are burned instead of the token leaving
+            moves(kind, e["reserve"], sign * e["units"], e["block"], how)
 
 
 def _native(chain, address: str, me: str, after: int, block: int, own: set[str], expected_units: float, tokens,

@@ -36,8 +36,8 @@ from dataclasses import dataclass, fields
 from ..config.models import LiveConfig
 from ..connectors.exchanges import ExchangeAccount, OrderRefused, OrderUnknown, VenueOrder
 from ..errors import ConfigError
-from ..execution.intents import ON_CHAIN, OrderIntent
-from ..paper.alerts import Alert
+from ..execution.intents import ON_CHAIN, BundleMember, OrderIntent
+from ..sessions.alerts import Alert
 from .book import Observation
 from .chain_executor import LimitExceeded
 
@@ -94,7 +94,7 @@ def bundle_net_usd(steps: list, head_usd: float | None) -> float | None:
 
 
 @dataclass
-class Order:
+class Order(BundleMember):
     """One intent as stored: identity, what it asks, how far it went."""
 
     client_id: str
@@ -125,14 +125,6 @@ class Order:
            read_at: float | None) -> Order:
         return cls(cid, k, seq, i.venue, i.instrument, i.side, i.size, i.price, i.reason, "intent", usd, created,
                    i.action, i.asset, i.to_asset, i.bundle, i.trigger, bool(i.safety), usd, read_at)
-
-    @property
-    def is_bundle_head(self) -> bool:
-        return self.action == "flash_loan"
-
-    @property
-    def in_bundle(self) -> bool:
-        return self.bundle is not None and self.action != "flash_loan"
 
     def shown(self) -> str:
         return f"{self.venue} {self.instrument} {self.side} {self.size:.6g}"

@@ -26,12 +26,12 @@ from ..data.live import LiveMarket
 from ..data.market import Need, reads
 from ..data.timeutil import HOUR, iso
 from ..engine.clock import BacktestClock
-from ..engine.events import EventLog
 from ..engine.loop import run_loop
 from ..engine.run import Backtest, _components
 from ..errors import ConfigError, RunError
+from ..execution.events import EventLog
 from ..execution.intents import OrderIntent, order_intents
-from ..paper.live_feed import LiveFeed, served, unserved_problems
+from ..feeds.live import LiveFeed, served, unserved_problems
 from .book import Observation
 
 SYMBOL = {"weth": "WETH", "usdt": "USDT", "weeth": "weETH", "wsteth": "wstETH"}
@@ -137,8 +137,9 @@ class Planner:
         eth_usd = obs.eth_usd or 0.0
         capital = nav_usd / eth_usd if cfg.share_class == "ETH" and eth_usd else nav_usd
         try:
+            # the book exists: no capital floor (a de-lever near liquidation manages a sliver of equity)
             bt = Backtest(cfg.model_copy(update={"initial_capital": max(capital, 1e-9)}), self.dataset,
-                          market_factory=build)
+                          market_factory=build, check_capital=False)
         except ConfigError as exc:
             raise RunError(f"no plan at {iso(t)}: {exc}") from None
         events = EventLog()

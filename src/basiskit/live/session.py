@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from ..config import RunConfig
 from ..data.timeutil import HOUR
 from ..errors import BasiskitError, ConfigError, RunError
-from ..paper.alerts import Alert, AlertSink
-from ..paper.outbox import WebhookSender, check_webhook_url
+from ..sessions.alerts import Alert, AlertSink
+from ..sessions.outbox import WebhookSender, check_webhook_url
 from .book import Observation, move, observe
 from .execution import Order, client_id, notional_usd
 from .lease import Lease, account_keys

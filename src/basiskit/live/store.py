@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import time
 
-from ..paper.alerts import Alert
-from ..paper.outbox import AlertOutbox
-from ..paper.stopping import STOP
-from ..paper.store import ts_of
 from ..results.db import RunStore, StoreError, json_safe, now
+from ..sessions.alerts import Alert
+from ..sessions.outbox import AlertOutbox
+from ..sessions.stopping import STOP
+from ..sessions.times import ts_of
 
 ORDER_COLUMNS = ("session, seq, tick, timestamp, venue, instrument, side, size, price, reason, client_id, status, "
                  "notional_usd, filled, average, fee, created_epoch, updated_at, action, asset, to_asset, bundle, "

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 
-from ..paper.alerts import Alert
+from ..sessions.alerts import Alert
 
 log = logging.getLogger("basiskit.live")
 WATCH_SECONDS = 5.0

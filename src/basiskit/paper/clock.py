@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..data.live import LiveMarket, Staleness
 from ..errors import RunError
-from .feeds import Delivery, Feed
+from ..feeds.replay import Delivery, Feed
 
-if TYPE_CHECKING:
-    from .session import PaperSession
+
+class ClockedSession(Protocol):
+    """What the clock calls on the session it drives (paper/session.py's PaperSession)."""
+
+    store: object  # waits and breathes between hours (PaperStore.wait, .breathe)
+
+    def start(self, book, events) -> None: ...
+    def before_tick(self, k: int) -> None: ...
+    def after_tick(self, k: int, delivery: Delivery) -> None: ...
+    def stale(self, k: int, t: int, stale: list[Staleness]) -> None: ...
+    def fresh(self, k: int) -> None: ...
 
 
 class StaleFeed(RunError):
@@ -26,7 +35,7 @@ class StaleFeed(RunError):
 
 
 class PaperClock:
-    def __init__(self, session: PaperSession, market: LiveMarket, feed: Feed, speed: float,
+    def __init__(self, session: ClockedSession, market: LiveMarket, feed: Feed, speed: float,
                  recorded: list[Delivery], poll_seconds: float = 30.0):
         self.session = session
         self.market = market

@@ -22,18 +22,18 @@ from ..data.dataset import Dataset, resolve_data_dir
 from ..data.live import LiveMarket, Staleness
 from ..data.market import MarketData, Need
 from ..data.timeutil import HOUR, iso, to_epoch
-from ..engine.events import EventLog
 from ..engine.run import Backtest, warning_event
-from ..engine.service import RunOutput, store_output, tabulate
 from ..errors import ConfigError, RunError
+from ..execution.events import EventLog
 from ..execution.intents import order_intents
+from ..feeds.replay import Delivery, Feed, ReplayFeed
 from ..results.db import StoreError
-from .alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
+from ..results.service import RunOutput, store_output, tabulate
+from ..sessions.alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
+from ..sessions.outbox import WebhookSender, check_webhook_url
+from ..sessions.stopping import STOP
 from .capture import write_capture
 from .clock import PaperClock, StaleFeed
-from .feeds import Delivery, Feed, ReplayFeed
-from .outbox import WebhookSender, check_webhook_url
-from .stopping import STOP
 from .store import PaperStore
 
 FEEDS = ("replay", "live")
@@ -363,7 +363,7 @@ class PaperSession:
 def make_feed(options: PaperOptions, dataset: Dataset, needs: list[Need], grid, data_cfg) -> Feed:
     if options.feed == "replay":
         return ReplayFeed(dataset, needs, grid, data_cfg)
-    from .live_feed import LiveFeed
+    from ..feeds.live import LiveFeed
 
     return LiveFeed(dataset, needs, grid, options)
 

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
+from ..sessions.times import iso_time
 from .store import PaperStore
-
-
-def iso_time(value: datetime | None) -> str | None:
-    """ISO 8601 UTC (the database hands TIMESTAMPTZ back in the machine's time zone)."""
-    if value is None:
-        return None
-    return f"{value.astimezone(UTC) if value.tzinfo else value:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def session_status(store: PaperStore, name: str, recent_alerts: int = 10) -> dict:

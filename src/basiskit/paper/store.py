@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import duckdb
 
 from ..results.db import RunStore, StoreError, json_safe, now
-from .outbox import AlertOutbox
-from .stopping import STOP
+from ..sessions.outbox import AlertOutbox
+from ..sessions.stopping import STOP
+from ..sessions.times import ts_of
 
 PAPER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_sessions (
@@ -70,10 +71,6 @@ SELECT_SESSION = (
 )
 HOLD_SECONDS = 1.0  # longest a running session keeps the file to itself
 YIELD_SECONDS = 0.1  # how long it lets go when it has held the file that long
-
-
-def ts_of(epoch: int) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
 
 
 class PaperStore(RunStore, AlertOutbox):

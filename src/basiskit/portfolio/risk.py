@@ -7,10 +7,13 @@ the strategy to reduce exposure; it can never ask for more.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..config.models import RiskConfig
-from ..engine.events import EventLog
 from ..venues.margin import MarginAccount
+
+if TYPE_CHECKING:
+    from ..execution.events import EventLog  # (the run's log: handed in, never imported at run time)
 
 NAV_REFRESH_TICKS = 24
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..config.models import RunConfig
 from ..data.dataset import Dataset
 from ..data.market import MarketData, Need
-from ..engine.events import EventLog
+from ..execution.events import EventLog
 from ..execution.executor import Executor
 from ..portfolio.book import Book, PositionSpec
 from ..portfolio.currency import ShareClassPricer

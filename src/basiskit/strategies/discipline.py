@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine.events import EventLog
+from ..execution.events import EventLog
 from ..execution.executor import Executor
 from ..execution.intents import SAFETY_TRIGGERS
 from ..execution.transaction import Transaction

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.events import EventLog
+from ..execution.events import EventLog
 from .discipline import Trigger
 
 

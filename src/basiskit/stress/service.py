@@ -16,10 +16,10 @@ from ..config.loading import deep_merge, raw_run_config, run_overrides
 from ..config.models import utc_hour
 from ..data.dataset import Dataset
 from ..data.timeutil import iso
-from ..engine.service import RunOutput, run_and_store
+from ..engine.runconfig import validate_run_config
 from ..errors import ConfigError
+from ..results.service import RunOutput, run_and_store
 from ..results.sweep_store import SweepStore
-from ..runconfig import validate_run_config
 from ..sweeps.service import sweep
 from ..sweeps.spec import SweepRequest, parse_param
 from .scenarios import combine

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from ..config.loading import apply_set, parse, parse_set, raw_run_config, run_overrides
 from ..data.dataset import Dataset
 from ..engine.run import default_window
+from ..engine.runconfig import validate_run_config
 from ..errors import BasiskitError, ConfigError
-from ..runconfig import validate_run_config
 from .spec import (
     MAX_GRID,
     Constraint,

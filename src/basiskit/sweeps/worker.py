@@ -8,11 +8,11 @@ import traceback
 from ..data.dataset import Dataset
 from ..data.market import MarketCache
 from ..engine.run import Backtest
+from ..engine.runconfig import validate_run_config
 from ..errors import BasiskitError
 from ..results.db import json_safe
 from ..results.summary import summarize
 from ..results.tables import events_table, ticks_table
-from ..runconfig import validate_run_config
 from .plan import Task
 from .spec import summary_value
 

@@ -7,10 +7,14 @@ venue closes the position at mark and charges its liquidation fee.
 
 from __future__ import annotations
 
-from ..engine.events import EventLog
+from typing import TYPE_CHECKING
+
 from ..portfolio.attribution import LIQUIDATION_LOSS, SLOT
 from ..portfolio.book import Book
 from .perp import PerpMarket
+
+if TYPE_CHECKING:
+    from ..execution.events import EventLog  # (the run's log: handed in, never imported at run time)
 
 PERP_PRICE = SLOT["perp_price"]
 

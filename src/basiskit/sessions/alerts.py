@@ -108,7 +108,7 @@ class AlertMonitor:
 
 class AlertSink:
     """Alerts on stderr as they are raised (the store keeps them; the webhook sender posts them from the
-    store's outbox: paper/outbox.py)."""
+    store's outbox: sessions/outbox.py)."""
 
     def __init__(self, session: str, quiet: bool = False):
         self.session = session

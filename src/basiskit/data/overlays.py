@@ -26,8 +26,8 @@ import re
 import numpy as np
 
 from ..config.models import RunConfig, Shock
-from ..data.market import MarketData, Need
-from ..data.timeutil import HOUR, to_epoch
+from .market import MarketData, Need
+from .timeutil import HOUR, to_epoch
 
 SECONDS_PER_YEAR = 365 * 24 * HOUR
 PRICE_SERIES = re.compile(r"^(spot|perp)/[a-z0-9]+_(w?eth|btc)usdt_1h$")

@@ -8,11 +8,11 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from .config.loading import parse, raw_run_config
-from .config.models import RunConfig, cross_problems
-from .data.dataset import Dataset, resolve_data_dir
-from .errors import ConfigError
-from .strategies.rules import run_config_problems
+from ..config.loading import parse, raw_run_config
+from ..config.models import RunConfig, cross_problems
+from ..data.dataset import Dataset, resolve_data_dir
+from ..errors import ConfigError
+from ..strategies.rules import run_config_problems
 
 _DEFAULT: dict[Path, Dataset] = {}
 _LOCK = threading.Lock()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..execution.intents import OrderIntent
+from .intents import OrderIntent
 
 
 @dataclass(frozen=True, slots=True)

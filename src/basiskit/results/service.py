@@ -11,11 +11,11 @@ import pandas as pd
 
 from ..config import RunConfig, config_hash
 from ..data.dataset import Dataset
-from ..results.db import RunStore
-from ..results.store import new_run_id, write_run
-from ..results.summary import summarize
-from ..results.tables import events_table, ticks_table
-from .run import Backtest, RunResult
+from ..engine.run import Backtest, RunResult
+from .db import RunStore
+from .store import new_run_id, write_run
+from .summary import summarize
+from .tables import events_table, ticks_table
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ..data.dataset import Dataset
 from ..data.market import Need, _required, history_bars, reads
 from ..data.timeutil import HOUR
 from ..errors import ConfigError
-from .feeds import Delivery, Row
+from .replay import Delivery, Row
 
 DELAY_SECONDS = 90
 FUNDING_LOOKBACK = 8 * HOUR

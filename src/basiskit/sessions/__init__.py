@@ -1,0 +1,1 @@
+"""What paper and live sessions share: alerts, the webhook outbox, stopping on a signal, stored times."""
