@@ -254,3 +254,38 @@ def test_chain_up_refuses_a_port_another_node_serves(local_market, tmp_path):
     assert done.returncode == 2, done.stderr
     assert f"--port: {node.port}" in done.stderr and "already answers" in done.stderr
     assert w3.eth.block_number == before  # nothing was deployed onto the other node
+
+
+def test_a_safety_order_may_pay_more_gas_than_the_voluntary_cap(local_market, tmp_path_factory, monkeypatch):
+    """With the base fee at 150 gwei and live.max_gas_gwei 100, a voluntary order is not signed; a safety order may
+    pay up to live.safety_max_gas_gwei (by default 3 x 100)."""
+    from basiskit.cli.live import chain_executors
+    from basiskit.execution.intents import OrderIntent
+    from basiskit.live.chain_executor import LimitExceeded
+    from basiskit.live.execution import Order
+
+    monkeypatch.setenv("FUND_PW", PASSWORD)
+    node, market, _ = local_market
+    w3 = market.deployer.w3
+    key, path = _wallet(local_market, tmp_path_factory, "gas", 1)
+    found = load_accounts(path)
+    cfg = load_run_config("eth_leveraged", sets=COMMON, dataset=Dataset(SAMPLE_DIR))
+    assert cfg.live.max_gas_gwei == 100 and cfg.live.safety_gas_gwei == 300
+    ex = chain_executors(found, ChainClient.from_url(node.url, found.market()), cfg.live)["aave_v3"]
+
+    def order(trigger):
+        i = OrderIntent("aave_v3", "aave_repay_WETH", "repay", 0.1, None, trigger, "aave_repay", "WETH",
+                        trigger=trigger, safety=trigger == "health_factor")
+        return Order.of("bk" + "0" * 30, 0, 0, i, 300.0, 0.0, 0.0)
+
+    w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(150 * 10**9)])
+    w3.provider.make_request("evm_mine", [])
+    try:
+        assert w3.eth.get_block("latest")["baseFeePerGas"] == 150 * 10**9
+        with pytest.raises(LimitExceeded, match="base fee 150.00 gwei > live.max_gas_gwei 100"):
+            ex.request(order("releverage"))
+        request = ex.request(order("health_factor"))
+        assert request["max_fee_gwei"] == 300 and request["action"] == "aave_repay"
+    finally:
+        w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+        w3.provider.make_request("evm_mine", [])

@@ -23,15 +23,14 @@ from ..venues.cex import load_venue, spot_series
 from ..venues.spot import SpotMarket
 from .base import Problem, Report, Strategy, require
 from .capital import MAX_COST_SHARE, CapitalFloor
-from .discipline import DUST, Backoff, Trigger
+from .discipline import DUST, RETRY_HOURS, Backoff, Trigger
 from .hedge import PerpHedge, validate_hedge_config
 from .pacing import Pacer
 from .rebalance import RebalanceLog
 from .registry import register
 from .staking_leg import StakingLeg, validate_leverage_config
 
-REFILL_BELOW = 1.0  # the wallet's ETH under this share of the gas reserve is bought back up to it ...
-REFILL_COST = 0.02  # ... when the purchase costs at most this share of it (fees, slippage)
+REFILL_COST = 0.02  # the wallet's ETH under the gas reserve is bought back when that costs at most this share of it
 
 
 @register
@@ -74,6 +73,7 @@ class MarketNeutral(Strategy):
         self.fx = market.derived(partial(self.pricer.price, "USDT"))
         eth_value = self.eth_value = market.derived(partial(self.pricer.price, "ETH"))
         eth = PositionSpec(self.eth_wallet, ones, ones, eth_value, VOID, VOID, SPOT_PRICE)
+        self.reserve = self.gas.reserve_eth(market, self.reserve_units)  # ETH kept for gas, per hour
         return [eth, *self.leg.bind(market), *self.hedge.bind(market, self.fx, VOID)]
 
     def attach(self, ctx) -> None:
@@ -86,6 +86,7 @@ class MarketNeutral(Strategy):
         self.log = RebalanceLog(ctx.events, "ETH", ctx.book, self.threshold)
         self.pacer = Pacer(self.cfg.execution.max_participation, [self.spot, *self.hedge.perps])
         self.idle_backoff = Backoff()
+        self.refill_at = 0  # the first tick a gas reserve refill may be tried again
 
     def hooks(self):
         return self.leg.hooks() + self.hedge.hooks()
@@ -128,7 +129,7 @@ class MarketNeutral(Strategy):
     def gas_reserve(self, k: int) -> float:
         """ETH kept in the wallet's ETH for gas, never deployed (hedged as any ETH held): a full de-lever at the 30-day
         99th percentile gas price, at least live.gas_reserve_eth (GasModel.reserve_eth)."""
-        return self.gas.reserve_eth(self.reserve_units, k)
+        return self.reserve[k]
 
     def spare_cash(self, k: int, keep: float = 0.0) -> float:
         return self.qty[self.ctx.wallet] - keep
@@ -151,11 +152,12 @@ class MarketNeutral(Strategy):
             self.act(k, self.pacer.trigger(left, nav), self.rebalance)
             return
         held = self.qty[self.eth_pos]
-        if held < REFILL_BELOW * (reserve := self.gas_reserve(k)) and self.eth_long(k) > held:
+        if held < (reserve := self.reserve[k]) and k >= self.refill_at and self.eth_long(k) > held:
             value = (reserve - held) * self.price[k] * self.fx[k]  # the reserve is refilled: gas is paid from it
-            trigger = Trigger("gas_reserve", held / reserve, REFILL_BELOW, corrects=value, max_cost=REFILL_COST * value)
+            trigger = Trigger("gas_reserve", held / reserve, 1.0, corrects=value, max_cost=REFILL_COST * value)
             if self.act(k, trigger, self.refill_gas, reserve - held) is not None:
                 return
+            self.refill_at = k + RETRY_HOURS  # not worth it now: tried again in a day
         if self.leg.claim_paid:  # a queued withdrawal paid its ETH: the rebalance puts it where the allocation says
             self.leg.claim_paid = False
             eth = self.qty[self.eth_pos] * self.price[k] * self.fx[k]

@@ -46,7 +46,9 @@ class Staking(Strategy):
         return self.leg.needs()
 
     def bind(self, market: MarketData) -> list[PositionSpec]:
-        return self.leg.bind(market)
+        specs = self.leg.bind(market)
+        self.reserve = self.gas.reserve_eth(market, self.reserve_units)  # ETH kept for gas, per hour
+        return specs
 
     def attach(self, ctx) -> None:
         super().attach(ctx)
@@ -76,10 +78,11 @@ class Staking(Strategy):
             log = self.log
             if k >= log.refresh_at:
                 log.refresh(k)
-            if idle <= log.floor:  # cheap pre-filter: NAV as of the last rebalance or day
+            deployable = idle - self.reserve[k]  # the gas reserve is never deployed
+            if deployable <= log.floor:  # cheap pre-filter: NAV as of the last rebalance or day
                 return
             leg = self.leg
-            if k == leg.delevered_at or self.idle_backoff.waiting(k, idle):
+            if k == leg.delevered_at or self.idle_backoff.waiting(k, deployable):
                 return
             nav = self.ctx.book.nav(k)
             limit = max(self.threshold, DUST) * nav
@@ -96,13 +99,13 @@ class Staking(Strategy):
     def gas_reserve(self, k: int) -> float:
         """ETH the wallet keeps for gas, never deployed: a full de-lever at the 30-day 99th percentile gas price, at
         least live.gas_reserve_eth (GasModel.reserve_eth)."""
-        return self.gas.reserve_eth(self.reserve_units, k)
+        return self.reserve[k]
 
     def keep(self, k: int, equity: float) -> float:
         """ETH to keep in the wallet when moving the leg to `equity`: the gas reserve, the move's own gas (x
         GAS_MARGIN) and with a flash loan its premium on the debt it changes (Aave v3 flashLoanSimple)."""
         leg = self.leg
-        keep = self.gas_reserve(k) + self.gas.cost(leg.planned_gas_units(k, equity), k) * GAS_MARGIN
+        keep = self.reserve[k] + self.gas.cost(leg.planned_gas_units(k, equity), k) * GAS_MARGIN
         if leg.borrowing and self.lev.entry == "flash_loan":
             keep += leg.flash_premium * abs(leg.target_ltv / (1 - leg.target_ltv) * equity - leg.debt_eth(k))
         return keep
@@ -129,7 +132,7 @@ class Staking(Strategy):
         if tx is not None:
             self.log.record(k, trigger, before, leg.equity_eth(k), 0.0, 1.0, self.ctx.book.nav(k), tx.cost())
         elif trigger.reason == "idle_cash":
-            self.idle_backoff.start(k, self.qty[self.ctx.wallet])
+            self.idle_backoff.start(k, self.qty[self.ctx.wallet] - self.reserve[k])
 
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:
         cols, summary = self.leg.report(quantities)

@@ -54,12 +54,14 @@ class GasModel:
     def cost(self, units: int, k: int) -> float:
         return units * self.per_unit[k]
 
-    def reserve_eth(self, units: int, k: int) -> float:
-        """ETH to keep for `units` of gas (a full de-lever) at the 30-day 99th percentile price, at least the floor."""
+    def reserve_eth(self, market: MarketData, units: int) -> list[float]:
+        """Per hour, the ETH to keep for `units` of gas (a full de-lever) at the 30-day 99th percentile price, at
+        least the floor (zeros when costs are off): a list for the loop, filled hour by hour by a live market."""
         if not self.enabled:
-            return 0.0
+            return [0.0] * market.n_points
         # fee = gasUsed * gasPrice (yellow paper), at the p99 price
-        return max(self.reserve_floor_eth, units * self.reserve_gwei[k] * GWEI)
+        return market.derived(lambda: np.maximum(self.reserve_floor_eth,
+                                                 units * market.array(self.reserve_price) * GWEI))
 
 
 class Liquidity:
