@@ -145,7 +145,7 @@ def run(
         name = session or f"live-{mode}"
         store = LiveStore(db)
         # one session per wallet and exchange account: refused (exit 2, naming the holder) before anything is read
-        lease = Lease(store, name, account_keys(found), cfg.live.heartbeat_s)
+        lease = Lease(store, name, account_keys(found, store, name), cfg.live.heartbeat_s)
         lease.acquire()
         try:
             chain, exchanges = connect(found, rpc_url)

@@ -99,7 +99,9 @@ def observe(accounts, chain, exchanges: dict, previous: Observation | None, own:
         if previous is not None and previous.venue_ms is not None:
             for entry in account.ledger(previous.venue_ms, venue_ms):
                 move(moved, f"{venue}/{venue}/cash/USDT", entry["kind"], entry["amount"])
-    return Observation(t, block, holdings, moved, risk, eth_usd, venue_ms, read_at)
+    # the reading's time is when it was complete: its plan is as fresh as its last answer (the chain's block is
+    # read first, the exchanges last)
+    return Observation(t, block, holdings, moved, risk, eth_usd, venue_ms, max(read_at, time.time()))
 
 
 NATIVE_DUST = 10**12  # wei (1e-6 ETH): a native balance change this close to what is known needs no search

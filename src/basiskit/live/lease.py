@@ -41,9 +41,12 @@ def lease_dir() -> Path:
     return Path(user_data_dir("basiskit")) / "leases"
 
 
-def account_keys(accounts) -> list[str]:
-    """The lease keys of accounts.yaml: wallet:{chain id}:{address}, exchange:{venue}:{hash of the API key}."""
+def account_keys(accounts, store=None, session: str | None = None) -> list[str]:
+    """The lease keys of accounts.yaml: wallet:{chain id}:{address}, exchange:{venue}:{hash of the API key}; and,
+    given the store and the session's name, session:{store}:{name} (one process per session of a store)."""
     keys = [f"wallet:{accounts.chain_id}:{w.address.lower()}" for w in accounts.wallets]
+    if store is not None and session is not None:
+        keys.append(f"session:{Path(store.path).resolve()}:{session}")
     keys += [f"exchange:{c.venue}:{hashlib.sha256(c.api_key.get_secret_value().encode()).hexdigest()[:16]}"
              for c in accounts.exchanges]
     return sorted(set(keys))

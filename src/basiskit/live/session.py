@@ -96,6 +96,7 @@ class LiveSession:
                  lease: Lease | None = None):
         self.store, self.name, self.cfg, self.accounts = store, name, cfg, accounts
         self.dispatcher = dispatcher  # sends the plan's orders (live/execution.py); None: intents only
+        self._slow = False  # the last plan went stale before it could be sent (slow_plan alerted once)
         self.unwind = unwind  # each plan is the strategy's exit (live run --exit)
         self.planner = planner  # the strategy's decisions on the book read, as order intents (live/plan.py)
         self.unmodelled: set[str] = set()
@@ -193,6 +194,12 @@ class LiveSession:
         self._emitted(alerts)
         if self.dispatcher is not None:
             self._alert(self.dispatcher.poll())  # auto: sent now; confirm: what was approved meanwhile
+            slow = self.dispatcher.stale_plan  # its own reading went stale before its first order could go
+            if slow and not self._slow:  # once until a plan is quick again (the session re-reads every poll)
+                self._alert([Alert(self.k, now.t, "slow_plan", f"planning took longer than live.fresh_reading_seconds "
+                                   f"{self.cfg.live.fresh_reading_seconds:g} s after the reading: its approved orders "
+                                   "wait for a fresher one (a slow RPC or venue?)", {})])
+            self._slow = slow
         out = {"tick": self.k, "t": now.t, "block": now.block, "nav_usd": nav_usd, "nav": nav,
                "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts],
                "orders": len(orders)}
@@ -276,7 +283,8 @@ class LiveSession:
         """Tick now, then every `every` seconds (on the hour when it is 3600), `ticks` times or until stopped; the
         session's leases are held throughout (a second session on its accounts is refused, exit 2)."""
         done = 0
-        lease = self.lease or Lease(self.store, self.name, account_keys(self.accounts), self.cfg.live.heartbeat_s)
+        lease = self.lease or Lease(self.store, self.name, account_keys(self.accounts, self.store, self.name),
+                                    self.cfg.live.heartbeat_s)
         lease.start()
         try:
             if self.dispatcher is not None:  # a restart: lost answers looked up first; nothing planned before it goes

@@ -96,7 +96,7 @@ class WebhookSender:
     def _deliver(self, alert: dict) -> bool:
         tries = 0
         retrying = Retrying(stop=stop_after_attempt(self.attempts),
-                            wait=wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait),
+                            wait=wait_exponential_jitter(multiplier=self.initial_wait, max=self.max_wait),
                             retry=retry_if_exception_type(Undelivered), sleep=self._sleep)
         try:
             for attempt in retrying:
