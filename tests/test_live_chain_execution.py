@@ -241,3 +241,39 @@ def test_a_keystore_without_its_password_is_refused_at_start(local_market, tmp_p
     with pytest.raises(ConfigError, match="cannot be decrypted with \\$FUND_PW") as refused:
         found.signer(found.wallets[0])
     assert "not the password" not in str(refused.value)
+
+
+def test_an_order_whose_transaction_was_replaced_is_refused_and_sending_goes_on(local_market, tmp_path_factory,
+                                                                               tmp_path, monkeypatch):
+    """A crash left an order `sending` with a journaled transaction that never mined and whose nonce another
+    transaction took: the lookup answers `replaced` (a refusal, not a doubt), so the session is not wedged: the
+    next plan's order is sent."""
+    from basiskit.execution.intents import OrderIntent
+    from basiskit.live.book import Holding, Observation
+
+    node, market, key, path = _wallet(local_market, tmp_path_factory, "replaced", 5)
+    w3 = market.deployer.w3
+    w3.provider.make_request("anvil_setNonce", [key.address, hex(3)])  # three transactions since the one journaled
+    monkeypatch.setenv("FUND_PW", PASSWORD)
+    found = load_accounts(path)
+    cfg = load_run_config("eth_leveraged", sets=LIMITS, dataset=Dataset(SAMPLE_DIR))
+    chain = ChainClient.from_url(node.url, found.market())
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("r", "eth_leveraged", str(path), {})
+    d = Dispatcher(store, "r", "auto", cfg.live, chain_executors(found, chain, cfg.live))
+    obs = Observation(int(time.time()), w3.eth.block_number, {"fund/ethereum/native/eth": Holding(5.0, 3000.0)}, {},
+                      {}, 3000.0, None, time.time())
+    wrap = OrderIntent("ethereum", "stake_weETH", "stake", 0.1, None, "idle_cash", "stake", "ETH", "weETH")
+    orders, alerts = d.admit(0, obs.t, [wrap], obs)
+    store.commit_tick("r", 0, obs.t, obs.block, 1.0, 1.0, {}, None, alerts, None, orders)
+    cid = orders[0].client_id
+    store.order_step("r", cid, "sending", "request", {})
+    store.order_step("r", cid, "sending", "tx", {"hash": "0x" + "ab" * 32, "nonce": 1, "what": "stake", "index": 0,
+                                                 "calls": 1, "moves": {}})
+    [alert] = d.poll()
+    assert alert.kind == "order_refused" and "was replaced" in alert.message
+    assert store.orders("r")[0]["status"] == "refused"
+    orders, alerts = d.admit(1, obs.t + 3600, [wrap], obs)  # the next plan: sent, not held behind a doubt
+    store.commit_tick("r", 1, obs.t + 3600, obs.block, 1.0, 1.0, {}, None, alerts, None, orders)
+    d.poll()
+    assert store.orders("r")[1]["status"] == "filled"

@@ -17,7 +17,7 @@ import requests  # noqa: E402
 
 from basiskit.config.models import LiveConfig  # noqa: E402
 from basiskit.connectors.exchanges import ExchangeAccount, OrderUnknown  # noqa: E402
-from basiskit.errors import ConfigError  # noqa: E402
+from basiskit.errors import BasiskitError, ConfigError  # noqa: E402
 from basiskit.execution.intents import OrderIntent  # noqa: E402
 from basiskit.live.book import Holding, Observation  # noqa: E402
 from basiskit.live.execution import Dispatcher, PerpExecutor, check_execute, client_id  # noqa: E402
@@ -576,7 +576,7 @@ def test_the_limit_is_checked_at_the_price_an_order_goes_at(tmp_path):
     assert venue.placed == [] and store.orders("s")[0]["status"] == "blocked"
 
 
-def test_a_manual_on_chain_step_blocks_the_steps_after_it_and_the_plan_says_so(tmp_path):
+def test_a_manual_on_chain_step_holds_the_plans_other_on_chain_steps_and_the_plan_says_so(tmp_path):
     from eth_account import Account
 
     from basiskit.connectors.chain import ChainClient
@@ -597,7 +597,20 @@ def test_a_manual_on_chain_step_blocks_the_steps_after_it_and_the_plan_says_so(t
     assert all(o.note.startswith(f"waits for {orders[0].client_id}") for o in orders[1:])
     [alert] = alerts
     assert alert.kind == "manual_step" and alert.details["waiting"] == [o.client_id for o in orders[1:]]
-    assert "the 2 on-chain order(s) after it wait for it" in alert.message
+    assert "the plan's 2 other on-chain order(s) wait for it" in alert.message
+    # a loop de-lever where the swap is the operator's: the withdraw before it is held too (alone it lowers the HF)
+    delever = [OrderIntent("aave_v3", "aave_withdraw_weETH", "withdraw", 1.0, None, "hf", "aave_withdraw", "weETH",
+                           trigger="health_factor", safety=True),
+               OrderIntent("ethereum", "swap_weETH_ETH", "swap", 1.0, None, "hf", "swap", "weETH", "ETH",
+                           trigger="health_factor", safety=True),
+               OrderIntent("aave_v3", "aave_repay_WETH", "repay", 1.0, None, "hf", "aave_repay", "WETH",
+                           trigger="health_factor", safety=True)]
+    ex.lst_contracts = None
+    orders, alerts = d.admit(1, 1_700_003_600, delever, obs)
+    assert [o.status for o in orders] == ["blocked", "manual", "blocked"]
+    assert orders[0].note.startswith(f"held: {orders[1].client_id}") and orders[0].approved_at is None
+    assert [a.kind for a in alerts] == ["manual_step"]
+    assert alerts[0].details["waiting"] == [orders[0].client_id, orders[2].client_id]
 
 
 def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
@@ -612,7 +625,9 @@ def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
     store.open_session("s", "eth_leveraged", "accounts.yaml", {})
     ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, "stand-in",
                        flash_receiver="0x" + "11" * 20)
-    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"], "max_order_usd": 1e6, "max_day_usd": 1e6})
+    # the order limit holds a bundle to its largest step (the 2.26M supply), the day limit to its net change
+    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"], "max_order_usd": 2.5e6,
+                                       "max_day_usd": 1e6})
     d = Dispatcher(store, "s", "auto", limits, {"aave_v3": ex, "ethereum": ex})
     eth, weeth = 3000.0, 3150.0
     equity = 339_000 / eth  # ETH
@@ -633,6 +648,13 @@ def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
     assert [o.counted_usd for o in orders[:3]] == [0.0, 0.0, 0.0]
     assert orders[3].counted_usd == pytest.approx(collateral * eth - debt * eth, rel=1e-12)
     assert orders[3].counted_usd == pytest.approx(339_000, rel=1e-9)
+    # a re-lever of the same equity changes it by ~0 USD net: the order limit still bounds it (by its largest step)
+    d.limits = limits.model_copy(update={"max_order_usd": 1e6})
+    orders, alerts = d.admit(1, 1_700_003_600, intents, obs)
+    assert [o.status for o in orders] == ["blocked"] * 4
+    gross = collateral * eth  # the stake of 2.26M USD of ETH
+    assert [a.kind for a in alerts] == ["limit"]
+    assert f"largest step {gross:,.2f} USD > live.max_order_usd 1,000,000.00" in alerts[0].message
 
 
 def test_live_kill_cancels_the_open_orders_of_a_session_that_is_not_running(tmp_path, monkeypatch):
@@ -650,8 +672,17 @@ def test_live_kill_cancels_the_open_orders_of_a_session_that_is_not_running(tmp_
     monkeypatch.setenv("BN_SECRET", SECRET)
     accounts = tmp_path / "accounts.yaml"
     accounts.write_text("exchanges:\n  - {venue: binance, api_key_env: BN_KEY, secret_env: BN_SECRET}\n")
-    session, transport = session_with(venue.routes())
     store.kill("s", "basiskit live kill")
+
+    def down(q):
+        raise requests.exceptions.ConnectionError("connection refused")
+
+    # the venue down: the command says what it could not cancel, and the kill stays pending (run it again)
+    session, _ = session_with({**venue.routes(), (FAPI, "/fapi/v1/openOrders"): down})
+    with pytest.raises(BasiskitError, match="open orders NOT cancelled at binance .*run `basiskit live kill s` again"):
+        _kill_here(store, "s", accounts, {"binance": session})
+    assert store.kill_pending("s") == "basiskit live kill" and store.orders("s")[0]["status"] == "open"
+    session, transport = session_with(venue.routes())
     _kill_here(store, "s", accounts, {"binance": session})
     assert venue.orders[client_id("s", 0, 0)]["status"] == "CANCELED"
     assert store.orders("s")[0]["status"] == "cancelled" and store.is_halted("s")
@@ -679,3 +710,82 @@ def test_the_alert_levels_of_a_reading():
     assert found["gas_reserve"][0] == "low_gas" and found["gas_reserve"][2]["eth"] == 0.01
     calm = LiveLimits(1.0, health_factor=1.03, margin_ratio=0.25, liq_distance=0.05)
     assert breaches(obs, calm, reserve_eth=0.005) == {}
+
+
+def test_an_on_chain_step_goes_only_after_the_ones_before_it_filled(tmp_path):
+    """A loop de-lever (withdraw, redeem, repay): the withdraw's pricing fails (the RPC is down) and it stays
+    approved: the redeem and the repay wait for it instead of being dropped (so the withdraw never goes alone at the
+    next poll); and with confirm, approving only the repay sends nothing before the withdraw."""
+    from eth_account import Account
+
+    from basiskit.connectors.chain import ChainClient
+    from basiskit.live.chain_executor import ChainExecutor
+
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
+    ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, "stand-in")
+    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"]})
+    steps = [OrderIntent("aave_v3", "aave_withdraw_weETH", "withdraw", 1.0, None, "hf", "aave_withdraw", "weETH",
+                         trigger="health_factor"),
+             OrderIntent("ethereum", "redeem_weETH", "redeem", 1.0, None, "hf", "redeem", "weETH", "ETH",
+                         trigger="health_factor"),
+             OrderIntent("aave_v3", "aave_repay_WETH", "repay", 1.0, None, "hf", "aave_repay", "WETH",
+                         trigger="health_factor")]
+    obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(0.0, 3150.0)}, {}, {}, 3000.0)
+    for execute, tick in (("auto", 0), ("confirm", 1)):
+        d = Dispatcher(store, "s", execute, limits, {"aave_v3": ex, "ethereum": ex})
+        orders, alerts = d.admit(tick, 1_700_000_000 + tick, steps, obs)
+        store.commit_tick("s", tick, 1_700_000_000 + tick, 1, 1.0, 1.0, {}, None, alerts, None, orders)
+        if execute == "confirm":
+            store.decide("s", tick, [orders[2].client_id], True, "operator")
+        d.poll()
+        got = store.orders_in("s", None, tick=tick)
+        tried = {e["client_id"] for e in store.order_log("s") if e["step"] == "not_priced"}
+        if execute == "auto":
+            assert [o.status for o in got] == ["approved"] * 3  # the withdraw could not be priced: all wait
+            assert tried == {orders[0].client_id}
+        else:
+            assert [o.status for o in got] == ["awaiting", "awaiting", "approved"]
+            assert orders[2].client_id not in tried  # never priced: the withdraw before it is not approved
+
+
+def test_a_stale_plan_is_planned_again_unless_it_is_safety_orders_only(tmp_path):
+    """Two minutes after its reading (live.fresh_reading_seconds 60): a hedge waits for a fresh plan; a de-lever
+    (safety orders only) goes on its reading, a re-plan would only delay it."""
+    venue = Binance()
+    now = [1_700_000_000.0]
+    store, d, _ = _setup(tmp_path, venue, clock=lambda: now[0])
+    _commit(store, d, 0, [sell(1.0)])
+    now[0] += 120
+    d.poll()
+    assert d.stale_plan and venue.placed == [] and store.orders("s")[0]["status"] == "approved"
+    d.stale_plan = False
+    safety = OrderIntent("binance", "binance:Perp:ETHUSDT", "buy", 1.0, 3450.0, "margin", "perp", "ETH",
+                         trigger="margin_ratio", safety=True)
+    _commit(store, d, 1, [safety])
+    now[0] += 120
+    d.poll()
+    assert not d.stale_plan and [p["side"] for p in venue.placed] == ["BUY"]
+    assert store.orders("s")[1]["status"] == "filled"
+
+
+def test_a_failed_safety_order_is_planned_again_within_a_minute_then_backs_off(tmp_path):
+    """The venue refuses a margin fix: the session is asked to read and plan again 60 s later (not at the next
+    hour), 120 s after a second refusal; a fill ends the back-off."""
+    venue = Binance()
+    now = [1_700_000_000.0]
+    store, d, _ = _setup(tmp_path, venue, clock=lambda: now[0])
+    safety = OrderIntent("binance", "binance:Perp:ETHUSDT", "buy", 1.0, 3450.0, "margin", "perp", "ETH",
+                         trigger="margin_ratio", safety=True)
+    for k, wait in ((0, 60.0), (1, 120.0)):
+        venue.reject = (-2019, "Margin is insufficient.")
+        _commit(store, d, k, [safety])
+        d.poll()
+        assert store.orders("s")[k]["status"] == "refused" and d.replan_at == now[0] + wait
+    _commit(store, d, 2, [safety])
+    d.poll()
+    assert store.orders("s")[2]["status"] == "filled"
+    venue.reject = (-2019, "Margin is insufficient.")
+    _commit(store, d, 3, [safety])
+    d.poll()
+    assert d.replan_at == now[0] + 60.0  # the back-off starts again

@@ -211,6 +211,11 @@ def test_one_session_per_wallet_whatever_its_store_and_a_killed_one_is_shown_dea
         assert second.returncode == 2, second.stderr
         assert "is held by live session 'A'" in second.stderr and f"pid {first.pid}" in second.stderr
         assert key.address.lower() in second.stderr and "Traceback" not in second.stderr
+        # a kill lifted while it runs: it runs on (and is shown dead when it dies, whatever its status said)
+        assert _cli("live", "kill", "A", "--db", str(a_db), env=env).returncode == 0
+        assert _cli("live", "resume", "A", "--db", str(a_db), env=env).returncode == 0
+        assert json.loads(_cli("live", "status", "A", "--json", "--db", str(a_db), env=env).stdout)["status"] == \
+            "running"
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         killed = time.time()

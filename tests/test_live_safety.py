@@ -218,7 +218,8 @@ def test_a_339k_flash_entry_counts_once_and_a_flash_delever_from_hf_1005_goes_pa
     key, path = _wallet(local_market, tmp_path_factory, "flash", 339_000 / weth_usd + RESERVE)
     db = tmp_path / "runs.duckdb"
     # the steps of a 339k USD entry at LTV 0.85 add to several million; the bundle counts its net change once
-    live, store, cfg = _session(node, path, db, "eth_leveraged", ["live.max_order_usd=1e6", "live.max_day_usd=1e6"])
+    # (the order limit holds the bundle to its largest step, the 2.26M USD supply)
+    live, store, cfg = _session(node, path, db, "eth_leveraged", ["live.max_order_usd=3e6", "live.max_day_usd=1e6"])
     live.tick()
     orders = store.orders("safe")
     assert sum(o["notional_usd"] for o in orders) > 3e6
@@ -243,9 +244,10 @@ def test_a_339k_flash_entry_counts_once_and_a_flash_delever_from_hf_1005_goes_pa
 
 def test_a_restart_after_a_30pct_move_plans_again_and_checks_the_limit_at_the_new_value(
         local_market, tmp_path_factory, tmp_path, monkeypatch):
-    """Planned at ETH 3,000 (the entry's net 60,000 USD under live.max_order_usd 70,000), approved, and the session
-    stops before sending. It restarts after ETH rose 30%: nothing planned before goes; the fresh plan is the same
-    orders, now worth 78,000 USD: refused at that value."""
+    """Planned at ETH 3,000 (the entry's net 60,000 USD; its largest step, the ~400,000 USD stake, under
+    live.max_order_usd 450,000), approved, and the session stops before sending. It restarts after ETH rose 30%:
+    nothing planned before goes; the fresh plan is the same orders, the stake now ~520,000 USD: refused at that
+    value."""
     monkeypatch.setenv("FUND_PW", PASSWORD)
     node, market, _ = local_market
     w3 = market.deployer.w3
@@ -253,12 +255,14 @@ def test_a_restart_after_a_30pct_move_plans_again_and_checks_the_limit_at_the_ne
                    for s in ("WETH", "weETH"))
     key, path = _wallet(local_market, tmp_path_factory, "restart", 60_000 / weth + RESERVE)
     db = tmp_path / "runs.duckdb"
-    sets = ["live.max_order_usd=70000", "live.max_day_usd=1e6"]
+    sets = ["live.max_order_usd=450000", "live.max_day_usd=1e6"]
     live, store, cfg = _session(node, path, db, "eth_leveraged", sets, execute="confirm")
     first = live.tick()
     assert "approval_needed" in first["alerts"]
     [head] = [o for o in store.orders("safe") if o["action"] == "flash_loan"]
     assert head["status"] == "awaiting" and head["counted_usd"] == pytest.approx(60_000, rel=0.01)
+    largest = max(o["notional_usd"] for o in store.orders("safe") if o["bundle"] == head["bundle"])
+    assert 350_000 < largest < 450_000 < largest * 1.3
     store.decide("safe", 0, None, True, "operator")  # approved; the session is stopped before it sends
     nonce = w3.eth.get_transaction_count(key.address)
 
@@ -271,7 +275,9 @@ def test_a_restart_after_a_30pct_move_plans_again_and_checks_the_limit_at_the_ne
     assert {o["status"] for o in orders if o["tick"] == 0} == {"expired"}
     assert {e["step"] for e in store.order_log("safe") if e["client_id"] == head["client_id"]} >= {"superseded"}
     [fresh] = [o for o in orders if o["tick"] == 1 and o["action"] == "flash_loan"]
-    net = fresh["counted_usd"]
-    assert net == pytest.approx(head["counted_usd"] * 1.3, rel=0.01) and net > 70_000
-    assert fresh["status"] == "blocked" and f"notional {net:,.2f} USD > live.max_order_usd 70,000.00" in fresh["note"]
+    assert fresh["counted_usd"] == pytest.approx(head["counted_usd"] * 1.3, rel=0.01)
+    now = max(o["notional_usd"] for o in orders if o["tick"] == 1 and o["bundle"] == fresh["bundle"])
+    assert now == pytest.approx(largest * 1.3, rel=0.01)
+    assert fresh["status"] == "blocked" and f"largest step {now:,.2f} USD > live.max_order_usd 450,000.00" in \
+        fresh["note"]
     assert any(a["kind"] == "limit" and a["details"]["client_id"] == fresh["client_id"] for a in store.alerts("safe"))

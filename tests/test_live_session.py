@@ -361,13 +361,14 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
     browser.save_screenshot(str(REPO / "test-artifacts" / "dashboard-live.png"))
 
 
-def test_a_dead_rpc_or_a_bad_tolerance_is_refused_at_start(position, tmp_path):
+def test_a_dead_rpc_exits_1_for_the_supervisor_and_a_bad_tolerance_is_refused_at_start(position, tmp_path):
     _, _, _, path = position
     base = [sys.executable, "-m", "basiskit.cli", "live", "run", "eth_leveraged", "--accounts", str(path)]
     env = {**os.environ, "BASISKIT_DB": str(tmp_path / "runs.duckdb")}
     r = subprocess.run(base + ["--rpc-url", "http://127.0.0.1:9/v3/key-in-the-path"], capture_output=True,
                        text=True, env=env, timeout=60)
-    assert r.returncode == 2 and "--rpc-url: 'http://127.0.0.1:9' -> cannot be read" in r.stderr, r.stderr
+    # exit 1, not 2: a node that is down is not a configuration error (the systemd unit restarts on 1, not on 2)
+    assert r.returncode == 1 and "--rpc-url http://127.0.0.1:9 cannot be read" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "key-in-the-path" not in r.stderr
     cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
     with pytest.raises(ConfigError, match="--tolerance-usd: 0.0 -> must be a positive number of USD"):

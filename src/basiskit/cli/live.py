@@ -57,8 +57,9 @@ def connect(found, rpc_url: str | None, session=None):
             served = chain.chain_id()
         except Exception as exc:  # noqa: BLE001 (any transport or RPC error: the URL cannot be read)
             # only scheme, host and port: a provider's URL often carries its API key in the path or the query
-            raise ConfigError([("--rpc-url", where_of(rpc_url), f"cannot be read ({type(exc).__name__}); check the "
-                                "URL and that the node is up")]) from None
+            # not a configuration error (exit 1, not 2): a supervisor starts it again until the node answers
+            raise BasiskitError(f"--rpc-url {where_of(rpc_url)} cannot be read ({type(exc).__name__}): check the URL "
+                                "and that the node is up (a service restarts until it answers)") from None
         if served != found.chain_id:
             raise ConfigError([("chain_id", found.chain_id, f"the RPC serves chain {served}; point --rpc-url at the "
                                 "chain accounts.yaml names")])
@@ -238,8 +239,9 @@ def orders(
     if as_json:
         sys.stdout.write(json.dumps(json_safe(rows), default=str) + "\n")
         return
+    rows = [r | {"plan": r["tick"]} for r in rows]  # the plan an order belongs to (`live approve --plan`)
     out.print(orders_table(rows, f"orders of live session {name}" + (f" since {since}" if since else ""),
-                           extra=("status", "filled", "client_id")))
+                           extra=("plan", "status", "filled", "client_id")))
 
 
 def chain_executors(found, chain, live) -> dict:
@@ -282,7 +284,9 @@ def _decide(name: str, plan: int, ids: list[str] | None, approve: bool, db: Path
 
     done = run_or_fail(lambda: LiveStore(db).decide(name, plan, ids or None, approve, "cli"))
     out.print(f"{len(done)} order(s) of plan {plan} {'approved' if approve else 'rejected'}"
-              + (": the running session sends them within seconds" if approve and done else ""))
+              + (": the running session sends them at its next check (seconds), after planning again on a fresh "
+                 "reading when its reading is older than live.fresh_reading_seconds (your approval stands if the "
+                 "orders are the same)" if approve and done else ""))
 
 
 @live_app.command("approve")
@@ -337,8 +341,11 @@ def _kill_here(store, name: str, path: Path, sessions: dict | None = None) -> No
                  for c in found.exchanges}
     d = Dispatcher(store, name, "off", LiveConfig(), executors)
     alerts = d.kill("basiskit live kill (the session was not running)")
-    store.kill_carried_out(name)
     store.add_alerts(name, alerts)
+    if d.kill_failed:  # the session stays halted; run the kill again (or the session, restarted, cancels them)
+        raise BasiskitError("open orders NOT cancelled at " + "; ".join(f"{v} ({w})" for v, w in d.kill_failed.items())
+                            + f": run `basiskit live kill {name}` again")
+    store.kill_carried_out(name)
 
 
 @live_app.command("resume")

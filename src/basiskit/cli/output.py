@@ -60,7 +60,7 @@ def orders_table(rows: list[dict], title: str, extra: tuple[str, ...] = ()):
     for col in ("time", "venue", "instrument", "side", "size", "price", *extra, "reason"):
         t.add_column(col)
     for r in rows:
-        more = [f"{r[c]:,.6f}" if isinstance(r[c], float) else str(r[c] or "") for c in extra]
+        more = [f"{r[c]:,.6f}" if isinstance(r[c], float) else "" if r[c] is None else str(r[c]) for c in extra]
         t.add_row(iso(int(r["timestamp"].timestamp())), r["venue"], r["instrument"], r["side"], f"{r['size']:,.6f}",
                   "" if r["price"] is None else f"{r['price']:,.2f}", *more, r["reason"])
     return t

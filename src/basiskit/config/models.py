@@ -312,7 +312,8 @@ class LiveConfig(Strict):
     approved_ttl_minutes: float = Field(10.0, gt=0, le=1440, description="an approved order not sent within this "
                                         "long expires")
     fresh_reading_seconds: float = Field(60.0, gt=0, le=3600, description="a plan whose reading is older when its "
-                                         "first order would go is planned again on a fresh reading first")
+                                         "first order would go is planned again on a fresh reading first "
+                                         "(a plan of safety orders only goes on its reading)")
     replan_tolerance: float = Field(0.02, ge=0, le=0.5, description="a fresh plan keeps the approval of the one "
                                     "it replaces when its orders are the same, sizes within this fraction")
     safety_max_order_usd: float | None = Field(None, gt=0, le=1e13, description="largest notional of one safety "

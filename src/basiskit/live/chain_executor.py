@@ -13,6 +13,7 @@ the wallet's change as the session's own trades; gas is explained by the receipt
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from ..connectors.exchanges import OrderRefused, OrderUnknown, VenueOrder
@@ -20,6 +21,7 @@ from ..connectors.exchanges import OrderRefused, OrderUnknown, VenueOrder
 SENT_HERE = ("aave_supply", "aave_withdraw", "aave_borrow", "aave_repay", "stake", "redeem", "swap")
 ETH_EMODE = 1  # Aave v3's ETH-correlated eMode category (Ethereum market; the local deploy's)
 VARIABLE = 2  # interestRateMode: variable (Aave v3 IPool)
+QUICK_RECEIPT_S = 1.0  # a receipt waited for this long with the store held, then with the store let go of
 GAS_MARGIN = 1.25  # gas limit over eth_estimateGas
 # keccak256("Repay(address,address,address,uint256,bool)"): Aave v3 IPool's Repay event (reserve, user, repayer)
 REPAY_TOPIC = bytes.fromhex("a534c8dbe71f871f9f3530e97a74601fea17b426cae02e1c5aee42c96c784051")
@@ -102,6 +104,7 @@ class ChainExecutor:
         self.pool = self.w3.eth.contract(address=chain.market.pool, abi=POOL_WRITE + _read_abi())
         self.journal = None  # set by the Dispatcher: (client_id, step, details) -> None, committed at once
         self.history = None  # set by the Dispatcher: client_id -> its journal
+        self.released = contextlib.nullcontext  # set by the Dispatcher: the store let go of meanwhile
 
     # --- what it sends ------------------------------------------------------------------------------------------
     def handles(self, order) -> bool:
@@ -375,10 +378,17 @@ class ChainExecutor:
     def _receipt(self, tx_hash):
         from web3.exceptions import TimeExhausted
 
-        try:
-            return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout, poll_latency=0.2)
+        quick = min(QUICK_RECEIPT_S, self.receipt_timeout)
+        try:  # a node that mines at once (a local chain) answers within the order's burst
+            return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=quick, poll_latency=0.1)
         except TimeExhausted:
-            raise OrderUnknown(f"no receipt for {tx_hash.hex()} within {self.receipt_timeout:g} s") from None
+            pass
+        with self.released():  # a block away (12 s on mainnet): other processes may use the store meanwhile
+            try:
+                return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout - quick,
+                                                                poll_latency=0.5)
+            except TimeExhausted:
+                raise OrderUnknown(f"no receipt for {tx_hash.hex()} within {self.receipt_timeout:g} s") from None
 
     # --- after a crash or a timeout -----------------------------------------------------------------------------
     def lookup(self, order) -> VenueOrder | None:

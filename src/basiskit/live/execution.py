@@ -44,6 +44,9 @@ from .chain_executor import LimitExceeded
 EXECUTE = ("off", "confirm", "auto")
 SENT = ("sending", "open", "filled", "partial", "unfilled", "lost")  # count against the day's notional
 LEFT = SENT + ("refused", "cancelled", "skipped")  # an order of the plan went (or was tried): its sending began
+SAFETY_RETRY_S = 60.0  # a failed safety order is planned again this soon, doubling while it fails ...
+SAFETY_RETRY_MAX_S = 900.0  # ... up to this
+PENDING = ("intent", "awaiting", "approved", "sending")  # an order that may still go (or may have gone)
 # What confirm needs to price an order; auto needs every limit.
 CONFIRM_NEEDS = ("max_slippage_bps", "max_gas_gwei")
 # what an order of each action moves, for a bundle's net exposure change: collateral (+) and debt (-)
@@ -91,6 +94,13 @@ def bundle_net_usd(steps: list, head_usd: float | None) -> float | None:
     if any(s.notional_usd is None for s in steps):
         return head_usd
     return abs(sum(EXPOSURE.get(s.action, 0.0) * s.notional_usd for s in steps))
+
+
+def bundle_gross_usd(head, steps: list) -> float | None:
+    """What a flash-loan bundle moves at most in one step (USD): its flash amount or its largest step; the order
+    limit (live.max_order_usd) holds it to that, so a re-lever of equal equity is still bounded."""
+    values = [x.notional_usd for x in [head, *steps]]
+    return None if any(v is None for v in values) else max(values)
 
 
 @dataclass
@@ -207,9 +217,14 @@ class Dispatcher:
         self.executors, self.kill_file, self.clock = executors, kill_file, clock
         self.last_status: str | None = None
         self.stale_plan = False  # the latest plan's approved orders wait for a fresh reading (the session plans)
+        self.kill_failed: dict[str, str] = {}  # the last kill's venues that could not cancel (the kill is retried)
+        self._kill_retrying = False
+        self.replan_at: float | None = None  # a safety order failed: the session reads and plans again then
+        self._safety_failures = 0
         for ex in executors.values():  # executors of several steps journal each before it leaves
             if hasattr(ex, "journal"):
                 ex.journal = lambda cid, step, details: store.order_step(session, cid, "sending", step, details)
+                ex.released = store.released  # the store let go of while a transaction waits to be mined
                 ex.history = lambda cid: store.order_log(session, cid)
 
     # --- a tick's intents ---------------------------------------------------------------------------------------
@@ -244,7 +259,9 @@ class Dispatcher:
             elif halted:
                 o.status = "halted"
             else:
-                problem, over = self._limit_problem(o, day, o.counted_usd)
+                gross = (bundle_gross_usd(o, [s for s in orders if s.in_bundle and s.bundle == o.bundle])
+                         if o.is_bundle_head else None)
+                problem, over = self._limit_problem(o, day, o.counted_usd, gross)
                 if problem:
                     o.status, o.note = "blocked", problem
                     alerts.append(Alert(k, t, "limit", f"{o.shown()} not sent: {problem}",
@@ -262,6 +279,16 @@ class Dispatcher:
                                              "notional_usd": o.notional_usd}))
             if o.venue in ON_CHAIN and o.status in ("manual", "blocked") and stop is None:
                 stop = o
+                for before in orders:  # a plan's on-chain orders go together (a withdraw alone lowers the HF)
+                    if before is o:
+                        break
+                    if before.venue in ON_CHAIN and not before.in_bundle and before.status in ("approved",
+                                                                                                "awaiting"):
+                        before.status, before.approved_at = "blocked", None
+                        day -= before.counted_usd or 0.0
+                        alerts = [a for a in alerts if a.details.get("client_id") != before.client_id]
+                        before.note = f"held: {o.client_id} ({o.instrument}, {o.status}) after it cannot be sent"
+                        waiting.append(before)
         for step in (o for o in orders if o.in_bundle):
             head = next((h for h in orders if h.is_bundle_head and h.bundle == step.bundle), None)
             status = head.status if head is not None else "blocked"
@@ -270,8 +297,8 @@ class Dispatcher:
         if waiting:
             why = "the operator places it" if stop.status == "manual" else stop.note
             alerts.append(Alert(k, t, "manual_step" if stop.status == "manual" else "blocked_step",
-                                f"plan {k}: {stop.shown()} cannot be sent ({why}); the {len(waiting)} on-chain "
-                                f"order(s) after it wait for it and are not sent",
+                                f"plan {k}: {stop.shown()} cannot be sent ({why}); the plan's {len(waiting)} other "
+                                "on-chain order(s) wait for it and are not sent (they go together or not at all)",
                                 {"plan": k, "client_id": stop.client_id, "waiting": [o.client_id for o in waiting]}))
         if awaiting := [o for o in orders if o.status == "awaiting"]:
             alerts.append(Alert(k, t, "approval_needed", f"plan {k}: {len(awaiting)} order(s) await approval within "
@@ -319,8 +346,12 @@ class Dispatcher:
         ex = self.executors.get(o.venue)
         return ex if ex is not None and ex.handles(o) else None
 
-    def _limit_problem(self, o: Order, day: float, usd: float | None) -> tuple[str | None, list[str]]:
-        """What stops the order (None: it may go), and for a safety order the limits it goes past."""
+    def _limit_problem(self, o: Order, day: float, usd: float | None,
+                       order_usd: float | None = None) -> tuple[str | None, list[str]]:
+        """What stops the order (None: it may go), and for a safety order the limits it goes past. `usd` counts
+        against the day (a bundle: its net change); `order_usd` against the order limits (a bundle: its gross, else
+        `usd`)."""
+        gross = usd if order_usd is None else order_usd
         lim = self.limits
         if lim.venues is not None and o.venue not in lim.venues:
             return f"venue {o.venue} is not in live.venues ({', '.join(lim.venues)})", []
@@ -329,13 +360,14 @@ class Dispatcher:
                 return None, ["no price for its asset in the reading"]
             return "its notional cannot be valued (no price for its asset in the reading)", []
         over = []
-        if lim.max_order_usd is not None and usd > lim.max_order_usd:
-            over.append(f"notional {usd:,.2f} USD > live.max_order_usd {lim.max_order_usd:,.2f}")
+        what = "notional" if order_usd is None else "largest step"
+        if lim.max_order_usd is not None and gross > lim.max_order_usd:
+            over.append(f"{what} {gross:,.2f} USD > live.max_order_usd {lim.max_order_usd:,.2f}")
         if lim.max_day_usd is not None and day + usd > lim.max_day_usd:
             over.append(f"the day's notional would be {day + usd:,.2f} USD > live.max_day_usd {lim.max_day_usd:,.2f}")
         if o.safety:
-            if lim.safety_max_order_usd is not None and usd > lim.safety_max_order_usd:
-                return f"notional {usd:,.2f} USD > live.safety_max_order_usd {lim.safety_max_order_usd:,.2f}", []
+            if lim.safety_max_order_usd is not None and gross > lim.safety_max_order_usd:
+                return f"{what} {gross:,.2f} USD > live.safety_max_order_usd {lim.safety_max_order_usd:,.2f}", []
             return None, over
         return (over[0] if over else None), []
 
@@ -345,8 +377,12 @@ class Dispatcher:
         unknown), expiries, and (`send`) the approved orders sent."""
         alerts = []
         if self.halted() and (why := self.store.kill_pending(self.session)) is not None:
-            alerts += self.kill(why)
-            self.store.kill_carried_out(self.session)
+            said = self.kill(why)
+            if not self.kill_failed:  # else the next poll cancels again at the venues that could not be reached
+                self.store.kill_carried_out(self.session)
+            if not self._kill_retrying or not self.kill_failed:  # the first try and the one that ends it: alerted
+                alerts += said
+            self._kill_retrying = bool(self.kill_failed)
         if self.execute == "off" or self.store.is_halted(self.session):
             return alerts
         alerts += self.recover()
@@ -358,7 +394,7 @@ class Dispatcher:
     def send(self) -> list[Alert]:
         """Send the approved orders of the latest plan, oldest first, if its reading is fresh (or its sending has
         begun); stops at a kill (the next poll carries it out)."""
-        alerts, broken, latest = [], set(), self.store.last_planned_tick(self.session)
+        alerts, latest = [], self.store.last_planned_tick(self.session)
         now = self.clock()
         t = int(now)
         approved = self.store.orders_in(self.session, ("approved",))
@@ -384,17 +420,25 @@ class Dispatcher:
             if not current:
                 return alerts
         read_at = min((o.read_at for o in current if o.read_at is not None), default=None)
-        if not begun and read_at is not None and now - read_at > self.limits.fresh_reading_seconds:
+        stale = read_at is not None and now - read_at > self.limits.fresh_reading_seconds
+        # a plan of safety orders only goes on its reading (within the TTL): re-planning first would only delay it,
+        # and its steps are priced again as they go
+        if stale and not begun and not all(o.safety for o in current):
             self.stale_plan = True  # the session reads and plans again before any of it goes
             return alerts
         day = self.store.day_notional(self.session, t, SENT)
         for o in current:
-            with self.store.held():  # the order's steps on one connection
+            # an order's steps on one connection; the chain executor lets go of it while a transaction waits to be
+            # mined (store.released), so other processes are kept out for its quick steps only
+            with self.store.held():
                 if self.halted():
                     break
-                if o.venue in ON_CHAIN and o.tick in broken:
+                if o.venue in ON_CHAIN and (wait := self._earlier_on_chain(o)) is not None:
+                    if wait.status in PENDING:  # priced or approved later: it goes after it, never before
+                        continue
                     self.store.order_step(self.session, o.client_id, "skipped", "skipped",
-                                          {"why": "an earlier on-chain order of its plan did not complete"})
+                                          {"why": f"an earlier on-chain order of its plan, {wait.client_id}, ended "
+                                                  f"{wait.status}"})
                     continue
                 ex = self._executor(o)
                 bundle = []
@@ -402,16 +446,31 @@ class Dispatcher:
                     bundle = [b for b in self.store.orders_in(self.session, ("bundled",), tick=o.tick)
                               if b.bundle == o.bundle]
                     ex.bundle = bundle
-                alerts += self._send_one(ex, o, t, day)
+                alerts += self._send_one(ex, o, t, day, bundle_gross_usd(o, bundle) if o.is_bundle_head else None)
+                if o.safety:  # one that failed (a gas spike over its cap, a revert at estimate) is planned again soon
+                    self._safety_outcome(self.last_status, now)
                 day += o.counted_usd or 0.0
                 for b in bundle:  # the steps went (or not) with it
                     self.store.order_step(self.session, b.client_id, self.last_status, "bundle",
                                           {"flash_order": o.client_id})
-                if o.venue in ON_CHAIN and self.last_status != "filled":
-                    broken.add(o.tick)  # the plan's next steps build on this one: none goes, the next plan decides
         return alerts
 
-    def _send_one(self, ex, o: Order, t: int, day: float) -> list[Alert]:
+    def _safety_outcome(self, status: str | None, now: float) -> None:
+        """A safety order that did not go: the session re-reads and re-plans after SAFETY_RETRY_S, doubling to
+        SAFETY_RETRY_MAX_S while it keeps failing, instead of waiting for the next hour."""
+        if status in ("blocked", "refused", "lost"):
+            self.replan_at = now + min(SAFETY_RETRY_S * 2 ** self._safety_failures, SAFETY_RETRY_MAX_S)
+            self._safety_failures += 1
+        elif status in ("filled", "partial", "open"):
+            self._safety_failures = 0
+
+    def _earlier_on_chain(self, o: Order) -> Order | None:
+        """The first earlier on-chain order of o's plan not filled (as the store has it now), or None: each on-chain
+        step builds on the ones before it (a repay on its withdraw and swap)."""
+        return next((p for p in self.store.orders_in(self.session, None, tick=o.tick)
+                     if p.seq < o.seq and p.venue in ON_CHAIN and not p.in_bundle and p.status != "filled"), None)
+
+    def _send_one(self, ex, o: Order, t: int, day: float, gross: float | None = None) -> list[Alert]:
         """Price, re-check the limits at that price, journal, send and record one order; `self.last_status` is where
         it ended."""
         self.last_status = "blocked"
@@ -428,8 +487,9 @@ class Dispatcher:
                           {"client_id": o.client_id})]
         usd = request.get("usd")
         if usd is not None and o.notional_usd and o.counted_usd is not None:
-            usd = o.counted_usd * usd / o.notional_usd  # a bundle: its net change, at the price now
-        problem, over = self._limit_problem(o, day, usd if usd is not None else o.counted_usd)
+            scale = usd / o.notional_usd  # a bundle: its net change and its gross, at the price now
+            usd, gross = o.counted_usd * scale, gross * scale if gross is not None else None
+        problem, over = self._limit_problem(o, day, usd if usd is not None else o.counted_usd, gross)
         self.store.order_step(self.session, o.client_id, "approved", "recheck",
                               {"usd_planned": o.counted_usd, "usd_now": usd, "problem": problem, "over": over})
         if problem:  # at the price it would go at now (the day's other orders may have used the room since)
@@ -441,17 +501,19 @@ class Dispatcher:
         try:
             got = ex.send(o, request)
         except OrderRefused as exc:
-            self.last_status = "refused"
-            text = _said(ex, exc)
-            self.store.order_step(self.session, o.client_id, "refused", "refused",
-                                  {"error": text, "kind": exc.kind}, moves=exc.moves or None)
-            return [Alert(o.tick, t, "order_refused", f"{o.venue} refused {o.client_id} ({o.side} {o.size:.6g} "
-                          f"{o.instrument}): {text}", {"client_id": o.client_id, "kind": exc.kind,
-                                                       "safety": o.safety})]
+            return self._refused(ex, o, exc, t, "refused")
         except Exception as exc:  # noqa: BLE001 (no answer, or a transport error: the order may have gone)
             self.store.order_step(self.session, o.client_id, "sending", "no_answer", {"error": _said(ex, exc)})
             return self._look_up(ex, o, t)
         return self._answered(o, got, "answer", t)
+
+    def _refused(self, ex, o: Order, exc: OrderRefused, t: int, step: str) -> list[Alert]:
+        self.last_status = "refused"
+        text = _said(ex, exc)
+        self.store.order_step(self.session, o.client_id, "refused", step, {"error": text, "kind": exc.kind},
+                              moves=exc.moves or None)
+        return [Alert(o.tick, t, "order_refused", f"{o.venue} refused {o.client_id} ({o.side} {o.size:.6g} "
+                      f"{o.instrument}): {text}", {"client_id": o.client_id, "kind": exc.kind, "safety": o.safety})]
 
     def _answered(self, o: Order, got: VenueOrder, step: str, t: int) -> list[Alert]:
         status = self.last_status = outcome(got)
@@ -469,6 +531,8 @@ class Dispatcher:
         """After a lost answer: ask the venue for the client id, never resend."""
         try:
             got = ex.lookup(o)
+        except OrderRefused as exc:  # it went and failed (a reverted or replaced transaction): an answer, not a doubt
+            return self._refused(ex, o, exc, t, "lookup")
         except Exception as exc:  # noqa: BLE001 (it stays `sending`: looked up again before anything is sent)
             self.store.order_step(self.session, o.client_id, "sending", "lookup_failed", {"error": _said(ex, exc)})
             return [Alert(o.tick, t, "order_unknown", f"{o.client_id}: no answer and the lookup failed; looked up "
@@ -518,15 +582,24 @@ class Dispatcher:
     def kill(self, why: str) -> list[Alert]:
         """Cancel every open order of ours at every venue; what was approved or awaiting is halted."""
         t = int(self.clock())
-        cancelled = []
+        cancelled: list[str] = []
+        self.kill_failed = {}  # venue -> why its open orders could not be cancelled (tried again at the next poll)
         orders = self.store.orders_in(self.session)
+        for o in self.store.orders_in(self.session, ("approved", "awaiting", "bundled")):  # nothing more goes first
+            self.store.order_step(self.session, o.client_id, "halted", "kill", {"why": why})
         for venue, ex in self.executors.items():
             assets = sorted({o.asset for o in orders if o.venue == venue and o.action == "perp"})
-            for got in ex.cancel_open(assets):
+            try:
+                got_all = ex.cancel_open(assets)
+            except Exception as exc:  # noqa: BLE001 (a venue down: the others are still cancelled)
+                self.kill_failed[venue] = _said(ex, exc)
+                continue
+            for got in got_all:
                 self.store.order_step(self.session, got.client_id, "cancelled", "kill", {"order": got.__dict__})
                 cancelled.append(got.client_id)
-        for o in self.store.orders_in(self.session, ("approved", "awaiting", "bundled")):
-            self.store.order_step(self.session, o.client_id, "halted", "kill", {"why": why})
         tick = self.store.last_planned_tick(self.session) or 0
+        failed = "; ".join(f"{v}: {why_}" for v, why_ in self.kill_failed.items())
         return [Alert(tick, t, "halted", f"session halted ({why}); {len(cancelled)} open order(s) cancelled; nothing "
-                      "is sent until `basiskit live resume`", {"cancelled": cancelled})]
+                      "is sent until `basiskit live resume`"
+                      + (f"; NOT cancelled yet (tried again): {failed}" if failed else ""),
+                      {"cancelled": cancelled, "failed": self.kill_failed})]

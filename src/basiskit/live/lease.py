@@ -2,9 +2,10 @@
 
 A session holds a lease on every account it reads and trades: each wallet (chain id and address) and each exchange
 account (venue and a hash of its API key; the key itself is never written). A lease is held twice:
-- an OS lock file per account (flock, under $XDG_RUNTIME_DIR/basiskit/leases or the data dir's leases/): the kernel
-  lets go of it when the process dies, so a second process on this machine is refused at once, and a session
-  killed with -9 is free to take over at once; the file names its holder (session, store, host, pid);
+- an OS lock file per account (flock, in one folder per machine whoever runs the session: /run/lock/basiskit-leases;
+  $BASISKIT_LEASE_DIR moves it): the kernel lets go of it when the process dies, so a second process on this machine
+  is refused at once, and a session killed with -9 is free to take over at once; the file names its holder (session,
+  store, host, pid);
 - a row per account in the store, renewed with the session's heartbeat (every live.heartbeat_s, by a thread of its
   own, whatever the hourly tick is doing): a session on another machine sharing the store is refused while the
   lease is younger than 3 heartbeats, and may take it over after.
@@ -14,11 +15,13 @@ process holds) as `dead`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,14 +34,22 @@ LEASE_DIR_ENV = "BASISKIT_LEASE_DIR"
 
 
 def lease_dir() -> Path:
-    """Where the lock files live: $BASISKIT_LEASE_DIR, else $XDG_RUNTIME_DIR/basiskit/leases, else the data dir's."""
+    """Where the lock files live: $BASISKIT_LEASE_DIR, else one folder per machine whoever runs the session (a shell
+    and a service must meet there): /run/lock/basiskit-leases, else {temp dir}/basiskit-leases."""
     if os.environ.get(LEASE_DIR_ENV):
         return Path(os.environ[LEASE_DIR_ENV])
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(os.environ["XDG_RUNTIME_DIR"]) / "basiskit" / "leases"
-    from platformdirs import user_data_dir
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
+        return run_lock / "basiskit-leases"
+    return Path(tempfile.gettempdir()) / "basiskit-leases"
 
-    return Path(user_data_dir("basiskit")) / "leases"
+
+def _open_lock(path: Path):
+    """The lock file, created readable and writable by every user of the machine (any of them may run a session)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    with contextlib.suppress(PermissionError):  # another user's file: its mode is already that
+        os.fchmod(fd, 0o666)
+    return os.fdopen(fd, "r+")
 
 
 def account_keys(accounts, store=None, session: str | None = None) -> list[str]:
@@ -58,30 +69,47 @@ def holder_text(h: dict) -> str:
             + (f", heartbeat {age:.0f} s ago" if age is not None else "") + ")")
 
 
+def _lock_soon(f, tries: int = 10, wait: float = 0.05) -> None:
+    """flock, tried a few times: `live status` (lock_free) holds a free lock for an instant to see that it is."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(wait)
+
+
 class Lease:
     """The session's leases and its heartbeat thread; `with lease:` holds them for a run."""
 
     def __init__(self, store, session: str, keys: list[str], heartbeat_s: float, directory: Path | None = None):
         self.store, self.session, self.keys, self.heartbeat_s = store, session, keys, heartbeat_s
         self.directory = directory or lease_dir()
-        self.holder = {"session": session, "db": str(store.path), "host": socket.gethostname(), "pid": os.getpid()}
+        self.holder = {"session": session, "db": str(store.path), "host": socket.gethostname(), "pid": os.getpid(),
+                       "leases": str(self.directory)}
         self._files: list = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.beats = 0
         self.acquired = False
+        self._beat_store = None
 
     def path(self, key: str) -> Path:
         return self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
 
     def acquire(self) -> None:
         """Take every lease or none: a held one refuses the start (exit 2), naming its holder."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.directory.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(PermissionError):  # shared by the machine's users (sticky: each its own files)
+                self.directory.chmod(0o1777)
         try:
             for key in self.keys:
-                f = open(self.path(key), "a+")  # noqa: SIM115 (held open: the lock lives as long as the file)
+                f = _open_lock(self.path(key))  # held open: the lock lives as long as the file
                 try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    _lock_soon(f)
                 except BlockingIOError:
                     f.seek(0)
                     try:
@@ -110,7 +138,9 @@ class Lease:
         self.acquired = True
 
     def beat(self) -> None:
-        self.store.heartbeat(self.session, self.keys, self.heartbeat_s, json.dumps(self.holder))
+        if self._beat_store is None:  # its own handle: never waits for what the session holds (an order's burst)
+            self._beat_store = type(self.store)(self.store.path, lock_timeout=self.store.lock_timeout)
+        self._beat_store.heartbeat(self.session, self.keys, self.heartbeat_s, json.dumps(self.holder))
         self.beats += 1
 
     def _run(self) -> None:
@@ -159,7 +189,7 @@ def lock_free(key: str, directory: Path | None = None) -> bool | None:
     path = (directory or lease_dir()) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
     if not path.exists():
         return None
-    with open(path, "a+") as f:
+    with open(path) as f:  # flock needs no write access
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

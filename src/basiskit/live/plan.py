@@ -165,8 +165,11 @@ class Planner:
         intents = order_intents(new, 0)
         reserve = bt.strategy.gas_reserve(0) if hasattr(bt.strategy, "gas_reserve") else None
         if reserve is not None and bt.gas.enabled:
+            served = self.fees.first_served if self.fees is not None else None
+            window = "30 days" if served is None else f"the blocks the node serves (from block {served}; 30 days asked)"
             sources["gas reserve"] = (f"{reserve:.6f} ETH: a full de-lever at {bt.gas.reserve_gwei[0]:.4g} gwei, the "
-                                      "99th percentile of eth_feeHistory over 30 days, at least live.gas_reserve_eth")
+                                      f"99th percentile of eth_feeHistory over {window} and at least the price now, "
+                                      "at least live.gas_reserve_eth")
         return Plan(k, t, intents, positions, unmodelled, sources, engine_nav,
                     [{"type": e.type, "message": e.message, "details": e.details} for e in new], after, reserve)
 
@@ -180,15 +183,18 @@ class Planner:
         delivery = feed.hour(0, t)
         if feed.errors:
             raise RunError(f"no plan at {iso(t)}: the market could not be read ({'; '.join(feed.errors)[:300]})")
+        gas_now = 0.0
         for series, rows in delivery.rows.items():
             for ts, values in rows:
                 if series == GAS:  # what the session's own transactions pay: at least the node's suggested tip
                     tip = self.chain.w3.eth.max_priority_fee / 1e9
                     values = {**values, "gas_price_gwei": max(values["gas_price_gwei"], values["base_fee_gwei"] + tip)}
+                    gas_now = values["gas_price_gwei"]
                 market.take(series, ts, values, t)
         for need in needs:  # the gas reserve's price: the 30-day 99th percentile of the chain's own fee history
             if need.how == "quantile" and need.series == GAS:
-                market.fixed[need] = self.fees.quantile(obs.block, need.window * HOUR)
+                # never under the price now (a node that serves little or no history, or a quiet month)
+                market.fixed[need] = max(self.fees.quantile(obs.block, need.window * HOUR), gas_now)
         for series in self.standins:
             reserves = {name: self.chain.reserve(name, obs.block) for name in ("weth", "usdt")}
             price = reserves["weth"]["oracle_price_usd"] / reserves["usdt"]["oracle_price_usd"]

@@ -168,6 +168,7 @@ class LiveSession:
         now = self.read(expected)
         if self.dispatcher is not None:
             self.dispatcher.stale_plan = False  # this reading is the fresh one
+            self.dispatcher.replan_at = None
         self._book_trades(now, fills)
         rec = reconcile(self.previous, now) if self.previous is not None else None
         if rec is not None and abs(rec.residual) > 1e-9 * max(abs(rec.nav_after), 1.0):
@@ -268,7 +269,8 @@ class LiveSession:
             time.sleep(min(left, poll))
             if self.dispatcher is not None:
                 self._alert(self.dispatcher.poll(send=send))
-                if self.dispatcher.stale_plan:
+                due = self.dispatcher.replan_at
+                if self.dispatcher.stale_plan or (due is not None and time.time() >= due):
                     return True
         return False
 

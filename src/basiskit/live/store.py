@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from ..results.db import RunStore, StoreError, json_safe, now
 from ..sessions.alerts import Alert
@@ -148,15 +149,16 @@ class LiveStore(RunStore, AlertOutbox):
                               "WHERE name = ?", [name]).fetchone()
         if row is None or row[1] is None:
             return {"heartbeat_age_s": None, "dead": False}
-        status, beat, every, holder, keys = row
+        _, beat, every, holder, keys = row  # a heartbeat is there while a process holds the lease (whatever status)
         age = time.time() - beat
-        alive_status = status in ("running", "halted")
-        dead = alive_status and age > DEAD_BEATS * (every or 10.0)
-        if alive_status and not dead and holder and keys:
+        dead = age > DEAD_BEATS * (every or 10.0)
+        if not dead and holder and keys:
             import socket
 
-            here = json.loads(holder).get("host") == socket.gethostname()
-            frees = [lock_free(k) for k in json.loads(keys)]
+            held = json.loads(holder)
+            here = held.get("host") == socket.gethostname()
+            where = Path(held["leases"]) if held.get("leases") else None  # where its process locked them
+            frees = [lock_free(k, where) for k in json.loads(keys)]
             dead = here and all(f is True for f in frees) and bool(frees)
         return {"heartbeat_age_s": age, "dead": bool(dead), "holder": json.loads(holder) if holder else None}
 
@@ -406,8 +408,11 @@ class LiveStore(RunStore, AlertOutbox):
         when None (a plan's orders are fixed when it is committed: approving it never approves another). An id that
         is not an awaiting order of that plan is refused, naming it, and nothing changes. A flash-loan bundle's steps
         follow its order. `at`: when (epoch seconds; default now): live.approved_ttl_minutes count from it."""
+        with self.held():  # read and written on one connection: no other process changes them in between
+            return self._decide(name, plan, ids, approve, by, time.time() if at is None else at)
+
+    def _decide(self, name: str, plan: int, ids: list[str] | None, approve: bool, by: str, at: float) -> list[str]:
         self.status(name)
-        at = time.time() if at is None else at
         awaiting = [o.client_id for o in self.orders_in(name, ("awaiting",), tick=plan)]
         latest = self.last_planned_tick(name)
         if not awaiting and ids is None:
@@ -464,8 +469,10 @@ class LiveStore(RunStore, AlertOutbox):
     def resume(self, name: str) -> None:
         self.status(name)
         with self._conn() as con:
-            con.execute("UPDATE live_sessions SET halted = false, kill_reason = NULL, status = 'idle', updated_at = ? "
-                        "WHERE name = ?", [now(), name])
+            # a session whose process holds its lease (a heartbeat) runs on; else it is idle
+            con.execute("UPDATE live_sessions SET halted = false, kill_reason = NULL, status = CASE WHEN "
+                        "heartbeat_epoch IS NULL THEN 'idle' ELSE 'running' END, updated_at = ? WHERE name = ?",
+                        [now(), name])
 
     def alerts(self, name: str) -> list[dict]:
         with self._conn() as con:

@@ -100,12 +100,29 @@ class RunStore:
             if self._burst is not None:
                 yield
                 return
-            with self._open() as con:
-                self._burst = con
-                try:
-                    yield
-                finally:
-                    self._burst = None
+            self._burst = self._connect()
+            try:
+                yield
+            finally:
+                burst, self._burst = self._burst, None
+                if burst is not None:
+                    burst.close()
+
+    @contextmanager
+    def released(self):
+        """Inside held(): let go of the file while something slow happens (a transaction waiting to be mined), so
+        other processes may open it, then take it again (waiting up to lock_timeout)."""
+        with self._lock:
+            burst = self._burst
+            if burst is None:
+                yield
+                return
+            self._burst = None
+            burst.close()
+            try:
+                yield
+            finally:
+                self._burst = self._connect()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """A connection, waiting up to lock_timeout for another process to let go of the file."""
