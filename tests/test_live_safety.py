@@ -179,7 +179,7 @@ def _opened_by_hand(market, address, weeth_units: float, ltv: float) -> None:
         w3.provider.make_request("anvil_stopImpersonatingAccount", [address])
 
 
-@pytest.mark.parametrize("hf", [1.01, 1.005])
+@pytest.mark.parametrize("hf", [1.005])  # the nearer of the two (eth_leveraged de-levers from both)
 def test_usdt_market_neutral_redeems_the_lst_then_repays_the_weth(hf, local_market, tmp_path_factory, tmp_path,
                                                                   monkeypatch):
     monkeypatch.setenv("FUND_PW", PASSWORD)
