@@ -648,6 +648,12 @@ def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
     assert [o.counted_usd for o in orders[:3]] == [0.0, 0.0, 0.0]
     assert orders[3].counted_usd == pytest.approx(collateral * eth - debt * eth, rel=1e-12)
     assert orders[3].counted_usd == pytest.approx(339_000, rel=1e-9)
+    # the node down when it would go: the bundle is priced again at the next poll, its steps still with it
+    store.commit_tick("s", 0, 1_700_000_000, 1, 1.0, 1.0, {}, None, alerts, None, orders)
+    d.poll()
+    d.poll()
+    assert [o["status"] for o in store.orders("s")] == ["bundled", "bundled", "bundled", "approved"]
+    assert sum(e["step"] == "not_priced" for e in store.order_log("s")) == 2
     # a re-lever of the same equity changes it by ~0 USD net: the order limit still bounds it (by its largest step)
     d.limits = limits.model_copy(update={"max_order_usd": 1e6})
     orders, alerts = d.admit(1, 1_700_003_600, intents, obs)
@@ -715,7 +721,8 @@ def test_the_alert_levels_of_a_reading():
 def test_an_on_chain_step_goes_only_after_the_ones_before_it_filled(tmp_path):
     """A loop de-lever (withdraw, redeem, repay): the withdraw's pricing fails (the RPC is down) and it stays
     approved: the redeem and the repay wait for it instead of being dropped (so the withdraw never goes alone at the
-    next poll); and with confirm, approving only the repay sends nothing before the withdraw."""
+    next poll); and with confirm, approving only the repay sends nothing before the withdraw, approving only the
+    withdraw sends nothing before the rest is approved."""
     from eth_account import Account
 
     from basiskit.connectors.chain import ChainClient
@@ -724,29 +731,34 @@ def test_an_on_chain_step_goes_only_after_the_ones_before_it_filled(tmp_path):
     store = LiveStore(tmp_path / "runs.duckdb")
     store.open_session("s", "eth_leveraged", "accounts.yaml", {})
     ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, "stand-in")
-    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"]})
+    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"], "safety_needs_approval": True})
     steps = [OrderIntent("aave_v3", "aave_withdraw_weETH", "withdraw", 1.0, None, "hf", "aave_withdraw", "weETH",
-                         trigger="health_factor"),
+                         trigger="health_factor", safety=True),
              OrderIntent("ethereum", "redeem_weETH", "redeem", 1.0, None, "hf", "redeem", "weETH", "ETH",
-                         trigger="health_factor"),
+                         trigger="health_factor", safety=True),
              OrderIntent("aave_v3", "aave_repay_WETH", "repay", 1.0, None, "hf", "aave_repay", "WETH",
-                         trigger="health_factor")]
+                         trigger="health_factor", safety=True)]
     obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(0.0, 3150.0)}, {}, {}, 3000.0)
-    for execute, tick in (("auto", 0), ("confirm", 1)):
+    for execute, tick, chosen in (("auto", 0, None), ("confirm", 1, 2), ("confirm", 2, 0)):
         d = Dispatcher(store, "s", execute, limits, {"aave_v3": ex, "ethereum": ex})
         orders, alerts = d.admit(tick, 1_700_000_000 + tick, steps, obs)
         store.commit_tick("s", tick, 1_700_000_000 + tick, 1, 1.0, 1.0, {}, None, alerts, None, orders)
         if execute == "confirm":
-            store.decide("s", tick, [orders[2].client_id], True, "operator")
+            store.decide("s", tick, [orders[chosen].client_id], True, "operator")
         d.poll()
         got = store.orders_in("s", None, tick=tick)
         tried = {e["client_id"] for e in store.order_log("s") if e["step"] == "not_priced"}
         if execute == "auto":
             assert [o.status for o in got] == ["approved"] * 3  # the withdraw could not be priced: all wait
             assert tried == {orders[0].client_id}
-        else:
+            d.poll()  # priced again at each poll; not a failure that re-plans (nor one that backs off)
+            assert d.replan_at is None and [o.status for o in store.orders_in("s", None, tick=0)] == ["approved"] * 3
+        elif chosen == 2:
             assert [o.status for o in got] == ["awaiting", "awaiting", "approved"]
             assert orders[2].client_id not in tried  # never priced: the withdraw before it is not approved
+        else:  # only the withdraw approved: it waits for the redeem and the repay (alone it lowers the HF)
+            assert [o.status for o in got] == ["approved", "awaiting", "awaiting"]
+            assert orders[0].client_id not in tried
 
 
 def test_a_stale_plan_is_planned_again_unless_it_is_safety_orders_only(tmp_path):

@@ -408,12 +408,13 @@ class ChainExecutor:
                     self.w3.eth.get_transaction(tx["hash"])
                 except TransactionNotFound:
                     if self.w3.eth.get_transaction_count(self.signer.address) > tx["nonce"]:
-                        raise OrderRefused(f"{tx['what']} (nonce {tx['nonce']}) was replaced", "replaced") from None
+                        raise OrderRefused(f"{tx['what']} (nonce {tx['nonce']}) was replaced", "replaced",
+                                           moves or None) from None  # what its calls mined before it still moved
                     return None if tx is signed[0] else VenueOrder(order.client_id, order.client_id, "closed",
                                                                    order.size, 0.0, None, None, moves)
                 raise OrderUnknown(f"{tx['what']} {tx['hash']} is still pending") from None
             if receipt["status"] != 1:
-                raise OrderRefused(f"{tx['what']} reverted (tx {tx['hash']})", "reverted")
+                raise OrderRefused(f"{tx['what']} reverted (tx {tx['hash']})", "reverted", moves or None)
             moves.append([receipt["blockNumber"], tx["moves"]])
         done = signed[-1]["index"] == signed[-1]["calls"] - 1
         return VenueOrder(order.client_id, order.client_id, "closed", order.size, order.size if done else 0.0,

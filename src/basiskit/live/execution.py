@@ -46,6 +46,7 @@ SENT = ("sending", "open", "filled", "partial", "unfilled", "lost")  # count aga
 LEFT = SENT + ("refused", "cancelled", "skipped")  # an order of the plan went (or was tried): its sending began
 SAFETY_RETRY_S = 60.0  # a failed safety order is planned again this soon, doubling while it fails ...
 SAFETY_RETRY_MAX_S = 900.0  # ... up to this
+SAFETY_FAILED = ("blocked", "refused", "lost", "unfilled", "cancelled", "expired")  # a safety order that did not go
 PENDING = ("intent", "awaiting", "approved", "sending")  # an order that may still go (or may have gone)
 # What confirm needs to price an order; auto needs every limit.
 CONFIRM_NEEDS = ("max_slippage_bps", "max_gas_gwei")
@@ -170,15 +171,14 @@ class PerpExecutor:
     def scrub(self, text: str) -> str:
         return self.account.scrub(text)
 
-    def cancel_open(self, assets: list[str]) -> list[VenueOrder]:
-        """Cancel every open order of ours (client ids starting 'bk'); returns them."""
-        done = []
+    def cancel_open(self, assets: list[str]):
+        """Cancel every open order of ours (client ids starting 'bk'), yielding each once it is cancelled (the
+        caller records it at once: a failure half-way loses none of those before it)."""
         for asset in assets:
             for o in self.account.open_orders(asset):
                 if o.client_id.startswith("bk"):
                     self.account.cancel(asset, o)
-                    done.append(o)
-        return done
+                    yield o
 
 
 def _said(ex, exc: Exception) -> str:
@@ -221,6 +221,7 @@ class Dispatcher:
         self._kill_retrying = False
         self.replan_at: float | None = None  # a safety order failed: the session reads and plans again then
         self._safety_failures = 0
+        self._safety_counted: set[str] = set()  # the failed safety orders counted in the back-off
         for ex in executors.values():  # executors of several steps journal each before it leaves
             if hasattr(ex, "journal"):
                 ex.journal = lambda cid, step, details: store.order_step(session, cid, "sending", step, details)
@@ -421,9 +422,10 @@ class Dispatcher:
                 return alerts
         read_at = min((o.read_at for o in current if o.read_at is not None), default=None)
         stale = read_at is not None and now - read_at > self.limits.fresh_reading_seconds
-        # a plan of safety orders only goes on its reading (within the TTL): re-planning first would only delay it,
-        # and its steps are priced again as they go
-        if stale and not begun and not all(o.safety for o in current):
+        # a plan of safety orders only goes on its reading (up to live.approved_ttl_minutes after it): re-planning
+        # first would only delay it, and its steps are priced again as they go
+        too_old = read_at is not None and now - read_at > self.limits.approved_ttl_minutes * 60
+        if stale and not begun and (too_old or not all(o.safety for o in current)):
             self.stale_plan = True  # the session reads and plans again before any of it goes
             return alerts
         day = self.store.day_notional(self.session, t, SENT)
@@ -433,12 +435,10 @@ class Dispatcher:
             with self.store.held():
                 if self.halted():
                     break
-                if o.venue in ON_CHAIN and (wait := self._earlier_on_chain(o)) is not None:
-                    if wait.status in PENDING:  # priced or approved later: it goes after it, never before
+                if o.venue in ON_CHAIN and (wait := self._on_chain_wait(o)) is not None:
+                    if wait.status in PENDING:  # it goes after the ones before it, and once all are approved
                         continue
-                    self.store.order_step(self.session, o.client_id, "skipped", "skipped",
-                                          {"why": f"an earlier on-chain order of its plan, {wait.client_id}, ended "
-                                                  f"{wait.status}"})
+                    self._skip(o, f"another on-chain order of its plan, {wait.client_id}, ended {wait.status}")
                     continue
                 ex = self._executor(o)
                 bundle = []
@@ -448,27 +448,44 @@ class Dispatcher:
                     ex.bundle = bundle
                 alerts += self._send_one(ex, o, t, day, bundle_gross_usd(o, bundle) if o.is_bundle_head else None)
                 if o.safety:  # one that failed (a gas spike over its cap, a revert at estimate) is planned again soon
-                    self._safety_outcome(self.last_status, now)
+                    self._safety_outcome(o, self.last_status, now)
                 day += o.counted_usd or 0.0
-                for b in bundle:  # the steps went (or not) with it
+                for b in bundle if self.last_status != "approved" else []:  # the steps went (or not) with it
                     self.store.order_step(self.session, b.client_id, self.last_status, "bundle",
                                           {"flash_order": o.client_id})
         return alerts
 
-    def _safety_outcome(self, status: str | None, now: float) -> None:
-        """A safety order that did not go: the session re-reads and re-plans after SAFETY_RETRY_S, doubling to
-        SAFETY_RETRY_MAX_S while it keeps failing, instead of waiting for the next hour."""
-        if status in ("blocked", "refused", "lost"):
-            self.replan_at = now + min(SAFETY_RETRY_S * 2 ** self._safety_failures, SAFETY_RETRY_MAX_S)
+    def _safety_outcome(self, o: Order, status: str | None, now: float) -> None:
+        """A safety order that ended without going: the session re-reads and re-plans after SAFETY_RETRY_S, doubling
+        to SAFETY_RETRY_MAX_S while its plans keep failing, instead of waiting for the next hour (one that could not
+        be priced stays approved and is priced again at the next poll)."""
+        if status in SAFETY_FAILED and o.client_id not in self._safety_counted:
+            self._safety_counted.add(o.client_id)
+            self.replan_at = now + min(SAFETY_RETRY_S * 2 ** min(self._safety_failures, 5), SAFETY_RETRY_MAX_S)
             self._safety_failures += 1
         elif status in ("filled", "partial", "open"):
             self._safety_failures = 0
+            self._safety_counted.clear()
 
-    def _earlier_on_chain(self, o: Order) -> Order | None:
-        """The first earlier on-chain order of o's plan not filled (as the store has it now), or None: each on-chain
-        step builds on the ones before it (a repay on its withdraw and swap)."""
-        return next((p for p in self.store.orders_in(self.session, None, tick=o.tick)
-                     if p.seq < o.seq and p.venue in ON_CHAIN and not p.in_bundle and p.status != "filled"), None)
+    def _on_chain_wait(self, o: Order) -> Order | None:
+        """What o waits for (as the store has it now), or None when it may go: each on-chain step builds on the ones
+        before it (a repay on its withdraw and swap), so it goes once every earlier one filled and every later one
+        is approved (a withdraw never goes alone); an order among them that ended otherwise ends the plan's."""
+        for p in self.store.orders_in(self.session, None, tick=o.tick):
+            if p.venue not in ON_CHAIN or p.in_bundle or p.seq == o.seq:
+                continue
+            if p.seq < o.seq and p.status != "filled":
+                return p
+            if p.seq > o.seq and p.status not in ("approved", "sending", "filled"):
+                return p
+        return None
+
+    def _skip(self, o: Order, why: str) -> None:
+        """o will not go: it and its bundle's steps are skipped."""
+        self.store.order_step(self.session, o.client_id, "skipped", "skipped", {"why": why})
+        for b in self.store.orders_in(self.session, ("bundled",), tick=o.tick):
+            if o.is_bundle_head and b.bundle == o.bundle:
+                self.store.order_step(self.session, b.client_id, "skipped", "skipped", {"why": why})
 
     def _send_one(self, ex, o: Order, t: int, day: float, gross: float | None = None) -> list[Alert]:
         """Price, re-check the limits at that price, journal, send and record one order; `self.last_status` is where
@@ -482,6 +499,7 @@ class Dispatcher:
                                                                                  "safety": o.safety})]
         except Exception as exc:  # noqa: BLE001 (the venue could not price it: nothing was sent)
             text = _said(ex, exc)
+            self.last_status = "approved"  # it stays approved: priced again at the next poll (its steps wait too)
             self.store.order_step(self.session, o.client_id, "approved", "not_priced", {"error": text})
             return [Alert(o.tick, t, "order_error", f"{o.client_id}: not sent, pricing failed: {text}",
                           {"client_id": o.client_id})]
@@ -590,13 +608,11 @@ class Dispatcher:
         for venue, ex in self.executors.items():
             assets = sorted({o.asset for o in orders if o.venue == venue and o.action == "perp"})
             try:
-                got_all = ex.cancel_open(assets)
+                for got in ex.cancel_open(assets):
+                    self.store.order_step(self.session, got.client_id, "cancelled", "kill", {"order": got.__dict__})
+                    cancelled.append(got.client_id)
             except Exception as exc:  # noqa: BLE001 (a venue down: the others are still cancelled)
                 self.kill_failed[venue] = _said(ex, exc)
-                continue
-            for got in got_all:
-                self.store.order_step(self.session, got.client_id, "cancelled", "kill", {"order": got.__dict__})
-                cancelled.append(got.client_id)
         tick = self.store.last_planned_tick(self.session) or 0
         failed = "; ".join(f"{v}: {why_}" for v, why_ in self.kill_failed.items())
         return [Alert(tick, t, "halted", f"session halted ({why}); {len(cancelled)} open order(s) cancelled; nothing "

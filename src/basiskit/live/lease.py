@@ -45,10 +45,23 @@ def lease_dir() -> Path:
 
 
 def _open_lock(path: Path):
-    """The lock file, created readable and writable by every user of the machine (any of them may run a session)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    with contextlib.suppress(PermissionError):  # another user's file: its mode is already that
-        os.fchmod(fd, 0o666)
+    """The lock file, opened for reading and writing; created, readable and writable by every user of the machine
+    (any of them may run a session), only when missing (an existing file of another user in the sticky folder is
+    opened, not created: Linux's protected_regular refuses O_CREAT on it)."""
+    try:
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                with contextlib.suppress(PermissionError):
+                    os.fchmod(fd, 0o666)
+            except FileExistsError:  # another process created it meanwhile
+                fd = os.open(path, os.O_RDWR)
+    except PermissionError:
+        raise ConfigError([("lease", str(path), "cannot be opened for writing by this user: make the lease folder "
+                            "and its files writable by every user that runs sessions, or set $BASISKIT_LEASE_DIR")]
+                          ) from None
     return os.fdopen(fd, "r+")
 
 

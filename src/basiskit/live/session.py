@@ -269,7 +269,7 @@ class LiveSession:
             time.sleep(min(left, poll))
             if self.dispatcher is not None:
                 self._alert(self.dispatcher.poll(send=send))
-                due = self.dispatcher.replan_at
+                due = self.dispatcher.replan_at if send else None  # a read's back-off is not cut short by it
                 if self.dispatcher.stale_plan or (due is not None and time.time() >= due):
                     return True
         return False
@@ -305,6 +305,9 @@ class LiveSession:
             raise
         except BasiskitError as exc:
             self.store.set_status(self.name, "failed", str(exc))
+            raise
+        except Exception as exc:  # a bug: shown failed (never `running` without a heartbeat), then raised
+            self.store.set_status(self.name, "failed", f"{type(exc).__name__}: {exc}")
             raise
         finally:
             lease.release()

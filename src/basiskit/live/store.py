@@ -468,11 +468,11 @@ class LiveStore(RunStore, AlertOutbox):
 
     def resume(self, name: str) -> None:
         self.status(name)
+        alive = self.liveness(name)
+        running = alive["heartbeat_age_s"] is not None and not alive["dead"]  # its process holds its lease
         with self._conn() as con:
-            # a session whose process holds its lease (a heartbeat) runs on; else it is idle
-            con.execute("UPDATE live_sessions SET halted = false, kill_reason = NULL, status = CASE WHEN "
-                        "heartbeat_epoch IS NULL THEN 'idle' ELSE 'running' END, updated_at = ? WHERE name = ?",
-                        [now(), name])
+            con.execute("UPDATE live_sessions SET halted = false, kill_reason = NULL, status = ?, updated_at = ? "
+                        "WHERE name = ?", ["running" if running else "idle", now(), name])
 
     def alerts(self, name: str) -> list[dict]:
         with self._conn() as con:
