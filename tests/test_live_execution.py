@@ -101,6 +101,29 @@ def _commit(store, d, k, intents, t=1_700_000_000):
     return orders, alerts
 
 
+def _dead_chain(tmp_path, lst_contracts: str | None, url: str = "http://127.0.0.1:9", **kwargs):
+    """A session's store and a chain executor whose node is down: admitting needs no node, pricing fails."""
+    from eth_account import Account
+
+    from basiskit.connectors.chain import ChainClient
+    from basiskit.live.chain_executor import ChainExecutor
+
+    store = LiveStore(tmp_path / "runs.duckdb")
+    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
+    return store, ChainExecutor(ChainClient.from_url(url), Account.create(), "fund", 50.0, lst_contracts, **kwargs)
+
+
+def _loop_delever(middle: str) -> list[OrderIntent]:
+    """One loop de-lever step as the engine plans it: withdraw weETH, turn it into ETH (`middle`: swap or redeem),
+    repay WETH; safety orders of the health_factor trigger."""
+    return [OrderIntent("aave_v3", "aave_withdraw_weETH", "withdraw", 1.0, None, "hf", "aave_withdraw", "weETH",
+                        trigger="health_factor", safety=True),
+            OrderIntent("ethereum", f"{middle}_weETH", middle, 1.0, None, "hf", middle, "weETH", "ETH",
+                        trigger="health_factor", safety=True),
+            OrderIntent("aave_v3", "aave_repay_WETH", "repay", 1.0, None, "hf", "aave_repay", "WETH",
+                        trigger="health_factor", safety=True)]
+
+
 def sell(size, price=3450.0):
     return OrderIntent("binance", "binance:Perp:ETHUSDT", "sell", size, price, "hedge", "perp", "ETH")
 
@@ -437,15 +460,7 @@ def test_bybit_and_okx_fills_are_read_back_and_a_lost_answer_is_looked_up(name, 
 def test_an_rpc_failure_while_sending_never_stores_the_rpc_urls_key(tmp_path):
     """A provider's key sits in its RPC URL's path; a failure while pricing or sending an on-chain order is stored
     and alerted through the executor's scrubbing, whatever raised it."""
-    from eth_account import Account
-
-    from basiskit.connectors.chain import ChainClient
-    from basiskit.live.chain_executor import ChainExecutor
-
-    store = LiveStore(tmp_path / "runs.duckdb")
-    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
-    dead = ChainClient.from_url("http://127.0.0.1:9/v3/key-in-the-path")
-    ex = ChainExecutor(dead, Account.create(), "fund", 50.0, "stand-in")
+    store, ex = _dead_chain(tmp_path, "stand-in", "http://127.0.0.1:9/v3/key-in-the-path")
     limits = LIMITS.model_copy(update={"venues": ["aave_v3"]})
     d = Dispatcher(store, "s", "auto", limits, {"aave_v3": ex})
     intent = OrderIntent("aave_v3", "aave_supply_weETH", "supply", 1.0, None, "strategy", "aave_supply", "weETH")
@@ -577,15 +592,8 @@ def test_the_limit_is_checked_at_the_price_an_order_goes_at(tmp_path):
 
 
 def test_a_manual_on_chain_step_holds_the_plans_other_on_chain_steps_and_the_plan_says_so(tmp_path):
-    from eth_account import Account
-
-    from basiskit.connectors.chain import ChainClient
-    from basiskit.live.chain_executor import ChainExecutor
-
-    store = LiveStore(tmp_path / "runs.duckdb")
-    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
     # no LST contracts it can mint with: a stake is the operator's; the supply and borrow after it build on it
-    ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, None)
+    store, ex = _dead_chain(tmp_path, None)
     limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"]})
     d = Dispatcher(store, "s", "auto", limits, {"aave_v3": ex, "ethereum": ex})
     intents = [OrderIntent("ethereum", "stake_weETH", "stake", 1.0, None, "idle_cash", "stake", "ETH", "weETH"),
@@ -599,12 +607,7 @@ def test_a_manual_on_chain_step_holds_the_plans_other_on_chain_steps_and_the_pla
     assert alert.kind == "manual_step" and alert.details["waiting"] == [o.client_id for o in orders[1:]]
     assert "the plan's 2 other on-chain order(s) wait for it" in alert.message
     # a loop de-lever where the swap is the operator's: the withdraw before it is held too (alone it lowers the HF)
-    delever = [OrderIntent("aave_v3", "aave_withdraw_weETH", "withdraw", 1.0, None, "hf", "aave_withdraw", "weETH",
-                           trigger="health_factor", safety=True),
-               OrderIntent("ethereum", "swap_weETH_ETH", "swap", 1.0, None, "hf", "swap", "weETH", "ETH",
-                           trigger="health_factor", safety=True),
-               OrderIntent("aave_v3", "aave_repay_WETH", "repay", 1.0, None, "hf", "aave_repay", "WETH",
-                           trigger="health_factor", safety=True)]
+    delever = _loop_delever("swap")
     ex.lst_contracts = None
     orders, alerts = d.admit(1, 1_700_003_600, delever, obs)
     assert [o.status for o in orders] == ["blocked", "manual", "blocked"]
@@ -616,15 +619,7 @@ def test_a_manual_on_chain_step_holds_the_plans_other_on_chain_steps_and_the_pla
 def test_a_flash_loan_bundle_counts_once_at_its_net_exposure_change(tmp_path):
     """A 339k USD entry levered to LTV 0.85 by one bundle: 2.26M of weETH supplied against 1.92M of WETH borrowed.
     Its steps' notionals add to ~6M; the bundle counts 339k against live.max_day_usd and passes 1e6."""
-    from eth_account import Account
-
-    from basiskit.connectors.chain import ChainClient
-    from basiskit.live.chain_executor import ChainExecutor
-
-    store = LiveStore(tmp_path / "runs.duckdb")
-    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
-    ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, "stand-in",
-                       flash_receiver="0x" + "11" * 20)
+    store, ex = _dead_chain(tmp_path, "stand-in", flash_receiver="0x" + "11" * 20)
     # the order limit holds a bundle to its largest step (the 2.26M supply), the day limit to its net change
     limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"], "max_order_usd": 2.5e6,
                                        "max_day_usd": 1e6})
@@ -723,21 +718,9 @@ def test_an_on_chain_step_goes_only_after_the_ones_before_it_filled(tmp_path):
     approved: the redeem and the repay wait for it instead of being dropped (so the withdraw never goes alone at the
     next poll); and with confirm, approving only the repay sends nothing before the withdraw, approving only the
     withdraw sends nothing before the rest is approved."""
-    from eth_account import Account
-
-    from basiskit.connectors.chain import ChainClient
-    from basiskit.live.chain_executor import ChainExecutor
-
-    store = LiveStore(tmp_path / "runs.duckdb")
-    store.open_session("s", "eth_leveraged", "accounts.yaml", {})
-    ex = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, "stand-in")
+    store, ex = _dead_chain(tmp_path, "stand-in")
     limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"], "safety_needs_approval": True})
-    steps = [OrderIntent("aave_v3", "aave_withdraw_weETH", "withdraw", 1.0, None, "hf", "aave_withdraw", "weETH",
-                         trigger="health_factor", safety=True),
-             OrderIntent("ethereum", "redeem_weETH", "redeem", 1.0, None, "hf", "redeem", "weETH", "ETH",
-                         trigger="health_factor", safety=True),
-             OrderIntent("aave_v3", "aave_repay_WETH", "repay", 1.0, None, "hf", "aave_repay", "WETH",
-                         trigger="health_factor", safety=True)]
+    steps = _loop_delever("redeem")
     obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(0.0, 3150.0)}, {}, {}, 3000.0)
     for execute, tick, chosen in (("auto", 0, None), ("confirm", 1, 2), ("confirm", 2, 0)):
         d = Dispatcher(store, "s", execute, limits, {"aave_v3": ex, "ethereum": ex})
@@ -801,3 +784,20 @@ def test_a_failed_safety_order_is_planned_again_within_a_minute_then_backs_off(t
     _commit(store, d, 3, [safety])
     d.poll()
     assert d.replan_at == now[0] + 60.0  # the back-off starts again
+
+
+def test_a_safety_step_never_waits_for_the_approval_of_a_later_order_that_is_not_one(tmp_path):
+    """Confirm mode: a de-lever (safety, no approval needed) planned with an idle-cash supply after it (awaiting
+    approval): the de-lever goes (here: it is priced, the node being down) without waiting for that approval."""
+    store, ex = _dead_chain(tmp_path, "stand-in")
+    limits = LIMITS.model_copy(update={"venues": ["aave_v3", "ethereum"]})
+    d = Dispatcher(store, "s", "confirm", limits, {"aave_v3": ex, "ethereum": ex})
+    supply = OrderIntent("aave_v3", "aave_supply_WETH", "supply", 1.0, None, "idle", "aave_supply", "WETH",
+                         trigger="idle_cash")
+    obs = Observation(1_700_000_000, 1, {"fund/ethereum/token/weeth": Holding(0.0, 3150.0)}, {}, {}, 3000.0)
+    orders, alerts = d.admit(0, 1_700_000_000, [*_loop_delever("redeem"), supply], obs)
+    store.commit_tick("s", 0, 1_700_000_000, 1, 1.0, 1.0, {}, None, alerts, None, orders)
+    assert [o.status for o in orders] == ["approved", "approved", "approved", "awaiting"]
+    d.poll()
+    tried = {e["client_id"] for e in store.order_log("s") if e["step"] == "not_priced"}
+    assert tried == {orders[0].client_id}

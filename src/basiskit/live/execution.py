@@ -46,7 +46,7 @@ SENT = ("sending", "open", "filled", "partial", "unfilled", "lost")  # count aga
 LEFT = SENT + ("refused", "cancelled", "skipped")  # an order of the plan went (or was tried): its sending began
 SAFETY_RETRY_S = 60.0  # a failed safety order is planned again this soon, doubling while it fails ...
 SAFETY_RETRY_MAX_S = 900.0  # ... up to this
-SAFETY_FAILED = ("blocked", "refused", "lost", "unfilled", "cancelled", "expired")  # a safety order that did not go
+SAFETY_FAILED = ("blocked", "refused", "lost", "unfilled")  # how a safety order ends when it did not go
 PENDING = ("intent", "awaiting", "approved", "sending")  # an order that may still go (or may have gone)
 # What confirm needs to price an order; auto needs every limit.
 CONFIRM_NEEDS = ("max_slippage_bps", "max_gas_gwei")
@@ -476,16 +476,16 @@ class Dispatcher:
                 continue
             if p.seq < o.seq and p.status != "filled":
                 return p
-            if p.seq > o.seq and p.status not in ("approved", "sending", "filled"):
+            # a safety order never waits for a later one that is not (an approval it does not need)
+            if p.seq > o.seq and (p.safety or not o.safety) and p.status not in ("approved", "sending", "filled"):
                 return p
         return None
 
     def _skip(self, o: Order, why: str) -> None:
         """o will not go: it and its bundle's steps are skipped."""
-        self.store.order_step(self.session, o.client_id, "skipped", "skipped", {"why": why})
-        for b in self.store.orders_in(self.session, ("bundled",), tick=o.tick):
-            if o.is_bundle_head and b.bundle == o.bundle:
-                self.store.order_step(self.session, b.client_id, "skipped", "skipped", {"why": why})
+        steps = self.store.orders_in(self.session, ("bundled",), tick=o.tick) if o.is_bundle_head else []
+        for x in [o, *(b for b in steps if b.bundle == o.bundle)]:
+            self.store.order_step(self.session, x.client_id, "skipped", "skipped", {"why": why})
 
     def _send_one(self, ex, o: Order, t: int, day: float, gross: float | None = None) -> list[Alert]:
         """Price, re-check the limits at that price, journal, send and record one order; `self.last_status` is where

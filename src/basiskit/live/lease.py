@@ -82,6 +82,11 @@ def holder_text(h: dict) -> str:
             + (f", heartbeat {age:.0f} s ago" if age is not None else "") + ")")
 
 
+def _lock_path(directory: Path, key: str) -> Path:
+    """A lease key's lock file (named by a hash: a key holds a path and an address)."""
+    return directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
+
+
 def _lock_soon(f, tries: int = 10, wait: float = 0.05) -> None:
     """flock, tried a few times: `live status` (lock_free) holds a free lock for an instant to see that it is."""
     for attempt in range(tries):
@@ -110,7 +115,7 @@ class Lease:
         self._beat_store = None
 
     def path(self, key: str) -> Path:
-        return self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
+        return _lock_path(self.directory, key)
 
     def acquire(self) -> None:
         """Take every lease or none: a held one refuses the start (exit 2), naming its holder."""
@@ -199,7 +204,7 @@ class Lease:
 
 def lock_free(key: str, directory: Path | None = None) -> bool | None:
     """True when no process on this machine holds `key`'s lock file (None: there is no such file here)."""
-    path = (directory or lease_dir()) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
+    path = _lock_path(directory or lease_dir(), key)
     if not path.exists():
         return None
     with open(path) as f:  # flock needs no write access

@@ -303,11 +303,9 @@ class LiveSession:
         except KeyboardInterrupt:
             self.store.set_status(self.name, "stopped", "interrupted")
             raise
-        except BasiskitError as exc:
-            self.store.set_status(self.name, "failed", str(exc))
-            raise
-        except Exception as exc:  # a bug: shown failed (never `running` without a heartbeat), then raised
-            self.store.set_status(self.name, "failed", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # ours, or a bug: shown failed (never `running` without a heartbeat), then raised
+            self.store.set_status(self.name, "failed",
+                                  str(exc) if isinstance(exc, BasiskitError) else f"{type(exc).__name__}: {exc}")
             raise
         finally:
             lease.release()

@@ -151,16 +151,16 @@ class LiveStore(RunStore, AlertOutbox):
             return {"heartbeat_age_s": None, "dead": False}
         _, beat, every, holder, keys = row  # a heartbeat is there while a process holds the lease (whatever status)
         age = time.time() - beat
+        held = json.loads(holder) if holder else None
         dead = age > DEAD_BEATS * (every or 10.0)
-        if not dead and holder and keys:
+        if not dead and held and keys:
             import socket
 
-            held = json.loads(holder)
             here = held.get("host") == socket.gethostname()
             where = Path(held["leases"]) if held.get("leases") else None  # where its process locked them
             frees = [lock_free(k, where) for k in json.loads(keys)]
             dead = here and all(f is True for f in frees) and bool(frees)
-        return {"heartbeat_age_s": age, "dead": bool(dead), "holder": json.loads(holder) if holder else None}
+        return {"heartbeat_age_s": age, "dead": bool(dead), "holder": held}
 
     def mark_dead_alerted(self, name: str) -> bool:
         """True once per death: the heartbeat it stopped at had not been alerted yet (it is marked now)."""
