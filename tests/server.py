@@ -21,7 +21,8 @@ def free_port() -> int:
 
 
 class Server:
-    """The server reads its tokens from a file of the test's (an operate and a read token)."""
+    """The server reads its tokens from a file of the test's: one token with the run and trade roles (called
+    "operate" here, as the old role that meant both), a read token, a run-only and a trade-only token."""
 
     def __init__(self, db: Path, data: Path, log: Path, port: int | None = None, extra: tuple[str, ...] = ()):
         self.db, self.data, self.log, self.extra = db, data, log, extra
@@ -30,15 +31,18 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.tokens = db.parent / f"{db.stem}.test-tokens"
         if not self.tokens.exists():
-            self.tokens.write_text(f"operate {secrets.token_urlsafe(24)}\nread {secrets.token_urlsafe(24)}\n")
+            both, read, run, trade = (secrets.token_urlsafe(24) for _ in range(4))
+            self.tokens.write_text(f"run {both}\ntrade {both}\nread {read}\nrun {run}\ntrade {trade}\n")
             self.tokens.chmod(0o600)
-        roles = dict(line.split() for line in self.tokens.read_text().splitlines())
-        self.operate_token, self.read_token = roles["operate"], roles["read"]
+        lines = [line.split() for line in self.tokens.read_text().splitlines()]
+        self.operate_token, self.read_token, self.run_token, self.trade_token = (lines[i][1] for i in (0, 2, 3, 4))
         self.headers = {"Authorization": f"Bearer {self.operate_token}"}
 
     def client(self, token: str | None = "operate", **kwargs) -> httpx.Client:
-        """An HTTP client of the server with the operate token (or `token`: "read", another string, None)."""
-        value = {"operate": self.operate_token, "read": self.read_token}.get(token, token)
+        """An HTTP client of the server with the run+trade token (or `token`: "read", "run", "trade", another
+        string, None)."""
+        value = {"operate": self.operate_token, "read": self.read_token, "run": self.run_token,
+                 "trade": self.trade_token}.get(token, token)
         headers = {"Authorization": f"Bearer {value}"} if value else {}
         return httpx.Client(base_url=self.url, headers=headers, **({"timeout": 60} | kwargs))
 

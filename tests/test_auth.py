@@ -1,5 +1,5 @@
-"""Who may call the service: every operation of /openapi.json walked without a token, with a read token and
-with an operate token; Host names; fields a caller may not choose; the tokens file's rules."""
+"""Who may call the service: every operation of /openapi.json walked without a token, with a read, a run and a
+trade token; signed links; Host names; fields a caller may not choose; the tokens file's rules."""
 
 from __future__ import annotations
 
@@ -48,17 +48,23 @@ def test_without_a_token_only_health_and_the_dashboard_answer(server, client):
     assert server.operate_token not in server.log.read_text() and server.read_token not in server.log.read_text()
 
 
-def test_the_read_role_reads_and_the_operate_role_acts(server, client):
+def test_the_read_role_reads_run_runs_and_only_trade_moves_money(server, client):
     ops = operations(client)
-    with server.client(token="read") as reader:
-        for method, path in ops:
-            r = reader.request(method, path, json={} if method == "POST" else None)
-            if method in ("POST", "DELETE"):
-                assert r.status_code == 403, (method, path)
-                assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
-            else:
-                assert r.status_code not in (401, 403), (method, path)
-        assert reader.get("/metrics").status_code == 200
+    changes = [(m, p) for m, p in ops if m in ("POST", "DELETE")]
+    money = [(m, p) for m, p in changes if p.startswith("/live/")]
+    assert {p.rsplit("/", 1)[1] for _, p in money} >= {"approve", "reject", "kill", "resume"}
+    for role, allowed in (("read", []), ("run", [c for c in changes if c not in money]), ("trade", money)):
+        with server.client(token=role) as caller:
+            for method, path in ops:
+                r = caller.request(method, path, json={} if method == "POST" else None)
+                if (method, path) in changes and (method, path) not in allowed:
+                    assert r.status_code == 403, (role, method, path, r.status_code)
+                    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+                    need = "trade" if (method, path) in money else "run"
+                    assert f"needs the {need} role" in r.json()["detail"] and f"has: {role}" in r.json()["detail"]
+                else:
+                    assert r.status_code not in (401, 403), (role, method, path, r.status_code)
+            assert caller.get("/metrics").status_code == 200
     r = client.post("/backtests", json={"mode": "pure_lending_usdt", "start": "2024-11-01", "end": "2024-11-03"})
     assert r.status_code == 202
     assert client.delete(f"/backtests/{r.json()['id']}").status_code == 200
@@ -125,7 +131,7 @@ def test_serve_beyond_loopback_needs_allowed_hosts(tmp_path):
     assert r.returncode == 2 and "--allowed-host" in r.stderr
 
 
-def test_the_first_start_creates_an_owner_only_operate_token(tmp_path):
+def test_the_first_start_creates_an_owner_only_run_and_trade_token(tmp_path):
     db = tmp_path / "first.duckdb"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("BASISKIT_DATA", "BASISKIT_TOKENS")}
@@ -138,10 +144,10 @@ def test_the_first_start_creates_an_owner_only_operate_token(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "Uvicorn running" not in log.read_text():
             time.sleep(0.2)
-        assert f"created an operate token in {path}" in log.read_text().replace("\n", "")
+        assert f"created a token of the run and trade roles in {path}" in log.read_text().replace("\n", "")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        role, token = path.read_text().split()
-        assert role == "operate" and len(token) >= 32
+        run, token, trade, same = path.read_text().split()
+        assert (run, trade) == ("run", "trade") and same == token and len(token) >= 32
         headers = {"Authorization": f"Bearer {token}"}
         assert httpx.get(f"http://127.0.0.1:{port}/modes", headers=headers).status_code == 200
         assert token not in log.read_text()
@@ -149,14 +155,45 @@ def test_the_first_start_creates_an_owner_only_operate_token(tmp_path):
         os.killpg(proc.pid, 15)
         proc.wait(timeout=15)
     again, created = ensure_tokens(None, db)  # the next start reads the same file
-    assert not created and again.role_of(token) == "operate"
+    assert not created and again.roles_of(token) == {"run", "trade"}
 
 
-def test_the_dashboard_cookie_only_reads(server):
-    cookie = {"basiskit_token": server.operate_token}
-    assert httpx.get(server.url + "/modes", cookies=cookie).status_code == 200  # report links are GETs
-    r = httpx.post(server.url + "/backtests", cookies=cookie, json={"mode": "pure_lending_usdt"})
+def test_a_signed_link_opens_its_own_get_for_minutes_and_nothing_else(server, client):
+    assert httpx.get(server.url + "/modes", cookies={"basiskit_token": server.operate_token}).status_code == 401
+    t0 = time.time()
+    with server.client(token="read") as reader:
+        url = reader.get("/links", params={"target": "/modes?x=1"}).json()["url"]
+    path, query = url.split("?", 1)
+    assert path == "/modes" and query.startswith("x=1&exp=")
+    assert int(t0) + 600 <= int(re.search(r"exp=(\d+)", url)[1]) <= time.time() + 601  # LINK_SECONDS from now
+    assert server.operate_token not in url and server.read_token not in url
+    assert httpx.get(server.url + url).status_code == 200  # no token: the signature opens it
+    exp, sig = re.search(r"exp=(\d+)&sig=(\w+)", url).groups()
+    for other in (f"/modes?x=2&exp={exp}&sig={sig}", f"/backtests?exp={exp}&sig={sig}",  # another target
+                  f"/modes?x=1&exp={int(exp) + 1}&sig={sig}",  # a later expiry
+                  f"/modes?x=1&exp={exp}&sig={'0' * 64}", "/modes?x=1"):
+        assert httpx.get(server.url + other).status_code == 401, other
+    r = httpx.post(server.url + "/backtests?" + url.split("?", 1)[1], json={"mode": "pure_lending_usdt"})
     assert r.status_code == 401  # a page elsewhere cannot make the browser act with it
+    assert client.get("/links", params={"target": "https://evil.example/"}).status_code == 422
+    assert client.get("/links", params={"target": "//evil.example/x"}).status_code == 422
+    from basiskit.api.auth import load_tokens
+
+    tokens = load_tokens(server.tokens)
+    old = tokens.sign("/modes", now=time.time() - 601)  # signed 601 s ago: expired
+    assert not tokens.signed("/modes", old.split("?", 1)[1]) and tokens.signed("/modes", tokens.sign("/modes")[7:])
+
+
+def test_an_old_operate_line_means_run_and_trade_with_a_warning(tmp_path):
+    from basiskit.api.auth import load_tokens
+
+    path = tmp_path / "old.tokens"
+    path.write_text("operate abcdefghijklmnopqrstuvwxyz\nread zyxwvutsrqponmlkjihgfedcba\n")
+    path.chmod(0o600)
+    with pytest.warns(DeprecationWarning, match=r"line 1: the role 'operate' is deprecated; it means run and trade"):
+        tokens = load_tokens(path)
+    assert tokens.roles_of("abcdefghijklmnopqrstuvwxyz") == {"run", "trade"}
+    assert tokens.roles_of("zyxwvutsrqponmlkjihgfedcba") == {"read"} and tokens.roles_of("nope" * 5) is None
 
 
 def test_a_server_with_its_own_limits(tmp_path):

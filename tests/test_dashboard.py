@@ -531,16 +531,23 @@ def test_hostile_strings_render_as_text_everywhere(browser, tmp_path):
             ready(browser, page)
             no_markup(path)
         assert f"no run {HOSTILE[0]!r}" in browser.find_element(By.ID, "page").text  # the unknown id, as text
-        for kind, ident, data_id in (("backtests", run, "summary"), ("sweeps", sweep, "sweep"),
-                                     ("stress", stress, None)):
-            browser.get(f"{server.url}/{kind}/{ident}/report")  # the dashboard's cookie opens it
+        for kind, ident, data_id, page, link_id in (
+                ("backtests", run, "summary", f"/ui/runs/{run}", "report-link"),
+                ("sweeps", sweep, "sweep", f"/ui/sweeps/{sweep}", "sweep-report"),
+                ("stress", stress, None, f"/ui/stress/{stress}", "stress-report")):
+            open_page(browser, server, page)
+            ready(browser, {"backtests": "run", "sweeps": "sweep", "stress": "stress"}[kind])
+            href = browser.find_element(By.ID, link_id).get_attribute("href")
+            assert f"/{kind}/{ident}/report?exp=" in href and server.operate_token not in href
+            assert not browser.get_cookies()  # the token is in this tab's sessionStorage only
+            browser.get(href)  # the page's signed link opens the report without the token
             WebDriverWait(browser, 60).until(lambda d: d.execute_script("return document.body.dataset.charts"))
             no_markup(f"{kind} report")
             if data_id:  # the embedded data reads back unchanged with JSON.parse
                 parsed = browser.execute_script(f"return JSON.parse(document.getElementById('{data_id}').textContent)")
                 if kind == "sweeps":
                     assert parsed["params"] == sweep_result["params"]
-        browser.get(f"{server.url}/sweeps/{sweep}/report")
+        browser.get(server.url + server.get("/links", params={"target": f"/sweeps/{sweep}/report"}).json()["url"])
         WebDriverWait(browser, 60).until(lambda d: d.execute_script("return document.body.dataset.charts"))
         text = browser.find_element(By.TAG_NAME, "body").text
         assert HOSTILE[0] in text and HOSTILE[1] in text

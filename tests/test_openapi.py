@@ -36,7 +36,7 @@ def test_every_operation_is_documented(live_schema):
         "GET /live/{session}/ticks", "GET /live/{session}/alerts", "POST /live/{session}/approve",
         "POST /live/{session}/reject",
         "POST /live/{session}/kill", "POST /live/{session}/resume",
-        "GET /metrics",
+        "GET /metrics", "GET /links",
     }
 
 

@@ -38,7 +38,7 @@ from ..results.store import new_run_id
 from ..results.stress_store import StressStore
 from ..sessions.outbox import WebhookSender
 from ..strategies.registry import load_builtins
-from .auth import Tokens
+from .auth import LINK_SECONDS, Tokens
 from .guard import Guard
 from .jobs import INTERRUPTED, JobManager
 from .limits import RETRY_AFTER_SECONDS, Admission, Busy, ServiceLimits
@@ -57,6 +57,7 @@ from .models import (
     RunHeadline,
     RunState,
     RunSummary,
+    SignedLink,
     Tearsheet,
     Timeseries,
     ValidationFailed,
@@ -76,7 +77,7 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No such run or mode"}}
 
 def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | None = None, workers: int = 2,
                limits: ServiceLimits | None = None, allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
-               ray_address: str | None = None, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+               ray_address: str | None = None, cors_origins: tuple[str, ...] = (), docs: bool = False) -> FastAPI:
     """The service. Who may call it (`tokens`), what it takes on (`limits`), which Host names it answers
     (`allowed_hosts`) and where sweeps on Ray connect (`ray_address`) are the server's configuration."""
     limits = limits or ServiceLimits(running=workers)
@@ -87,7 +88,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     state: dict[str, Any] = {"limits": limits, "ray_address": ray_address, "admission": {
         "backtest": Admission("backtests", limits.running, limits.queue_backtests, "--queue-backtests"),
         "sweep": Admission("sweeps", limits.running, limits.queue_sweeps, "--queue-sweeps"),
-        "stress": Admission("stress tests", limits.running, limits.queue_stress, "--queue-stress")}}
+        "stress": Admission("stress tests", limits.running, limits.queue_stress, "--queue-stress")},
+        "checking": threading.BoundedSemaphore(limits.checking)}
 
     sheets: dict[str, bytes] = {}  # the last TEARSHEETS_KEPT tearsheets computed, oldest first
     sheets_lock = threading.Lock()
@@ -137,13 +139,19 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         for sender in state["senders"]:
             sender.close(wait_seconds=2.0)
         state["sweeps"].shutdown()
+        state["stress"].shutdown()
         state["jobs"].shutdown()
 
+    # /docs and /redoc load Swagger UI and ReDoc from a CDN into this origin: off unless serve --docs
     app = FastAPI(title="basiskit", version=__version__, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                   description="Backtests of the fund's basis strategies: submit runs, follow them, read results. "
                   "Every path but /health and the dashboard needs `Authorization: Bearer TOKEN` (role read: GET; "
-                  "operate: everything).")
-    app.add_middleware(Guard, tokens=tokens, max_body_bytes=limits.max_body_bytes)
+                  "run: backtests, sweeps, stress tests; trade: every POST under /live/) or a link signed by "
+                  "GET /links.")
+    admission = state["admission"]
+    app.add_middleware(Guard, tokens=tokens, max_body_bytes=limits.max_body_bytes, admissions={
+        "/backtests": admission["backtest"], "/sweeps": admission["sweep"], "/stress": admission["stress"]})
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"],
                            allow_headers=["authorization", "content-type"])
@@ -194,6 +202,15 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     async def health() -> Health:  # on the event loop: answers while every worker thread is busy
         return Health(status="ok", version=__version__)
 
+    @app.get("/links", response_model=SignedLink, responses={422: {"model": ErrorBody}})
+    def link(request: Request, target: str = Query(max_length=2000, description="a GET path of this API, with its "
+                                                   "query, e.g. /backtests/ID/report")) -> SignedLink:
+        """A signed link to `target` that a browser may open for a few minutes without the token (report pages,
+        downloads): the dashboard never puts the token where a page could read it."""
+        if not target.startswith("/") or target.startswith("//") or "\\" in target or "#" in target:
+            raise HTTPException(422, f"target {target[:100]!r} is not a path of this API (it starts with one '/')")
+        return SignedLink(url=tokens.sign(target), expires_in=LINK_SECONDS)
+
     @app.get("/modes", response_model=list[ModeInfo])
     def modes() -> list[ModeInfo]:
         out = []
@@ -213,17 +230,18 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     @app.post("/backtests", status_code=202, response_model=BacktestCreated,
               responses={422: {"model": ValidationFailed, "description": "Every problem with the request"}})
     def submit(req: BacktestRequest) -> BacktestCreated | JSONResponse:
+        admission = state["admission"]["backtest"]
         try:
-            cfg = _config_from_request(req, state["dataset"])
-            Backtest(cfg, state["dataset"])  # the data covers the window: fail now, not in the worker
+            with admission.claim():  # Busy -> 429 before any work
+                with state["checking"]:
+                    cfg = _config_from_request(req, state["dataset"])
+                    Backtest(cfg, state["dataset"])  # the data covers the window: fail now, not in the worker
+                run_id = new_run_id(cfg.mode, config_hash(cfg))
+                config = cfg.model_dump(mode="json")
+                store.create(run_id, cfg.mode, "queued", "api", request=req.model_dump(mode="json"), config=config)
+                state["jobs"].submit(run_id, config, admission)
         except BasiskitError as exc:
             return refused(exc)
-        admission = state["admission"]["backtest"]
-        admission.admit()  # Busy -> 429
-        run_id = new_run_id(cfg.mode, config_hash(cfg))
-        config = cfg.model_dump(mode="json")
-        store.create(run_id, cfg.mode, "queued", "api", request=req.model_dump(mode="json"), config=config)
-        state["jobs"].submit(run_id, config, admission)
         return BacktestCreated(id=run_id, status="queued")
 
     @app.get("/backtests", response_model=BacktestPage)

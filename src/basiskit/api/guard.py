@@ -1,12 +1,13 @@
-"""The service's front door, as one ASGI middleware: bearer-token roles, a request body limit, and the
-security headers of every answer (a Content Security Policy unless the route set its own)."""
+"""The service's front door, as one ASGI middleware: bearer-token roles (or a signed link for one GET), 429 for a
+job the server cannot take (before its body is read), a request body limit, and the security headers of every
+answer (a Content Security Policy unless the route set its own)."""
 
 from __future__ import annotations
 
 import json
-from http.cookies import SimpleCookie
 
-from .auth import COOKIE, Tokens, check
+from .auth import Tokens, check
+from .limits import RETRY_AFTER_SECONDS, Admission
 
 # the dashboard: its own scripts only; plotly and the page style inline styles
 DASHBOARD_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -23,27 +24,27 @@ HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-re
 
 
 class Guard:
-    def __init__(self, app, tokens: Tokens, max_body_bytes: int):
+    def __init__(self, app, tokens: Tokens, max_body_bytes: int, admissions: dict[str, Admission] | None = None):
+        """`admissions`: the Admission of each POST path that queues a job, so a full server answers 429 before
+        the request's body is read."""
         self.app, self.tokens, self.max_body = app, tokens, max_body_bytes
+        self.admissions = admissions or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        cookie = None
-        if "cookie" in headers:
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(headers["cookie"])
-            except Exception:  # a malformed cookie header is no credential
-                jar = SimpleCookie()
-            cookie = jar[COOKIE].value if COOKIE in jar else None
-        verdict = check(self.tokens, scope["method"], scope["path"], headers.get("authorization"), cookie)
+        verdict = check(self.tokens, scope["method"], scope["path"], headers.get("authorization"),
+                        scope.get("query_string", b"").decode("latin-1"))
         if verdict is not None:
             status, why = verdict
             challenge = 'Bearer realm="basiskit"' if status == 401 else \
                 'Bearer realm="basiskit", error="insufficient_scope"'
             return await _answer(send, status, why, [(b"www-authenticate", challenge.encode())])
+        admission = self.admissions.get(scope["path"]) if scope["method"] == "POST" else None
+        busy = admission.refusal() if admission is not None else None
+        if busy is not None:
+            return await _answer(send, 429, str(busy), [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await _answer(send, 413, f"the request body is {length} bytes; the limit is {self.max_body} "

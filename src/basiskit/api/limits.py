@@ -21,6 +21,8 @@ class ServiceLimits:
     queue_backtests: int = 100
     queue_sweeps: int = 8
     queue_stress: int = 8
+    checking: int = 1  # requests checked (parsed, validated, data aligned) at once; the rest wait their turn, so
+    # the event loop (/health, 429s) and the store's other callers are not starved of the interpreter
 
 
 class Busy(Exception):
@@ -47,6 +49,24 @@ class Admission:
             if self.held >= self.running_limit + self.queued_limit:
                 raise Busy(self.kind, self.running_limit, self.queued_limit, self.option)
             self.held += 1
+
+    def refusal(self) -> Busy | None:
+        """Busy when a job of this kind would be refused now: the front door answers 429 before reading the
+        request (admit() decides again once it is checked)."""
+        with self._lock:
+            full = self.held >= self.running_limit + self.queued_limit
+        return Busy(self.kind, self.running_limit, self.queued_limit, self.option) if full else None
+
+    @contextmanager
+    def claim(self):
+        """Admit a job before it is checked (Busy first: a full server does no work for a request); a refusal or
+        error inside leaves again, else the job is held until it ends (slot() or leave())."""
+        self.admit()
+        try:
+            yield
+        except BaseException:
+            self.leave()
+            raise
 
     def leave(self) -> None:
         """An admitted job that ends without running (refused later, cancelled while waiting)."""

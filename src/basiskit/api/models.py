@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config.loading import Overrides
 from ..errors import BasiskitError, ConfigError
 from ..results.db import json_safe
 
@@ -15,6 +16,11 @@ from ..results.db import json_safe
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+
+
+class SignedLink(BaseModel):
+    url: str = Field(description="the target with its signature: a GET of it needs no token until it expires")
+    expires_in: int = Field(description="seconds")
 
 
 class ModeInfo(BaseModel):
@@ -37,7 +43,7 @@ class BacktestRequest(BaseModel):
     start: str | None = Field(None, description="Window start, ISO 8601 UTC on a whole hour")
     end: str | None = Field(None, description="Window end, ISO 8601 UTC on a whole hour")
     capital: float | None = Field(None, description="Initial capital in share-class units (> 0)")
-    config_overrides: dict[str, Any] = Field(
+    config_overrides: Overrides = Field(
         default_factory=dict,
         description="Deep-merged over the preset; keys may be nested mappings or dotted paths (costs.enabled)")
 

@@ -43,7 +43,7 @@ class StressCreated(BaseModel):
 class StressStatus(BaseModel):
     id: str
     mode: str
-    status: Literal["running", "done", "failed"]
+    status: Literal["running", "done", "failed", "cancelled"]
     created_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
@@ -85,36 +85,56 @@ class StressManager:
     def __init__(self, store: StressStore, data_dir: Path, dataset: Dataset):
         self.store, self.data_dir, self.dataset = store, data_dir, dataset
         self.threads: dict[str, threading.Thread] = {}
+        self.cancels: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
 
-    def submit(self, req: StressRequest, admission: Admission) -> str:
-        check(req, self.dataset, files=False)  # ConfigError: every problem, before anything starts
-        admission.admit()  # Busy -> 429
-        stress_id = new_stress_id(req.mode)
-        try:
+    def submit(self, req: StressRequest, admission: Admission, max_runs: int,
+               checking: threading.BoundedSemaphore) -> str:
+        with admission.claim():  # Busy -> 429 before any work; a refusal leaves again
+            with checking:  # ConfigError: every problem, before anything starts (the grid's size first)
+                check(req, self.dataset, files=False, max_runs=max_runs, limit_hint="serve --max-sweep-runs")
+            stress_id = new_stress_id(req.mode)
             self.store.create_stress(stress_id, req.mode, "api", req.model_dump(mode="json"))
-        except BaseException:
-            admission.leave()
-            raise
+
+        cancel = threading.Event()
 
         def work() -> None:
             try:
                 with admission.slot(), contextlib.suppress(Exception):  # the error is stored with the test
+                    if cancel.is_set():  # cancelled while it waited for a slot
+                        self.store.fail_stress(stress_id, "cancelled by request", status="cancelled")
+                        return
                     stress_test(req, self.data_dir, self.dataset, self.store, "api", None, stress_id=stress_id,
-                                files=False)
+                                files=False, cancelled=cancel.is_set)
             finally:
                 with self.lock:
                     self.threads.pop(stress_id, None)
+                    self.cancels.pop(stress_id, None)
 
         thread = threading.Thread(target=work, name=f"stress-{stress_id}", daemon=True)
         with self.lock:
             self.threads[stress_id] = thread
+            self.cancels[stress_id] = cancel
         thread.start()
         return stress_id
 
     def running(self, stress_id: str) -> bool:
         with self.lock:
             return stress_id in self.threads
+
+    def cancel(self, stress_id: str) -> bool:
+        """Stop a stress test of this server between its runs (its grid between blocks of runs)."""
+        with self.lock:
+            event = self.cancels.get(stress_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def shutdown(self) -> None:
+        with self.lock:
+            for event in self.cancels.values():
+                event.set()
 
 
 def stress_router(store: StressStore, state: dict) -> APIRouter:
@@ -147,7 +167,8 @@ def stress_router(store: StressStore, state: dict) -> APIRouter:
                  responses={422: {"model": ValidationFailed, "description": "Every problem with the request"}})
     def submit(req: StressRequest):
         try:
-            stress_id = state["stress"].submit(req, state["admission"]["stress"])
+            stress_id = state["stress"].submit(req, state["admission"]["stress"], state["limits"].max_sweep_runs,
+                                               state["checking"])
         except BasiskitError as exc:
             return refused(exc)
         return StressCreated(id=stress_id, status="running")
@@ -172,12 +193,16 @@ def stress_router(store: StressStore, state: dict) -> APIRouter:
         page = render_stored(store, finished(stress_id)["result"])
         return HTMLResponse(page, headers={"Content-Security-Policy": csp_for(page)})
 
-    @router.delete("/stress/{stress_id}", response_model=Deleted,
-                   responses={409: {"model": ErrorBody, "description": "The stress test is running"}, **not_found})
+    @router.delete("/stress/{stress_id}", response_model=Deleted, responses={
+        409: {"model": ErrorBody, "description": "The stress test runs in another process"}, **not_found})
     def delete(stress_id: str) -> Deleted:
-        get_or_404(stress_id)
-        if state["stress"].running(stress_id):
-            raise HTTPException(409, f"stress test {stress_id} is running; delete it once it has finished")
+        """A running stress test of this server is cancelled (what it finished is kept); another is deleted."""
+        test = get_or_404(stress_id)
+        if state["stress"].cancel(stress_id):
+            return Deleted(id=stress_id, status="cancelled")
+        if test["status"] == "running":
+            raise HTTPException(409, f"stress test {stress_id} is running in another process (source "
+                                f"{test.get('source')!r}); stop it there, then delete it")
         store.delete_stress(stress_id)
         return Deleted(id=stress_id, status="deleted")
 

@@ -22,7 +22,7 @@ from ..results.html import csp_for
 from ..results.sweep_report import CAPITAL, capacity
 from ..results.sweep_report import render as render_sweep
 from ..results.sweep_store import SweepStore
-from ..sweeps.plan import prepare
+from ..sweeps.plan import SweepPlan, prepare
 from ..sweeps.service import execute_sweep, register_sweep
 from ..sweeps.spec import SweepRequest
 from .limits import Admission, ServiceLimits
@@ -84,29 +84,33 @@ class SweepManager:
         self.live: dict[str, tuple[threading.Event, list[int]]] = {}  # id -> (cancel, [done, total])
         self.lock = threading.Lock()
 
-    def submit(self, req: SweepRequest, limits: ServiceLimits, admission: Admission,
-               ray_address: str | None) -> tuple[str, int]:
+    def submit(self, req: SweepRequest, limits: ServiceLimits, admission: Admission, ray_address: str | None,
+               checking: threading.BoundedSemaphore) -> tuple[str, int]:
+        with admission.claim():  # Busy -> 429 before any work; a refusal leaves again
+            with checking:
+                plan = self._check(req, limits, ray_address)
+            sweep_id = register_sweep(plan, self.store, "api")
+        return self._start(plan, sweep_id, admission)
+
+    def _check(self, req: SweepRequest, limits: ServiceLimits, ray_address: str | None) -> SweepPlan:
         problems = []
         if req.workers is not None and req.workers > limits.max_workers:
             problems.append(("workers", req.workers, f"above this server's limit of {limits.max_workers} worker "
                              "processes per sweep (serve --max-workers)"))
         req = req.model_copy(update={"workers": req.workers or min(self.workers, limits.max_workers),
                                      "ray_address": ray_address})
-        plan = prepare(req, self.dataset) if not problems else None  # ConfigError: every problem at once
-        if plan is not None and plan.n_runs > limits.max_sweep_runs:
-            problems.append(("params", plan.n_runs, f"{plan.n_runs:,} runs: above this server's limit of "
-                             f"{limits.max_sweep_runs:,} runs per sweep (serve --max-sweep-runs)"))
-        if plan is not None and req.keep_ticks and plan.n_runs > limits.max_keep_ticks_runs:
+        if problems:
+            raise ConfigError(problems)
+        # the run count is checked first, from the request's text; then every problem at once (ConfigError)
+        plan = prepare(req, self.dataset, max_runs=limits.max_sweep_runs, limit_hint="serve --max-sweep-runs")
+        if req.keep_ticks and plan.n_runs > limits.max_keep_ticks_runs:
             problems.append(("keep_ticks", True, f"{plan.n_runs:,} runs would keep their ticks: above this server's "
                              f"limit of {limits.max_keep_ticks_runs:,} (serve --max-keep-ticks-runs)"))
         if problems:
             raise ConfigError(problems)
-        admission.admit()  # Busy -> 429
-        try:
-            sweep_id = register_sweep(plan, self.store, "api")
-        except BaseException:
-            admission.leave()
-            raise
+        return plan
+
+    def _start(self, plan: SweepPlan, sweep_id: str, admission: Admission) -> tuple[str, int]:
         cancel, counts = threading.Event(), [0, plan.n_runs]
         with self.lock:
             self.live[sweep_id] = (cancel, counts)
@@ -176,7 +180,7 @@ def sweeps_router(store: SweepStore, state: dict) -> APIRouter:
                                          "the server's configuration (serve --ray-address)")]))
         try:
             sweep_id, n_runs = state["sweeps"].submit(req, state["limits"], state["admission"]["sweep"],
-                                                      state["ray_address"])
+                                                      state["ray_address"], state["checking"])
         except BasiskitError as exc:
             return refused(exc)
         return SweepCreated(id=sweep_id, status="running", n_runs=n_runs)
@@ -208,11 +212,18 @@ def sweeps_router(store: SweepStore, state: dict) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         return HTMLResponse(page, headers={"Content-Security-Policy": csp_for(page)})
 
-    @router.delete("/sweeps/{sweep_id}", response_model=Deleted, responses=not_found)
+    @router.delete("/sweeps/{sweep_id}", response_model=Deleted, responses={
+        409: {"model": ErrorBody, "description": "The sweep runs elsewhere (a stress test, another process)"},
+        **not_found})
     def delete(sweep_id: str) -> Deleted:
         sweep = get_or_404(sweep_id)
-        if sweep["status"] == "running" and state["sweeps"].cancel(sweep_id):
+        if state["sweeps"].cancel(sweep_id):
             return Deleted(id=sweep_id, status="cancelled")
+        if sweep["status"] == "running":  # a stress test's grid, or a sweep of another process
+            owner = "its stress test (DELETE /stress/{id})" if sweep.get("source") == "stress" else \
+                f"the process that runs it (source {sweep.get('source')!r})"
+            raise HTTPException(409, f"sweep {sweep_id} is running and not this server's own: stop it through "
+                                f"{owner}, then delete it")
         store.delete_sweep(sweep_id)
         return Deleted(id=sweep_id, status="deleted")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -143,9 +144,9 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
           port: Annotated[int, typer.Option(help="Port.")] = 8000,
           data: Annotated[Path | None, typer.Option(help="Dataset for API runs (else $BASISKIT_DATA, sample).")] = None,
           workers: Annotated[int, typer.Option(min=1, max=256, help="Jobs of each kind run at once.")] = 2,
-          tokens: Annotated[Path | None, typer.Option(help="`ROLE TOKEN` lines (roles: read, operate); else "
+          tokens: Annotated[Path | None, typer.Option(help="`ROLE TOKEN` lines (roles: read, run, trade); else "
                                                       "$BASISKIT_TOKENS, else a file beside the database, created "
-                                                      "on first start with one operate token.")] = None,
+                                                      "on first start with one run+trade token.")] = None,
           allowed_host: Annotated[list[str] | None, typer.Option(
               help="A Host name the server answers (repeatable; required with a --host other than loopback).")] = None,
           cors_origin: Annotated[list[str] | None, typer.Option(help="A browser origin allowed to call the API "
@@ -166,9 +167,13 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
           = ServiceLimits.queue_sweeps,
           queue_stress: Annotated[int, typer.Option(min=0, help="Stress tests waiting beyond those running.")]
           = ServiceLimits.queue_stress,
+          docs: Annotated[bool, typer.Option(help="Serve /docs and /redoc (Swagger UI and ReDoc load their "
+                                             "scripts from a CDN into the service's origin).")] = False,
           db: DbOption = None) -> None:
     """Start the HTTP API and the web dashboard (every path but /health and the dashboard needs a token)."""
     import uvicorn
+
+    os.umask(0o077)  # the database, its tokens, Ray's session files: the owner's alone
 
     from ..api.app import create_app
     from ..api.auth import ensure_tokens
@@ -181,7 +186,8 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
         raise typer.Exit(2)
     found, created = run_or_fail(lambda: ensure_tokens(tokens, Path(db) if db else default_db_path()))
     if created:
-        err.print(f"created an operate token in {found.path} (owner-only); send it as `Authorization: Bearer TOKEN`")
+        err.print(f"created a token of the run and trade roles in {found.path} (owner-only); send it as "
+                  "`Authorization: Bearer TOKEN`")
     limits = ServiceLimits(max_workers=max_workers, max_sweep_runs=max_sweep_runs,
                            max_keep_ticks_runs=max_keep_ticks_runs, max_body_bytes=max_body_bytes, running=workers,
                            queue_backtests=queue_backtests, queue_sweeps=queue_sweeps, queue_stress=queue_stress)
@@ -189,5 +195,5 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     if host not in LOOPBACK:
         allowed += (host,)
     app = create_app(found, db_path=db, data_dir=data, workers=workers, limits=limits, allowed_hosts=allowed,
-                     ray_address=ray_address, cors_origins=tuple(cors_origin or ()))
+                     ray_address=ray_address, cors_origins=tuple(cors_origin or ()), docs=docs)
     uvicorn.run(app, host=host, port=port, log_level="info")

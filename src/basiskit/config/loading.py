@@ -10,14 +10,64 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from ..errors import ConfigError
 from .models import RunConfig
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+MAX_VALUE_CHARS = 65_536  # one --set value (a request's YAML is data, never a document)
+MAX_VALUE_DEPTH = 16  # nesting of one value (lists and mappings)
+
+
+class PlainLoader(yaml.SafeLoader):
+    """YAML as plain data: anchors and aliases refused (an alias bomb expands 9x per ~43 bytes), nesting
+    bounded by MAX_VALUE_DEPTH."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.YAMLError("anchors and aliases (& and *) are not accepted: write the value out")
+        self.depth += 1
+        if self.depth > MAX_VALUE_DEPTH:
+            raise yaml.YAMLError(f"nested more than {MAX_VALUE_DEPTH} levels deep")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _shallow(value):
+    if nesting_depth(value) > MAX_VALUE_DEPTH:
+        raise ValueError(f"nested more than {MAX_VALUE_DEPTH} levels deep")
+    return value
+
+
+# a request's overrides or shocks: JSON data nested at most MAX_VALUE_DEPTH levels
+Overrides = Annotated[dict[str, Any], AfterValidator(_shallow)]
+
+
+def plain_yaml(text: str):
+    """`text` as a YAML/JSON value under PlainLoader's rules (yaml.YAMLError says why not)."""
+    if len(text) > MAX_VALUE_CHARS:
+        raise yaml.YAMLError(f"{len(text):,} characters: a value may have at most {MAX_VALUE_CHARS:,}")
+    return yaml.load(text, Loader=PlainLoader)  # noqa: S506 (PlainLoader is a SafeLoader)
+
+
+def nesting_depth(value, limit: int = MAX_VALUE_DEPTH) -> int:
+    """How deep lists and mappings nest in `value`, counted up to limit + 1 (never recursing further)."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        nested = [v for item in level if isinstance(item, dict | list)
+                  for v in (item.values() if isinstance(item, dict) else item)]
+        depth += 1 if any(isinstance(item, dict | list) for item in level) else 0
+        level = nested
+    return depth
 
 
 def preset_names() -> list[str]:
@@ -50,7 +100,7 @@ def parse_set(item: str) -> tuple[list[str], object]:
     if not all(path):
         raise ConfigError([(key, raw, "empty part in the dotted key")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = plain_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError([(key, raw, f"not a YAML/JSON value ({getattr(exc, 'problem', None) or exc})")]) from None
     except (ValueError, OverflowError, RecursionError) as exc:  # e.g. 2024-13-01 looks like a YAML date

@@ -48,10 +48,11 @@ class StressStore(SweepStore):
                         [now(), json.dumps(json_safe(result)), result["baseline"]["run_id"],
                          result["scenario"]["run_id"], (result.get("grid") or {}).get("sweep_id"), stress_id])
 
-    def fail_stress(self, stress_id: str, error: str) -> None:
+    def fail_stress(self, stress_id: str, error: str, status: str = "failed") -> None:
+        """A stress test that ended without a result: `failed`, or `cancelled` by request."""
         with self._conn() as con:
-            con.execute("UPDATE stress_tests SET status = 'failed', finished_at = ?, error = ? WHERE stress_id = ?",
-                        [now(), error, stress_id])
+            con.execute("UPDATE stress_tests SET status = ?, finished_at = ?, error = ? WHERE stress_id = ?",
+                        [status, now(), error, stress_id])
 
     def mark_stress_interrupted(self, reason: str) -> None:
         with self._conn() as con:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config.loading import deep_merge, raw_run_config, run_overrides
+from ..config.loading import Overrides, deep_merge, raw_run_config, run_overrides
 from ..config.models import utc_hour
 from ..data.dataset import Dataset
 from ..data.timeutil import iso
@@ -21,7 +22,8 @@ from ..errors import ConfigError
 from ..results.service import RunOutput, run_and_store
 from ..results.sweep_store import SweepStore
 from ..sweeps.service import sweep
-from ..sweeps.spec import SweepRequest, parse_param
+from ..sweeps.size import value_count
+from ..sweeps.spec import MAX_GRID, SweepRequest, parse_param
 from .scenarios import combine
 
 HURTS = {  # the liquidation distances (tick columns liq_distance:*) each shock can shrink
@@ -40,7 +42,7 @@ class StressRequest(BaseModel):
     mode: str = Field(max_length=100)
     scenarios: list[str] = Field(default_factory=list, max_length=10,
                                  description="library names (GET /scenarios; files too, from the CLI)")
-    custom: list[dict[str, Any]] = Field(default_factory=list, max_length=20,
+    custom: list[Overrides] = Field(default_factory=list, max_length=20,
                                          description="shocks given in full, as a scenario file's `shocks`")
     shocks: list[str] = Field(default_factory=list, max_length=50, description="KEY=VALUE or NAME.KEY=VALUE")
     at: str = Field(description="when the shocks start: ISO 8601 UTC, or 'worst' (the baseline's hour closest "
@@ -50,18 +52,30 @@ class StressRequest(BaseModel):
     end: str | None = None
     capital: float | None = None
     sets: list[str] = Field(default_factory=list, max_length=200)
-    config_overrides: dict[str, Any] = Field(default_factory=dict)
+    config_overrides: Overrides = Field(default_factory=dict)
+
+
+class StressCancelled(Exception):
+    """The stress test was cancelled by request (checked between its runs and inside its grid)."""
 
 
 def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
-           out_dir: Path | None, config_files: list | tuple = (), files: bool = True) -> dict:
+           out_dir: Path | None, config_files: list | tuple = (), files: bool = True,
+           cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Run the baseline and the scenario (and the grid, if any); the comparison."""
+
+    def go_on() -> None:
+        if cancelled():
+            raise StressCancelled("cancelled by request")
+
     base_raw = _base_raw(req, config_files)
     worst = req.at == "worst"
     shocks = combine(req.scenarios, req.shocks, None if worst else req.at, req.custom, files)
     baseline_cfg = validate_run_config(base_raw, dataset)
     label = f"{data_dir} (stress {source})"
+    go_on()
     baseline = run_and_store(baseline_cfg, data_dir, label, store, source, out_dir, dataset=dataset)
+    go_on()
     at = worst_hour(baseline, shocks) if worst else req.at
     for shock in shocks:
         shock.setdefault("at", at)
@@ -70,7 +84,9 @@ def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepSto
     scenario = run_and_store(scenario_cfg, data_dir, label, store, source, out_dir, dataset=dataset)
     result = compare(baseline, scenario, scenario_cfg.model_dump(mode="json")["stress"])
     if req.grid:
-        result["grid"] = liquidation_map(req, shocks, baseline, data_dir, dataset, store, config_files)
+        go_on()
+        result["grid"] = liquidation_map(req, shocks, baseline, data_dir, dataset, store, config_files, cancelled)
+        go_on()  # a grid cut short is not a liquidation map
     return result
 
 
@@ -152,22 +168,12 @@ def triggered(baseline: pd.DataFrame, scenario: pd.DataFrame, k0: int) -> list[d
 
 
 def liquidation_map(req: StressRequest, shocks: list[dict], baseline: RunOutput, data_dir: Path,
-                    dataset: Dataset, store: SweepStore, config_files) -> dict:
+                    dataset: Dataset, store: SweepStore, config_files,
+                    cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Every value (or pair) of the grid through the sweep machinery: liquidated or not, the minimum HF, the
     loss against the same config unshocked."""
-    names = [s["name"] for s in shocks]
-    params, shock_axis = [], []
-    for text in req.grid:
-        key, values = text.split("=", 1) if "=" in text else (text, "")
-        path = key.split(".")
-        if path[0] in names and len(path) == 2:
-            key, on_shock = f"stress.{names.index(path[0])}.{path[1]}", True
-        elif len(path) == 1 and len(shocks) == 1 and path[0] in SHOCK_KEYS:
-            key, on_shock = f"stress.0.{path[0]}", True
-        else:
-            on_shock = False
-        params.append(f"{key}={values}")
-        shock_axis.append(on_shock)
+    axes = grid_axes(req.grid, shocks)
+    params, shock_axis = [p for p, _ in axes], [on for _, on in axes]
     try:
         for p in params:
             parse_param(p)
@@ -176,12 +182,14 @@ def liquidation_map(req: StressRequest, shocks: list[dict], baseline: RunOutput,
     overrides = {"stress": shocks}
     common = dict(mode=req.mode, start=req.start, end=req.end, capital=req.capital, sets=req.sets, workers=1)
     stressed = sweep(SweepRequest(params=params, config_overrides=deep_merge(req.config_overrides, overrides),
-                                  **common), data_dir, dataset, store, "stress", list(config_files))
+                                  **common), data_dir, dataset, store, "stress", list(config_files),
+                     cancelled=cancelled)
     plain = {}
     config_params = [p for p, on in zip(params, shock_axis, strict=True) if not on]
     if config_params:  # the same configs without the shocks, for the loss
         unshocked = sweep(SweepRequest(params=config_params, config_overrides=deep_merge(
-            req.config_overrides, {"stress": []}), **common), data_dir, dataset, store, "stress", list(config_files))
+            req.config_overrides, {"stress": []}), **common), data_dir, dataset, store, "stress", list(config_files),
+            cancelled=cancelled)
         plain = {tuple(sorted(r["params"].items())): r["final_nav"] for r in unshocked["runs"]}
     rows = []
     for r in stressed["runs"]:
@@ -196,9 +204,47 @@ def liquidation_map(req: StressRequest, shocks: list[dict], baseline: RunOutput,
 SHOCK_KEYS = ("magnitude", "apr", "factor", "hours", "ramp_hours", "recovery_hours", "at")
 
 
-def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = True) -> None:
-    """Every problem with a stress request before anything runs (ConfigError): the scenarios and --shock
-    overrides, the base config, and the shocked config when --at is a time."""
+def grid_axes(grid: list[str], shocks: list[dict]) -> list[tuple[str, bool]]:
+    """Each grid item as a sweep param (shock keys become `stress.I.KEY`) and whether it moves a shock."""
+    names = [s.get("name") for s in shocks]
+    axes = []
+    for text in grid:
+        key, values = text.split("=", 1) if "=" in text else (text, "")
+        path = key.split(".")
+        if path[0] in names and len(path) == 2:
+            key, on_shock = f"stress.{names.index(path[0])}.{path[1]}", True
+        elif len(path) == 1 and len(shocks) == 1 and path[0] in SHOCK_KEYS:
+            key, on_shock = f"stress.0.{path[0]}", True
+        else:
+            on_shock = False
+        axes.append((f"{key}={values}", on_shock))
+    return axes
+
+
+def grid_runs(grid: list[str], shocks: list[dict]) -> int:
+    """Runs a liquidation map makes, from the grid's text: every point shocked, and the config axes' points
+    again unshocked (for the loss)."""
+    axes = grid_axes(grid, shocks)
+    shocked = math.prod(value_count(p) for p, _ in axes)
+    config_axes = [p for p, on in axes if not on]
+    return shocked + (math.prod(value_count(p) for p in config_axes) if config_axes else 0)
+
+
+def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = True, max_runs: int = MAX_GRID,
+          limit_hint: str = "") -> None:
+    """Every problem with a stress request before anything runs (ConfigError): the grid's size (counted from its
+    text before anything is parsed), the scenarios and --shock overrides, the base config, and the shocked
+    config when --at is a time."""
+    if req.grid:
+        try:
+            named = combine(req.scenarios, [], None, req.custom, files)
+        except ConfigError:
+            named = []
+        runs = grid_runs(req.grid, named)
+        if runs > min(max_runs, MAX_GRID):
+            hint = f" ({limit_hint})" if limit_hint and max_runs <= MAX_GRID else ""
+            raise ConfigError([("grid", f"{runs:,} runs", f"the grid makes {runs:,} runs: above the limit of "
+                                f"{min(max_runs, MAX_GRID):,} runs per sweep{hint}")])
     problems = []
     if req.at != "worst":
         try:
@@ -231,7 +277,8 @@ def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = T
 
 
 def stress_test(req: StressRequest, data_dir: Path, dataset: Dataset, store, source: str, out_dir: Path | None,
-                config_files=(), stress_id: str | None = None, files: bool = True) -> dict:
+                config_files=(), stress_id: str | None = None, files: bool = True,
+                cancelled: Callable[[], bool] = lambda: False) -> dict:
     """A stress test recorded in the store (registered unless `stress_id` already is); its result."""
     from ..results.stress_store import new_stress_id
 
@@ -240,7 +287,10 @@ def stress_test(req: StressRequest, data_dir: Path, dataset: Dataset, store, sou
         store.create_stress(stress_id, req.mode, source, req.model_dump(mode="json"))
     try:
         result = {"stress_id": stress_id} | stress(req, data_dir, dataset, store, source, out_dir, config_files,
-                                                   files)
+                                                   files, cancelled)
+    except StressCancelled as exc:
+        store.fail_stress(stress_id, str(exc), status="cancelled")
+        raise
     except Exception as exc:
         store.fail_stress(stress_id, str(exc) or type(exc).__name__)
         raise

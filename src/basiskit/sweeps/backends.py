@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -14,6 +15,8 @@ from ..data.dataset import Dataset
 from ..errors import BasiskitError
 from .plan import Task
 from .worker import SweepWorker, init_process, run_in_process
+
+CANCEL_POLL_S = 0.5  # how often a running sweep looks at its cancel flag
 
 
 class Backend:
@@ -45,6 +48,7 @@ class LocalPool(Backend):
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_process,
                                         initargs=(str(data_dir),))
         self.window = workers * 4  # tasks in flight: enough to keep every worker busy
+        self.abandoned = False  # cancelled with tasks in flight: close() ends the workers
 
     def run(self, tasks, keep_ticks, cancelled):
         pending: set[Future] = set()
@@ -57,11 +61,21 @@ class LocalPool(Backend):
                 pending.add(self.pool.submit(run_in_process, task, keep_ticks))
             if not pending:
                 return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=CANCEL_POLL_S, return_when=FIRST_COMPLETED)
             for fut in done:
                 yield fut.result()
+            if cancelled() and pending:  # what finished is kept; what is in flight is dropped with its worker
+                for fut in pending:
+                    fut.cancel()
+                self.abandoned = True
+                return
 
     def close(self) -> None:
+        if self.abandoned:  # a cancelled sweep's runs in flight stop now, not when they finish
+            for process in list(getattr(self.pool, "_processes", {}).values()):  # the executor's own workers
+                process.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            return
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -85,9 +99,13 @@ class RayActors(Backend):
             if not ray.is_initialized():
                 if address:
                     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-                else:
-                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                             logging_level=logging.WARNING)
+                else:  # a Ray of our own listens on this machine only; its files are the owner's (umask)
+                    old = os.umask(0o077)
+                    try:
+                        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                                 logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
+                    finally:
+                        os.umask(old)
                 _RAY_USERS[1] = True
             _RAY_USERS[0] += 1
         dataset.load_all()
@@ -100,7 +118,10 @@ class RayActors(Backend):
         for task in tasks:  # the pool hands them to actors as they free up
             self.pool.submit(lambda actor, t: actor.run.remote(t, keep_ticks), task)
         while self.pool.has_next() and not cancelled():
-            yield self.pool.get_next_unordered()
+            try:
+                yield self.pool.get_next_unordered(timeout=CANCEL_POLL_S)
+            except TimeoutError:  # nothing finished yet: look at the cancel flag again
+                continue
 
     def close(self) -> None:
         for actor in self.actors:

@@ -18,6 +18,7 @@ from ..data.dataset import Dataset
 from ..engine.run import default_window
 from ..engine.runconfig import validate_run_config
 from ..errors import BasiskitError, ConfigError
+from .size import check_size
 from .spec import (
     MAX_GRID,
     Constraint,
@@ -114,11 +115,14 @@ def _dotted(overrides: dict, prefix: str = "") -> list[str]:
     return items
 
 
-def prepare(req: SweepRequest, dataset: Dataset, config_files: list[str] | None = None) -> SweepPlan:
+def prepare(req: SweepRequest, dataset: Dataset, config_files: list[str] | None = None, max_runs: int = MAX_GRID,
+            limit_hint: str = "") -> SweepPlan:
     """Check the request against the config model, the dataset and the rules of a sweep; every problem
     at once (ConfigError), or the plan."""
-    problems: list[tuple[str, object, str]] = []
     config_files = [str(f) for f in config_files or []]
+    check_size(req, dataset, max_runs, limit_hint,  # counted before anything is parsed or built
+               exact_span=lambda: _span(req, _base(req, config_files), dataset))
+    problems: list[tuple[str, object, str]] = []
     base: dict = {}
     try:
         base = _base(req, config_files)
@@ -178,11 +182,8 @@ def prepare(req: SweepRequest, dataset: Dataset, config_files: list[str] | None 
     elif not req.search:
         configs = [dict(zip([p.key for p in params], values, strict=True))
                    for values in itertools.product(*(p.values for p in params))]
-    plan = SweepPlan(req, params, windows, constraints, base, config_files, configs,
+    return SweepPlan(req, params, windows, constraints, base, config_files, configs,
                      req.workers or os.cpu_count() or 1)
-    if plan.n_runs > MAX_GRID:
-        raise ConfigError([("params", req.params, f"{plan.n_runs:,} runs: a sweep may have at most {MAX_GRID:,}")])
-    return plan
 
 
 def _base(req: SweepRequest, config_files: list[str]) -> dict:

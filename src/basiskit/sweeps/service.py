@@ -58,10 +58,12 @@ def execute_sweep(plan: SweepPlan, sweep_id: str, data_dir: Path, dataset: Datas
 
 
 def sweep(req: SweepRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
-          config_files: list | tuple = (), on_progress: Callable[[int, int], None] | None = None) -> dict:
+          config_files: list | tuple = (), on_progress: Callable[[int, int], None] | None = None,
+          cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Check the request (ConfigError with every problem), then register and run the sweep."""
     plan = prepare(req, dataset, list(config_files))
-    return execute_sweep(plan, register_sweep(plan, store, source), data_dir, dataset, store, on_progress)
+    return execute_sweep(plan, register_sweep(plan, store, source), data_dir, dataset, store, on_progress,
+                         cancelled)
 
 
 def _store_run(store: SweepStore, row: dict) -> str:

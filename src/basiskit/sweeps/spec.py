@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config.loading import parse_set
+from ..config.loading import Overrides, parse_set
 from ..errors import ConfigError
 
 MAX_GRID = 100_000  # runs in one sweep (configs x windows)
@@ -38,7 +38,7 @@ class SweepRequest(BaseModel):
     end: str | None = Field(None, description="Window end, ISO 8601 UTC (default: the data's)")
     capital: float | None = Field(None, description="Initial capital in share-class units")
     sets: list[str] = Field(default_factory=list, max_length=200, description="dotted.key=value overrides")
-    config_overrides: dict[str, Any] = Field(default_factory=dict,
+    config_overrides: Overrides = Field(default_factory=dict,
                                              description="Deep-merged over the preset, as in POST /backtests")
     objective: str = Field("apy", max_length=200, description="numeric summary key to maximise")
     constraints: list[str] = Field(default_factory=list, max_length=50,

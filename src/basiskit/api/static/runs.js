@@ -60,9 +60,9 @@ PAGES.run = async ([id]) => {
   $("run-title").textContent = `${summary.mode}: ${summary.start.slice(0, 10)} .. ${summary.end.slice(0, 10)}`;
   $("run-meta").textContent = `run ${id}, strategy ${summary.strategy}, share class ${ccy}, ${summary.steps.toLocaleString("en-US")} hourly steps, `
     + `capital ${fmtMoney(summary.initial_capital, ccy)}, config ${summary.config_hash.slice(0, 12)}, data ${summary.data_hash.slice(0, 12)}`;
-  $("report-link").href = `/backtests/${enc(id)}/report`;
-  $("csv-link").href = `/backtests/${enc(id)}/timeseries?format=csv`;
-  $("parquet-link").href = `/backtests/${enc(id)}/timeseries?format=parquet`;
+  await Promise.all([signedLink($("report-link"), `/backtests/${enc(id)}/report`),
+                     signedLink($("csv-link"), `/backtests/${enc(id)}/timeseries?format=csv`),
+                     signedLink($("parquet-link"), `/backtests/${enc(id)}/timeseries?format=parquet`)]);
   fill($("headline"), sheet.headline.map((m) => el("div", { class: "card", title: m.definition, "data-key": m.key },
     el("div", { class: "label" }, m.label), el("div", { class: "value", "data-value": m.value ?? "" }, fmtMetric(m.unit, m.value, ccy)))));
   monthlyTable(sheet);

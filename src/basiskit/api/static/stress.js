@@ -49,7 +49,7 @@ async function showStress(id) {
                                              api(`/backtests/${r.scenario.run_id}/timeseries`)]);
   const ccy = r.baseline.share_class;
   $("stress-title").textContent = `Stress test ${id}: ${r.mode || ""} ${(r.scenarios || []).join(", ")}`;
-  $("stress-report").href = `/stress/${enc(id)}/report`;
+  await signedLink($("stress-report"), `/stress/${enc(id)}/report`);
   $("stress-report").hidden = false;
   $("stress-headline").textContent = `shocks from ${r.at}: loss against the baseline ${fmtNum(r.loss_vs_baseline)} ${ccy}`
     + ` at the end, ${fmtNum(r.max_loss_vs_baseline.value)} at worst (${r.max_loss_vs_baseline.at}); `

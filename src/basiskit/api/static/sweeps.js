@@ -79,7 +79,7 @@ async function showSweep(id) {
   const result = await api(`/sweeps/${enc(id)}/result`);
   const configs = rankConfigs(result);
   $("sweep-title").textContent = `Sweep ${id}: ${result.mode}, ${result.n_runs} runs over ${result.params.join(", ")}`;
-  $("sweep-report").href = `/sweeps/${enc(id)}/report`;
+  await signedLink($("sweep-report"), `/sweeps/${enc(id)}/report`);
   $("sweep-report").hidden = false;
   const head = ["rank", ...result.params, `mean ${result.objective}`, "feasible", ""].map((h, i, all) =>
     el("th", { class: i > result.params.length && i < all.length - 2 ? "num" : "", "data-nosort": i === all.length - 1 ? "" : null }, h));

@@ -19,16 +19,29 @@ const fill = (node, children) => node.replaceChildren(...children);
 const link = (href, text, attrs = {}) => el("a", { href, ...attrs }, text);
 const enc = encodeURIComponent;
 
-// The API token: asked once, kept for the browser session; a cookie copy lets report links (GETs) open.
+// The API token: asked once, kept in this tab's sessionStorage only (never a cookie: cookies are shared with
+// every port of the host). Report links and downloads carry a short-lived signature instead (GET /links).
 const TOKEN_KEY = "basiskit-token";
+document.cookie = "basiskit_token=; Max-Age=0; path=/";  // an earlier version's cookie copy, removed
 function token() {
   let t = sessionStorage.getItem(TOKEN_KEY);
   if (!t) {
     t = (window.prompt("basiskit API token (a line of serve's tokens file)") || "").trim();
     if (t) sessionStorage.setItem(TOKEN_KEY, t);
   }
-  document.cookie = `basiskit_token=${enc(t || "")}; path=/; SameSite=Strict`;
   return t;
+}
+
+// A link (report, download) to an API path that opens without the token: signed now, and again as it is
+// followed (a signature lives minutes).
+async function signedLink(a, target) {
+  a.href = (await api(`/links?target=${enc(target)}`)).url;
+  a.onclick = async (e) => {
+    e.preventDefault();
+    const url = (await api(`/links?target=${enc(target)}`)).url;
+    if (e.ctrlKey || e.metaKey || e.shiftKey || a.target === "_blank") window.open(url, "_blank", "noopener");
+    else location.href = url;
+  };
 }
 
 async function api(path, options = {}) {
