@@ -1,5 +1,6 @@
 """Alerts are never lost: a webhook receiver that refuses, redirects, then is down while the session is killed,
-then comes back; after resume every alert id has arrived, and deduplicated by id each arrived once."""
+then comes back; after resume every alert id has arrived, and deduplicated by id each arrived once. The webhook
+and RPC URLs carry planted keys that no table, file mode, log or answer may show."""
 
 from __future__ import annotations
 
@@ -76,16 +77,32 @@ def wait_until(condition, timeout: float, what: str) -> None:
     raise TimeoutError(what)
 
 
+PLANTED_HOOK, PLANTED_RPC = "hook-key-7f3a9c2e51", "rpc-key-4b8d0e6f93"
+
+
+def every_text(db) -> str:
+    """Every value of every table of the store, as text."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        return "\n".join(str(con.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables)
+    finally:
+        con.close()
+
+
 def test_no_alert_is_lost_across_refusals_a_redirect_an_outage_and_a_kill(tmp_path):
     port = free_port()
-    url = f"http://127.0.0.1:{port}/alerts"
+    url = f"http://127.0.0.1:{port}/alerts?key={PLANTED_HOOK}"
     db = tmp_path / "db.duckdb"
     received: list[dict] = []
     receiver = Receiver(port, received, refuse=3, redirect=1)
-    env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
+    env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"} | {"TEST_HOOK_URL": url}
     proc = subprocess.Popen(paper("run", "usdt_market_neutral", "--data", str(SAMPLE_DIR), "--start", "2024-11-01",
                                   "--end", "2024-12-01", "--session", "w", "--alert-net-delta", "0.002", "--speed",
-                                  "40", "--alert-webhook", url, "--db", str(db), "--out", str(tmp_path / "runs")),
+                                  "40", "--alert-webhook-env", "TEST_HOOK_URL", "--db", str(db), "--out",
+                                  str(tmp_path / "runs"), "--rpc-url", f"http://127.0.0.1:1/{PLANTED_RPC}"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
     store = PaperStore(db)
     try:
@@ -96,12 +113,14 @@ def test_no_alert_is_lost_across_refusals_a_redirect_an_outage_and_a_kill(tmp_pa
         wait_until(lambda: store.counts("w")["alerts"] >= delivered + 2, 120, "alerts while the receiver is down")
         os.killpg(proc.pid, signal.SIGKILL)  # killed: no chance to flush anything
         proc.wait(timeout=10)
+        logs = proc.stderr.read().decode()
         pending = store.outbox_depth("w")
         assert pending >= 2
         receiver = Receiver(port, received)  # back
         r = subprocess.run(paper("resume", "w", "--db", str(db), "--speed", "0"), capture_output=True, text=True,
-                           env=env, timeout=300)
+                           env=env, timeout=300)  # the webhook by its variable's name: found again
         assert r.returncode == 0, r.stderr
+        logs += r.stdout + r.stderr
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -111,3 +130,30 @@ def test_no_alert_is_lost_across_refusals_a_redirect_an_outage_and_a_kill(tmp_pa
     assert len(stored) >= 5 and set(ids) == set(stored)
     assert sorted(set(ids), key=lambda i: int(i.split(":")[1])) == stored  # deduplicated by id: each once
     assert store.outbox_depth("w") == 0 and store.outbox("w")["delivered"] == len(stored)
+    text = every_text(db) + logs + json.dumps(store.session("w"), default=str)
+    assert PLANTED_HOOK not in text and PLANTED_RPC not in text
+    assert "env:TEST_HOOK_URL" in text and "http://127.0.0.1:1" in text  # references: a name, scheme://host:port
+    assert all(os.stat(f).st_mode & 0o077 == 0 for f in tmp_path.glob("db.duckdb*")), "the store is the owner's"
+
+
+def test_a_stored_url_reference_is_found_again_or_its_fix_named(monkeypatch):
+    import pytest
+
+    from basiskit.errors import SettingError
+    from basiskit.sessions.secrets import again, reference, shown
+
+    assert shown(f"https://user:{PLANTED_RPC}@node.example:8545/v2/{PLANTED_RPC}?k={PLANTED_RPC}") == \
+        "https://node.example:8545"
+    monkeypatch.setenv("HOOK_VAR", f"https://hooks.example/{PLANTED_HOOK}")
+    assert reference(None, "HOOK_VAR", "alert-webhook") == (f"https://hooks.example/{PLANTED_HOOK}", "env:HOOK_VAR")
+    url, ref = reference(f"https://hooks.example/{PLANTED_HOOK}", None, "alert-webhook")
+    assert ref == "given:https://hooks.example" and url.endswith(PLANTED_HOOK)
+    assert again("env:HOOK_VAR", None, "alert-webhook", "the webhook") == f"https://hooks.example/{PLANTED_HOOK}"
+    with pytest.raises(SettingError, match=r"https://hooks.example is not stored .*resume with --alert-webhook URL"):
+        again(ref, None, "alert-webhook", "the webhook")
+    assert again(ref, "https://hooks.example/again", "alert-webhook", "the webhook") == "https://hooks.example/again"
+    monkeypatch.delenv("HOOK_VAR")
+    with pytest.raises(SettingError, match="export HOOK_VAR"):
+        again("env:HOOK_VAR", None, "alert-webhook", "the webhook")
+    with pytest.raises(SettingError, match="exclude each other"):
+        reference("https://a.example", "HOOK_VAR", "alert-webhook")

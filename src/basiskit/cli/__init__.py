@@ -3,6 +3,8 @@ command group (backtest, data, runs, sweeps, stress, paper, live, chain) and sha
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from .backtest import backtest, modes
@@ -15,6 +17,15 @@ from .stress import stress
 from .sweeps import sweep, sweeps_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Backtest the fund's basis strategies.")
+
+
+@app.callback()
+def _owner_only() -> None:
+    # every file a command creates (stores and their journals, tokens, results, Ray's session files) is the
+    # owner's alone: a store holds positions, orders and alert outboxes
+    os.umask(0o077)
+
+
 app.command()(backtest)
 app.command()(sweep)
 app.command()(stress)

@@ -21,6 +21,7 @@ from ..engine.runconfig import load_run_config
 from ..errors import BasiskitError, ConfigError
 from ..live.accounts import accounts_path, load_accounts
 from ..results.db import json_safe
+from ..sessions.secrets import reference
 from ..sessions.stopping import STOP
 from .output import (
     ConfigOption,
@@ -109,7 +110,11 @@ def run(
     every: Annotated[float, typer.Option(min=0.0, help="Seconds between readings (3600: on the hour).")] = 3600.0,
     tolerance_usd: Annotated[float, typer.Option(help="Alert on an unexplained move worth more (USD).")] = 1.0,
     alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL (kept until "
-                                                       "delivered).")] = None,
+                                                       "delivered; the URL is not stored: give it at every start, "
+                                                       "or use --alert-webhook-env).")] = None,
+    alert_webhook_env: Annotated[str | None, typer.Option(help="The environment variable holding the webhook URL "
+                                                           "(stored by name: the server posts a dead session's "
+                                                           "alerts when it has the variable too).")] = None,
     plan: Annotated[bool, typer.Option(help="Run the mode's strategy on each reading: its decisions as order "
                                        "intents (`live orders`).")] = True,
     execute: Annotated[str, typer.Option(help="off: intents only; confirm: each batch waits for `live approve`; "
@@ -139,6 +144,7 @@ def run(
         dataset = Dataset(resolve_data_dir(data)[0])  # the reference: venue and risk parameters, series formats
         cfg = load_run_config(mode, config or [], set_ or [], {}, dataset)
         check_execute(execute, cfg.live)
+        webhook_url, webhook_ref = reference(alert_webhook, alert_webhook_env, "alert-webhook")
         if exit_ and not plan:
             raise ConfigError([("--no-plan", True, "--exit plans the strategy's exit: drop --no-plan")])
         if execute != "off" and not plan:
@@ -156,8 +162,8 @@ def run(
                 dispatcher = Dispatcher(store, name, execute, cfg.live, executors_of(found, chain, exchanges, cfg.live),
                                         kill_file)
             live = LiveSession(store, name, cfg, found, chain, exchanges, LiveLimits.for_config(cfg, tolerance_usd),
-                               webhook=alert_webhook, planner=planner, dispatcher=dispatcher, unwind=exit_,
-                               lease=lease)
+                               webhook=webhook_url, webhook_ref=webhook_ref, planner=planner, dispatcher=dispatcher,
+                               unwind=exit_, lease=lease)
         except BaseException:
             lease.release()
             raise

@@ -20,6 +20,7 @@ from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
 from ..paper.status import session_status
 from ..paper.store import PaperStore
 from ..results.db import json_safe
+from ..sessions.secrets import reference
 from ..sessions.stopping import STOP
 from .backtest import print_summary
 from .output import (
@@ -57,8 +58,14 @@ def run(
         float, typer.Option(help="Replay pace: simulated hours per wall second (0: as fast as it can).")
     ] = 0.0,
     session: Annotated[str | None, typer.Option(help="Session name (default MODE-YYYYmmddTHHMMSS).")] = None,
-    rpc_url: Annotated[str | None, typer.Option(help="Ethereum RPC URL for the chain feed (--feed live).")] = None,
-    alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL.")] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="Ethereum RPC URL for the chain feed (--feed live); not "
+                                                "stored: resume needs it again (or use --rpc-url-env).")] = None,
+    rpc_url_env: Annotated[str | None, typer.Option(help="The environment variable holding the RPC URL (stored "
+                                                    "by name, so resume finds it).")] = None,
+    alert_webhook: Annotated[str | None, typer.Option(help="POST every alert as JSON to this URL; not stored: "
+                                                      "resume needs it again (or use --alert-webhook-env).")] = None,
+    alert_webhook_env: Annotated[str | None, typer.Option(help="The environment variable holding the webhook URL "
+                                                          "(stored by name).")] = None,
     alert_hf: Annotated[
         float | None, typer.Option(help="Alert when the health factor falls below (default: leverage.hf_floor).")
     ] = None,
@@ -103,12 +110,16 @@ def run(
             "lst_depeg": alert_depeg,
         }
         name = session or f"{mode}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        rpc_url, rpc_ref = reference(rpc_url, rpc_url_env, "rpc-url")
+        alert_webhook, webhook_ref = reference(alert_webhook, alert_webhook_env, "alert-webhook")
         options = PaperOptions(
             feed=feed,
             data=str(root),
             speed=speed,
             rpc_url=rpc_url,
+            rpc_url_ref=rpc_ref,
             webhook=alert_webhook,
+            webhook_ref=webhook_ref,
             thresholds={k: v for k, v in thresholds.items() if v is not None},
             out=str(out_dir),
             capture=str(capture or out_dir / f"{name}-data") if feed == "live" else None,
@@ -128,13 +139,16 @@ def run(
 def resume(
     name: Annotated[str, typer.Argument(help="The session to continue.")],
     speed: SpeedOption = None,
+    rpc_url: Annotated[str | None, typer.Option(help="The RPC URL again (a session started with --rpc-url).")] = None,
+    alert_webhook: Annotated[str | None, typer.Option(help="The webhook URL again (a session started with "
+                                                      "--alert-webhook).")] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Continue a session from its last committed tick (after a crash or a stop): nothing lost, nothing doubled."""
     signal.signal(signal.SIGTERM, STOP.handler)
     try:
-        _finish(PaperSession.resume(PaperStore(db), name, speed), as_json)
+        _finish(PaperSession.resume(PaperStore(db), name, speed, rpc_url=rpc_url, webhook=alert_webhook), as_json)
     except BasiskitError as exc:
         fail(exc)
     except KeyboardInterrupt:  # stopped while it was starting: nothing changed

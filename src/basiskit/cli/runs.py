@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -172,8 +171,6 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
           db: DbOption = None) -> None:
     """Start the HTTP API and the web dashboard (every path but /health and the dashboard needs a token)."""
     import uvicorn
-
-    os.umask(0o077)  # the database, its tokens, Ray's session files: the owner's alone
 
     from ..api.app import create_app
     from ..api.auth import ensure_tokens

@@ -13,6 +13,7 @@ holds the session's leases (live/lease.py): one session per wallet and exchange 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ..data.timeutil import HOUR
 from ..errors import BasiskitError, ConfigError, RunError
 from ..sessions.alerts import Alert, AlertSink
 from ..sessions.outbox import WebhookSender, check_webhook_url
+from ..sessions.secrets import GIVEN, shown
 from .book import Observation, move, observe
 from .execution import Order, client_id, notional_usd
 from .lease import Lease, account_keys
@@ -93,7 +95,9 @@ class LiveSession:
     def __init__(self, store: LiveStore, name: str, cfg: RunConfig, accounts, chain, exchanges: dict,
                  limits: LiveLimits, quiet: bool = False, retry_wait: float = 2.0, webhook: str | None = None,
                  planner=None, dispatcher=None, unwind: bool = False, read_attempts: int | None = None,
-                 lease: Lease | None = None):
+                 lease: Lease | None = None, webhook_ref: str | None = None):
+        """`webhook`: the URL alerts are posted to now; `webhook_ref`: what the store keeps of it (env:NAME, or
+        given:SCHEME://HOST:PORT: sessions/secrets.py), so a URL's key is never stored."""
         self.store, self.name, self.cfg, self.accounts = store, name, cfg, accounts
         self.dispatcher = dispatcher  # sends the plan's orders (live/execution.py); None: intents only
         self._slow = False  # the last plan went stale before it could be sent (slow_plan alerted once)
@@ -107,9 +111,14 @@ class LiveSession:
         self.lease = lease  # taken before the session touches the store (live run); else run() takes it
         if webhook is not None:
             check_webhook_url(webhook)
-        store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"), webhook,
+            webhook_ref = webhook_ref or GIVEN + (shown(webhook) or "")
+        store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"), webhook_ref,
                            dispatcher.execute if dispatcher is not None else "off")
-        url = store.webhook(name)  # this start's, or the one the session was started with
+        url = webhook or store.webhook(name)  # this start's, or the one the session was started with (env:)
+        if url is None and store.webhook_ref(name):
+            sys.stderr.write(f"live session {name}: its alert webhook ({shown(store.webhook_ref(name))}) was not "
+                             "stored (a URL may hold a key): alerts stay in the outbox until the session is started "
+                             "with --alert-webhook URL or --alert-webhook-env NAME\n")
         # alerts are committed first, then posted from the outbox (what an earlier run left undelivered too)
         self.sender = WebhookSender(store, name, url, quiet=quiet) if url else None
         last = store.last_tick(name)

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..results.db import RunStore, StoreError, json_safe, now
 from ..sessions.alerts import Alert
 from ..sessions.outbox import AlertOutbox
+from ..sessions.secrets import resolve
 from ..sessions.stopping import STOP
 from ..sessions.times import ts_of
 
@@ -172,17 +173,23 @@ class LiveStore(RunStore, AlertOutbox):
             con.execute("UPDATE live_sessions SET dead_alerted = ? WHERE name = ?", [row[0], name])
             return True
 
-    def webhook(self, name: str) -> str | None:
+    def webhook_ref(self, name: str) -> str | None:
+        """The session's webhook as stored: a reference (sessions/secrets.py), never a URL with its key."""
         with self._conn() as con:
             row = con.execute("SELECT webhook FROM live_sessions WHERE name = ?", [name]).fetchone()
         return row[0] if row else None
 
+    def webhook(self, name: str) -> str | None:
+        """The session's webhook URL where this process can have it (its env: reference's variable)."""
+        return resolve(self.webhook_ref(name))
+
     def webhook_sessions(self) -> list[tuple[str, str, str]]:
-        """(name, status, webhook URL) of every live session that posts its alerts to a webhook."""
+        """(name, status, webhook URL) of every live session whose webhook URL this process can have."""
         with self._conn() as con:
             rows = [tuple(r) for r in con.execute(
                 "SELECT name, status, webhook FROM live_sessions WHERE webhook IS NOT NULL").fetchall()]
-        return [(n, "dead" if self.liveness(n)["dead"] else status, url) for n, status, url in rows]
+        return [(n, "dead" if self.liveness(n)["dead"] else status, url) for n, status, ref in rows
+                if (url := resolve(ref))]
 
     def set_status(self, name: str, status: str, error: str | None = None) -> None:
         with self._conn() as con:
@@ -272,7 +279,7 @@ class LiveStore(RunStore, AlertOutbox):
             "plan": json.loads(tick[7]) if tick[7] else None}
         out["alerts"] = [{"tick": a[0], "timestamp": a[1].isoformat(), "kind": a[2], "message": a[3],
                           "details": json.loads(a[4])} for a in alerts]
-        out["outbox"] = self.outbox(name) if self.webhook(name) else None  # the URL itself is not shown
+        out["outbox"] = self.outbox(name) if self.webhook_ref(name) else None  # the URL itself is not shown
         return out
 
     def gauges(self) -> list[dict]:

@@ -31,6 +31,7 @@ from ..results.db import StoreError
 from ..results.service import RunOutput, store_output, tabulate
 from ..sessions.alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
 from ..sessions.outbox import WebhookSender, check_webhook_url
+from ..sessions.secrets import again
 from ..sessions.stopping import STOP
 from .capture import write_capture
 from .clock import PaperClock, StaleFeed
@@ -48,13 +49,19 @@ class PaperOptions:
     feed: str = "replay"
     data: str | None = None  # the replay's dataset; for a live feed the reference (series formats, params)
     speed: float = 0.0
-    rpc_url: str | None = None
-    webhook: str | None = None
+    rpc_url: str | None = None  # in memory only: the store keeps rpc_url_ref (sessions/secrets.py)
+    webhook: str | None = None  # in memory only: the store keeps webhook_ref
     thresholds: dict = field(default_factory=dict)
     out: str = "runs"
     capture: str | None = None  # folder a live session writes what it observed to (dataset format)
     poll_seconds: float = 30.0
     positions: list[str] = field(default_factory=list)  # the book's position keys (filled when built)
+    rpc_url_ref: str | None = None  # env:NAME or given:SCHEME://HOST:PORT
+    webhook_ref: str | None = None
+
+    def stored(self) -> dict:
+        """What the store keeps: every option but the URLs themselves (their references instead)."""
+        return asdict(self) | {"rpc_url": None, "webhook": None}
 
     def __post_init__(self) -> None:
         if self.feed not in FEEDS:
@@ -135,14 +142,23 @@ class PaperSession:
 
     # --- building ---------------------------------------------------------------------------------
     @classmethod
-    def resume(cls, store: PaperStore, name: str, speed: float | None = None, **kwargs) -> PaperSession:
+    def resume(cls, store: PaperStore, name: str, speed: float | None = None, rpc_url: str | None = None,
+               webhook: str | None = None, **kwargs) -> PaperSession:
+        """Continue `name`; its RPC and webhook URLs from their references (or given again: `rpc_url`,
+        `webhook`)."""
         row = store.session(name)
         if row["status"] == "done":
             raise StoreError(
                 f"paper session {name!r} is done (its last tick {iso(to_epoch(row['last_ts']))} "
                 f"was the end of its window); results in {row['results_dir']}."
             )
-        options = PaperOptions(**row["options"])
+        raw = dict(row["options"])
+        if raw.get("feed") == "live":  # a replay reads no RPC
+            raw["rpc_url"] = again(raw.get("rpc_url_ref"), rpc_url or raw.get("rpc_url"), "rpc-url",
+                                   f"RPC URL of paper session {name!r}")
+        raw["webhook"] = again(raw.get("webhook_ref"), webhook or raw.get("webhook"), "alert-webhook",
+                               f"alert webhook of paper session {name!r}")
+        options = PaperOptions(**raw)
         if speed is not None:
             options = replace(options, speed=speed)  # checked again
         session = cls(store, name, RunConfig.model_validate(row["config"]), options, resuming=True, **kwargs)
@@ -186,7 +202,7 @@ class PaperSession:
                     m.end,
                     m.n_points,
                     self.cfg.model_dump(mode="json"),
-                    asdict(self.options),
+                    self.options.stored(),
                 )
             self.resuming = True
             if self.options.webhook and self.sender is None:  # sends what an earlier run left undelivered too

@@ -40,5 +40,5 @@ def session_status(store: PaperStore, name: str, recent_alerts: int = 10) -> dic
         ],
         "error": row["error"],
         "results_dir": row["results_dir"],
-        "outbox": store.outbox(name) if row["options"].get("webhook") else None,
+        "outbox": store.outbox(name) if row["options"].get("webhook") or row["options"].get("webhook_ref") else None,
     }

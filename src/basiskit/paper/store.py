@@ -23,6 +23,7 @@ import duckdb
 
 from ..results.db import RunStore, StoreError, json_safe, now
 from ..sessions.outbox import AlertOutbox
+from ..sessions.secrets import resolve
 from ..sessions.stopping import STOP
 from ..sessions.times import ts_of
 
@@ -263,7 +264,7 @@ class PaperStore(RunStore, AlertOutbox):
         """(name, status, webhook URL) of every session that posts its alerts to a webhook."""
         with self._conn() as con:
             rows = con.execute("SELECT name, status, options FROM paper_sessions").fetchall()
-        return [(n, st, url) for n, st, o in rows if (url := json.loads(o or "{}").get("webhook"))]
+        return [(n, st, url) for n, st, o in rows if (url := webhook_of(json.loads(o or "{}")))]
 
     def last_tick_time(self, name: str) -> float | None:
         """Wall-clock time (epoch seconds) the session last changed: its last committed tick or status."""
@@ -316,3 +317,8 @@ class PaperStore(RunStore, AlertOutbox):
             cur = con.execute(sql, args)
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def webhook_of(options: dict) -> str | None:
+    """A session's webhook URL where this process can have it: an old row's URL, or its env: reference's."""
+    return options.get("webhook") or resolve(options.get("webhook_ref"))

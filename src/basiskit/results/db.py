@@ -11,6 +11,7 @@ Connections are opened per operation so several processes (a server and a CLI) c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -73,6 +74,15 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def owner_only(path: Path) -> None:
+    """The store file (and a journal left beside it) readable by its owner only, whatever the umask that created
+    it (the CLI's is 077): it holds positions, orders and alert outboxes."""
+    for f in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(OSError):  # absent, or another user's file: left as it is
+            if f.stat().st_mode & 0o077 and f.stat().st_uid == os.getuid():
+                f.chmod(0o600)
+
+
 class RunStore:
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 30.0):
         self.path = Path(path) if path else default_db_path()
@@ -82,6 +92,8 @@ class RunStore:
         self._burst: duckdb.DuckDBPyConnection | None = None  # held() keeps one connection for a burst
         with self._conn() as con:
             con.execute(SCHEMA)
+        owner_only(self.path)
+
 
     @contextmanager
     def _conn(self):
