@@ -1,6 +1,6 @@
 """Live sessions over HTTP (sessions run with `basiskit live run`): GET /live, GET /live/{session} (the last
 reading: book, NAV, the hour explained and attributed, its plan, recent alerts), GET /live/{session}/orders (the
-plan's orders and how far each went), GET /live/{session}/alerts; and an operator's controls (POST, the `operate`
+plan's orders and how far each went), GET /live/{session}/alerts; and an operator's controls (POST, the `trade`
 role): /live/{session}/approve and /reject (orders awaiting approval), /kill and /resume."""
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ async function showLive(name) {
              { title: { text: `${name}: NAV so far (USD)` } });
 }
 
-// An operator's controls (the API's operate role): the orders on screen approved or rejected (by plan and id: never
+// An operator's controls (the API's trade role): the orders on screen approved or rejected (by plan and id: never
 // a plan not yet shown), a kill, a resume.
 const shownPlan = {};
 async function liveControl(name, action) {
