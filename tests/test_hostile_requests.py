@@ -63,7 +63,13 @@ def test_oversized_and_hostile_requests_get_a_4xx_in_under_a_second_and_cost_no_
         ("/sweeps", sweep | {"params": ["initial_capital=1000:2999:1", "target_ltv=0:0.999:0.001"]}, 422,
          "params", ["2,000,000 runs", "limit of 20 runs per sweep", "serve --max-sweep-runs"]),
         ("/sweeps", sweep | {"params": ["initial_capital=1:100000:1", "description=" + ",".join(["a"] * 99_999)]},
-         422, "params", ["199,999 values", "at most 100,000"]),
+         422, "params", ["110,000 values", "at most 10,000"]),  # a range counted without being built: 10,001+
+        ("/sweeps", sweep | {"params": ["initial_capital=0:1:1e-320", "target_ltv=-1e308:1e308:1"]}, 422, "params",
+         ["values"]),  # (HI - LO) / STEP is infinite: refused, never an OverflowError
+        ("/sweeps", {"mode": "btc_basis", "start": "2000-01-01T00:00:00Z", "windows": ["rolling:1d:1d"],
+                     "params": ["initial_capital=1000,2000"]}, 422, "params, windows", ["windows", "runs"]),
+        ("/sweeps", sweep | {"params": ["initial_capital=1000,2000"], "windows": ["rolling:99999999999h:1h"]}, 422,
+         "windows", ["not a duration"]),
         ("/sweeps", sweep | {"params": ["initial_capital=1000,2000,3000,4000,5000"], "windows": ["rolling:1d:1h"]},
          422, "params, windows", ["5 configs x 145 windows = 725 runs"]),  # 7 days of hourly starts: 168-24+1
         ("/sweeps", sweep | {"random": 21, "params": ["initial_capital=1000:2000:1"]}, 422, "random",
@@ -144,3 +150,53 @@ def test_a_cancelled_sweep_stops_within_ten_seconds_with_its_workers_gone(hostil
         assert again.status_code == 202  # the slot is free again
         assert wait_for(c, again.json()["id"], kind="sweeps", timeout=120)["status"] == "done"
     assert os.path.exists(server.db)
+
+
+def test_a_job_cancelled_while_it_waits_for_a_slot_leaves_without_running():
+    import threading
+
+    from basiskit.api.limits import Admission
+
+    admission = Admission("sweeps", running=1, queued=1, option="--queue-sweeps")
+    admission.admit()
+    admission.admit()
+    assert admission.refusal() is not None  # full: the front door answers 429
+    release, taken = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with admission.slot() as started:
+            assert started
+            taken.set()
+            release.wait(10)
+
+    threading.Thread(target=first, daemon=True).start()
+    assert taken.wait(5)
+    cancel, outcome = threading.Event(), []
+
+    def second() -> None:
+        with admission.slot(cancel) as started:
+            outcome.append(started)
+
+    waiter = threading.Thread(target=second, daemon=True)
+    waiter.start()
+    time.sleep(0.3)
+    assert outcome == []  # still waiting for the running job's slot
+    t0 = time.monotonic()
+    cancel.set()
+    waiter.join(5)
+    assert outcome == [False] and time.monotonic() - t0 < 1.0  # left at once, never ran
+    assert admission.held == 1 and admission.refusal() is None  # its place in the queue is free again
+    release.set()
+
+
+def test_a_signed_link_verifies_for_the_path_the_server_sees():
+    from basiskit.api.auth import Tokens
+
+    tokens = Tokens(Path("unused"), (("t" * 20, "read"),))
+    url = tokens.sign("/backtests/a%20b%C3%A9/report?format=csv&x=%26")
+    path, query = url.split("?", 1)
+    assert tokens.signed("/backtests/a bé/report", query)  # the ASGI scope's path is decoded, its query raw
+    assert not tokens.signed("/backtests/a b/report", query)
+    assert not tokens.signed("/backtests/a bé/report", query.replace("format=csv", "format=json"))
+    bare = tokens.sign("/modes").split("?", 1)[1]
+    assert tokens.signed("/modes", bare) and not tokens.signed("/modes", "x&" + bare)

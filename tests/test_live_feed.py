@@ -340,7 +340,7 @@ def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0, crash=None, resum
     factory = lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0)  # noqa: E731
     store = PaperStore(tmp_path / "paper.duckdb")
     if resume:
-        return PaperSession.resume(store, "live", quiet=True, feed_factory=factory)
+        return PaperSession.resume(store, "live", quiet=True, feed_factory=factory, rpc_url="recorded")  # not stored
     return PaperSession(store, "live", cfg, options, quiet=True, feed_factory=factory)
 
 

@@ -391,6 +391,48 @@ def test_an_rpc_that_cannot_be_read_is_alerted_retried_and_never_booked(position
     assert store.last_tick("down") is None
 
 
+def test_a_store_held_by_another_process_never_stops_the_session(position, tmp_path, capsys):
+    """Another process holds the store past the session's wait: the hour is read again until it can be committed,
+    alerted at once on stderr and stored once the store is back; the session never exits over it."""
+    import threading
+    import time
+
+    node, _, _, path = position
+    found = load_accounts(path)
+    cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
+    db = tmp_path / "held.duckdb"
+    store = LiveStore(db, lock_timeout=0.3)
+    from basiskit.live.lease import Lease, account_keys
+
+    lease = Lease(store, "held", account_keys(found, store, "held"), cfg.live.heartbeat_s)
+    lease.acquire()  # as `live run` does, before anything is read
+    live = LiveSession(store, "held", cfg, found, ChainClient.from_url(node.url, found.market()), {},
+                       LiveLimits.for_config(cfg, 0.01), retry_wait=0.1, lease=lease)
+    flag = tmp_path / "holding"
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "open(sys.argv[2], 'w').close(); time.sleep(3)", str(db), str(flag)])
+    try:
+        deadline = time.monotonic() + 30
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flag.exists()
+        t0 = time.monotonic()
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (live.run(ticks=2, every=0.5), done.set()), daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+        assert done.is_set(), "the session did not finish its two hours"
+        assert time.monotonic() - t0 >= 2.5  # it waited out the holder (3 s from its start), never exited
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.last_tick("held")[0] == 1 and [r["tick"] for r in store.readings("held")] == [0, 1]  # once each
+    stored = [a for a in store.alerts("held") if a["kind"] == "store_unavailable"]
+    assert len(stored) == 1 and stored[0]["details"]["tries"] >= 2 and stored[0]["details"]["down_s"] >= 1.5
+    assert "store_unavailable: the store cannot be used" in capsys.readouterr().err  # said at once
+    assert store.status("held")["status"] == "idle"
+
+
 # --- an exchange account: Binance, recorded -----------------------------------------------------------------------
 class Venue:
     """A Binance futures account whose state the test moves between readings."""

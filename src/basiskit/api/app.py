@@ -38,7 +38,7 @@ from ..results.store import new_run_id
 from ..results.stress_store import StressStore
 from ..sessions.outbox import WebhookSender
 from ..strategies.registry import load_builtins
-from .auth import LINK_SECONDS, Tokens
+from .auth import LINK_SECONDS, Tokens, is_public
 from .guard import Guard
 from .jobs import INTERRUPTED, JobManager
 from .limits import RETRY_AFTER_SECONDS, Admission, Busy, ServiceLimits
@@ -209,6 +209,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         downloads): the dashboard never puts the token where a page could read it."""
         if not target.startswith("/") or target.startswith("//") or "\\" in target or "#" in target:
             raise HTTPException(422, f"target {target[:100]!r} is not a path of this API (it starts with one '/')")
+        if target.split("?", 1)[0].rstrip("/") == "/links" or is_public(target.split("?", 1)[0]):
+            raise HTTPException(422, f"target {target[:100]!r}: a link signs a GET that needs a token, never /links")
         return SignedLink(url=tokens.sign(target), expires_in=LINK_SECONDS)
 
     @app.get("/modes", response_model=list[ModeInfo])
@@ -307,7 +309,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     def report(run_id: str) -> HTMLResponse:
         run = _done(run_id)
         return report_response(render_report(run["summary"], store.ticks(run_id), store.events(run_id),
-                                             run["config"], csv_href=f"/backtests/{run_id}/timeseries?format=csv"))
+                                             run["config"],
+                                             csv_href=tokens.sign(f"/backtests/{run_id}/timeseries?format=csv")))
 
     @app.delete("/backtests/{run_id}", response_model=Deleted, responses=NOT_FOUND)
     def delete(run_id: str) -> Deleted:

@@ -17,6 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..errors import SettingError
 
@@ -28,7 +29,7 @@ PUBLIC_PATHS = ("/health", "/", "/ui", "/favicon.ico")  # the dashboard's shell:
 PUBLIC_PREFIXES = ("/static/", "/ui/")
 TOKENS_ENV = "BASISKIT_TOKENS"
 LINK_SECONDS = 600  # a signed link's life
-SIGNED = re.compile(r"^(?P<rest>.*?)&?exp=(?P<exp>\d{1,12})&sig=(?P<sig>[0-9a-f]{64})$")
+SIGNED = re.compile(r"^(?:(?P<rest>.+)&)?exp=(?P<exp>\d{1,12})&sig=(?P<sig>[0-9a-f]{64})$")
 log = logging.getLogger("basiskit.api")
 
 
@@ -54,11 +55,13 @@ class Tokens:
     def sign(self, target: str, now: float | None = None) -> str:
         """`target` (a path with its query) as a link a browser may GET for LINK_SECONDS without a token."""
         exp = int((time.time() if now is None else now) + LINK_SECONDS)
-        return f"{target}{'&' if '?' in target else '?'}exp={exp}&sig={self._mac(target, exp)}"
+        path, _, query = target.partition("?")
+        signed = f"{unquote(path)}?{query}" if query else unquote(path)  # the path as the server sees it
+        return f"{target}{'&' if query else '?'}exp={exp}&sig={self._mac(signed, exp)}"
 
     def signed(self, path: str, query: str, now: float | None = None) -> bool:
         """Whether `path?query` is a link this server signed and that has not expired."""
-        m = SIGNED.match(query)
+        m = SIGNED.match(query)  # the raw query, the decoded path (as the ASGI scope gives them)
         if m is None or int(m["exp"]) < (time.time() if now is None else now):
             return False
         target = f"{path}?{m['rest']}" if m["rest"] else path

@@ -74,13 +74,20 @@ class Admission:
             self.held -= 1
 
     @contextmanager
-    def slot(self):
-        """Wait for a running slot, run, give it back (the admitted job then leaves)."""
-        self._slots.acquire()
+    def slot(self, cancel: threading.Event | None = None):
+        """Wait for a running slot, run, give it back (the admitted job then leaves). Yields True once the slot
+        is taken; False when `cancel` was set while it waited (the job then leaves without running)."""
+        while not self._slots.acquire(timeout=0.25):
+            if cancel is not None and cancel.is_set():
+                try:
+                    yield False
+                finally:
+                    self.leave()
+                return
         with self._lock:
             self._active += 1
         try:
-            yield
+            yield True
         finally:
             with self._lock:
                 self._active -= 1

@@ -100,9 +100,9 @@ class StressManager:
 
         def work() -> None:
             try:
-                with admission.slot(), contextlib.suppress(Exception):  # the error is stored with the test
-                    if cancel.is_set():  # cancelled while it waited for a slot
-                        self.store.fail_stress(stress_id, "cancelled by request", status="cancelled")
+                with admission.slot(cancel) as started, contextlib.suppress(Exception):  # errors: stored with it
+                    if not started or cancel.is_set():  # cancelled while it waited for a slot: nothing ran
+                        self.store.fail_stress(stress_id, "cancelled by request before it started", status="cancelled")
                         return
                     stress_test(req, self.data_dir, self.dataset, self.store, "api", None, stress_id=stress_id,
                                 files=False, cancelled=cancel.is_set)

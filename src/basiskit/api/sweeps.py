@@ -117,7 +117,10 @@ class SweepManager:
 
         def work() -> None:
             try:
-                with admission.slot(), contextlib.suppress(Exception):  # the error is stored with the sweep
+                with admission.slot(cancel) as started, contextlib.suppress(Exception):  # errors: stored with it
+                    if not started:  # cancelled while it waited for a slot: nothing ran
+                        self.store.fail_sweep(sweep_id, "cancelled", "cancelled by request before it started")
+                        return
                     execute_sweep(plan, sweep_id, self.data_dir, self.dataset, self.store,
                                   on_progress=lambda done, total: counts.__setitem__(0, done), cancelled=cancel.is_set)
             finally:
@@ -217,7 +220,7 @@ def sweeps_router(store: SweepStore, state: dict) -> APIRouter:
         **not_found})
     def delete(sweep_id: str) -> Deleted:
         sweep = get_or_404(sweep_id)
-        if state["sweeps"].cancel(sweep_id):
+        if sweep["status"] == "running" and state["sweeps"].cancel(sweep_id):
             return Deleted(id=sweep_id, status="cancelled")
         if sweep["status"] == "running":  # a stress test's grid, or a sweep of another process
             owner = "its stress test (DELETE /stress/{id})" if sweep.get("source") == "stress" else \

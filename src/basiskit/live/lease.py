@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..results.db import StoreError
 
 TAKEOVER_BEATS = 3  # a lease this many heartbeats old may be taken over
 DEAD_BEATS = 2  # a session this many heartbeats without one is dead
@@ -172,7 +173,8 @@ class Lease:
         """Hold the leases (taken now unless acquire() took them) and beat until release()."""
         if not self.acquired:
             self.acquire()
-        self.beat()
+        with contextlib.suppress(StoreError):  # a busy store: the lease was taken; the beats that follow renew it
+            self.beat()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.session}", daemon=True)
         self._thread.start()
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ..config import RunConfig
 from ..data.timeutil import HOUR
 from ..errors import BasiskitError, ConfigError, RunError
+from ..results.db import StoreError
 from ..sessions.alerts import Alert, AlertSink
 from ..sessions.outbox import WebhookSender, check_webhook_url
 from ..sessions.secrets import GIVEN, shown
@@ -201,20 +202,19 @@ class LiveSession:
         self.store.commit_tick(self.name, self.k, now.t, now.block, nav_usd, nav, now.to_json(),
                                rec.to_json() if rec else None, alerts, plan.to_json() if plan else None, orders,
                                [f[0] for f in fills], now.read_at)
+        k, self.previous, self.k = self.k, now, self.k + 1  # committed: a store error after this re-reads hour k + 1
         self._emitted(alerts)
         if self.dispatcher is not None:
             self._alert(self.dispatcher.poll())  # auto: sent now; confirm: what was approved meanwhile
             slow = self.dispatcher.stale_plan  # its own reading went stale before its first order could go
             if slow and not self._slow:  # once until a plan is quick again (the session re-reads every poll)
-                self._alert([Alert(self.k, now.t, "slow_plan", f"planning took longer than live.fresh_reading_seconds "
+                self._alert([Alert(k, now.t, "slow_plan", f"planning took longer than live.fresh_reading_seconds "
                                    f"{self.cfg.live.fresh_reading_seconds:g} s after the reading: its approved orders "
                                    "wait for a fresher one (a slow RPC or venue?)", {})])
             self._slow = slow
-        out = {"tick": self.k, "t": now.t, "block": now.block, "nav_usd": nav_usd, "nav": nav,
-               "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts],
-               "orders": len(orders)}
-        self.previous, self.k = now, self.k + 1
-        return out
+        return {"tick": k, "t": now.t, "block": now.block, "nav_usd": nav_usd, "nav": nav,
+                "reconciliation": rec.to_json() if rec else None, "alerts": [a.kind for a in alerts],
+                "orders": len(orders)}
 
     def _book_trades(self, now: Observation, fills: list) -> None:
         """The session's own orders as trades of this reading; an Aave balance they moved at a block has grown
@@ -283,6 +283,17 @@ class LiveSession:
                     return True
         return False
 
+    def _store_down(self, exc: StoreError, down: tuple[float, int] | None) -> tuple[float, int]:
+        """A tick the store refused (nothing of it was committed): said on stderr at once (the store cannot take
+        the alert now; it is stored once the store is back), then the reading is made again after a back-off."""
+        since, tries = down or (time.monotonic(), 0)
+        tries += 1
+        if tries == 1 or tries % 10 == 0:
+            self.sink.emit([Alert(self.k, int(time.time()), "store_unavailable", f"the store cannot be used ({exc}); "
+                                  "the session goes on and reads again; nothing is sent meanwhile", {})])
+        time.sleep(min(self.retry_wait * 2 ** min(tries - 1, 16), MAX_BACKOFF_S))
+        return since, tries
+
     def close(self, wait_seconds: float = 10.0) -> int:
         """Give the webhook a few seconds for what is pending; the rest stays in the outbox (returns how many)."""
         if self.sender is None:
@@ -300,11 +311,25 @@ class LiveSession:
         try:
             if self.dispatcher is not None:  # a restart: lost answers looked up first; nothing planned before it goes
                 self._alert(self.dispatcher.poll(send=False))
+            down: tuple[float, int] | None = None  # (since, tries) while the store cannot be used
             while ticks is None or done < ticks:
-                if done:
-                    wait = every - time.time() % every if every == HOUR else every
-                    self._sleep(wait)
-                result = self.tick()
+                k, kept = self.k, (set(self.active), set(self.unmodelled), self.reserve_eth)
+                try:
+                    if done and down is None:
+                        wait = every - time.time() % every if every == HOUR else every
+                        self._sleep(wait)
+                    result = self.tick()
+                except StoreError as exc:  # another process holds the store: keep going, never exit over it
+                    if self.k == k:  # the hour was not committed: its alerts are raised again with it
+                        self.active, self.unmodelled, self.reserve_eth = kept
+                    down = self._store_down(exc, down)
+                    continue
+                if down is not None:
+                    self._alert([Alert(self.k - 1, int(time.time()), "store_unavailable", f"the store could not be "
+                                       f"used for {time.monotonic() - down[0]:.0f} s ({down[1]} tries); this "
+                                       "reading was committed once it could be", {"down_s": time.monotonic() -
+                                                                                  down[0], "tries": down[1]})])
+                    down = None
                 done += 1
                 if progress:
                     progress(result)

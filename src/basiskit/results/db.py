@@ -94,7 +94,6 @@ class RunStore:
             con.execute(SCHEMA)
         owner_only(self.path)
 
-
     @contextmanager
     def _conn(self):
         with self._lock:

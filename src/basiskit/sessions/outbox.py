@@ -21,6 +21,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 
 from ..errors import SettingError
 from ..results.db import now
+from .secrets import shown
 
 
 class Undelivered(Exception):
@@ -36,9 +37,16 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def check_webhook_url(url: str, option: str = "--alert-webhook") -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingError(f"{option} {url!r}: a webhook must be an http:// or https:// URL with a host")
+    """`url` if it is an http(s) URL with a host and no space or control character (the error shows
+    scheme://host:port at most: the rest may be a key)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or \
+            any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise SettingError(f"{option} {shown(url)}: a webhook must be an http:// or https:// URL with a host and no "
+                           "space or control character")
     return url
 
 
@@ -51,8 +59,11 @@ def post(url: str, body: dict, timeout: float) -> None:
             status = resp.status
     except urllib.error.HTTPError as exc:
         raise Undelivered(f"HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise Undelivered(str(exc)) from None
+    except urllib.error.URLError as exc:  # the reason (refused, a timeout, DNS) never holds the URL
+        raise Undelivered(f"{shown(url)}: {exc.reason if isinstance(exc.reason, OSError) else type(exc).__name__}") \
+            from None
+    except Exception as exc:  # noqa: BLE001 (anything else: its text may hold the URL, so only its kind is told)
+        raise Undelivered(f"{type(exc).__name__} posting to {shown(url)}") from None
     if not 200 <= status < 300:
         raise Undelivered(f"HTTP {status}")
 

@@ -74,14 +74,16 @@ def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepSto
     baseline_cfg = validate_run_config(base_raw, dataset)
     label = f"{data_dir} (stress {source})"
     go_on()
-    baseline = run_and_store(baseline_cfg, data_dir, label, store, source, out_dir, dataset=dataset)
+    baseline = run_and_store(baseline_cfg, data_dir, label, store, source, out_dir, dataset=dataset,
+                             progress=lambda k, n: go_on())  # a cancel stops a long run between its hours
     go_on()
     at = worst_hour(baseline, shocks) if worst else req.at
     for shock in shocks:
         shock.setdefault("at", at)
     scenario_raw = copy.deepcopy(base_raw) | {"stress": shocks}
     scenario_cfg = validate_run_config(scenario_raw, dataset)
-    scenario = run_and_store(scenario_cfg, data_dir, label, store, source, out_dir, dataset=dataset)
+    scenario = run_and_store(scenario_cfg, data_dir, label, store, source, out_dir, dataset=dataset,
+                             progress=lambda k, n: go_on())
     result = compare(baseline, scenario, scenario_cfg.model_dump(mode="json")["stress"])
     if req.grid:
         go_on()

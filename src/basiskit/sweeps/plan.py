@@ -171,7 +171,7 @@ def prepare(req: SweepRequest, dataset: Dataset, config_files: list[str] | None 
     if req.windows:
         try:
             windows = parse_windows(req.windows, *_span(req, base, dataset))
-        except (ValueError, BasiskitError) as exc:
+        except (ValueError, OverflowError, BasiskitError) as exc:
             problems.append(("windows", req.windows, str(exc)))
     if problems:
         raise ConfigError(problems)
@@ -182,8 +182,13 @@ def prepare(req: SweepRequest, dataset: Dataset, config_files: list[str] | None 
     elif not req.search:
         configs = [dict(zip([p.key for p in params], values, strict=True))
                    for values in itertools.product(*(p.values for p in params))]
-    return SweepPlan(req, params, windows, constraints, base, config_files, configs,
+    plan = SweepPlan(req, params, windows, constraints, base, config_files, configs,
                      req.workers or os.cpu_count() or 1)
+    if plan.n_runs > min(max_runs, MAX_GRID):  # counted before (check_size); checked again on what was built
+        hint = f" ({limit_hint})" if limit_hint else ""
+        raise ConfigError([("params", f"{plan.n_runs:,} runs", f"{plan.n_runs:,} runs: above the limit of "
+                            f"{min(max_runs, MAX_GRID):,} runs per sweep{hint}")])
+    return plan
 
 
 def _base(req: SweepRequest, config_files: list[str]) -> dict:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from ..data.dataset import Dataset
 from ..errors import ConfigError
-from .spec import MAX_GRID, SweepRequest, parse_duration
+from .spec import MAX_GRID, MAX_VALUES, SweepRequest, parse_duration
 
 Span = tuple[datetime, datetime]
 
@@ -27,7 +27,8 @@ def value_count(text: str) -> int:
             return 1
         if not all(math.isfinite(x) for x in (low, high, step)) or step <= 0 or high < low:
             return 1
-        return math.floor((high - low) / step + 1e-9) + 1  # as spec._range counts them
+        ratio = (high - low) / step
+        return math.floor(ratio + 1e-9) + 1 if ratio < MAX_VALUES else MAX_VALUES + 1  # as spec._range counts
     return 1 if len(parts) > 1 else raw.count(",") + 1
 
 
@@ -39,7 +40,7 @@ def window_count(items: list[str], span: Span | None) -> int:
         if item.startswith("rolling:") and len(parts) == 3 and span is not None:
             try:
                 length, step = parse_duration(parts[1]), parse_duration(parts[2])
-            except ValueError:
+            except (ValueError, OverflowError):
                 n += 1
                 continue
             room = span[1] - span[0] - length
@@ -65,12 +66,12 @@ def check_size(req: SweepRequest, dataset: Dataset, max_runs: int = MAX_GRID, li
     counts = [value_count(p) for p in req.params]
     limit = min(max_runs, MAX_GRID)
     hint = f" ({limit_hint})" if limit_hint and limit == max_runs else ""
-    if sum(counts) > MAX_GRID:
+    if sum(counts) > MAX_VALUES:
         raise ConfigError([("params", f"{sum(counts):,} values", f"the params list {sum(counts):,} values in all; "
-                            f"a sweep may list at most {MAX_GRID:,}")])
+                            f"a sweep may list at most {MAX_VALUES:,}")])
     configs = req.trials or 0 if req.search else req.random or math.prod(counts)
     field = "trials" if req.search else "random" if req.random else "params"
-    span = _span(req) or data_span(dataset)
+    span = _span(req, data_span(dataset))
     windows = window_count(req.windows, span)
     if configs * windows > limit and exact_span is not None and not (req.start and req.end) and req.windows:
         # the bound was the whole dataset: count in the window the base config's data really share (a base
@@ -85,12 +86,19 @@ def check_size(req: SweepRequest, dataset: Dataset, max_runs: int = MAX_GRID, li
     return runs
 
 
-def _span(req: SweepRequest) -> Span | None:
-    if not (req.start and req.end):
+def _span(req: SweepRequest, data: Span | None) -> Span | None:
+    """Where rolling windows go: each bound the request gives, else the data's (as plan._span places them)."""
+    if data is None and not (req.start and req.end):
         return None
-    try:
-        lo, hi = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (req.start, req.end))
-    except ValueError:
-        return None
-    return (lo.replace(tzinfo=UTC) if lo.tzinfo is None else lo, hi.replace(tzinfo=UTC) if hi.tzinfo is None else hi)
+    bounds = []
+    for given, fallback in ((req.start, data[0] if data else None), (req.end, data[1] if data else None)):
+        if not given:
+            bounds.append(fallback)
+            continue
+        try:
+            t = datetime.fromisoformat(given.replace("Z", "+00:00"))
+        except ValueError:
+            return None  # the plan reports it
+        bounds.append(t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
+    return bounds[0], bounds[1]
 

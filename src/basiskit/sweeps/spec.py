@@ -18,6 +18,7 @@ from ..config.loading import Overrides, parse_set
 from ..errors import ConfigError
 
 MAX_GRID = 100_000  # runs in one sweep (configs x windows)
+MAX_VALUES = 10_000  # param values one sweep lists in all (a draw or a search picks among them)
 
 
 class SweepRequest(BaseModel):
@@ -106,9 +107,10 @@ def _range(key: str, lo: str, hi: str, step: str) -> Param:
                          "a timestamp or JSON, goes in a --config file)") from None
     if not all(math.isfinite(x) for x in (low, high, size)) or size <= 0 or high < low:
         raise ValueError("a range needs finite LO <= HI and STEP > 0")
-    n = math.floor((high - low) / size + 1e-9) + 1
-    if n > MAX_GRID:
-        raise ValueError(f"{n} values: more than {MAX_GRID}")
+    ratio = (high - low) / size
+    if not ratio < MAX_VALUES:  # also inf, from a step of 1e-320 or a range of +-1e308
+        raise ValueError(f"more than {MAX_VALUES:,} values")
+    n = math.floor(ratio + 1e-9) + 1
     values = tuple(_number(round(low + i * size, decimals), decimals) for i in range(n))
     return Param(key, values, low, high, size, decimals)
 
@@ -118,7 +120,7 @@ def _number(x: float, decimals: int):
 
 
 # --- windows ----------------------------------------------------------------------------------
-DURATION = re.compile(r"^(\d+)([hdw])$")
+DURATION = re.compile(r"^(\d{1,6})([hdw])$")  # at most 999,999 units: a timedelta that cannot overflow
 UNIT_HOURS = {"h": 1, "d": 24, "w": 168}
 
 
@@ -151,6 +153,8 @@ def parse_windows(items: list[str], first: datetime, last: datetime) -> list[Win
             while start + length <= last:
                 windows.append(Window(_iso(start), _iso(start + length)))
                 start += step
+                if len(windows) > MAX_GRID:  # sizes are checked before (sweeps/size.py); never build more
+                    raise ValueError(f"more than {MAX_GRID:,} windows")
             if not windows:
                 raise ValueError(f"{item!r}: no {parts[1]} window fits between {_iso(first)} and {_iso(last)}")
         elif ".." in item:

@@ -55,7 +55,7 @@ async function liveControl(name, action) {
     const got = await postJson(`/live/${enc(name)}/${action}`, body);
     $("live-control").textContent = got.decided ? `${got.decided.length} order(s) ${got.status}` : `session ${got.status}`;
   } catch (err) {
-    $("live-control").textContent = err.status === 403 ? "this token may only read" : String(err.body?.detail || err.status);
+    $("live-control").textContent = String(err.body?.detail || err.status);  // a 403 names the role it needs
   }
   await showLive(name);
 }
