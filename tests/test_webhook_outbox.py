@@ -157,3 +157,27 @@ def test_a_stored_url_reference_is_found_again_or_its_fix_named(monkeypatch):
         again("env:HOOK_VAR", None, "alert-webhook", "the webhook")
     with pytest.raises(SettingError, match="exclude each other"):
         reference("https://a.example", "HOOK_VAR", "alert-webhook")
+
+
+def test_urls_an_earlier_version_stored_become_references_when_the_store_opens(tmp_path):
+    import duckdb
+
+    from basiskit.live.store import LiveStore
+
+    db = tmp_path / "old.duckdb"
+    PaperStore(db).create_session("p", "btc_basis", "live", 0, 3600, 2, {}, {
+        "feed": "live", "rpc_url": f"https://node.example:8545/{PLANTED_RPC}", "webhook": None})
+    LiveStore(db).open_session("l", "btc_basis", "accounts.yaml", {}, "env:HOOK")
+    con = duckdb.connect(str(db))  # as an earlier version wrote them: the URLs themselves
+    con.execute("UPDATE paper_sessions SET options = ? WHERE name = 'p'", [json.dumps({
+        "feed": "live", "rpc_url": f"https://node.example:8545/{PLANTED_RPC}",
+        "webhook": f"https://hooks.example/{PLANTED_HOOK}"})])
+    con.execute("UPDATE live_sessions SET webhook = ? WHERE name = 'l'", [f"https://hooks.example/{PLANTED_HOOK}"])
+    con.close()
+    live = LiveStore(db)
+    paper = PaperStore(db)
+    assert live.webhook_ref("l") == "given:https://hooks.example"
+    options = paper.session("p")["options"]
+    assert options["rpc_url_ref"] == "given:https://node.example:8545" and options["rpc_url"] is None
+    assert options["webhook_ref"] == "given:https://hooks.example" and options["webhook"] is None
+    assert PLANTED_HOOK not in every_text(db) and PLANTED_RPC not in every_text(db)

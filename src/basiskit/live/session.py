@@ -24,7 +24,7 @@ from ..errors import BasiskitError, ConfigError, RunError
 from ..results.db import StoreError
 from ..sessions.alerts import Alert, AlertSink
 from ..sessions.outbox import WebhookSender, check_webhook_url
-from ..sessions.secrets import GIVEN, shown
+from ..sessions.secrets import given, shown
 from .book import Observation, move, observe
 from .execution import Order, client_id, notional_usd
 from .lease import Lease, account_keys
@@ -112,7 +112,7 @@ class LiveSession:
         self.lease = lease  # taken before the session touches the store (live run); else run() takes it
         if webhook is not None:
             check_webhook_url(webhook)
-            webhook_ref = webhook_ref or GIVEN + (shown(webhook) or "")
+            webhook_ref = webhook_ref or given(webhook)
         store.open_session(name, cfg.mode, str(accounts.path), cfg.model_dump(mode="json"), webhook_ref,
                            dispatcher.execute if dispatcher is not None else "off")
         url = webhook or store.webhook(name)  # this start's, or the one the session was started with (env:)

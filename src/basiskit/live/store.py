@@ -23,7 +23,7 @@ from pathlib import Path
 from ..results.db import RunStore, StoreError, json_safe, now
 from ..sessions.alerts import Alert
 from ..sessions.outbox import AlertOutbox
-from ..sessions.secrets import resolve
+from ..sessions.secrets import given, resolve
 from ..sessions.stopping import STOP
 from ..sessions.times import ts_of
 
@@ -84,6 +84,10 @@ class LiveStore(RunStore, AlertOutbox):
         super().__init__(*args, **kwargs)
         with self._conn() as con:
             con.execute(LIVE_SCHEMA)
+            # an earlier version stored the webhook URL itself: kept as a reference (sessions/secrets.py) only
+            for name, url in con.execute("SELECT name, webhook FROM live_sessions WHERE webhook IS NOT NULL AND "
+                                         "webhook NOT LIKE 'env:%' AND webhook NOT LIKE 'given:%'").fetchall():
+                con.execute("UPDATE live_sessions SET webhook = ? WHERE name = ?", [given(url), name])
 
     def open_session(self, name: str, mode: str, accounts: str, config: dict, webhook: str | None = None,
                      execute: str = "off") -> bool:

@@ -31,7 +31,7 @@ from ..results.db import StoreError
 from ..results.service import RunOutput, store_output, tabulate
 from ..sessions.alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
 from ..sessions.outbox import WebhookSender, check_webhook_url
-from ..sessions.secrets import GIVEN, again, shown
+from ..sessions.secrets import again, given, shown
 from ..sessions.stopping import STOP
 from .capture import write_capture
 from .clock import PaperClock, StaleFeed
@@ -66,7 +66,7 @@ class PaperOptions:
     def __post_init__(self) -> None:
         for url, ref in (("rpc_url", "rpc_url_ref"), ("webhook", "webhook_ref")):  # a URL given without one
             if getattr(self, url) and not getattr(self, ref):
-                setattr(self, ref, GIVEN + (shown(getattr(self, url)) or ""))
+                setattr(self, ref, given(getattr(self, url)))
         if self.feed not in FEEDS:
             raise ConfigError([("--feed", self.feed, f"must be one of {', '.join(FEEDS)}")])
         if self.speed < 0 or self.speed != self.speed:

@@ -23,7 +23,7 @@ import duckdb
 
 from ..results.db import RunStore, StoreError, json_safe, now
 from ..sessions.outbox import AlertOutbox
-from ..sessions.secrets import resolve
+from ..sessions.secrets import given, resolve
 from ..sessions.stopping import STOP
 from ..sessions.times import ts_of
 
@@ -83,6 +83,15 @@ class PaperStore(RunStore, AlertOutbox):
         super().__init__(*args, **kwargs)
         with self._conn() as con:
             con.execute(PAPER_SCHEMA)
+            # an earlier version stored the RPC and webhook URLs themselves: kept as references only
+            for name, text in con.execute("SELECT name, options FROM paper_sessions WHERE options LIKE "
+                                          "'%\"rpc_url\": \"%' OR options LIKE '%\"webhook\": \"%'").fetchall():
+                options = json.loads(text)
+                for url, ref in (("rpc_url", "rpc_url_ref"), ("webhook", "webhook_ref")):
+                    if options.get(url):
+                        options[ref] = options.get(ref) or given(options[url])
+                        options[url] = None
+                con.execute("UPDATE paper_sessions SET options = ? WHERE name = ?", [json.dumps(options), name])
         self._held: duckdb.DuckDBPyConnection | None = None
         self._held_since = 0.0
 

@@ -38,8 +38,13 @@ def reference(url: str | None, env: str | None, option: str) -> tuple[str | None
     if env:
         return from_env(env, f"--{option}-env"), ENV + env
     if url:
-        return url, GIVEN + (shown(url) or "")
+        return url, given(url)
     return None, None
+
+
+def given(url: str) -> str:
+    """The stored reference of a URL given on the command line: `given:SCHEME://HOST:PORT`."""
+    return GIVEN + (shown(url) or "")
 
 
 def from_env(name: str, where: str) -> str:

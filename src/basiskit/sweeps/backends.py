@@ -3,6 +3,7 @@ actors on a cluster. Every backend gives the same rows, to the last bit."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -99,13 +100,20 @@ class RayActors(Backend):
             if not ray.is_initialized():
                 if address:
                     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-                else:  # a Ray of our own listens on this machine only; its files are the owner's (umask)
+                else:  # a Ray of our own: its session files and auth token are the owner's alone
                     old = os.umask(0o077)
                     try:
                         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                                 logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
+                                 logging_level=logging.WARNING)
                     finally:
                         os.umask(old)
+                    # Ray keeps its token-auth secret in ~/.ray/auth_token, created once (an older one may be
+                    # world-readable); Ray 2.60's servers listen on every interface whatever the node address, so
+                    # this token is what keeps others out (measured; see README)
+                    token = Path.home() / ".ray" / "auth_token"
+                    with contextlib.suppress(OSError):
+                        if token.stat().st_mode & 0o077 and token.stat().st_uid == os.getuid():
+                            token.chmod(0o600)
                 _RAY_USERS[1] = True
             _RAY_USERS[0] += 1
         dataset.load_all()
