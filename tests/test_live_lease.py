@@ -32,7 +32,7 @@ def test_the_heartbeat_goes_on_while_the_session_holds_the_store(tmp_path):
 
 
 def test_a_session_whose_process_stopped_beating_is_dead_whatever_its_status(tmp_path):
-    store, lease = _lease(tmp_path)
+    store, lease = _lease(tmp_path, beat=2.0)  # a beat a loaded machine keeps (dead is told by the lock below)
     lease.start()
     store.kill("s", "test")
     store.resume("s")  # a kill lifted while it runs: still running

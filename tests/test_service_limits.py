@@ -80,7 +80,7 @@ def test_metrics_equal_the_api_for_a_running_paper_replay(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
     proc = subprocess.Popen([sys.executable, "-m", "basiskit.cli", "paper", "run", "eth_leveraged", "--data",
                              str(SAMPLE_DIR), "--start", "2024-11-01", "--end", "2024-11-20", "--session", "m",
-                             "--alert-hf", "1.2", "--speed", "1", "--db", str(db), "--out", str(tmp_path / "runs")],
+                             "--alert-hf", "1.2", "--speed", "0.25", "--db", str(db), "--out", str(tmp_path / "runs")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     server = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
     try:
