@@ -47,11 +47,6 @@ class Tokens:
                 found.add(role)
         return frozenset(found) if found else None
 
-    def role_of(self, token: str) -> str | None:
-        """The token's roles as one word (`read`, `run`, `trade`, or `run+trade`)."""
-        roles = self.roles_of(token)
-        return None if roles is None else "+".join(r for r in ROLES if r in roles) or "read"
-
     def sign(self, target: str, now: float | None = None) -> str:
         """`target` (a path with its query) as a link a browser may GET for LINK_SECONDS without a token."""
         exp = int((time.time() if now is None else now) + LINK_SECONDS)

@@ -66,10 +66,6 @@ def resolve(stored: str | None) -> str | None:
     return stored
 
 
-def needs_again(stored: str | None) -> bool:
-    """Whether a stored reference can only be used with the URL given again."""
-    return bool(stored) and resolve(stored) is None
-
 
 def again(stored: str | None, given: str | None, option: str, what: str) -> str | None:
     """The URL a resumed session uses: the one given again (`--OPTION`), else the stored reference's; a reference

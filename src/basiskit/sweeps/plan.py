@@ -28,6 +28,7 @@ from .spec import (
     check_summary_key,
     parse_constraint,
     parse_param,
+    parse_time,
     parse_windows,
 )
 
@@ -216,18 +217,9 @@ def _unknown_keys(base: dict, params: list[Param], where: dict[str, str]) -> lis
 def _span(req: SweepRequest, base: dict, dataset: Dataset) -> tuple[datetime, datetime]:
     """Where rolling windows go: --start/--end, else the window the base config's data share."""
     if req.start and req.end:
-        return _parse_time(req.start), _parse_time(req.end)
+        return parse_time(req.start), parse_time(req.end)
     if not base:
         raise ValueError("rolling windows need --start and --end, or a valid base config")
     lo, hi = default_window(validate_run_config(base, dataset), dataset)
-    return (_parse_time(req.start) if req.start else datetime.fromtimestamp(lo, UTC),
-            _parse_time(req.end) if req.end else datetime.fromtimestamp(hi, UTC))
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
+    return (parse_time(req.start) if req.start else datetime.fromtimestamp(lo, UTC),
+            parse_time(req.end) if req.end else datetime.fromtimestamp(hi, UTC))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from ..data.dataset import Dataset
 from ..errors import ConfigError
-from .spec import MAX_GRID, MAX_VALUES, SweepRequest, parse_duration
+from .spec import MAX_GRID, MAX_VALUES, SweepRequest, parse_duration, parse_time
 
 Span = tuple[datetime, datetime]
 
@@ -62,7 +62,7 @@ def data_span(dataset: Dataset) -> Span | None:
 def check_size(req: SweepRequest, dataset: Dataset, max_runs: int = MAX_GRID, limit_hint: str = "",
                exact_span: Callable[[], Span] | None = None) -> int:
     """The request's run count (configs x windows); ConfigError naming the field, the count and the limit when
-    it is above `max_runs` (or MAX_GRID), or when its params hold more than MAX_GRID values in all."""
+    it is above `max_runs` (or MAX_GRID), or when its params hold more than MAX_VALUES values in all."""
     counts = [value_count(p) for p in req.params]
     limit = min(max_runs, MAX_GRID)
     hint = f" ({limit_hint})" if limit_hint and limit == max_runs else ""
@@ -96,9 +96,8 @@ def _span(req: SweepRequest, data: Span | None) -> Span | None:
             bounds.append(fallback)
             continue
         try:
-            t = datetime.fromisoformat(given.replace("Z", "+00:00"))
+            bounds.append(parse_time(given))
         except ValueError:
             return None  # the plan reports it
-        bounds.append(t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
     return bounds[0], bounds[1]
 

@@ -8,7 +8,7 @@ import operator
 import random
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -163,6 +163,15 @@ def parse_windows(items: list[str], first: datetime, last: datetime) -> list[Win
         else:
             raise ValueError(f"{item!r}: a window is rolling:LEN:STEP or START..END")
     return windows
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time as UTC (a naive one is UTC); ValueError names the text."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _iso(t: datetime) -> str:
