@@ -67,7 +67,7 @@ FUZZ_EXAMPLES ?= 200
 fuzz: $(STAMP) chain-tools
 	BASISKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 	  tests/test_properties.py tests/test_hostile_input.py tests/test_causality.py \
-	  tests/test_paper.py::test_a_replay_equals_the_backtest_for_random_configs
+	  tests/test_paper.py::test_a_replay_equals_the_backtest_for_random_configs tests/test_live_safety.py
 	BASISKIT_GAP_BLOCKS=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_live_operations.py -k gap
 
 bench: $(STAMP)

@@ -431,10 +431,11 @@ def test_the_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_pat
     db = tmp_path / "paper.duckdb"
     server = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
     env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
-    # 12 days of eth_leveraged at 24 simulated hours a second; an HF alert level it sits under from entry
+    # 6 days of eth_leveraged at 6 simulated hours a second (24 s: a loaded machine's page sees it grow); an HF alert
+    # level it sits under from entry
     session = subprocess.Popen(
         [sys.executable, "-m", "basiskit.cli", "paper", "run", "eth_leveraged", "--data", str(SAMPLE_DIR),
-         "--start", "2024-11-01", "--end", "2024-11-13", "--speed", "24", "--session", "ui", "--alert-hf", "1.2",
+         "--start", "2024-11-01", "--end", "2024-11-07", "--speed", "6", "--session", "ui", "--alert-hf", "1.2",
          "--db", str(db), "--out", str(tmp_path / "runs"), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -455,8 +456,8 @@ def test_the_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_pat
         assert session.returncode == 0, err
         summary = json.loads(out)
         from selenium.webdriver.support.ui import WebDriverWait
-        WebDriverWait(browser, 60).until(lambda d: length(d) == 12 * 24 + 1)
-        assert len({n for n in seen if 0 < n < 12 * 24 + 1}) >= 2, seen  # it grew while the session ran
+        WebDriverWait(browser, 60).until(lambda d: length(d) == 6 * 24 + 1)
+        assert len({n for n in seen if 0 < n < 6 * 24 + 1}) >= 2, seen  # it grew while the session ran
         chart = browser.execute_script("return document.getElementById('paper-nav').data[0].y")
         assert chart[-1] == summary["final_nav"]
         kinds = browser.execute_script("return [...document.querySelectorAll('#paper-alerts li')]"

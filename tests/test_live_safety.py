@@ -7,6 +7,7 @@ stale: a restart after a 30% price move plans again and checks the limit at the 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -31,6 +32,9 @@ PASSWORD = "correct horse battery staple 42"
 RESERVE = 0.05  # live.gas_reserve_eth: above a full de-lever at the local chain's fees, so it is the reserve
 WIDE = ["live.max_order_usd=1e9", "live.max_day_usd=1e10"]
 TIGHT = ["live.max_order_usd=100", "live.max_day_usd=100"]  # far below every de-lever order
+# `make test` de-levers eth_leveraged by the loop from HF 1.005 (and flash from 1.005); `make fuzz` adds the loop from
+# 1.01 and usdt_market_neutral's loop from 1.005 (each 40-95 s of transactions on two cores)
+LONG = bool(os.environ.get("BASISKIT_FUZZ_EXAMPLES"))
 COMMON = ["live.max_slippage_bps=50", "live.max_gas_gwei=100", "live.venues=[aave_v3,ethereum]",
           f"live.gas_reserve_eth={RESERVE}"]
 
@@ -117,7 +121,7 @@ def _delever_checks(market, key, store, cfg, new_orders, floor_block):
     return receipts
 
 
-@pytest.mark.parametrize("hf", [1.01, 1.005])
+@pytest.mark.parametrize("hf", [1.01, 1.005] if LONG else [1.005])
 def test_eth_leveraged_delevers_step_by_step_from_near_liquidation(hf, local_market, tmp_path_factory, tmp_path,
                                                                    monkeypatch):
     monkeypatch.setenv("FUND_PW", PASSWORD)
@@ -179,6 +183,7 @@ def _opened_by_hand(market, address, weeth_units: float, ltv: float) -> None:
         w3.provider.make_request("anvil_stopImpersonatingAccount", [address])
 
 
+@pytest.mark.skipif(not LONG, reason="usdt_market_neutral's loop de-lever runs under `make fuzz` (95 s on chain)")
 @pytest.mark.parametrize("hf", [1.005])  # the nearer of the two (eth_leveraged de-levers from both)
 def test_usdt_market_neutral_redeems_the_lst_then_repays_the_weth(hf, local_market, tmp_path_factory, tmp_path,
                                                                   monkeypatch):
