@@ -66,7 +66,6 @@ def resolve(stored: str | None) -> str | None:
     return stored
 
 
-
 def again(stored: str | None, given: str | None, option: str, what: str) -> str | None:
     """The URL a resumed session uses: the one given again (`--OPTION`), else the stored reference's; a reference
     whose URL was not stored (or whose variable is unset) is an error naming the fix."""
