@@ -10,13 +10,20 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "basiskit needs Python 3.11+, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,search,ray,live]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,search,ray,live,postgres]'
 	@# Browser tests drive Debian's Chromium; install it where missing (needs root, as on CI).
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
 	      || echo "note: chromium could not be installed: browser tests will skip"; \
 	  else echo "note: chromium and chromium-driver are missing and this is not root: browser tests will skip"; fi; \
+	fi
+	@# The PostgreSQL tests start a throw-away server with Debian's initdb and pg_ctl; install them where missing.
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
+	      || echo "note: postgresql could not be installed: PostgreSQL tests will skip"; \
+	  else echo "note: postgresql (initdb, pg_ctl) is missing and this is not root: PostgreSQL tests will skip"; fi; \
 	fi
 	touch $(STAMP)
 

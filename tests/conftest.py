@@ -20,7 +20,7 @@ def _isolated_env(monkeypatch, tmp_path):
     """Tests choose their dataset explicitly (a BASISKIT_DATA in the shell must not leak in) and store
     runs in a database of their own, never the user's (and live sessions' leases in a folder of their own)."""
     monkeypatch.delenv("BASISKIT_DATA", raising=False)
-    monkeypatch.setenv("BASISKIT_DB", str(tmp_path / "runs.duckdb"))
+    monkeypatch.setenv("BASISKIT_DB", str(tmp_path / "runs.db"))
     monkeypatch.setenv("BASISKIT_LEASE_DIR", str(tmp_path / "leases"))  # live sessions' lock files (live/lease.py)
 
 
@@ -38,7 +38,7 @@ def server(tmp_path_factory, request):
     from server import Server
 
     tmp = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
-    s = Server(tmp / "runs.duckdb", SAMPLE_DIR, tmp / "server.log").start()
+    s = Server(tmp / "runs.db", SAMPLE_DIR, tmp / "server.log").start()
     yield s
     s.stop()
 
@@ -108,6 +108,29 @@ def local_market(chain_tools):
     with Anvil(chain_tools) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
         yield node, deploy_market(w3, Artifacts.of(chain_tools), risk), risk
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throw-away PostgreSQL server of this worker's on a Unix socket (tests/postgres.py): the SQLAlchemy URL of
+    its database `basiskit`. It skips, naming what is missing, only outside CI: there it must run."""
+    from postgres import missing, throwaway_postgres
+
+    if reason := missing():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+        pytest.skip(reason)
+    with throwaway_postgres(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database(postgres_url):
+    """The SQLAlchemy URL of a new, empty database of the test's own on that server, dropped after it."""
+    from postgres import fresh_database
+
+    with fresh_database(postgres_url) as url:
+        yield url
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -147,15 +147,30 @@ class RecordedChain:
 
 
 def database_text(path) -> str:
-    """Every row of every table of a results database, as text (to search it for what must never be stored)."""
-    import duckdb
+    """Every row of every table of a store (the SQLite file, read with sqlite3) and of every Parquet file beside
+    it, as text (to search it for what must never be stored)."""
+    import sqlite3
+    from pathlib import Path
 
-    con = duckdb.connect(str(path), read_only=True)
+    import pandas as pd
+
+    if str(path).startswith("postgresql"):  # the tables of a PostgreSQL store
+        import sqlalchemy as sa
+
+        with sa.create_engine(str(path)).connect() as con:
+            tables = [r[0] for r in con.exec_driver_sql("SELECT table_name FROM information_schema.tables WHERE "
+                                                        "table_schema = 'public'")]
+            return "\n".join(json.dumps([list(r) for r in con.exec_driver_sql(f'SELECT * FROM "{t}"')], default=str)
+                             for t in tables)
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        return "\n".join(json.dumps(con.execute(f'SELECT * FROM "{t}"').fetchall(), default=str) for t in tables)
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+        text = [json.dumps(con.execute(f'SELECT * FROM "{t}"').fetchall(), default=str) for t in tables]
     finally:
         con.close()
+    analytics = Path(f"{path}.analytics")
+    text += [pd.read_parquet(f).to_json(date_format="iso") for f in sorted(analytics.rglob("*.parquet"))]
+    return "\n".join(text)
 
 
 def steady_venues(price, funding_rate: float = 0.0001):

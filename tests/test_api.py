@@ -88,7 +88,7 @@ def long_data(tmp_path_factory):
 
 
 def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_data):
-    server = Server(tmp_path / "jobs.duckdb", long_data, tmp_path / "server.log").start()
+    server = Server(tmp_path / "jobs.db", long_data, tmp_path / "server.log").start()
     try:
         with server.client(timeout=30) as c:
             short = c.post("/backtests", json={"mode": "btc_basis", "start": "2024-01-01", "end": "2024-02-01"}).json()
@@ -97,7 +97,7 @@ def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_d
             long = c.post("/backtests", json={"mode": "btc_basis"}).json()
             wait_for(c, long["id"], statuses=("running",), predicate=lambda s: 0 < s["progress"] < 0.5)
             server.kill()
-        server = Server(tmp_path / "jobs.duckdb", long_data, tmp_path / "server.log", port=server.port).start()
+        server = Server(tmp_path / "jobs.db", long_data, tmp_path / "server.log", port=server.port).start()
         with server.client(timeout=30) as c:
             assert c.get(f"/backtests/{short['id']}").json()["status"] == "done"
             assert c.get(f"/backtests/{short['id']}/result").json() == before
@@ -109,7 +109,7 @@ def test_restart_keeps_finished_runs_and_fails_interrupted_ones(tmp_path, long_d
 
 
 def test_delete_cancels_a_running_backtest(tmp_path, long_data):
-    server = Server(tmp_path / "cancel.duckdb", long_data, tmp_path / "server.log").start()
+    server = Server(tmp_path / "cancel.db", long_data, tmp_path / "server.log").start()
     try:
         with server.client(timeout=30) as c:
             run_id = c.post("/backtests", json={"mode": "btc_basis"}).json()["id"]

@@ -122,17 +122,17 @@ def test_a_bad_tokens_file_stops_serve_naming_the_line(tmp_path, content, mode, 
     tokens = tmp_path / "tokens"
     tokens.write_text(content)
     tokens.chmod(mode)
-    r = serve("--tokens", str(tokens), "--db", str(tmp_path / "db.duckdb"))
+    r = serve("--tokens", str(tokens), "--db", str(tmp_path / "db.db"))
     assert r.returncode == 2 and expected in r.stderr, r.stderr
 
 
 def test_serve_beyond_loopback_needs_allowed_hosts(tmp_path):
-    r = serve("--host", "0.0.0.0", "--db", str(tmp_path / "db.duckdb"))
+    r = serve("--host", "0.0.0.0", "--db", str(tmp_path / "db.db"))
     assert r.returncode == 2 and "--allowed-host" in r.stderr
 
 
 def test_the_first_start_creates_an_owner_only_run_and_trade_token(tmp_path):
-    db = tmp_path / "first.duckdb"
+    db = tmp_path / "first.db"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("BASISKIT_DATA", "BASISKIT_TOKENS")}
     log = tmp_path / "serve.log"
@@ -197,7 +197,7 @@ def test_an_old_operate_line_means_run_and_trade_with_a_warning(tmp_path):
 
 
 def test_a_server_with_its_own_limits(tmp_path):
-    server = Server(tmp_path / "limits.duckdb", SAMPLE_DIR, tmp_path / "server.log",
+    server = Server(tmp_path / "limits.db", SAMPLE_DIR, tmp_path / "server.log",
                     extra=("--max-body-bytes", "2048")).start()
     try:
         with server.client() as c:

@@ -108,7 +108,7 @@ def test_the_capacity_curve_of_a_capital_sweep(tmp_path):
 
     req = SweepRequest(mode=MODE, workers=1, params=["initial_capital=100000,10000000,50000000"],
                        start="2024-11-05", end="2024-11-20")
-    result = sweep(req, SAMPLE_DIR, Dataset(SAMPLE_DIR), SweepStore(tmp_path / "s.duckdb"), "test")
+    result = sweep(req, SAMPLE_DIR, Dataset(SAMPLE_DIR), SweepStore(tmp_path / "s.db"), "test")
     points = capacity(result)
     assert [p["capital"] for p in points] == [1e5, 1e7, 5e7]
     shares = [p["cost_share"] for p in points]

@@ -58,7 +58,7 @@ def store(tmp_path_factory):
     """A server whose store holds two runs, a sweep over target_ltv and initial_capital, a stress test with a
     liquidation map and a finished paper session."""
     tmp = tmp_path_factory.mktemp("ui")
-    db = tmp / "ui.duckdb"
+    db = tmp / "ui.db"
     server = Server(db, SAMPLE_DIR, tmp / "server.log").start()
     env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
     paper = subprocess.Popen(
@@ -428,7 +428,7 @@ def test_a_sweep_and_a_stress_test_submitted_from_their_pages(browser, store):
 
 
 def test_the_paper_page_follows_a_replay_session_as_it_advances(browser, tmp_path):
-    db = tmp_path / "paper.duckdb"
+    db = tmp_path / "paper.db"
     server = Server(db, SAMPLE_DIR, tmp_path / "server.log").start()
     env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
     # 6 days of eth_leveraged at 6 simulated hours a second (24 s: a loaded machine's page sees it grow); an HF alert
@@ -479,7 +479,7 @@ def test_hostile_strings_render_as_text_everywhere(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    server = Server(tmp_path / "hostile.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    server = Server(tmp_path / "hostile.db", SAMPLE_DIR, tmp_path / "server.log").start()
     window = {"start": "2024-11-01", "end": "2024-11-08"}
     try:
         with server.client() as c:
@@ -562,7 +562,7 @@ def test_the_run_page_of_a_one_year_run_loads_and_reports_its_time(browser, full
 
     """A one-year hourly run of the full history: the run page's load time, measured in the browser and printed
     (a figure for the note, not an assertion)."""
-    server = Server(tmp_path / "year.duckdb", full_data, tmp_path / "server.log").start()
+    server = Server(tmp_path / "year.db", full_data, tmp_path / "server.log").start()
     try:
         with server.client() as c:
             run = c.post("/backtests", json={"mode": "usdt_market_neutral", "start": "2024-06-01",

@@ -50,7 +50,7 @@ def alias_bomb(levels: int) -> str:
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
-    server = Server(tmp / "hostile.duckdb", SAMPLE_DIR, tmp / "server.log",
+    server = Server(tmp / "hostile.db", SAMPLE_DIR, tmp / "server.log",
                     extra=("--max-sweep-runs", "20", "--workers", "1", "--queue-sweeps", "0")).start()
     yield server
     server.stop()

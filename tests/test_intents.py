@@ -55,7 +55,7 @@ def _live_orders(tmp_path, name, intents):
     from basiskit.connectors.exchanges import ExchangeAccount
     from basiskit.live.chain_executor import ChainExecutor
 
-    store = LiveStore(tmp_path / f"{name}.duckdb")
+    store = LiveStore(tmp_path / f"{name}.db")
     name = "s"  # the same session (client ids are the session's) in two stores
     store.open_session(name, "m", "accounts.yaml", {})
     chain = ChainExecutor(ChainClient.from_url("http://127.0.0.1:9"), Account.create(), "fund", 50.0, "stand-in",
@@ -100,7 +100,7 @@ def test_orders_never_follow_the_text_of_a_message(mode, monkeypatch, tmp_path):
 
 def _paper(tmp_path, label, cfg) -> list[dict]:
     """The orders a paper replay of `cfg` stores."""
-    db = tmp_path / f"paper-{label}.duckdb"
+    db = tmp_path / f"paper-{label}.db"
     store = PaperStore(db)
     PaperSession(store, label, cfg, PaperOptions(data=str(SAMPLE_DIR), out=str(tmp_path / "runs")), quiet=True).run()
     return [{k: v for k, v in o.items() if k not in ("seq", "timestamp")} for o in store.table(label, "orders")]

@@ -81,7 +81,7 @@ def _held(market, address, block):
 def test_auto_enters_by_the_loop_and_delevers_on_the_chain(local_market, tmp_path_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("FUND_PW", PASSWORD)
     node, market, key, path = _wallet(local_market, tmp_path_factory, "loop", 20)
-    live, store, cfg = _session(path, node, tmp_path / "runs.duckdb", sets=["leverage.entry=loop", "target_ltv=0.6"])
+    live, store, cfg = _session(path, node, tmp_path / "runs.db", sets=["leverage.entry=loop", "target_ltv=0.6"])
 
     live.tick()  # 20 ETH idle: staked, supplied and levered to the target LTV (0.6) by the loop
     plan = store.status("exec")["last"]["plan"]
@@ -125,7 +125,7 @@ def test_the_presets_flash_loan_enters_and_delevers_through_the_projects_receive
                                                                                    tmp_path, monkeypatch):
     monkeypatch.setenv("FUND_PW", PASSWORD)
     node, market, key, path = _wallet(local_market, tmp_path_factory, "flash", 20)
-    live, store, cfg = _session(path, node, tmp_path / "runs.duckdb", name="flash", sets=())
+    live, store, cfg = _session(path, node, tmp_path / "runs.db", name="flash", sets=())
     assert cfg.leverage.entry == "flash_loan"
     live.tick()  # one bundle: flash WETH, stake it with the wallet's ETH, supply, borrow to repay
     plan = store.status("flash")["last"]["plan"]
@@ -171,7 +171,7 @@ def test_the_presets_flash_loan_enters_and_delevers_through_the_projects_receive
     assert abs(sixth["reconciliation"]["attribution"]["unexplained"]) < 1e-6
 
     # and the exit (live run --exit): one flash-loan bundle repays the debt and redeems the collateral to ETH
-    live, store, cfg = _session(path, node, tmp_path / "runs.duckdb", name="flash", sets=())
+    live, store, cfg = _session(path, node, tmp_path / "runs.db", name="flash", sets=())
     live.unwind = True
     live.tick()
     exit_orders = [o for o in store.orders("flash") if o["reason"].startswith("exit")]
@@ -184,11 +184,13 @@ def test_the_presets_flash_loan_enters_and_delevers_through_the_projects_receive
     assert abs(last["reconciliation"]["attribution"]["unexplained"]) < 1e-6
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_session_killed_with_a_transaction_in_flight_sends_nothing_twice(local_market, tmp_path_factory,
-                                                                           tmp_path):
-    node, market, key, path = _wallet(local_market, tmp_path_factory, "crash", 10)
+                                                                           tmp_path, backend, request, monkeypatch):
+    node, market, key, path = _wallet(local_market, tmp_path_factory, f"crash-{backend}", 10)
     w3 = market.deployer.w3
-    db = tmp_path / "runs.duckdb"
+    db = tmp_path / "runs.db" if backend == "sqlite" else request.getfixturevalue("pg_database")
+    monkeypatch.setenv("BASISKIT_ANALYTICS", str(tmp_path / "analytics"))
     env = {**os.environ, "FUND_PW": PASSWORD, "BASISKIT_DB": str(db)}
     cmd = [sys.executable, "-m", "basiskit.cli", "live", "run", "eth_leveraged", "--accounts", str(path),
            "--rpc-url", node.url, "--session", "crash", "--execute", "auto", "--every", "0", "--ticks", "1",
@@ -258,7 +260,7 @@ def test_an_order_whose_transaction_was_replaced_is_refused_and_sending_goes_on(
     found = load_accounts(path)
     cfg = load_run_config("eth_leveraged", sets=LIMITS, dataset=Dataset(SAMPLE_DIR))
     chain = ChainClient.from_url(node.url, found.market())
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     store.open_session("r", "eth_leveraged", str(path), {})
     d = Dispatcher(store, "r", "auto", cfg.live, chain_executors(found, chain, cfg.live))
     obs = Observation(int(time.time()), w3.eth.block_number, {"fund/ethereum/native/eth": Holding(5.0, 3000.0)}, {},

@@ -86,7 +86,7 @@ def _obs(eth_usd=3450.0):
 
 
 def _setup(tmp_path, venue, execute="auto", limits=LIMITS, clock=None):
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     store.open_session("s", "eth_basis", "accounts.yaml", {})
     session, transport = session_with(venue.routes())
     account = ExchangeAccount("binance", KEY, SECRET, None, ["ETH"], session)
@@ -108,7 +108,7 @@ def _dead_chain(tmp_path, lst_contracts: str | None, url: str = "http://127.0.0.
     from basiskit.connectors.chain import ChainClient
     from basiskit.live.chain_executor import ChainExecutor
 
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     store.open_session("s", "eth_leveraged", "accounts.yaml", {})
     return store, ChainExecutor(ChainClient.from_url(url), Account.create(), "fund", 50.0, lst_contracts, **kwargs)
 
@@ -203,7 +203,7 @@ def test_partial_fills_and_rejects_are_events_and_alerts(tmp_path):
     [alert] = d.poll()
     assert alert.kind == "order_refused" and "InsufficientFunds" in alert.message
     assert [o["status"] for o in store.orders("s")] == ["partial", "refused", "refused"]
-    logged = database_text(tmp_path / "runs.duckdb") + "".join(a.message for a in [alert])
+    logged = database_text(tmp_path / "runs.db") + "".join(a.message for a in [alert])
     assert KEY not in logged and SECRET not in logged and "InsufficientFunds" in logged
 
 
@@ -292,7 +292,7 @@ def test_an_operator_approves_rejects_kills_and_resumes_over_the_api(tmp_path):
     store, d, _ = _setup(tmp_path, venue, execute="confirm")
     _commit(store, d, 0, [sell(1.0), sell(2.0), sell(3.0)])
     first, second, third = (o["client_id"] for o in store.orders("s"))
-    api = Server(tmp_path / "runs.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    api = Server(tmp_path / "runs.db", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
         with api.client("read") as reader:
             assert reader.post("/live/s/approve", json={"plan": 0, "ids": [first]}).status_code == 403
@@ -318,7 +318,7 @@ def test_an_operator_approves_rejects_kills_and_resumes_over_the_api(tmp_path):
 def test_live_run_auto_without_limits_exits_2_naming_each(tmp_path):
     accounts = tmp_path / "accounts.yaml"
     accounts.write_text("exchanges:\n  - {venue: binance, api_key_env: BN_KEY, secret_env: BN_SECRET}\n")
-    env = {**os.environ, "BN_KEY": KEY, "BN_SECRET": SECRET, "BASISKIT_DB": str(tmp_path / "runs.duckdb")}
+    env = {**os.environ, "BN_KEY": KEY, "BN_SECRET": SECRET, "BASISKIT_DB": str(tmp_path / "runs.db")}
     r = subprocess.run([sys.executable, "-m", "basiskit.cli", "live", "run", "eth_basis", "--accounts", str(accounts),
                         "--execute", "auto", "--set", "live.max_order_usd=1000"], capture_output=True, text=True,
                        env=env, timeout=120)
@@ -341,7 +341,7 @@ def test_the_live_page_approves_and_kills_as_an_operator(tmp_path, browser):
     store, d, _ = _setup(tmp_path, venue, execute="confirm")
     store.commit_tick("s", 0, 1_700_000_000, None, 1.0, 1.0, {"holdings": {}, "risk": {}}, None, [], None,
                       d.admit(0, 1_700_000_000, [sell(1.0), sell(2.0)], _obs())[0])
-    api = Server(tmp_path / "runs.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    api = Server(tmp_path / "runs.db", SAMPLE_DIR, tmp_path / "server.log").start()
     try:
         open_page(browser, api, "/ui/sessions/live/s")
         wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))  # re-rendered rows
@@ -430,7 +430,7 @@ class Okx:
 @pytest.mark.parametrize("name, venue_class", [("bybit", Bybit), ("okx", Okx)])
 def test_bybit_and_okx_fills_are_read_back_and_a_lost_answer_is_looked_up(name, venue_class, tmp_path):
     venue = venue_class()
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     store.open_session("s", "eth_basis", "accounts.yaml", {})
     session, transport = session_with(venue.routes())
     account = ExchangeAccount(name, KEY, SECRET, "pass-phrase-1" if name == "okx" else None, ["ETH"], session)
@@ -454,7 +454,7 @@ def test_bybit_and_okx_fills_are_read_back_and_a_lost_answer_is_looked_up(name, 
     assert d.poll() == [] and len(venue.orders) == 2
     assert [e["step"] for e in store.order_log("s")][-3:] == ["request", "no_answer", "lookup"]
     assert store.orders("s")[1]["status"] == "filled"
-    assert SECRET not in database_text(tmp_path / "runs.duckdb") and "pass-phrase-1" not in "".join(transport.seen)
+    assert SECRET not in database_text(tmp_path / "runs.db") and "pass-phrase-1" not in "".join(transport.seen)
 
 
 def test_an_rpc_failure_while_sending_never_stores_the_rpc_urls_key(tmp_path):
@@ -470,7 +470,7 @@ def test_an_rpc_failure_while_sending_never_stores_the_rpc_urls_key(tmp_path):
     alerts = d.poll()
     assert [a.kind for a in alerts] == ["order_error"] and "ConnectionError" in alerts[0].message
     assert "127.0.0.1" in alerts[0].message  # where it failed is shown; the key is not
-    assert "key-in-the-path" not in database_text(tmp_path / "runs.duckdb") + "".join(a.message for a in alerts)
+    assert "key-in-the-path" not in database_text(tmp_path / "runs.db") + "".join(a.message for a in alerts)
 
 
 # --- safety first, nothing stale (live step 3) ---------------------------------------------------------------------

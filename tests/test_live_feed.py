@@ -338,7 +338,7 @@ def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0, crash=None, resum
     )
     exchanges, chain = _recorded_venues(full_data, cutoff, crash, asked), _recorded_chain(full_data)
     factory = lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0)  # noqa: E731
-    store = PaperStore(tmp_path / "paper.duckdb")
+    store = PaperStore(tmp_path / "paper.db")
     if resume:
         return PaperSession.resume(store, "live", quiet=True, feed_factory=factory, rpc_url="recorded")  # not stored
     return PaperSession(store, "live", cfg, options, quiet=True, feed_factory=factory)
@@ -420,7 +420,7 @@ def test_a_live_session_that_died_resumes_where_its_feed_stood(full_data, tmp_pa
     crash_at = T0 // 1000 + 40 * 3600  # 2024-07-02T16:00, a funding settlement hour
     with pytest.raises(SystemExit):  # at 17:00 the feed asks for bars from 16:00 on, and the process dies
         _live_session(full_data, tmp_path, cfg, [10**10], crash=[crash_at]).run()
-    store = PaperStore(tmp_path / "paper.duckdb")
+    store = PaperStore(tmp_path / "paper.db")
     assert store.session("live")["last_tick"] == 40 and store.session("live")["status"] == "running"
     got = _live_session(full_data, tmp_path, cfg, [10**10], resume=True).run().result
     expected = Backtest(cfg, Dataset(full_data)).run()

@@ -100,7 +100,7 @@ def test_a_long_gap_with_a_deposit_and_an_aave_supply_resumes_and_explains_both(
     _as(market, key.address, weeth.functions.mint(key.address, 10 * E18), "mint weETH")
     found = load_accounts(path)
     cfg = load_run_config("eth_leveraged", sets=[f"live.log_chunk_blocks={CHUNK}"], dataset=Dataset(SAMPLE_DIR))
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     proxy = RpcProxy(node.url)  # counts what the session asks of the node
 
     def session():
@@ -150,7 +150,7 @@ def test_an_rpc_outage_is_alerted_the_session_resumes_by_itself_and_sends_only_o
         url = proxy.url
 
     try:
-        live, store, cfg = _session(Proxied, path, tmp_path / "runs.duckdb", "eth_leveraged", sets, execute="confirm")
+        live, store, cfg = _session(Proxied, path, tmp_path / "runs.db", "eth_leveraged", sets, execute="confirm")
         live.retry_wait = 0.2
         live.tick()  # plan 0: the entry, awaiting approval
         assert [o["status"] for o in store.orders("safe")][-1:] == ["awaiting"], store.alerts("safe")
@@ -194,7 +194,7 @@ def test_one_session_per_wallet_whatever_its_store_and_a_killed_one_is_shown_dea
     env = {**os.environ, "FUND_PW": PASSWORD}
     run = ["live", "run", "eth_leveraged", "--accounts", str(path), "--rpc-url", node.url, "--no-plan", "--every",
            "1", "--set", "live.heartbeat_s=1", *[x for s in COMMON for x in ("--set", s)]]
-    a_db, b_db = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    a_db, b_db = tmp_path / "a.db", tmp_path / "b.db"
     first = subprocess.Popen([sys.executable, "-m", "basiskit.cli", *run, "--session", "A", "--db", str(a_db)],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -127,7 +127,7 @@ def test_eth_leveraged_delevers_step_by_step_from_near_liquidation(hf, local_mar
     monkeypatch.setenv("FUND_PW", PASSWORD)
     node, market, _ = local_market
     key, path = _wallet(local_market, tmp_path_factory, f"loop{hf}", 20)
-    db = tmp_path / "runs.duckdb"
+    db = tmp_path / "runs.db"
     live, store, cfg = _session(node, path, db, "eth_leveraged", WIDE)  # the entry: one flash-loan bundle
     live.tick()
     assert {o["status"] for o in store.orders("safe")} == {"filled"}
@@ -195,7 +195,7 @@ def test_usdt_market_neutral_redeems_the_lst_then_repays_the_weth(hf, local_mark
     _only_reserve_left(market, key.address, None)
     weth_usd = market.oracle.functions.getAssetPrice(market.tokens["WETH"].address).call() / 1e8
     venues = steady_venues(lambda: weth_usd)  # the perps' and spot's public data, for the plan's market
-    live, store, cfg = _session(node, path, tmp_path / "runs.duckdb", "usdt_market_neutral",
+    live, store, cfg = _session(node, path, tmp_path / "runs.db", "usdt_market_neutral",
                                 [*TIGHT, "leverage.entry=loop"],
                                 exchanges={"binance": venues, "bybit": venues, "okx": venues})
     first = live.tick()
@@ -221,7 +221,7 @@ def test_a_339k_flash_entry_counts_once_and_a_flash_delever_from_hf_1005_goes_pa
     node, market, _ = local_market
     weth_usd = market.oracle.functions.getAssetPrice(market.tokens["WETH"].address).call() / 1e8
     key, path = _wallet(local_market, tmp_path_factory, "flash", 339_000 / weth_usd + RESERVE)
-    db = tmp_path / "runs.duckdb"
+    db = tmp_path / "runs.db"
     # the steps of a 339k USD entry at LTV 0.85 add to several million; the bundle counts its net change once
     # (the order limit holds the bundle to its largest step, the 2.26M USD supply)
     live, store, cfg = _session(node, path, db, "eth_leveraged", ["live.max_order_usd=3e6", "live.max_day_usd=1e6"])
@@ -259,7 +259,7 @@ def test_a_restart_after_a_30pct_move_plans_again_and_checks_the_limit_at_the_ne
     weth, weeth = (market.oracle.functions.getAssetPrice(market.tokens[s].address).call() / 1e8
                    for s in ("WETH", "weETH"))
     key, path = _wallet(local_market, tmp_path_factory, "restart", 60_000 / weth + RESERVE)
-    db = tmp_path / "runs.duckdb"
+    db = tmp_path / "runs.db"
     sets = ["live.max_order_usd=450000", "live.max_day_usd=1e6"]
     live, store, cfg = _session(node, path, db, "eth_leveraged", sets, execute="confirm")
     first = live.tick()

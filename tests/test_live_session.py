@@ -92,7 +92,7 @@ def test_a_live_session_on_the_chain_explains_every_hour(position, tmp_path):
     w3 = market.deployer.w3
     found = load_accounts(path)
     cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
 
     def session():
         return LiveSession(store, "chain", cfg, found, ChainClient.from_url(node.url, found.market()), {},
@@ -210,7 +210,7 @@ def test_the_plan_is_the_strategy_run_on_the_book_read(levered, tmp_path):
     found = load_accounts(path)
     cfg = load_run_config("eth_leveraged", sets=["costs.enabled=false"], dataset=Dataset(SAMPLE_DIR))
     chain = ChainClient.from_url(node.url, found.market())
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     live = LiveSession(store, "plan", cfg, found, chain, {}, LiveLimits.for_config(cfg, 0.01), quiet=True,
                        planner=Planner(cfg, Dataset(SAMPLE_DIR), chain))
     lev = cfg.target_ltv / (1 - cfg.target_ltv)
@@ -264,7 +264,7 @@ def cli_run(position, tmp_path_factory):
     accounts["wallets"] = [{"name": HOSTILE, "address": fund}]
     hostile = tmp / "accounts.yaml"
     hostile.write_text(yaml.safe_dump(accounts))
-    db = tmp / "runs.duckdb"
+    db = tmp / "runs.db"
     base = [sys.executable, "-m", "basiskit.cli", "live"]
     env = {**os.environ, "BASISKIT_DB": str(db)}
     done = subprocess.run(base + ["run", "eth_leveraged", "--accounts", str(hostile), "--rpc-url", node.url,
@@ -364,7 +364,7 @@ def test_the_live_page_shows_the_book_as_the_api_does(cli_run, browser):
 def test_a_dead_rpc_exits_1_for_the_supervisor_and_a_bad_tolerance_is_refused_at_start(position, tmp_path):
     _, _, _, path = position
     base = [sys.executable, "-m", "basiskit.cli", "live", "run", "eth_leveraged", "--accounts", str(path)]
-    env = {**os.environ, "BASISKIT_DB": str(tmp_path / "runs.duckdb")}
+    env = {**os.environ, "BASISKIT_DB": str(tmp_path / "runs.db")}
     r = subprocess.run(base + ["--rpc-url", "http://127.0.0.1:9/v3/key-in-the-path"], capture_output=True,
                        text=True, env=env, timeout=60)
     # exit 1, not 2: a node that is down is not a configuration error (the systemd unit restarts on 1, not on 2)
@@ -379,7 +379,7 @@ def test_an_rpc_that_cannot_be_read_is_alerted_retried_and_never_booked(position
     _, _, _, path = position
     found = load_accounts(path)
     cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     # nothing listens on port 9; the path stands for a provider's API key, which no alert or error may show
     dead = ChainClient.from_url("http://127.0.0.1:9/v3/key-in-the-path", found.market())
     live = LiveSession(store, "down", cfg, found, dead, {}, LiveLimits(), quiet=True, retry_wait=0.0,
@@ -400,7 +400,7 @@ def test_a_store_held_by_another_process_never_stops_the_session(position, tmp_p
     node, _, _, path = position
     found = load_accounts(path)
     cfg = load_run_config("eth_leveraged", dataset=Dataset(SAMPLE_DIR))
-    db = tmp_path / "held.duckdb"
+    db = tmp_path / "held.db"
     store = LiveStore(db, lock_timeout=0.3)
     from basiskit.live.lease import Lease, account_keys
 
@@ -409,7 +409,8 @@ def test_a_store_held_by_another_process_never_stops_the_session(position, tmp_p
     live = LiveSession(store, "held", cfg, found, ChainClient.from_url(node.url, found.market()), {},
                        LiveLimits.for_config(cfg, 0.01), retry_wait=0.1, lease=lease)
     flag = tmp_path / "holding"
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+                               "isolation_level=None); c.execute('BEGIN IMMEDIATE'); "  # the store's write lock
                                "open(sys.argv[2], 'w').close(); time.sleep(3)", str(db), str(flag)])
     try:
         deadline = time.monotonic() + 30
@@ -476,7 +477,7 @@ def test_an_exchange_account_explained_hour_by_hour(tmp_path, monkeypatch):
     session, _ = session_with(venue.routes())
     account = ExchangeAccount("binance", "key-123", "secret-456", None, ["ETH"], session)
     cfg = load_run_config("eth_basis", dataset=Dataset(SAMPLE_DIR))
-    store = LiveStore(tmp_path / "runs.duckdb")
+    store = LiveStore(tmp_path / "runs.db")
     received: list[dict] = []
     port = free_port()
     receiver = Receiver(port, received, refuse=1)  # the webhook's first answer is a 503: the alert waits, then goes

@@ -17,7 +17,7 @@ VOLATILE = {"run_id", "wall_seconds", "engine_seconds", "steps_per_second", "dat
 
 
 def test_24_concurrent_backtests_on_a_fresh_server(tmp_path):
-    server = Server(tmp_path / "load.duckdb", SAMPLE_DIR, tmp_path / "server.log").start()
+    server = Server(tmp_path / "load.db", SAMPLE_DIR, tmp_path / "server.log").start()
     bodies = [{"mode": mode, "start": "2024-11-01", "end": "2024-12-01"} for mode in MODES for _ in range(4)]
     health: list[float] = []
     stop = threading.Event()

@@ -13,7 +13,7 @@ from server import Server
 @pytest.fixture(scope="module")
 def live_schema(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("openapi")
-    server = Server(tmp / "fuzz.duckdb", SAMPLE_DIR, tmp / "server.log").start()
+    server = Server(tmp / "fuzz.db", SAMPLE_DIR, tmp / "server.log").start()
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", headers=server.headers)
     schema.test_headers = server.headers
     yield schema

@@ -43,7 +43,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def paper(cfg, root: Path, tmp_path: Path, name: str = "s", **options):
-    store = PaperStore(tmp_path / "paper.duckdb")
+    store = PaperStore(tmp_path / "paper.db")
     session = PaperSession(store, name, cfg, PaperOptions(data=str(root), out=str(tmp_path / "runs"), **options),
                            quiet=True)
     return session.run().result, store
@@ -69,7 +69,7 @@ def test_a_replay_equals_the_backtest_in_every_mode(full_data, tmp_path, mode):
 
 def test_the_cli_replay_summary_equals_the_backtest(full_data, tmp_path):
     common = ["--data", str(full_data), "--start", "2024-07-15", "--end", "2024-09-01", "--capital", "250000",
-              "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "runs"), "--json"]
+              "--db", str(tmp_path / "db.db"), "--out", str(tmp_path / "runs"), "--json"]
     a = cli("paper", "run", "eth_basis", "--feed", "replay", "--speed", "0", "--session", "cli", *common)
     assert a.returncode == 0, a.stderr
     b = cli("backtest", "eth_basis", *common)
@@ -83,7 +83,7 @@ def test_the_cli_replay_summary_equals_the_backtest(full_data, tmp_path):
 
 
 def test_a_session_killed_mid_run_resumes_bit_for_bit(full_data, tmp_path):
-    db, runs = tmp_path / "db.duckdb", tmp_path / "runs"
+    db, runs = tmp_path / "db.db", tmp_path / "runs"
     common = ["--data", str(full_data), "--start", "2024-07-01", "--end", "2024-08-12", "--db", str(db),
               "--out", str(runs)]
     n_points = 42 * 24 + 1
@@ -148,7 +148,7 @@ def test_a_hole_beyond_the_limit_stops_a_replay_before_it_trades_on_stale_data(f
     # 30 h without a BTC price anywhere the marks could look (both perps and the spot); the limit is 24 h
     for series in (PERP, "perp/bybit_btcusdt_1h", "spot/bybit_btcusdt_1h"):
         edit_series(root, series, lambda df: df[~df["timestamp"].isin(ts)])
-    db = tmp_path / "db.duckdb"
+    db = tmp_path / "db.db"
     r = cli("paper", "run", "btc_basis", "--data", str(root), "--start", "2024-06-01", "--end", "2024-09-01",
             "--session", "hole", "--db", str(db), "--out", str(tmp_path / "runs"), "--json")
     assert r.returncode == 1
@@ -191,7 +191,7 @@ def test_the_webhook_receives_the_alerts_of_a_health_factor_breach(full_data, tm
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-        db = tmp_path / "db.duckdb"
+        db = tmp_path / "db.db"
         r = cli("paper", "run", "eth_leveraged", "--data", str(full_data), "--start", "2024-06-01",
                 "--end", "2024-06-08", "--session", "hf", "--alert-hf", "1.2", "--alert-webhook", url,
                 "--db", str(db), "--out", str(tmp_path / "runs"), "--json")
@@ -210,7 +210,7 @@ def test_the_webhook_receives_the_alerts_of_a_health_factor_breach(full_data, tm
 
 
 def test_bad_paper_options_are_refused_naming_the_option(tmp_path):
-    db = ["--db", str(tmp_path / "db.duckdb")]
+    db = ["--db", str(tmp_path / "db.db")]
     r = cli("paper", "run", "pure_lending_usdt", "--session", "a/b", *db)
     assert r.returncode == 2 and "--session: 'a/b'" in r.stderr
     r = cli("paper", "run", "pure_lending_usdt", "--feed", "live", *db)
@@ -272,3 +272,38 @@ def test_a_replay_equals_the_backtest_for_random_configs(full_data, tmp_path, mo
 def teardown_module(module) -> None:
     if FUZZ:
         print(f"\nreplay parity over random configs: {STATUS}")
+
+
+def test_a_session_never_exits_over_a_store_another_process_holds(full_data, tmp_path):
+    """Another process holds the store's write lock for 3 s mid-run: the session (which waits at most 1 s per write)
+    keeps each hour in memory, says so at once and tries again; it ends with every hour committed once, the same
+    NAV as the backtest, and one stored store_unavailable alert."""
+    db, flag = tmp_path / "db.db", tmp_path / "held"
+    common = ["--data", str(full_data), "--start", "2024-07-01", "--end", "2024-07-05", "--db", str(db),
+              "--out", str(tmp_path / "runs"), "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
+    proc = subprocess.Popen([sys.executable, "-m", "basiskit.cli", "paper", "run", "pure_lending_usdt", "--speed", "10",
+                             "--session", "held", *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until it has committed a few hours
+        try:
+            if (PaperStore(db).session("held")["last_tick"] or 0) >= 5:
+                break
+        except Exception:  # not created yet
+            pass
+        time.sleep(0.05)
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+                               "isolation_level=None); c.execute('BEGIN IMMEDIATE'); open(sys.argv[2], 'w').close(); "
+                               "time.sleep(3)", str(db), str(flag)])
+    out, errs = proc.communicate(timeout=120)
+    holder.wait(timeout=30)
+    assert flag.exists() and proc.returncode == 0, errs
+    assert "store_unavailable: the store cannot be used" in errs and "another process is writing" in errs
+    n = 4 * 24 + 1
+    store = PaperStore(db)
+    assert [t["tick"] for t in store.table("held", "ticks")] == list(range(n))  # each hour once, none lost
+    stored = [a for a in store.table("held", "alerts") if a["kind"] == "store_unavailable"]
+    assert len(stored) == 1 and json.loads(stored[0]["details"])["down_s"] >= 1.5
+    backtest = cli("backtest", "pure_lending_usdt", *common)
+    assert json.loads(out)["final_nav"] == json.loads(backtest.stdout)["final_nav"]

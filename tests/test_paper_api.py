@@ -11,7 +11,7 @@ from server import Server
 
 
 def test_the_api_serves_a_sessions_status_ticks_orders_and_alerts(tmp_path):
-    db = tmp_path / "api.duckdb"
+    db = tmp_path / "api.db"
     window = {"start": "2024-11-01T00:00:00Z", "end": "2024-11-08T00:00:00Z"}
     cfg = load_run_config("usdt_market_neutral", [], [], window, Dataset(SAMPLE_DIR))
     PaperSession(PaperStore(db), "mn", cfg, PaperOptions(data=str(SAMPLE_DIR), out=str(tmp_path / "runs"),

@@ -36,7 +36,7 @@ def last_tick(db) -> int:
 
 
 def test_sigterm_at_any_point_stops_cleanly_and_resumes_bit_for_bit(tmp_path):
-    db, runs = tmp_path / "db.duckdb", tmp_path / "runs"
+    db, runs = tmp_path / "db.db", tmp_path / "runs"
     common = ["--db", str(db), "--out", str(runs)]
     # alerts on every small net-delta move: many ticks commit events, alerts and orders in one transaction; 5
     # simulated hours a second: the test sees progress only when the session lets go of the file (about once a

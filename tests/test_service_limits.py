@@ -24,7 +24,7 @@ def metrics(client) -> dict[tuple[str, tuple], float]:
 
 
 def test_fifty_sweeps_at_once_run_queue_or_get_429(tmp_path):
-    server = Server(tmp_path / "busy.duckdb", SAMPLE_DIR, tmp_path / "server.log",
+    server = Server(tmp_path / "busy.db", SAMPLE_DIR, tmp_path / "server.log",
                     extra=("--queue-sweeps", "3", "--max-workers", "1", "--max-sweep-runs", "6")).start()
     health: list[float] = []
     stop = threading.Event()
@@ -43,19 +43,23 @@ def test_fifty_sweeps_at_once_run_queue_or_get_429(tmp_path):
         with server.client() as c, ThreadPoolExecutor(50) as pool:
             responses = list(pool.map(lambda _: c.post("/sweeps", json=SWEEP), range(50)))
             codes = [r.status_code for r in responses]
-            assert codes.count(202) == 2 + 3 and codes.count(429) == 45, codes  # 2 run (serve --workers), 3 wait
+            accepted = codes.count(202)
+            m = metrics(c)
+            done = m[("basiskit_jobs", (("kind", "sweep"), ("status", "done")))]
+            running = m[("basiskit_jobs", (("kind", "sweep"), ("status", "running")))]
+            queued = m[("basiskit_jobs", (("kind", "sweep"), ("status", "queued")))]
+            # 2 run (serve --workers), 3 wait, the rest get 429; a sweep that ended during the burst frees its place
+            # (the store no longer slows each request down), so at most 5 more than have finished were accepted
+            assert 5 <= accepted <= 5 + done and codes.count(429) == 50 - accepted >= 30, codes
+            assert running <= 2 and running + queued <= 5 and running + queued + done == accepted
             busy = next(r for r in responses if r.status_code == 429)
             assert busy.headers["retry-after"] == "30"
             assert "--queue-sweeps" in busy.json()["detail"] and "5 sweeps" in busy.json()["detail"]
-            m = metrics(c)
-            running = m[("basiskit_jobs", (("kind", "sweep"), ("status", "running")))]
-            queued = m[("basiskit_jobs", (("kind", "sweep"), ("status", "queued")))]
-            assert running <= 2 and running + queued <= 5
             ids = [r.json()["id"] for r in responses if r.status_code == 202]
-            assert [wait_for(c, i, kind="sweeps", timeout=300)["status"] for i in ids] == ["done"] * 5
+            assert [wait_for(c, i, kind="sweeps", timeout=300)["status"] for i in ids] == ["done"] * accepted
             m = metrics(c)
-            assert m[("basiskit_jobs", (("kind", "sweep"), ("status", "done")))] == 5
-            assert m[("basiskit_sweep_duration_seconds_count", ())] == 5
+            assert m[("basiskit_jobs", (("kind", "sweep"), ("status", "done")))] == accepted
+            assert m[("basiskit_sweep_duration_seconds_count", ())] == accepted
             # per sweep: its workers and runs
             r = c.post("/sweeps", json=SWEEP | {"workers": 4})
             assert r.status_code == 422 and r.json()["detail"][0]["field"] == "workers"
@@ -76,7 +80,7 @@ def test_metrics_equal_the_api_for_a_running_paper_replay(tmp_path):
     import subprocess
     import sys
 
-    db = tmp_path / "paper.duckdb"
+    db = tmp_path / "paper.db"
     env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
     proc = subprocess.Popen([sys.executable, "-m", "basiskit.cli", "paper", "run", "eth_leveraged", "--data",
                              str(SAMPLE_DIR), "--start", "2024-11-01", "--end", "2024-11-20", "--session", "m",

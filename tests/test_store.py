@@ -1,14 +1,15 @@
-"""Stored runs: the CLI writes every run to DuckDB; list, show, compare, export and report read it."""
+"""Stored runs: the CLI writes every run to the store (SQLite, the runs' ticks and events as Parquet); list, show,
+compare, export, sql and report read it."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -33,19 +34,28 @@ def two_runs(tmp_path):
 
 def test_runs_are_queryable_with_plain_sql(two_runs):
     a, b, _ = two_runs
-    con = duckdb.connect(os.environ["BASISKIT_DB"], read_only=True)
-    rows = con.execute("SELECT run_id, mode, status, source, CAST(summary->>'final_nav' AS DOUBLE) FROM runs "
+    con = sqlite3.connect(f"file:{os.environ['BASISKIT_DB']}?mode=ro", uri=True)  # the store itself, read-only
+    rows = con.execute("SELECT run_id, mode, status, source, json_extract(summary, '$.final_nav') FROM runs "
                        "ORDER BY created_at").fetchall()
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(a["run_id"], "eth_basis", "done", "cli"),
                                                          (b["run_id"], "pure_lending_usdt", "done", "cli")]
     assert rows[0][4] == a["final_nav"]
-    nav = con.execute("SELECT value FROM tick_values WHERE run_id = ? AND metric = 'nav' ORDER BY tick",
-                      [a["run_id"]]).fetchall()
-    assert len(nav) == a["steps"] + 1 and nav[-1][0] == a["final_nav"]
-    funding = con.execute("SELECT sum(value) FROM tick_values WHERE run_id = ? AND metric LIKE 'funding:%'",
-                          [a["run_id"]]).fetchone()[0]
-    assert funding == pytest.approx(a["pnl_attribution"]["funding"], rel=1e-12)
     con.close()
+    # DuckDB over the runs' Parquet files and the store's tables (`basiskit runs sql`)
+    got = json.loads(basiskit("runs", "sql", "--json", "SELECT r.mode, count(*) AS n, max(t.value) AS last FROM "
+                              "tick_values t JOIN runs r USING (run_id) WHERE t.metric = 'nav' AND t.tick = "
+                              f"{a['steps']} GROUP BY r.mode ORDER BY r.mode"))
+    assert got == [{"mode": "eth_basis", "n": 1, "last": a["final_nav"]},
+                   {"mode": "pure_lending_usdt", "n": 1, "last": b["final_nav"]}]
+    nav = json.loads(basiskit("runs", "sql", "--json", f"SELECT value FROM tick_values WHERE run_id = '{a['run_id']}' "
+                              "AND metric = 'nav' ORDER BY tick"))
+    assert len(nav) == a["steps"] + 1 and nav[-1]["value"] == a["final_nav"]
+    funding = json.loads(basiskit("runs", "sql", "--json", "SELECT sum(value) AS f FROM tick_values WHERE run_id = "
+                                  f"'{a['run_id']}' AND metric LIKE 'funding:%'"))[0]["f"]
+    assert funding == pytest.approx(a["pnl_attribution"]["funding"], rel=1e-12)
+    apy = json.loads(basiskit("runs", "sql", "--json", f"SELECT CAST(summary->>'apy' AS DOUBLE) AS apy FROM runs "
+                              f"WHERE run_id = '{b['run_id']}'"))[0]["apy"]
+    assert apy == b["apy"]
 
 
 def test_list_show_compare_export(two_runs, tmp_path):

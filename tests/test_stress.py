@@ -70,7 +70,7 @@ def test_the_acceptance_command_on_the_full_history(full_data, tmp_path):
     """`basiskit stress eth_leveraged --scenario lst_rate_shock --shock magnitude=M --at 2024-09-02T00:00:00Z`
     with M just past the distance the baseline reports there."""
     common = ("--start", YEAR["start"], "--end", YEAR["end"], "--capital", "50", "--data", str(full_data),
-              "--out", str(tmp_path), "--db", str(tmp_path / "s.duckdb"), "--json")
+              "--out", str(tmp_path), "--db", str(tmp_path / "s.db"), "--json")
     base = json.loads(basiskit("backtest", "eth_leveraged", *common).stdout)
     ticks = pd.read_parquet(os.path.join(base["results_dir"], "ticks.parquet"))
     k = int(np.flatnonzero(ticks["timestamp"] == pd.Timestamp(AT))[0])
@@ -293,7 +293,7 @@ def test_a_bad_scenario_file_is_refused_naming_each_problem(tmp_path):
 def test_stress_cli_json(tmp_path):
     p = basiskit("stress", "eth_leveraged", "--scenario", "lst_slashing", "--shock", "magnitude=0.2", "--at", "worst",
                  "--start", "2024-11-01", "--end", "2024-12-01", "--grid", "magnitude=0.05,0.2", "--json",
-                 "--data", str(SAMPLE_DIR), "--out", str(tmp_path), "--db", str(tmp_path / "s.duckdb"))
+                 "--data", str(SAMPLE_DIR), "--out", str(tmp_path), "--db", str(tmp_path / "s.db"))
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
     assert set(r) >= {"shocks", "baseline", "scenario", "loss_vs_baseline", "time_to_recover_hours", "grid"}
@@ -305,7 +305,7 @@ def test_stress_cli_json(tmp_path):
     assert r["at"] == worst
     assert [row["liquidated"] for row in r["grid"]["runs"]] == [False, True]
     html = tmp_path / "stress.html"
-    assert basiskit("report", r["stress_id"], "-o", str(html), "--db", str(tmp_path / "s.duckdb")).returncode == 0
+    assert basiskit("report", r["stress_id"], "-o", str(html), "--db", str(tmp_path / "s.db")).returncode == 0
     assert "liquidation map over" not in html.read_text() and "loss against the unshocked run" in html.read_text()
 
 

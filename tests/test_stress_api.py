@@ -52,7 +52,7 @@ def test_a_stress_test_over_http_equals_the_same_test_here(client, tmp_path):
     status = wait_for(client, stress_id, kind="stress")
     assert status["status"] == "done", status
     remote = client.get(f"/stress/{stress_id}/result").json()
-    here = stress_test(StressRequest(**BODY), SAMPLE_DIR, Dataset(SAMPLE_DIR), StressStore(tmp_path / "h.duckdb"),
+    here = stress_test(StressRequest(**BODY), SAMPLE_DIR, Dataset(SAMPLE_DIR), StressStore(tmp_path / "h.db"),
                        "test", None)
 
     def stable(r: dict) -> dict:

@@ -4,13 +4,14 @@ identical rows, the store and the CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 
 from basiskit.data.dataset import SAMPLE_DIR, Dataset
@@ -29,7 +30,7 @@ WINDOWS = ["2024-10-10..2024-11-10", "2024-11-10..2024-12-10"]
 
 def sweep(tmp_path, dataset=SAMPLE_DIR, **fields) -> dict:
     req = SweepRequest(**({"mode": "usdt_market_neutral", "capital": 100_000, "workers": 1} | fields))
-    return run_sweep(req, dataset, Dataset(dataset), SweepStore(tmp_path / "sweeps.duckdb"), "test")
+    return run_sweep(req, dataset, Dataset(dataset), SweepStore(tmp_path / "sweeps.db"), "test")
 
 
 def test_params_as_stated():
@@ -95,7 +96,7 @@ def test_a_refused_value_is_a_run_with_its_error(tmp_path):
 def test_keep_ticks_stores_every_run_in_full(tmp_path):
     result = sweep(tmp_path, params=["stake_allocation=0.5,0.75"], start="2024-11-01", end="2024-11-03",
                    keep_ticks=True)
-    store = SweepStore(tmp_path / "sweeps.duckdb")
+    store = SweepStore(tmp_path / "sweeps.db")
     run_ids = store.sweep_runs(result["sweep_id"])["run_id"].tolist()
     assert len(run_ids) == 2 and all(run_ids)
     for run_id, run in zip(run_ids, result["runs"], strict=True):
@@ -174,7 +175,7 @@ def basiskit(*args):
 
 
 def test_cli_store_and_sql(tmp_path):
-    db = str(tmp_path / "cli.duckdb")
+    db = str(tmp_path / "cli.db")
     p = basiskit("sweep", "eth_basis", "--param", "basis.margin_buffer=0.3,0.5", "--start", "2024-11-01", "--end",
                  "2024-11-15", "--workers", "1", "--json", "--db", db, "--data", str(SAMPLE_DIR))
     assert p.returncode == 0, p.stderr
@@ -190,7 +191,7 @@ def test_cli_store_and_sql(tmp_path):
     out = tmp_path / "runs.csv"
     assert basiskit("sweeps", "export", sid, "-o", str(out), "--db", db).returncode == 0
     assert "param:basis.margin_buffer" in out.read_text().splitlines()[0]
-    with duckdb.connect(db, read_only=True) as con:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
         apy = con.execute("SELECT apy FROM sweep_runs WHERE sweep_id = ? ORDER BY run_index", [sid]).fetchall()
         funding = con.execute("SELECT summary->>'$.pnl_attribution.funding' FROM sweep_runs WHERE sweep_id = ?",
                               [sid]).fetchall()
@@ -205,7 +206,7 @@ ACCEPTANCE = ["--capital", "100000", "--param", "target_ltv=0.60:0.85:0.05", "--
 
 
 def test_acceptance_sweep_of_240_configs(full_data, tmp_path):
-    db = str(tmp_path / "acc.duckdb")
+    db = str(tmp_path / "acc.db")
     p = basiskit("sweep", "usdt_market_neutral", *ACCEPTANCE, "--db", db, "--data", str(full_data))
     assert p.returncode == 0, p.stderr
     result = json.loads(p.stdout)

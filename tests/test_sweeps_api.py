@@ -29,7 +29,7 @@ def test_a_sweep_over_http_equals_the_same_sweep_here(client, tmp_path):
     assert status["status"] == "done" and status["done"] == status["total"] == 4 and status["progress"] == 1.0
     remote = client.get(f"/sweeps/{sweep_id}/result").json()
     here = run_sweep(SweepRequest(**BODY, workers=1), SAMPLE_DIR, Dataset(SAMPLE_DIR),
-                     SweepStore(tmp_path / "here.duckdb"), "test")
+                     SweepStore(tmp_path / "here.db"), "test")
     volatile = {"sweep_id", "wall_seconds"}
     assert remote.pop("capacity") is None  # capital is not a param of this sweep
     assert {k: v for k, v in remote.items() if k not in volatile} == {k: v for k, v in here.items()

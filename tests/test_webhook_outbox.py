@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from basiskit.data.dataset import SAMPLE_DIR
 from basiskit.paper.store import PaperStore
+from recorded import database_text
 from server import free_port
 
 
@@ -80,22 +81,13 @@ def wait_until(condition, timeout: float, what: str) -> None:
 PLANTED_HOOK, PLANTED_RPC = "hook-key-7f3a9c2e51", "rpc-key-4b8d0e6f93"
 
 
-def every_text(db) -> str:
-    """Every value of every table of the store, as text."""
-    import duckdb
-
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        return "\n".join(str(con.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables)
-    finally:
-        con.close()
+every_text = database_text  # every value of every table of the store, as text
 
 
 def test_no_alert_is_lost_across_refusals_a_redirect_an_outage_and_a_kill(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}/alerts?key={PLANTED_HOOK}"
-    db = tmp_path / "db.duckdb"
+    db = tmp_path / "db.db"
     received: list[dict] = []
     receiver = Receiver(port, received, refuse=3, redirect=1)
     env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"} | {"TEST_HOOK_URL": url}
@@ -133,7 +125,7 @@ def test_no_alert_is_lost_across_refusals_a_redirect_an_outage_and_a_kill(tmp_pa
     text = every_text(db) + logs + json.dumps(store.session("w"), default=str)
     assert PLANTED_HOOK not in text and PLANTED_RPC not in text
     assert "env:TEST_HOOK_URL" in text and "http://127.0.0.1:1" in text  # references: a name, scheme://host:port
-    assert all(os.stat(f).st_mode & 0o077 == 0 for f in tmp_path.glob("db.duckdb*")), "the store is the owner's"
+    assert all(os.stat(f).st_mode & 0o077 == 0 for f in tmp_path.glob("db.db*")), "the store is the owner's"
 
 
 def test_a_stored_url_reference_is_found_again_or_its_fix_named(monkeypatch):
@@ -160,15 +152,15 @@ def test_a_stored_url_reference_is_found_again_or_its_fix_named(monkeypatch):
 
 
 def test_urls_an_earlier_version_stored_become_references_when_the_store_opens(tmp_path):
-    import duckdb
+    import sqlite3
 
     from basiskit.live.store import LiveStore
 
-    db = tmp_path / "old.duckdb"
+    db = tmp_path / "old.db"
     PaperStore(db).create_session("p", "btc_basis", "live", 0, 3600, 2, {}, {
         "feed": "live", "rpc_url": f"https://node.example:8545/{PLANTED_RPC}", "webhook": None})
     LiveStore(db).open_session("l", "btc_basis", "accounts.yaml", {}, "env:HOOK")
-    con = duckdb.connect(str(db))  # as an earlier version wrote them: the URLs themselves
+    con = sqlite3.connect(str(db), isolation_level=None)  # as an earlier version wrote them: the URLs themselves
     con.execute("UPDATE paper_sessions SET options = ? WHERE name = 'p'", [json.dumps({
         "feed": "live", "rpc_url": f"https://node.example:8545/{PLANTED_RPC}",
         "webhook": f"https://hooks.example/{PLANTED_HOOK}"})])

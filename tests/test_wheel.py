@@ -44,7 +44,7 @@ def test_the_wheel_in_a_fresh_venv_backtests_and_serves(tmp_path):
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if k not in ("BASISKIT_DATA", "BASISKIT_TOKENS", "PYTHONPATH")}
-    env["BASISKIT_DB"] = str(tmp_path / "runs.duckdb")
+    env["BASISKIT_DB"] = str(tmp_path / "runs.db")
     work = tmp_path / "elsewhere"  # not the repo: only the installed package can answer
     work.mkdir()
     r = subprocess.run([str(bin_dir / "basiskit"), "backtest", "eth_basis", "--start", "2024-11-01", "--end",

@@ -84,7 +84,7 @@ def _sweeps(console: Console, root, engine_s: float, workers: int) -> None:
 
     dataset = Dataset(root)
     with tempfile.TemporaryDirectory() as tmp:
-        store = SweepStore(Path(tmp) / "bench.duckdb")
+        store = SweepStore(Path(tmp) / "bench.db")
         for label, extra, n in (("grid", {}, 240), ("random", {"random": 1000}, 1000)):
             req = SweepRequest(mode="usdt_market_neutral", capital=100_000, params=SWEEP_PARAMS, workers=workers,
                                **extra)

@@ -83,8 +83,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     limits = limits or ServiceLimits(running=workers)
     root, source = resolve_data_dir(data_dir)
     store = StressStore(db_path)
-    paper_store = PaperStore(store.path)
-    live_store = LiveStore(store.path)
+    paper_store = PaperStore(store.path, analytics=store.analytics.root)
+    live_store = LiveStore(store.path, analytics=store.analytics.root)
     state: dict[str, Any] = {"limits": limits, "ray_address": ray_address, "admission": {
         "backtest": Admission("backtests", limits.running, limits.queue_backtests, "--queue-backtests"),
         "sweep": Admission("sweeps", limits.running, limits.queue_sweeps, "--queue-sweeps"),

@@ -101,13 +101,17 @@ def load_tokens(path: Path) -> Tokens:
     return Tokens(path, tuple(roles))
 
 
-def ensure_tokens(configured: Path | None, db_path: Path) -> tuple[Tokens, bool]:
+def ensure_tokens(configured: Path | None, db_path: Path | str) -> tuple[Tokens, bool]:
     """The tokens of `configured` (else $BASISKIT_TOKENS), or of a file beside the database, created on first
     start with one token of the run and trade roles (owner-only). Returns the tokens and whether the file was just
     created."""
     path = configured or (Path(os.environ[TOKENS_ENV]) if os.environ.get(TOKENS_ENV) else None)
     if path is not None:
         return load_tokens(path), False
+    from ..results.db import data_dir
+    from ..results.sql import is_url
+
+    db_path = data_dir() / "basiskit.db" if is_url(str(db_path)) else Path(db_path)  # a server's store: the user dir
     path = db_path.parent / f"{db_path.stem}.tokens"
     if path.exists():
         return load_tokens(path), False

@@ -136,7 +136,7 @@ def run(
     from ..live.lease import Lease, account_keys
     from ..live.plan import Planner
     from ..live.session import LiveLimits, LiveSession
-    from ..live.store import LiveStore
+    from ..live.store import SESSION_STORE_WAIT_S, LiveStore
 
     signal.signal(signal.SIGTERM, STOP.handler)
     try:
@@ -150,7 +150,8 @@ def run(
         if execute != "off" and not plan:
             raise ConfigError([("--no-plan", True, f"--execute {execute} sends the plan's orders: drop --no-plan")])
         name = session or f"live-{mode}"
-        store = LiveStore(db)
+        store = LiveStore(db, lock_timeout=SESSION_STORE_WAIT_S)  # never waits longer on another process: it keeps the
+        # hour in memory, alerts and reads again (live/session.py)
         # one session per wallet and exchange account: refused (exit 2, naming the holder) before anything is read
         lease = Lease(store, name, account_keys(found, store, name), cfg.live.heartbeat_s)
         lease.acquire()

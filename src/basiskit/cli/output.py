@@ -19,7 +19,9 @@ from ..results.db import RunStore
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console(width=None if sys.stdout.isatty() else 160)
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $BASISKIT_DB or user dir).")]
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="The store: a file (SQLite) or a postgresql:// URL (default: $BASISKIT_DB, else basiskit.db in the "
+    "user's data dir).")]
 # The options every run-making command shares (backtest, sweep, stress).
 StartOption = Annotated[str | None, typer.Option(help="Window start, ISO 8601 UTC (default: data start).")]
 EndOption = Annotated[str | None, typer.Option(help="Window end, ISO 8601 UTC, its hour included (default: data end).")]

@@ -19,7 +19,7 @@ from ..errors import BasiskitError
 from ..paper.session import FEEDS, PaperOptions, PaperSession, live_window
 from ..paper.status import session_status
 from ..paper.store import PaperStore
-from ..results.db import json_safe
+from ..results.db import SESSION_STORE_WAIT_S, json_safe
 from ..sessions.secrets import reference
 from ..sessions.stopping import STOP
 from .backtest import print_summary
@@ -124,7 +124,7 @@ def run(
             out=str(out_dir),
             capture=str(capture or out_dir / f"{name}-data") if feed == "live" else None,
         )
-        store = PaperStore(db)
+        store = PaperStore(db, lock_timeout=SESSION_STORE_WAIT_S)  # a session waits no longer: it keeps the hour
         if not as_json:
             err.print(f"paper session [bold]{name}[/] ({feed}): resume with `basiskit paper resume {name}`")
         _finish(PaperSession(store, name, cfg, options, quiet=False, progress=None), as_json)
@@ -148,7 +148,9 @@ def resume(
     """Continue a session from its last committed tick (after a crash or a stop): nothing lost, nothing doubled."""
     signal.signal(signal.SIGTERM, STOP.handler)
     try:
-        _finish(PaperSession.resume(PaperStore(db), name, speed, rpc_url=rpc_url, webhook=alert_webhook), as_json)
+        resumed = PaperSession.resume(PaperStore(db, lock_timeout=SESSION_STORE_WAIT_S), name, speed, rpc_url=rpc_url,
+                                      webhook=alert_webhook)
+        _finish(resumed, as_json)
     except BasiskitError as exc:
         fail(exc)
     except KeyboardInterrupt:  # stopped while it was starting: nothing changed

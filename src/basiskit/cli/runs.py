@@ -91,6 +91,33 @@ def compare_rows(runs: list[dict]):
 OutDir = Annotated[Path, typer.Option("-o", "--out", help="Folder to write to.")]
 
 
+@runs_app.command("sql")
+def runs_sql(query: Annotated[str, typer.Argument(help="A DuckDB SELECT over runs, tick_values, events, sweeps, "
+                                                       "sweep_runs, stress_tests.")],
+             as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON objects.")] = False,
+             db: DbOption = None) -> None:
+    """Plain SQL over the store (DuckDB, read-only): the operational tables as read now, every run's ticks and
+    events through views over their Parquet files."""
+    import duckdb
+
+    store = open_store(db)
+    con = run_or_fail(lambda: store.sql())
+    try:
+        cur = con.execute(query)
+    except duckdb.Error as exc:
+        err.print(f"error: {str(exc).splitlines()[0]}")
+        raise typer.Exit(2) from None
+    cols = [d[0] for d in cur.description or []]
+    rows = cur.fetchall()
+    if as_json:
+        typer.echo(json.dumps([json_safe(dict(zip(cols, r, strict=True))) for r in rows]))
+        return
+    table = Table(*cols)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    out.print(table)
+
+
 @runs_app.command("export")
 def runs_export(run_id: str, out_dir: OutDir = Path("."), db: DbOption = None) -> None:
     """Write a stored run as Parquet (ticks, events) and its summary as JSON."""
@@ -181,7 +208,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
         err.print(f"error: --host {host} answers beyond this machine: name the Host names it may answer with "
                   "--allowed-host (e.g. --allowed-host basiskit.internal)")
         raise typer.Exit(2)
-    found, created = run_or_fail(lambda: ensure_tokens(tokens, Path(db) if db else default_db_path()))
+    found, created = run_or_fail(lambda: ensure_tokens(tokens, db or default_db_path()))
     if created:
         err.print(f"created a token of the run and trade roles in {found.path} (owner-only); send it as "
                   "`Authorization: Bearer TOKEN`")

@@ -71,7 +71,7 @@ def account_keys(accounts, store=None, session: str | None = None) -> list[str]:
     given the store and the session's name, session:{store}:{name} (one process per session of a store)."""
     keys = [f"wallet:{accounts.chain_id}:{w.address.lower()}" for w in accounts.wallets]
     if store is not None and session is not None:
-        keys.append(f"session:{Path(store.path).resolve()}:{session}")
+        keys.append(f"session:{store.ident}:{session}")
     keys += [f"exchange:{c.venue}:{hashlib.sha256(c.api_key.get_secret_value().encode()).hexdigest()[:16]}"
              for c in accounts.exchanges]
     return sorted(set(keys))
@@ -106,7 +106,7 @@ class Lease:
     def __init__(self, store, session: str, keys: list[str], heartbeat_s: float, directory: Path | None = None):
         self.store, self.session, self.keys, self.heartbeat_s = store, session, keys, heartbeat_s
         self.directory = directory or lease_dir()
-        self.holder = {"session": session, "db": str(store.path), "host": socket.gethostname(), "pid": os.getpid(),
+        self.holder = {"session": session, "db": store.where, "host": socket.gethostname(), "pid": os.getpid(),
                        "leases": str(self.directory)}
         self._files: list = []
         self._stop = threading.Event()
@@ -158,7 +158,8 @@ class Lease:
 
     def beat(self) -> None:
         if self._beat_store is None:  # its own handle: never waits for what the session holds (an order's burst)
-            self._beat_store = type(self.store)(self.store.path, lock_timeout=self.store.lock_timeout)
+            self._beat_store = type(self.store)(self.store.path, lock_timeout=self.store.lock_timeout,
+                                                analytics=self.store.analytics.root)
         self._beat_store.heartbeat(self.session, self.keys, self.heartbeat_s, json.dumps(self.holder))
         self.beats += 1
 

@@ -1,4 +1,4 @@
-"""Live sessions in the results database, one transaction per tick:
+"""Live sessions in the store (tables in results/schema.py), one transaction per tick:
 
   live_sessions(name, mode, accounts, config, status, created_at, updated_at, error, webhook, execute, halted,
                 kill_reason, kill_done)
@@ -20,12 +20,14 @@ import json
 import time
 from pathlib import Path
 
-from ..results.db import RunStore, StoreError, json_safe, now
+from ..results.db import SESSION_STORE_WAIT_S, RunStore, StoreError, json_safe, now
 from ..sessions.alerts import Alert
 from ..sessions.outbox import AlertOutbox
 from ..sessions.secrets import given, resolve
 from ..sessions.stopping import STOP
 from ..sessions.times import ts_of
+
+__all__ = ["SESSION_STORE_WAIT_S", "LiveStore"]
 
 ORDER_COLUMNS = ("session, seq, tick, timestamp, venue, instrument, side, size, price, reason, client_id, status, "
                  "notional_usd, filled, average, fee, created_epoch, updated_at, action, asset, to_asset, bundle, "
@@ -36,45 +38,11 @@ ORDER_READ = ("client_id", "tick", "seq", "venue", "instrument", "side", "size",
               "notional_usd", "created_epoch", "coalesce(action, '')", "coalesce(asset, '')", "to_asset", "bundle",
               "coalesce(trigger, 'strategy')", "coalesce(safety, false)", "counted_usd", "read_epoch",
               "approved_epoch", "note")
-LIVE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS live_sessions (
-  name VARCHAR PRIMARY KEY, mode VARCHAR, accounts VARCHAR, config JSON, status VARCHAR, created_at TIMESTAMPTZ,
-  updated_at TIMESTAMPTZ, error VARCHAR, webhook VARCHAR);
-CREATE TABLE IF NOT EXISTS live_ticks (
-  session VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, block BIGINT, nav_usd DOUBLE, nav DOUBLE, book JSON,
-  reconciliation JSON, PRIMARY KEY (session, tick));
-CREATE TABLE IF NOT EXISTS live_orders (
-  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, venue VARCHAR, instrument VARCHAR,
-  side VARCHAR, size DOUBLE, price DOUBLE, reason VARCHAR);
-CREATE TABLE IF NOT EXISTS live_order_log (
-  session VARCHAR, seq INTEGER, client_id VARCHAR, logged_at TIMESTAMPTZ, step VARCHAR, status VARCHAR, details JSON);
-CREATE TABLE IF NOT EXISTS live_alerts (
-  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR, details JSON);
-CREATE TABLE IF NOT EXISTS live_leases (
-  key VARCHAR PRIMARY KEY, session VARCHAR, holder VARCHAR, heartbeat_epoch DOUBLE);
-CREATE TABLE IF NOT EXISTS live_deliveries (
-  session VARCHAR, seq INTEGER, delivered_at TIMESTAMPTZ, attempts INTEGER, last_error VARCHAR,
-  PRIMARY KEY (session, seq));
-"""
-
-
+_SAFETY = ORDER_READ.index("coalesce(safety, false)")
 _HALTED_OR = "CASE WHEN coalesce(halted, false) THEN 'halted' ELSE ? END"  # a kill outlives stops and restarts
-
-
-# columns added after a table's first release: added to a database that lacks them
-ADDED_COLUMNS = {
-    "live_ticks": {"plan": "JSON", "read_epoch": "DOUBLE"},
-    "live_orders": {"client_id": "VARCHAR", "status": "VARCHAR", "notional_usd": "DOUBLE", "filled": "DOUBLE",
-                    "average": "DOUBLE", "fee": "DOUBLE", "created_epoch": "DOUBLE", "updated_at": "TIMESTAMPTZ",
-                    "booked_tick": "INTEGER", "moves": "JSON", "action": "VARCHAR", "asset": "VARCHAR",
-                    "to_asset": "VARCHAR", "bundle": "VARCHAR", "trigger": "VARCHAR", "safety": "BOOLEAN",
-                    "counted_usd": "DOUBLE", "read_epoch": "DOUBLE", "approved_epoch": "DOUBLE", "note": "VARCHAR"},
-    "live_sessions": {"execute": "VARCHAR", "halted": "BOOLEAN", "kill_reason": "VARCHAR", "kill_done": "BOOLEAN",
-                      "heartbeat_epoch": "DOUBLE", "heartbeat_s": "DOUBLE", "holder": "VARCHAR", "lease_keys": "JSON",
-                      "dead_alerted": "DOUBLE"},
-}
-LIVE_SCHEMA += "".join(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind};\n"
-                       for table, columns in ADDED_COLUMNS.items() for name, kind in columns.items())
+# each session's latest reading, joined to live_sessions s as t
+_LAST_TICK = ("LEFT JOIN (SELECT session, max(tick) AS tick FROM live_ticks GROUP BY session) m ON m.session = s.name "
+              "LEFT JOIN live_ticks t ON t.session = m.session AND t.tick = m.tick")
 
 
 class LiveStore(RunStore, AlertOutbox):
@@ -83,7 +51,6 @@ class LiveStore(RunStore, AlertOutbox):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         with self._conn() as con:
-            con.execute(LIVE_SCHEMA)
             # an earlier version stored the webhook URL itself: kept as a reference (sessions/secrets.py) only
             for name, url in con.execute("SELECT name, webhook FROM live_sessions WHERE webhook IS NOT NULL AND "
                                          "webhook NOT LIKE 'env:%' AND webhook NOT LIKE 'given:%'").fetchall():
@@ -237,7 +204,7 @@ class LiveStore(RunStore, AlertOutbox):
                 raise
 
     def add_alerts(self, name: str, alerts: list[Alert]) -> None:
-        with self._conn() as con:
+        with self.transaction() as con:
             self._alerts(con, name, alerts)
 
     def _alerts(self, con, name: str, alerts: list[Alert]) -> None:
@@ -250,8 +217,7 @@ class LiveStore(RunStore, AlertOutbox):
         with self._conn() as con:
             rows = con.execute(
                 "SELECT s.name, s.mode, s.status, s.created_at, s.updated_at, t.tick, t.nav_usd, s.error "
-                "FROM live_sessions s LEFT JOIN (SELECT session, max(tick) AS tick, arg_max(nav_usd, tick) AS nav_usd "
-                "FROM live_ticks GROUP BY session) t ON t.session = s.name ORDER BY s.created_at DESC").fetchall()
+                f"FROM live_sessions s {_LAST_TICK} ORDER BY s.created_at DESC").fetchall()
         keys = ("name", "mode", "status", "created_at", "updated_at", "last_tick", "nav_usd", "error")
         out = [dict(zip(keys, r, strict=True)) for r in rows]
         for s in out:
@@ -266,13 +232,14 @@ class LiveStore(RunStore, AlertOutbox):
                               [name]).fetchone()
             if row is None:
                 known = [r[0] for r in con.execute("SELECT name FROM live_sessions ORDER BY name").fetchall()]
-                raise StoreError(f"no live session {name!r} in {self.path}; sessions: {', '.join(known) or 'none'}.")
+                raise StoreError(f"no live session {name!r} in {self.where}; sessions: {', '.join(known) or 'none'}.")
             tick = con.execute("SELECT tick, timestamp, block, nav_usd, nav, book, reconciliation, plan "
                                "FROM live_ticks WHERE session = ? ORDER BY tick DESC LIMIT 1", [name]).fetchone()
             alerts = con.execute("SELECT tick, timestamp, kind, message, details FROM live_alerts WHERE session = ? "
                                  "ORDER BY seq DESC LIMIT 20", [name]).fetchall()
         out = dict(zip(("name", "mode", "status", "accounts", "error", "execute", "halted", "kill_reason"), row,
                        strict=True))
+        out["halted"] = bool(out["halted"])
         alive = self.liveness(name)
         out["heartbeat_age_s"] = alive["heartbeat_age_s"]
         if alive["dead"]:
@@ -292,10 +259,8 @@ class LiveStore(RunStore, AlertOutbox):
         with self._conn() as con:
             rows = con.execute(
                 "SELECT s.name, s.status, epoch(s.updated_at), t.nav_usd, t.book, t.reconciliation, "
-                "(SELECT count(*) FROM live_alerts a WHERE a.session = s.name) FROM live_sessions s LEFT JOIN "
-                "(SELECT session, arg_max(nav_usd, tick) AS nav_usd, arg_max(book, tick) AS book, "
-                "arg_max(reconciliation, tick) AS reconciliation FROM live_ticks GROUP BY session) t "
-                "ON t.session = s.name ORDER BY s.name").fetchall()
+                f"(SELECT count(*) FROM live_alerts a WHERE a.session = s.name) FROM live_sessions s {_LAST_TICK} "
+                "ORDER BY s.name").fetchall()
         out = []
         for name, status, updated, nav, book, rec, n_alerts in rows:
             status = "dead" if self.liveness(name)["dead"] else status
@@ -317,7 +282,10 @@ class LiveStore(RunStore, AlertOutbox):
         with self._conn() as con:
             cur = con.execute(sql, [name] + ([since] if since is not None else []))
             cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        for r in rows:
+            r["safety"] = bool(r["safety"])
+        return rows
 
     # --- sending (live/execution.py) --------------------------------------------------------------------------
     def orders_in(self, name: str, statuses: tuple[str, ...] | None = None, tick: int | None = None) -> list:
@@ -333,18 +301,20 @@ class LiveStore(RunStore, AlertOutbox):
             sql += " AND tick = ?"
             args.append(tick)
         with self._conn() as con:
-            return [Order(*r) for r in con.execute(sql + " ORDER BY seq", args).fetchall()]
+            rows = con.execute(sql + " ORDER BY seq", args).fetchall()
+        return [Order(*r[:_SAFETY], bool(r[_SAFETY]), *r[_SAFETY + 1:]) for r in rows]
 
     def own_txs(self, name: str, since: float | None = None) -> set[str]:
         """The hashes (hex, no 0x) of every transaction the session signed (journaled at or after epoch `since`)."""
-        sql = "SELECT details->>'hash' FROM live_order_log WHERE session = ? AND step = 'tx'"
+        sql = "SELECT details FROM live_order_log WHERE session = ? AND step = 'tx'"
         args: list = [name]
         if since is not None:
             sql += " AND logged_at >= ?"
             args.append(ts_of(int(since)))
         with self._conn() as con:
             rows = con.execute(sql, args).fetchall()
-        return {r[0].removeprefix("0x") for r in rows if r[0]}
+        hashes = [json.loads(r[0]).get("hash") if r[0] else None for r in rows]
+        return {h.removeprefix("0x") for h in hashes if h}
 
     def last_planned_tick(self, name: str) -> int | None:
         """The latest reading's tick (whose plan is the one to carry out)."""
@@ -419,7 +389,7 @@ class LiveStore(RunStore, AlertOutbox):
         when None (a plan's orders are fixed when it is committed: approving it never approves another). An id that
         is not an awaiting order of that plan is refused, naming it, and nothing changes. A flash-loan bundle's steps
         follow its order. `at`: when (epoch seconds; default now): live.approved_ttl_minutes count from it."""
-        with self.held():  # read and written on one connection: no other process changes them in between
+        with self.transaction():  # read and written in one transaction: no other process changes them in between
             return self._decide(name, plan, ids, approve, by, time.time() if at is None else at)
 
     def _decide(self, name: str, plan: int, ids: list[str] | None, approve: bool, by: str, at: float) -> list[str]:

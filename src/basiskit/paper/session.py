@@ -27,7 +27,7 @@ from ..errors import ConfigError, RunError
 from ..execution.events import EventLog
 from ..execution.intents import order_intents
 from ..feeds.replay import Delivery, Feed, ReplayFeed
-from ..results.db import StoreError
+from ..results.db import StoreBusy, StoreError
 from ..results.service import RunOutput, store_output, tabulate
 from ..sessions.alerts import Alert, AlertMonitor, AlertSink, AlertThresholds
 from ..sessions.outbox import WebhookSender, check_webhook_url
@@ -39,6 +39,7 @@ from .store import PaperStore
 
 FEEDS = ("replay", "live")
 CAPTURE_EVERY = 24  # ticks between two writes of a live session's capture folder
+STORE_RETRY_S = 0.1  # first wait before a write the store refused is tried again (doubling, at most 5 s)
 LIVE_HORIZON_HOURS = 365 * 24  # a live session without --end runs for a year
 
 
@@ -300,7 +301,7 @@ class PaperSession:
         rows = [(e.k, self._t(e.k), e.type, e.message, e.details) for e in new]
         rows += [(a.k, a.t, "alert", a.message, {"kind": a.kind, **a.details}) for a in alerts]
         risk_row = {"nav": nav, **risk}
-        self.store.commit_tick(
+        down = self._stored(k, t, lambda: self.store.commit_tick(
             self.name,
             k,
             t,
@@ -315,7 +316,7 @@ class PaperSession:
             self.counts["events"],
             self.counts["orders"],
             self.counts["alerts"],
-        )
+        ))
         self.counts["events"] += len(rows)
         self.counts["run_events"] += len(new)
         self.counts["orders"] += len(orders)
@@ -323,6 +324,10 @@ class PaperSession:
         self.sink.emit(alerts)
         if alerts and self.sender is not None:
             self.sender.notify()
+        if down is not None:  # said on stderr while it lasted; in the store now that it is back
+            self._raise_alerts(k, [Alert(k, t, "store_unavailable", f"the store could not be used for {down[0]:.1f} s "
+                                   f"({down[1]} tries); this hour was committed once it could be",
+                                   {"down_s": down[0], "tries": down[1]})])
         if self.options.capture and (k + 1) % CAPTURE_EVERY == 0:
             self.capture()
         if self.progress is not None:
@@ -365,12 +370,34 @@ class PaperSession:
         ]
         self._stale_alerted |= {s.series for s in stale}
         if alerts and k >= len(self.recorded):
-            self.store.add_alerts(self.name, [a.row() for a in alerts], self.counts["alerts"], self.counts["events"])
+            self._raise_alerts(k, alerts)
+
+    def _raise_alerts(self, k: int, alerts: list[Alert]) -> None:
+        """Alerts between ticks: stored (waiting for the store as a tick does), said, sent."""
+        if alerts:
+            self._stored(k, alerts[0].t, lambda: self.store.add_alerts(
+                self.name, [a.row() for a in alerts], self.counts["alerts"], self.counts["events"]))
             self.counts["alerts"] += len(alerts)
             self.counts["events"] += len(alerts)
             self.sink.emit(alerts)
             if self.sender is not None:
                 self.sender.notify()
+
+    def _stored(self, k: int, t: int, write: Callable[[], None]) -> tuple[float, int] | None:
+        """Run a store write; one the store refuses because another process holds it (StoreBusy, after the store's
+        lock timeout) is tried again with the hour kept in memory, said on stderr at once and every 10th try: the
+        session never exits over the store. (seconds down, tries) when it had to wait, else None."""
+        since, tries = None, 0
+        while True:
+            try:
+                write()
+                return None if since is None else (time.monotonic() - since, tries)
+            except StoreBusy as exc:
+                since, tries = since or time.monotonic(), tries + 1
+                if tries == 1 or tries % 10 == 0:
+                    self.sink.emit([Alert(k, t, "store_unavailable", f"the store cannot be used ({exc}); the session "
+                                          "keeps the hour and tries again", {"tries": tries})])
+                time.sleep(min(STORE_RETRY_S * 2 ** min(tries - 1, 6), 5.0))
 
     def fresh(self, k: int) -> None:
         self._stale_alerted.clear()

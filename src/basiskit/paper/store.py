@@ -8,18 +8,15 @@
   paper_alerts(session, seq, tick, timestamp, kind, message, details)   -- also the webhook's outbox
   paper_deliveries(session, seq, delivered_at, attempts, last_error)   -- what reached the webhook
 
-A running session holds the database between ticks and lets go of it whenever it waits (and at least
-every HOLD_SECONDS), so a server or another command can read the file in between.
+Tables in results/schema.py. Each tick is one short transaction: a server or another command reads and writes
+the store while a session runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from datetime import datetime
-
-import duckdb
 
 from ..results.db import RunStore, StoreError, json_safe, now
 from ..sessions.outbox import AlertOutbox
@@ -27,27 +24,6 @@ from ..sessions.secrets import given, resolve
 from ..sessions.stopping import STOP
 from ..sessions.times import ts_of
 
-PAPER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS paper_sessions (
-  name VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR, feed VARCHAR, created_at TIMESTAMPTZ,
-  updated_at TIMESTAMPTZ, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, n_points INTEGER, config JSON,
-  options JSON, error VARCHAR, results_dir VARCHAR, summary JSON);
-CREATE TABLE IF NOT EXISTS paper_ticks (
-  session VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, delivery VARCHAR, quantities VARCHAR,
-  nav DOUBLE, nav_usd DOUBLE, risk JSON, PRIMARY KEY (session, tick));
-CREATE TABLE IF NOT EXISTS paper_events (
-  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, type VARCHAR, message VARCHAR,
-  details JSON);
-CREATE TABLE IF NOT EXISTS paper_orders (
-  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, venue VARCHAR, instrument VARCHAR,
-  side VARCHAR, size DOUBLE, price DOUBLE, reason VARCHAR);
-CREATE TABLE IF NOT EXISTS paper_alerts (
-  session VARCHAR, seq INTEGER, tick INTEGER, timestamp TIMESTAMPTZ, kind VARCHAR, message VARCHAR,
-  details JSON);
-CREATE TABLE IF NOT EXISTS paper_deliveries (
-  session VARCHAR, seq INTEGER, delivered_at TIMESTAMPTZ, attempts INTEGER, last_error VARCHAR,
-  PRIMARY KEY (session, seq));
-"""
 SESSION_FIELDS = (
     "name",
     "mode",
@@ -70,8 +46,6 @@ SELECT_SESSION = (
     "(SELECT session, max(tick) AS tick, max(timestamp) AS timestamp FROM paper_ticks GROUP BY session) t "
     "ON t.session = s.name"
 )
-HOLD_SECONDS = 1.0  # longest a running session keeps the file to itself
-YIELD_SECONDS = 0.1  # how long it lets go when it has held the file that long
 
 
 class PaperStore(RunStore, AlertOutbox):
@@ -82,7 +56,6 @@ class PaperStore(RunStore, AlertOutbox):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         with self._conn() as con:
-            con.execute(PAPER_SCHEMA)
             # an earlier version stored the RPC and webhook URLs themselves: kept as references only
             for name, text in con.execute("SELECT name, options FROM paper_sessions WHERE options LIKE "
                                           "'%\"rpc_url\": \"%' OR options LIKE '%\"webhook\": \"%'").fetchall():
@@ -92,35 +65,18 @@ class PaperStore(RunStore, AlertOutbox):
                         options[ref] = options.get(ref) or given(options[url])
                         options[url] = None
                 con.execute("UPDATE paper_sessions SET options = ? WHERE name = ?", [json.dumps(options), name])
-        self._held: duckdb.DuckDBPyConnection | None = None
-        self._held_since = 0.0
 
-    # --- a running session's connection ---------------------------------------------------------------
-    def _writer(self) -> duckdb.DuckDBPyConnection:
-        if self._held is None:
-            self._held = self._connect()
-            self._held_since = time.monotonic()
-        return self._held
-
+    # --- a running session's pace ---------------------------------------------------------------------
     def release(self) -> None:
-        if self._held is not None:
-            self._held.close()
-            self._held = None
+        """Nothing is held between ticks (each is its own transaction): kept for the session's calls."""
 
     def wait(self, seconds: float) -> None:
-        """Sleep `seconds` (the session's pace); let go of the file for it when it is long enough to be
-        worth it or the file has been held for HOLD_SECONDS (then for at least YIELD_SECONDS)."""
-        held_long = self._held is not None and time.monotonic() - self._held_since >= HOLD_SECONDS
-        if seconds >= YIELD_SECONDS or held_long:
-            self.release()
-            seconds = max(seconds, YIELD_SECONDS)
+        """Sleep `seconds` (the session's pace)."""
         if seconds > 0:
             time.sleep(seconds)
 
     def breathe(self) -> None:
-        """Between ticks of a session that never waits (speed 0): let readers in now and then."""
-        if self._held is not None and time.monotonic() - self._held_since >= HOLD_SECONDS:
-            self.wait(0.0)
+        """Between ticks of a session that never waits (speed 0): nothing to let go of."""
 
     # --- sessions ---------------------------------------------------------------------------------------
     def create_session(
@@ -129,7 +85,7 @@ class PaperStore(RunStore, AlertOutbox):
         with self._conn() as con:
             if con.execute("SELECT 1 FROM paper_sessions WHERE name = ?", [name]).fetchone():
                 raise StoreError(
-                    f"paper session {name!r} already exists in {self.path}: resume it with "
+                    f"paper session {name!r} already exists in {self.where}: resume it with "
                     f"`basiskit paper resume {name}`, or choose another --session."
                 )
             t = now()
@@ -156,7 +112,7 @@ class PaperStore(RunStore, AlertOutbox):
             ).fetchone()
             if row is None:
                 known = [r[0] for r in con.execute("SELECT name FROM paper_sessions ORDER BY name").fetchall()]
-                raise StoreError(f"no paper session {name!r} in {self.path}; sessions: {', '.join(known) or 'none'}.")
+                raise StoreError(f"no paper session {name!r} in {self.where}; sessions: {', '.join(known) or 'none'}.")
         out = dict(zip(SESSION_FIELDS, row[: len(SESSION_FIELDS)], strict=True))
         out["config"], out["options"] = json.loads(row[-3]), json.loads(row[-2])
         out["summary"] = json.loads(row[-1]) if row[-1] else None
@@ -180,7 +136,8 @@ class PaperStore(RunStore, AlertOutbox):
             "results_dir = COALESCE(?, results_dir) WHERE name = ?"
         )
         args = [status, error, now(), json.dumps(json_safe(summary)) if summary else None, results_dir, name]
-        self._writer().execute(sql, args)  # the session's connection (the caller releases it)
+        with self._conn() as con:
+            con.execute(sql, args)
 
     # --- ticks ------------------------------------------------------------------------------------------
     def commit_tick(
@@ -208,7 +165,12 @@ class PaperStore(RunStore, AlertOutbox):
 
     def _commit_tick(self, name, k, t, delivery, quantities, nav, nav_usd, risk, events, orders, alerts,
                      first_event_seq, first_order_seq, first_alert_seq) -> None:
-        con = self._writer()
+        with self._conn() as con:
+            self._write_tick(con, name, k, t, delivery, quantities, nav, nav_usd, risk, events, orders, alerts,
+                             first_event_seq, first_order_seq, first_alert_seq)
+
+    def _write_tick(self, con, name, k, t, delivery, quantities, nav, nav_usd, risk, events, orders, alerts,
+                    first_event_seq, first_order_seq, first_alert_seq) -> None:
         stamp = ts_of(t)
         tick = [name, k, stamp, delivery, json.dumps(quantities), nav, nav_usd, json.dumps(json_safe(risk))]
         if not (events or orders or alerts):  # one statement is its own transaction
@@ -242,8 +204,7 @@ class PaperStore(RunStore, AlertOutbox):
             con.execute("UPDATE paper_sessions SET updated_at = ? WHERE name = ?", [now(), name])
             con.execute("COMMIT")
         except BaseException:  # a signal mid-commit too: the tick is all or nothing
-            with contextlib.suppress(duckdb.Error):  # nothing to roll back when it struck just after COMMIT
-                con.execute("ROLLBACK")
+            con.execute("ROLLBACK")  # (nothing to roll back when it struck just after COMMIT)
             raise
 
     def add_alerts(self, name: str, alerts: list[tuple], first_alert_seq: int, first_event_seq: int) -> None:
@@ -252,7 +213,10 @@ class PaperStore(RunStore, AlertOutbox):
             self._add_alerts(name, alerts, first_alert_seq, first_event_seq)
 
     def _add_alerts(self, name: str, alerts: list[tuple], first_alert_seq: int, first_event_seq: int) -> None:
-        con = self._writer()
+        with self.transaction() as con:
+            self._write_alerts(con, name, alerts, first_alert_seq, first_event_seq)
+
+    def _write_alerts(self, con, name: str, alerts: list[tuple], first_alert_seq: int, first_event_seq: int) -> None:
         con.executemany(
             "INSERT INTO paper_alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
@@ -312,20 +276,20 @@ class PaperStore(RunStore, AlertOutbox):
     def table(self, name: str, table: str, since: datetime | None = None, limit: int | None = None) -> list[dict]:
         """Rows of paper_{table} for a session (newest last), optionally from `since` on."""
         self.session(name)
-        sql = f"SELECT * EXCLUDE (session) FROM paper_{table} WHERE session = ?"
+        sql = f"SELECT * FROM paper_{table} WHERE session = ?"
         args: list = [name]
         if since is not None:
             sql += " AND timestamp >= ?"
             args.append(since)
         order = "tick" if table == "ticks" else "seq"
         if limit:
-            sql = f"SELECT * FROM ({sql} ORDER BY {order} DESC LIMIT {int(limit)}) ORDER BY {order}"
+            sql = f"SELECT * FROM ({sql} ORDER BY {order} DESC LIMIT {int(limit)}) AS t ORDER BY {order}"
         else:
             sql += f" ORDER BY {order}"
         with self._conn() as con:
             cur = con.execute(sql, args)
             cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            return [{c: v for c, v in zip(cols, r, strict=True) if c != "session"} for r in cur.fetchall()]
 
 
 def webhook_of(options: dict) -> str | None:

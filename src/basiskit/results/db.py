@@ -1,12 +1,10 @@
-"""The results store: every run (CLI or API) in an embedded DuckDB database.
+"""The store: every run, sweep, stress test and paper or live session of a deployment, shared by its processes.
 
-Schema (plain SQL, see README):
-  runs(run_id, mode, strategy, share_class, status, source, created_at, started_at, finished_at,
-       window_start, window_end, progress, error, config_hash, data_hash, config, request, summary,
-       columns)
-  tick_values(run_id, tick, timestamp, metric, value)   -- the per-tick table, one row per value
-  events(run_id, tick, timestamp, type, message, details)
-Connections are opened per operation so several processes (a server and a CLI) can share the file.
+Operational state (runs and their status, sweeps, stress tests, sessions, readings, orders, the journal, alerts
+and their outbox, leases) is in one SQL database (results/sql.py: SQLite in WAL mode, the embedded default, or
+PostgreSQL with `--db postgresql://...`; tables in results/schema.py, versioned). A finished run's per-tick table
+and events are Parquet files beside it (results/analytics.py), read by DuckDB views; no process keeps a DuckDB file
+open. A store given an earlier release's DuckDB file migrates it (results/migrate.py) and keeps the old file.
 """
 
 from __future__ import annotations
@@ -16,44 +14,38 @@ import json
 import math
 import numbers
 import os
-import threading
-import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from ..errors import BasiskitError
+from . import schema
+from .analytics import Analytics
+from .sql import Database, StoreBusy, StoreError, is_url
+
+__all__ = ["RunStore", "StoreBusy", "StoreError", "default_db_path", "json_safe", "now", "owner_only"]
 
 ENV_VAR = "BASISKIT_DB"
+SESSION_STORE_WAIT_S = 1.0  # the longest a running session's write waits for another process's transaction
+ANALYTICS_ENV = "BASISKIT_ANALYTICS"
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-  run_id VARCHAR PRIMARY KEY, mode VARCHAR, strategy VARCHAR, share_class VARCHAR, status VARCHAR,
-  source VARCHAR, created_at TIMESTAMPTZ, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-  window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, progress DOUBLE, error VARCHAR,
-  config_hash VARCHAR, data_hash VARCHAR, config JSON, request JSON, summary JSON, columns JSON);
-CREATE TABLE IF NOT EXISTS tick_values (
-  run_id VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, metric VARCHAR, value DOUBLE);
-CREATE TABLE IF NOT EXISTS events (
-  run_id VARCHAR, tick INTEGER, timestamp TIMESTAMPTZ, type VARCHAR, message VARCHAR, details JSON);
-"""
 RUN_FIELDS = ("run_id", "mode", "strategy", "share_class", "status", "source", "created_at", "started_at",
               "finished_at", "window_start", "window_end", "progress", "error", "config_hash", "data_hash")
 
 
-class StoreError(BasiskitError):
-    """The results database cannot be used (locked for too long, corrupt, unknown run)."""
-
-
-def default_db_path() -> Path:
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
+def data_dir() -> Path:
     from platformdirs import user_data_dir
 
-    return Path(user_data_dir("basiskit")) / "basiskit.duckdb"
+    return Path(user_data_dir("basiskit"))
+
+
+def default_db_path() -> Path | str:
+    """$BASISKIT_DB (a file or a postgresql:// URL), else basiskit.db in the user's data directory."""
+    if os.environ.get(ENV_VAR):
+        got = os.environ[ENV_VAR]
+        return got if is_url(got) else Path(got)
+    return data_dir() / "basiskit.db"
 
 
 def json_safe(value):
@@ -74,85 +66,166 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_time(value) -> datetime | None:
+    """A time for a TIMESTAMPTZ column, from ISO text, a pandas Timestamp or a datetime (UTC when it has no zone)."""
+    if value is None:
+        return None
+    t = pd.Timestamp(value)
+    return (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).to_pydatetime()
+
+
 def owner_only(path: Path) -> None:
-    """The store file (and a journal left beside it) readable by its owner only, whatever the umask that created
-    it (the CLI's is 077): it holds positions, orders and alert outboxes."""
-    for f in (path, path.with_name(path.name + ".wal")):
+    """The store file (and the journal files SQLite keeps beside it) readable by its owner only, whatever the umask
+    that created it: it holds positions, orders and alert outboxes."""
+    for f in (path, *(path.with_name(path.name + x) for x in ("-wal", "-shm", "-journal"))):
         with contextlib.suppress(OSError):  # absent, or another user's file: left as it is
             if f.stat().st_mode & 0o077 and f.stat().st_uid == os.getuid():
                 f.chmod(0o600)
 
 
+def _is_duckdb(path: Path) -> bool:
+    """An earlier release's store: a DuckDB file (its header says DUCK at byte 8)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
 class RunStore:
-    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 30.0):
-        self.path = Path(path) if path else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    """The store of a deployment: `path` is a file (SQLite) or a postgresql:// URL (default: default_db_path());
+    `lock_timeout`: the longest a write waits for another process's transaction; `analytics`: the Parquet folder
+    (default: beside the file, `<name>.analytics`; for PostgreSQL $BASISKIT_ANALYTICS or the user's data dir)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout: float = 30.0,
+                 analytics: str | os.PathLike | None = None):
+        target = path if path is not None and str(path) != "" else default_db_path()
+        legacy = None
+        if is_url(str(target)):
+            self.path: Path | str = str(target)
+            root = analytics or os.environ.get(ANALYTICS_ENV) or data_dir() / "analytics"
+        else:
+            self.path = Path(target)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists() and path is None and (old := self.path.with_name("basiskit.duckdb")).exists():
+                legacy = old  # the default store of an earlier release, beside the new one (left in place)
+            root = analytics or os.environ.get(ANALYTICS_ENV) or self.path.with_name(self.path.name + ".analytics")
+            # owner-only before SQLite makes its journal files (they take the file's mode); an existing file is never
+            # opened here: closing any descriptor of it would drop this process's SQLite locks on it
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.lock_timeout = lock_timeout
-        self._lock = threading.RLock()  # one operation at a time per process: no write-write conflicts
-        self._burst: duckdb.DuckDBPyConnection | None = None  # held() keeps one connection for a burst
+        self.db = Database(self.path, lock_timeout)
+        self.where = self.db.where
+        self.ident = self.where if is_url(str(self.path)) else str(Path(self.path).resolve())
+        self.analytics = Analytics(Path(root))
+        self._depth = 0
+        try:
+            self._migrate_schema()
+        except StoreError as exc:
+            if isinstance(self.path, Path) and "not a database" in str(exc) and _is_duckdb(self.path):
+                legacy = self._move_aside()  # an earlier release's DuckDB file: read into a new store at its path
+            else:
+                raise
+        if legacy is not None and not self._migrated(legacy):
+            from .migrate import from_duckdb
+
+            from_duckdb(legacy, self)
+        if isinstance(self.path, Path):
+            owner_only(self.path)
+
+    def _move_aside(self) -> Path:
+        self.db.close()
+        legacy = self.path.with_name(self.path.name + ".duckdb-legacy")
+        os.replace(self.path, legacy)
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        self.db = Database(self.path, self.lock_timeout)
+        self._migrate_schema()
+        return legacy
+
+    def _migrate_schema(self) -> None:
         with self._conn() as con:
-            con.execute(SCHEMA)
-        owner_only(self.path)
+            con.ddl("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ, note VARCHAR)")
+            con.execute("BEGIN")
+            try:
+                have = con.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+                if have > schema.CURRENT:
+                    raise StoreError(f"store {self.where} has schema version {have}, newer than this release's "
+                                     f"{schema.CURRENT}: upgrade basiskit to use it")
+                for version, ddl in schema.VERSIONS:
+                    if version > have:
+                        for statement in schema.statements(ddl):
+                            con.ddl(statement)
+                        con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, now(), "schema"])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _migrated(self, legacy: Path) -> bool:
+        with self._conn() as con:
+            return con.execute("SELECT count(*) FROM schema_version WHERE note = ?",
+                               [f"migrated {legacy.name}"]).fetchone()[0] > 0
 
     @contextmanager
     def _conn(self):
-        with self._lock:
-            if self._burst is not None:
-                yield self._burst
-                return
-            with self._open() as con:
+        """This process's connection, one operation at a time; a transaction an operation left open (it raised
+        before COMMIT or ROLLBACK) is rolled back when the outermost operation ends."""
+        with self.db.lock:
+            con = self.db.connection()
+            self._depth += 1
+            try:
                 yield con
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and con.in_transaction:
+                    with contextlib.suppress(StoreError):
+                        con.execute("ROLLBACK")
+
+    @contextmanager
+    def transaction(self):
+        """Reads and writes that no other process interleaves with (one write transaction)."""
+        with self._conn() as con:
+            con.execute("BEGIN")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     @contextmanager
     def held(self):
-        """One connection for a short burst of operations (an order's steps): other processes wait for the file
-        (up to lock_timeout) until it ends."""
-        with self._lock:
-            if self._burst is not None:
-                yield
-                return
-            self._burst = self._connect()
-            try:
-                yield
-            finally:
-                burst, self._burst = self._burst, None
-                if burst is not None:
-                    burst.close()
+        """A burst of operations (an order's steps) by this process's threads one at a time; each step is its own
+        transaction, so other processes go on meanwhile."""
+        with self.db.lock:
+            yield
 
     @contextmanager
     def released(self):
-        """Inside held(): let go of the file while something slow happens (a transaction waiting to be mined), so
-        other processes may open it, then take it again (waiting up to lock_timeout)."""
-        with self._lock:
-            burst = self._burst
-            if burst is None:
-                yield
-                return
-            self._burst = None
-            burst.close()
-            try:
-                yield
-            finally:
-                self._burst = self._connect()
+        """Inside held(): something slow happens (a transaction waiting to be mined); nothing is held to let go."""
+        yield
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        """A connection, waiting up to lock_timeout for another process to let go of the file."""
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as exc:  # another process holds the file: wait for it
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise StoreError(f"results database {self.path} cannot be opened: {exc}") from exc
-                time.sleep(0.05)
+    def close(self) -> None:
+        self.db.close()
 
-    @contextmanager
-    def _open(self):
-        con = self._connect()
-        try:
-            yield con
-        finally:
-            con.close()
+    def sql(self):
+        """An in-memory DuckDB connection for plain SQL: `tick_values` and `events` are views over the runs' Parquet
+        files; runs, sweeps, sweep_runs and stress_tests are the operational tables as read now (JSON columns as
+        JSON, so `summary->>'apy'` works)."""
+        con = self.analytics.views()
+        for table in ("runs", "sweeps", "sweep_runs", "stress_tests"):
+            with self._conn() as c:
+                got = c.execute(f"SELECT * FROM {table}")
+                frame = pd.DataFrame(got.fetchall(), columns=[d[0] for d in got.description])
+            json_cols = [c for c, kind in schema.column_types(table).items() if kind == "JSON"]
+            times = [c for c, kind in schema.column_types(table).items() if kind == "TIMESTAMPTZ"]
+            for c in times:
+                frame[c] = pd.to_datetime(frame[c], utc=True)
+            con.register(f"_{table}", frame)
+            casts = ", ".join(f"CAST({c} AS JSON) AS {c}" for c in json_cols)
+            con.execute(f"CREATE VIEW {table} AS SELECT * {f'REPLACE ({casts})' if casts else ''} FROM _{table}")
+        return con
 
     # --- writing -------------------------------------------------------------------------------
     def create(self, run_id: str, mode: str, status: str, source: str, request: dict | None = None,
@@ -189,33 +262,20 @@ class RunStore:
 
     def save_result(self, run_id: str, summary: dict, ticks: pd.DataFrame, events: pd.DataFrame,
                     config: dict) -> None:
-        """Store a finished run: summary, per-tick values and events, in one transaction."""
-        long = ticks.drop(columns=["timestamp"]).reset_index(names="tick").melt(
-            id_vars="tick", var_name="metric", value_name="value")
-        long.insert(0, "run_id", run_id)
-        long.insert(2, "timestamp", ticks["timestamp"].to_numpy()[long["tick"].to_numpy()])
-        ev = events.copy()
-        ev.insert(0, "run_id", run_id)
-        ev = ev[["run_id", "tick", "timestamp", "type", "message", "details"]]
-        with self._conn() as con:
-            con.execute("BEGIN")
-            con.execute("DELETE FROM tick_values WHERE run_id = ?", [run_id])
-            con.execute("DELETE FROM events WHERE run_id = ?", [run_id])
-            con.register("long_df", long)
-            con.execute("INSERT INTO tick_values SELECT run_id, tick, timestamp, metric, value FROM long_df")
-            con.register("events_df", ev)
-            con.execute("INSERT INTO events SELECT * FROM events_df")
-            finished = now()
-            started = finished - timedelta(seconds=float(summary.get("wall_seconds") or 0.0))
+        """Store a finished run: its per-tick table and events as Parquet files, then (one transaction) its row
+        with the summary; the run reads as done only once its files are whole."""
+        self.analytics.write(run_id, ticks, events)
+        finished = now()
+        started = finished - timedelta(seconds=float(summary.get("wall_seconds") or 0.0))
+        with self.transaction() as con:
             con.execute("UPDATE runs SET started_at = coalesce(started_at, ?) WHERE run_id = ?", [started, run_id])
             con.execute(
                 "UPDATE runs SET status = 'done', progress = 1, finished_at = ?, summary = ?, columns = ?, "
                 "config = ?, config_hash = ?, data_hash = ?, window_start = ?, window_end = ?, strategy = ?, "
                 "share_class = ? WHERE run_id = ?",
                 [finished, json.dumps(json_safe(summary)), json.dumps(list(ticks.columns)), json.dumps(config),
-                 summary["config_hash"], summary["data_hash"], summary["start"], summary["end"],
+                 summary["config_hash"], summary["data_hash"], as_time(summary["start"]), as_time(summary["end"]),
                  summary["strategy"], summary["share_class"], run_id])
-            con.execute("COMMIT")
 
     def mark_interrupted(self, reason: str) -> int:
         """Jobs left queued or running by a service that stopped: failed, with the reason."""
@@ -227,8 +287,8 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         with self._conn() as con:
-            for table in ("tick_values", "events", "runs"):
-                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        self.analytics.delete(run_id)
 
     # --- reading -------------------------------------------------------------------------------
     def get(self, run_id: str) -> dict:
@@ -236,7 +296,7 @@ class RunStore:
             row = con.execute(f"SELECT {', '.join(RUN_FIELDS)}, summary, request, config FROM runs "
                               "WHERE run_id = ?", [run_id]).fetchone()
         if row is None:
-            raise StoreError(f"no run {run_id!r} in {self.path}; `basiskit runs list` shows the stored runs.")
+            raise StoreError(f"no run {run_id!r} in {self.where}; `basiskit runs list` shows the stored runs.")
         out = dict(zip(RUN_FIELDS, row[: len(RUN_FIELDS)], strict=True))
         out["summary"], out["request"], out["config"] = (json.loads(x) if x else None for x in row[len(RUN_FIELDS):])
         return out
@@ -277,20 +337,13 @@ class RunStore:
     def ticks(self, run_id: str) -> pd.DataFrame:
         """The run's per-tick table, wide, columns in their original order."""
         run = self.get(run_id)
-        with self._conn() as con:
-            columns = json.loads(con.execute("SELECT columns FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
-                                 or "[]")
-            long = con.execute("SELECT tick, timestamp, metric, value FROM tick_values WHERE run_id = ? "
-                               "ORDER BY tick", [run_id]).df()
-        if long.empty:
+        wide = self.analytics.ticks(run_id) if run["status"] == "done" else None
+        if wide is None or wide.empty:
             raise StoreError(f"run {run_id} has no stored results (status {run['status']}).")
-        wide = long.pivot(index=["tick", "timestamp"], columns="metric", values="value").reset_index()
         wide["timestamp"] = pd.to_datetime(wide["timestamp"], utc=True)
-        return wide[[c for c in columns if c in wide.columns]]
+        return wide
 
     def events(self, run_id: str) -> pd.DataFrame:
-        with self._conn() as con:
-            df = con.execute("SELECT tick, timestamp, type, message, details FROM events WHERE run_id = ? "
-                             "ORDER BY tick", [run_id]).df()
+        df = self.analytics.events(run_id)
         df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
         return df

@@ -1,4 +1,4 @@
-"""Stress tests in the results store, beside runs and sweeps:
+"""Stress tests in the store, beside runs and sweeps (results/schema.py):
 
   stress_tests(stress_id, mode, status, source, created_at, finished_at, error, request, result,
                baseline_run_id, scenario_run_id, grid_sweep_id)
@@ -13,12 +13,6 @@ from datetime import UTC, datetime
 from .db import StoreError, json_safe, now
 from .sweep_store import SweepStore
 
-STRESS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stress_tests (
-  stress_id VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR, source VARCHAR, created_at TIMESTAMPTZ,
-  finished_at TIMESTAMPTZ, error VARCHAR, request JSON, result JSON, baseline_run_id VARCHAR,
-  scenario_run_id VARCHAR, grid_sweep_id VARCHAR);
-"""
 FIELDS = ("stress_id", "mode", "status", "source", "created_at", "finished_at", "error", "baseline_run_id",
           "scenario_run_id", "grid_sweep_id")
 
@@ -30,11 +24,6 @@ def new_stress_id(mode: str) -> str:
 
 class StressStore(SweepStore):
     """The store with its sweep and stress tables."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        with self._conn() as con:
-            con.execute(STRESS_SCHEMA)
 
     def create_stress(self, stress_id: str, mode: str, source: str, request: dict) -> None:
         with self._conn() as con:
@@ -75,7 +64,7 @@ class StressStore(SweepStore):
             row = con.execute(f"SELECT {', '.join(FIELDS)}, request, result FROM stress_tests WHERE stress_id = ?",
                               [stress_id]).fetchone()
         if row is None:
-            raise StoreError(f"no stress test {stress_id!r} in {self.path}")
+            raise StoreError(f"no stress test {stress_id!r} in {self.where}")
         out = dict(zip(FIELDS, row[: len(FIELDS)], strict=True))
         out["request"], out["result"] = (json.loads(x) if x else None for x in row[len(FIELDS):])
         return out

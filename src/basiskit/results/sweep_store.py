@@ -1,4 +1,4 @@
-"""Sweeps in the results store, beside the runs (same DuckDB file):
+"""Sweeps in the store, beside the runs (results/schema.py):
 
   sweeps(sweep_id, mode, status, source, created_at, started_at, finished_at, progress, n_runs, n_done,
          n_failed, error, request, base_config, params, windows, objective, constraints, best, wall_seconds)
@@ -14,21 +14,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from .db import RunStore, StoreError, json_safe, now
+from .db import RunStore, StoreError, as_time, json_safe, now
 
-SWEEP_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sweeps (
-  sweep_id VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR, source VARCHAR, created_at TIMESTAMPTZ,
-  started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, progress DOUBLE, n_runs INTEGER, n_done INTEGER,
-  n_failed INTEGER, error VARCHAR, request JSON, base_config JSON, params JSON, windows JSON, objective VARCHAR,
-  constraints JSON, best JSON, wall_seconds DOUBLE);
-CREATE TABLE IF NOT EXISTS sweep_runs (
-  sweep_id VARCHAR, run_index INTEGER, config_index INTEGER, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ,
-  params JSON, final_nav DOUBLE, total_return DOUBLE, apy DOUBLE, max_drawdown DOUBLE, sharpe DOUBLE,
-  min_health_factor DOUBLE, liquidations INTEGER, transaction_costs DOUBLE, rebalances INTEGER,
-  reconciliation_max_residual DOUBLE, objective DOUBLE, constraints_met BOOLEAN, error VARCHAR, command VARCHAR,
-  run_id VARCHAR, summary JSON);
-"""
 SWEEP_FIELDS = ("sweep_id", "mode", "status", "source", "created_at", "started_at", "finished_at", "progress",
                 "n_runs", "n_done", "n_failed", "error", "objective", "wall_seconds")
 RUN_COLUMNS = ("run_index", "config_index", "window_start", "window_end", "params", "final_nav", "total_return",
@@ -44,11 +31,6 @@ def new_sweep_id(mode: str) -> str:
 
 class SweepStore(RunStore):
     """The run store with its sweep tables."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        with self._conn() as con:
-            con.execute(SWEEP_SCHEMA)
 
     def create_sweep(self, sweep_id: str, mode: str, source: str, n_runs: int, request: dict, base_config: dict,
                      params: list, windows: list, objective: str, constraints: list[str]) -> None:
@@ -78,23 +60,16 @@ class SweepStore(RunStore):
                          **{k: r[k] for k in RUN_COLUMNS[5:19] if k != "params"},
                          "run_id": (run_ids or {}).get(r["index"]),
                          "summary": json.dumps(json_safe(summaries[r["index"]])) if r["index"] in summaries else None})
-        df = pd.DataFrame(rows, columns=["sweep_id", *RUN_COLUMNS, "summary"])
-        for col in ("window_start", "window_end"):
-            df[col] = pd.to_datetime(df[col], utc=True)
-        for col in ("liquidations", "rebalances"):
-            df[col] = df[col].astype("Int64")
-        df["constraints_met"] = df["constraints_met"].astype("boolean")
-        with self._conn() as con:
-            con.execute("BEGIN")
+        columns = ["sweep_id", *RUN_COLUMNS, "summary"]
+        values = [[_stored(r[c], c) for c in columns] for r in rows]
+        with self.transaction() as con:
             con.execute("DELETE FROM sweep_runs WHERE sweep_id = ?", [sweep_id])
-            if len(df):
-                con.register("runs_df", df)
-                con.execute(f"INSERT INTO sweep_runs SELECT sweep_id, {', '.join(RUN_COLUMNS)}, summary FROM runs_df")
+            con.executemany(f"INSERT INTO sweep_runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                            values)
             con.execute("UPDATE sweeps SET status = ?, finished_at = ?, progress = 1, n_done = ?, n_failed = ?, "
                         "best = ?, wall_seconds = ? WHERE sweep_id = ?",
                         [result["status"], now(), result["n_runs"], result["n_failed"],
                          json.dumps(json_safe(result["best"])), result["wall_seconds"], sweep_id])
-            con.execute("COMMIT")
 
     def fail_sweep(self, sweep_id: str, status: str, error: str) -> None:
         with self._conn() as con:
@@ -121,7 +96,7 @@ class SweepStore(RunStore):
             row = con.execute(f"SELECT {', '.join(SWEEP_FIELDS)}, request, base_config, params, windows, constraints, "
                               "best FROM sweeps WHERE sweep_id = ?", [sweep_id]).fetchone()
         if row is None:
-            raise StoreError(f"no sweep {sweep_id!r} in {self.path}; `basiskit sweeps list` shows the stored sweeps.")
+            raise StoreError(f"no sweep {sweep_id!r} in {self.where}; `basiskit sweeps list` shows the stored sweeps.")
         out = dict(zip(SWEEP_FIELDS, row[: len(SWEEP_FIELDS)], strict=True))
         for key, value in zip(("request", "base_config", "params", "windows", "constraints", "best"),
                               row[len(SWEEP_FIELDS):], strict=True):
@@ -142,6 +117,14 @@ class SweepStore(RunStore):
         with self._conn() as con:
             df = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM sweep_runs WHERE sweep_id = ? ORDER BY run_index",
                              [sweep_id]).df()
+        for col in ("window_start", "window_end"):
+            df[col] = pd.to_datetime(df[col], utc=True)
+        for col in ("liquidations", "rebalances"):
+            df[col] = df[col].astype("Int64")
+        df["constraints_met"] = df["constraints_met"].astype("boolean")
+        for col in RUN_COLUMNS[5:16]:
+            if col not in ("liquidations", "rebalances"):
+                df[col] = df[col].astype("float64")
         return df
 
     def sweep_result(self, sweep_id: str) -> dict:
@@ -159,6 +142,19 @@ class SweepStore(RunStore):
                 "objective": sweep["objective"], "constraints": sweep["constraints"],
                 "params": [p["key"] for p in sweep["params"] or []], "windows": sweep["windows"], "runs": runs,
                 "best": sweep["best"]}
+
+
+def _stored(value, column: str):
+    """A sweep run's value as its column holds it (times as UTC datetimes, NaN as NULL)."""
+    if column in ("window_start", "window_end"):
+        return as_time(value)
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if column in ("liquidations", "rebalances"):
+        return int(value)
+    if column == "constraints_met":
+        return bool(value)
+    return value.item() if hasattr(value, "item") else value
 
 
 def _iso(t) -> str | None:
