@@ -51,7 +51,7 @@ def test_fifty_sweeps_at_once_run_queue_or_get_429(tmp_path):
             # 2 run (serve --workers), 3 wait, the rest get 429; a sweep that ended during the burst frees its place
             # (the store no longer slows each request down), so at most 5 more than have finished were accepted
             assert 5 <= accepted <= 5 + done and codes.count(429) == 50 - accepted >= 30, codes
-            assert running <= 2 and running + queued <= 5 and running + queued + done == accepted
+            assert running <= 2 and running + queued <= 5 and running + queued + done <= accepted  # (not one snapshot)
             busy = next(r for r in responses if r.status_code == 429)
             assert busy.headers["retry-after"] == "30"
             assert "--queue-sweeps" in busy.json()["detail"] and "5 sweeps" in busy.json()["detail"]
@@ -66,6 +66,9 @@ def test_fifty_sweeps_at_once_run_queue_or_get_429(tmp_path):
             assert "limit of 1 worker" in r.json()["detail"][0]["message"]
             r = c.post("/sweeps", json=SWEEP | {"params": ["initial_capital=1000:7000:1000"]})  # 7 runs
             assert r.status_code == 422 and "limit of 6 runs" in r.json()["detail"][0]["message"]
+        deadline = time.monotonic() + 10
+        while len(health) < 5 and time.monotonic() < deadline:  # (the burst may be over in well under a second)
+            time.sleep(0.05)
         stop.set()
         poller.join(timeout=10)
         assert len(health) >= 5 and max(health) < 1.0, f"slowest /health {max(health):.3f} s"
