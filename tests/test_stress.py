@@ -4,6 +4,7 @@ checks, refused scenario files."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -362,3 +363,53 @@ def test_a_hedge_lost_to_liquidation_is_restored_within_the_hour(mode, shock):
     assert abs(t[delta].iloc[k]) <= threshold * r.nav[k]  # hedged again at that very hour
     assert np.abs(t[delta].iloc[k:]).max() <= 0.05 * r.nav[k:].min()
     assert np.all(np.abs(r.residual) <= 1e-9 * np.abs(r.nav))
+
+
+def _stress_in_store(tmp_path, grid, cancelled, interrupted=lambda: None):
+    from basiskit.results.stress_store import StressStore
+    from basiskit.stress.service import StressCancelled, StressRequest, stress_test
+
+    store = StressStore(tmp_path / "s.db")
+    req = StressRequest(mode="eth_leveraged", scenarios=["lst_slashing"], shocks=["magnitude=0.2"],
+                        at="2024-11-20T00:00:00Z", start="2024-11-01", end="2024-12-01", grid=grid)
+    with contextlib.suppress(StressCancelled):  # (the row tells how it ended)
+        stress_test(req, SAMPLE_DIR, Dataset(SAMPLE_DIR), store, "cli", None, stress_id=None, files=False,
+                    cancelled=lambda: cancelled(store), interrupted=interrupted)
+    [test] = store.list_stress()[0]
+    return store, store.get_stress(test["stress_id"])
+
+
+def test_a_stress_test_links_each_run_and_sweep_as_it_is_stored_and_deleting_it_deletes_them(tmp_path):
+    """Cancelled after its baseline: the row links that run (status cancelled); cancelled inside the grid: both runs
+    and the shocked sweep, and the unshocked sweep is never started; done: all four. Deleting the test deletes what
+    it links; a cancel while the service stops leaves it failed as interrupted."""
+
+    def after_baseline(store):
+        return bool(store.list_stress()[0][0]["baseline_run_id"])
+
+    store, test = _stress_in_store(tmp_path / "a", [], after_baseline)
+    assert test["status"] == "cancelled" and test["scenario_run_id"] is None
+    assert store.get(test["baseline_run_id"])["status"] == "done"
+    store.delete_stress(test["stress_id"])
+    assert store.list()[1] == 0 and store.list_stress()[1] == 0
+
+    def inside_grid(store):  # once the shocked sweep is registered: it stops between its runs
+        return bool(store.list_stress()[0][0]["grid_sweep_id"])
+
+    grid = ["magnitude=0.05,0.2", "target_ltv=0.7,0.8"]  # a config axis: an unshocked sweep is due
+    store, test = _stress_in_store(tmp_path / "b", grid, inside_grid)
+    assert test["status"] == "cancelled" and test["baseline_run_id"] and test["scenario_run_id"]
+    assert store.get_sweep(test["grid_sweep_id"])["status"] == "cancelled" and test["unshocked_sweep_id"] is None
+    assert store.list_sweeps()[1] == 1  # no empty unshocked sweep left behind
+    store.delete_stress(test["stress_id"])
+    assert store.list()[1] == 0 and store.list_sweeps()[1] == 0
+
+    store, test = _stress_in_store(tmp_path / "c", grid, lambda store: False)
+    assert test["status"] == "done" and store.get_sweep(test["unshocked_sweep_id"])["status"] == "done"
+    assert test["result"]["grid"]["sweep_id"] == test["grid_sweep_id"] and store.list_sweeps()[1] == 2
+    store.delete_stress(test["stress_id"])
+    assert store.list()[1] == 0 and store.list_sweeps()[1] == 0
+
+    why = "interrupted: the service stopped before the stress test finished"
+    store, test = _stress_in_store(tmp_path / "d", [], after_baseline, interrupted=lambda: why)
+    assert (test["status"], test["error"]) == ("failed", why) and test["baseline_run_id"]

@@ -87,6 +87,7 @@ class StressManager:
         self.threads: dict[str, threading.Thread] = {}
         self.cancels: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
+        self.stopping: str | None = None  # the reason, once the service stops: its tests end failed, not cancelled
 
     def submit(self, req: StressRequest, admission: Admission, max_runs: int,
                checking: threading.BoundedSemaphore) -> str:
@@ -102,10 +103,11 @@ class StressManager:
             try:
                 with admission.slot(cancel) as started, contextlib.suppress(Exception):  # errors: stored with it
                     if not started or cancel.is_set():  # cancelled while it waited for a slot: nothing ran
-                        self.store.fail_stress(stress_id, "cancelled by request before it started", status="cancelled")
+                        self.store.fail_stress(stress_id, self.stopping or "cancelled by request before it started",
+                                               status="failed" if self.stopping else "cancelled")
                         return
                     stress_test(req, self.data_dir, self.dataset, self.store, "api", None, stress_id=stress_id,
-                                files=False, cancelled=cancel.is_set)
+                                files=False, cancelled=cancel.is_set, interrupted=lambda: self.stopping)
             finally:
                 with self.lock:
                     self.threads.pop(stress_id, None)
@@ -132,6 +134,8 @@ class StressManager:
         return True
 
     def shutdown(self) -> None:
+        """The service stops: every test of this server ends, failed as interrupted (what it finished is kept)."""
+        self.stopping = INTERRUPTED
         with self.lock:
             for event in self.cancels.values():
                 event.set()

@@ -83,6 +83,7 @@ class SweepManager:
         self.store, self.data_dir, self.dataset, self.workers = store, data_dir, dataset, workers
         self.live: dict[str, tuple[threading.Event, list[int]]] = {}  # id -> (cancel, [done, total])
         self.lock = threading.Lock()
+        self.stopping: str | None = None  # the reason, once the service stops: its sweeps end failed, not cancelled
 
     def submit(self, req: SweepRequest, limits: ServiceLimits, admission: Admission, ray_address: str | None,
                checking: threading.BoundedSemaphore) -> tuple[str, int]:
@@ -124,6 +125,9 @@ class SweepManager:
                     execute_sweep(plan, sweep_id, self.data_dir, self.dataset, self.store,
                                   on_progress=lambda done, total: counts.__setitem__(0, done), cancelled=cancel.is_set)
             finally:
+                with contextlib.suppress(Exception):  # stopped by the service, not by a request: failed as
+                    if self.stopping and self.store.get_sweep(sweep_id)["status"] in ("cancelled", "running"):
+                        self.store.fail_sweep(sweep_id, "failed", self.stopping)  # interrupted (its runs kept)
                 with self.lock:
                     self.live.pop(sweep_id, None)
 
@@ -144,6 +148,8 @@ class SweepManager:
         return True
 
     def shutdown(self) -> None:
+        """The service stops: every sweep of this server ends, failed as interrupted (what it finished is kept)."""
+        self.stopping = INTERRUPTED
         with self.lock:
             for cancel, _ in self.live.values():
                 cancel.set()

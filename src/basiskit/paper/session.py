@@ -373,7 +373,11 @@ class PaperSession:
             self._raise_alerts(k, alerts)
 
     def _raise_alerts(self, k: int, alerts: list[Alert]) -> None:
-        """Alerts between ticks: stored (waiting for the store as a tick does), said, sent."""
+        """Alerts between ticks: stored (waiting for the store as a tick does), said, sent. One raised before the
+        session has its row (a live feed already stale at hour 0, waited for while the market is built) starts the
+        webhook's sender at once: the session may wait for its feed for hours."""
+        if alerts and self.options.webhook and self.sender is None:
+            self.sender = WebhookSender(self.store, self.name, self.options.webhook, quiet=self.quiet)
         if alerts:
             self._stored(k, alerts[0].t, lambda: self.store.add_alerts(
                 self.name, [a.row() for a in alerts], self.counts["alerts"], self.counts["events"]))

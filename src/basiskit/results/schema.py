@@ -88,7 +88,10 @@ CREATE TABLE IF NOT EXISTS live_deliveries (
 """
 
 # (version, DDL): applied in order, each once, in one transaction, recorded in schema_version
-VERSIONS: list[tuple[int, str]] = [(1, RUNS + SWEEPS + STRESS + PAPER + LIVE)]
+VERSIONS: list[tuple[int, str]] = [
+    (1, RUNS + SWEEPS + STRESS + PAPER + LIVE),
+    (2, "ALTER TABLE stress_tests ADD COLUMN unshocked_sweep_id VARCHAR;"),  # the grid's unshocked configs
+]
 CURRENT = VERSIONS[-1][0]
 
 
@@ -102,15 +105,20 @@ def tables() -> list[str]:
 
 
 def column_types(table: str) -> dict[str, str]:
-    """A table's columns and their schema types, in order."""
+    """A table's columns and their schema types, in order (those a later version added last)."""
+    out: dict[str, str] = {}
+    found = False
     for _, ddl in VERSIONS:
         for s in statements(ddl):
-            if s.upper().startswith("CREATE TABLE") and s.split()[5] == table:
-                body = s[s.index("(") + 1: s.rindex(")")]
-                out = {}
-                for part in body.replace("\n", " ").split(","):
-                    words = part.split()
-                    if len(words) >= 2 and words[0].upper() != "PRIMARY" and not words[0].endswith(")"):
-                        out[words[0]] = words[1]
-                return out
-    raise KeyError(table)
+            words = s.split()
+            if s.upper().startswith("CREATE TABLE") and words[5] == table:
+                found = True
+                for part in s[s.index("(") + 1: s.rindex(")")].split(","):
+                    col = part.split()
+                    if len(col) >= 2 and col[0].upper() != "PRIMARY" and not col[0].endswith(")"):
+                        out[col[0]] = col[1]
+            elif s.upper().startswith("ALTER TABLE") and words[2] == table and words[3].upper() == "ADD":
+                out[words[5]] = words[6]
+    if not found:
+        raise KeyError(table)
+    return out

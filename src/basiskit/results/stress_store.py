@@ -1,9 +1,10 @@
 """Stress tests in the store, beside runs and sweeps (results/schema.py):
 
   stress_tests(stress_id, mode, status, source, created_at, finished_at, error, request, result,
-               baseline_run_id, scenario_run_id, grid_sweep_id)
+               baseline_run_id, scenario_run_id, grid_sweep_id, unshocked_sweep_id)
 
-The two runs are ordinary stored runs (source "stress"); the result holds the comparison."""
+The two runs are ordinary stored runs (source "stress"), the grid's two sweeps (shocked, and its configs unshocked)
+ordinary sweeps, each linked as soon as it is stored; the result holds the comparison."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from .db import StoreError, json_safe, now
 from .sweep_store import SweepStore
 
 FIELDS = ("stress_id", "mode", "status", "source", "created_at", "finished_at", "error", "baseline_run_id",
-          "scenario_run_id", "grid_sweep_id")
+          "scenario_run_id", "grid_sweep_id", "unshocked_sweep_id")
+PARTS = ("baseline_run_id", "scenario_run_id", "grid_sweep_id", "unshocked_sweep_id")
 
 
 def new_stress_id(mode: str) -> str:
@@ -37,6 +39,13 @@ class StressStore(SweepStore):
                         [now(), json.dumps(json_safe(result)), result["baseline"]["run_id"],
                          result["scenario"]["run_id"], (result.get("grid") or {}).get("sweep_id"), stress_id])
 
+    def link_stress(self, stress_id: str, part: str, ident: str) -> None:
+        """A run or sweep of the stress test, linked as soon as it is stored (a cancelled or failed test keeps what
+        it finished, and deleting it deletes them)."""
+        assert part in PARTS
+        with self._conn() as con:
+            con.execute(f"UPDATE stress_tests SET {part} = ? WHERE stress_id = ?", [ident, stress_id])
+
     def fail_stress(self, stress_id: str, error: str, status: str = "failed") -> None:
         """A stress test that ended without a result: `failed`, or `cancelled` by request."""
         with self._conn() as con:
@@ -54,8 +63,9 @@ class StressStore(SweepStore):
         for run_id in (test["baseline_run_id"], test["scenario_run_id"]):
             if run_id:
                 self.delete(run_id)
-        if test["grid_sweep_id"]:
-            self.delete_sweep(test["grid_sweep_id"])
+        for sweep_id in (test["grid_sweep_id"], test["unshocked_sweep_id"]):
+            if sweep_id:
+                self.delete_sweep(sweep_id)
         with self._conn() as con:
             con.execute("DELETE FROM stress_tests WHERE stress_id = ?", [stress_id])
 

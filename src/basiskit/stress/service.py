@@ -61,8 +61,10 @@ class StressCancelled(Exception):
 
 def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
            out_dir: Path | None, config_files: list | tuple = (), files: bool = True,
-           cancelled: Callable[[], bool] = lambda: False) -> dict:
-    """Run the baseline and the scenario (and the grid, if any); the comparison."""
+           cancelled: Callable[[], bool] = lambda: False,
+           on_part: Callable[[str, str], None] = lambda part, ident: None) -> dict:
+    """Run the baseline and the scenario (and the grid, if any); the comparison. `on_part(part, id)` is told each
+    run and sweep as soon as it is stored (baseline_run_id, scenario_run_id, grid_sweep_id, unshocked_sweep_id)."""
 
     def go_on() -> None:
         if cancelled():
@@ -76,6 +78,7 @@ def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepSto
     go_on()
     baseline = run_and_store(baseline_cfg, data_dir, label, store, source, out_dir, dataset=dataset,
                              progress=lambda k, n: go_on())  # a cancel stops a long run between its hours
+    on_part("baseline_run_id", baseline.summary["run_id"])
     go_on()
     at = worst_hour(baseline, shocks) if worst else req.at
     for shock in shocks:
@@ -84,10 +87,12 @@ def stress(req: StressRequest, data_dir: Path, dataset: Dataset, store: SweepSto
     scenario_cfg = validate_run_config(scenario_raw, dataset)
     scenario = run_and_store(scenario_cfg, data_dir, label, store, source, out_dir, dataset=dataset,
                              progress=lambda k, n: go_on())
+    on_part("scenario_run_id", scenario.summary["run_id"])
     result = compare(baseline, scenario, scenario_cfg.model_dump(mode="json")["stress"])
     if req.grid:
         go_on()
-        result["grid"] = liquidation_map(req, shocks, baseline, data_dir, dataset, store, config_files, cancelled)
+        result["grid"] = liquidation_map(req, shocks, baseline, data_dir, dataset, store, config_files, cancelled,
+                                         on_part)
         go_on()  # a grid cut short is not a liquidation map
     return result
 
@@ -171,7 +176,8 @@ def triggered(baseline: pd.DataFrame, scenario: pd.DataFrame, k0: int) -> list[d
 
 def liquidation_map(req: StressRequest, shocks: list[dict], baseline: RunOutput, data_dir: Path,
                     dataset: Dataset, store: SweepStore, config_files,
-                    cancelled: Callable[[], bool] = lambda: False) -> dict:
+                    cancelled: Callable[[], bool] = lambda: False,
+                    on_part: Callable[[str, str], None] = lambda part, ident: None) -> dict:
     """Every value (or pair) of the grid through the sweep machinery: liquidated or not, the minimum HF, the
     loss against the same config unshocked."""
     axes = grid_axes(req.grid, shocks)
@@ -185,13 +191,13 @@ def liquidation_map(req: StressRequest, shocks: list[dict], baseline: RunOutput,
     common = dict(mode=req.mode, start=req.start, end=req.end, capital=req.capital, sets=req.sets, workers=1)
     stressed = sweep(SweepRequest(params=params, config_overrides=deep_merge(req.config_overrides, overrides),
                                   **common), data_dir, dataset, store, "stress", list(config_files),
-                     cancelled=cancelled)
+                     cancelled=cancelled, on_registered=lambda sid: on_part("grid_sweep_id", sid))
     plain = {}
     config_params = [p for p, on in zip(params, shock_axis, strict=True) if not on]
-    if config_params:  # the same configs without the shocks, for the loss
+    if config_params and not cancelled():  # the same configs without the shocks, for the loss (none once cancelled)
         unshocked = sweep(SweepRequest(params=config_params, config_overrides=deep_merge(
             req.config_overrides, {"stress": []}), **common), data_dir, dataset, store, "stress", list(config_files),
-            cancelled=cancelled)
+            cancelled=cancelled, on_registered=lambda sid: on_part("unshocked_sweep_id", sid))
         plain = {tuple(sorted(r["params"].items())): r["final_nav"] for r in unshocked["runs"]}
     rows = []
     for r in stressed["runs"]:
@@ -280,8 +286,11 @@ def check(req: StressRequest, dataset: Dataset, config_files=(), files: bool = T
 
 def stress_test(req: StressRequest, data_dir: Path, dataset: Dataset, store, source: str, out_dir: Path | None,
                 config_files=(), stress_id: str | None = None, files: bool = True,
-                cancelled: Callable[[], bool] = lambda: False) -> dict:
-    """A stress test recorded in the store (registered unless `stress_id` already is); its result."""
+                cancelled: Callable[[], bool] = lambda: False,
+                interrupted: Callable[[], str | None] = lambda: None) -> dict:
+    """A stress test recorded in the store (registered unless `stress_id` already is), each of its runs and sweeps
+    linked as it is stored; its result. A cancel while `interrupted()` gives a reason (the service stopping) leaves
+    it failed with that reason, not cancelled."""
     from ..results.stress_store import new_stress_id
 
     if stress_id is None:
@@ -289,9 +298,11 @@ def stress_test(req: StressRequest, data_dir: Path, dataset: Dataset, store, sou
         store.create_stress(stress_id, req.mode, source, req.model_dump(mode="json"))
     try:
         result = {"stress_id": stress_id} | stress(req, data_dir, dataset, store, source, out_dir, config_files,
-                                                   files, cancelled)
+                                                   files, cancelled,
+                                                   lambda part, ident: store.link_stress(stress_id, part, ident))
     except StressCancelled as exc:
-        store.fail_stress(stress_id, str(exc), status="cancelled")
+        why = interrupted()
+        store.fail_stress(stress_id, why or str(exc), status="failed" if why else "cancelled")
         raise
     except Exception as exc:
         store.fail_stress(stress_id, str(exc) or type(exc).__name__)

@@ -59,11 +59,15 @@ def execute_sweep(plan: SweepPlan, sweep_id: str, data_dir: Path, dataset: Datas
 
 def sweep(req: SweepRequest, data_dir: Path, dataset: Dataset, store: SweepStore, source: str,
           config_files: list | tuple = (), on_progress: Callable[[int, int], None] | None = None,
-          cancelled: Callable[[], bool] = lambda: False) -> dict:
-    """Check the request (ConfigError with every problem), then register and run the sweep."""
+          cancelled: Callable[[], bool] = lambda: False,
+          on_registered: Callable[[str], None] | None = None) -> dict:
+    """Check the request (ConfigError with every problem), then register (`on_registered` is told its id) and run
+    the sweep."""
     plan = prepare(req, dataset, list(config_files))
-    return execute_sweep(plan, register_sweep(plan, store, source), data_dir, dataset, store, on_progress,
-                         cancelled)
+    sweep_id = register_sweep(plan, store, source)
+    if on_registered is not None:
+        on_registered(sweep_id)
+    return execute_sweep(plan, sweep_id, data_dir, dataset, store, on_progress, cancelled)
 
 
 def _store_run(store: SweepStore, row: dict) -> str:
