@@ -56,6 +56,14 @@ def test_runs_are_queryable_with_plain_sql(two_runs):
     apy = json.loads(basiskit("runs", "sql", "--json", f"SELECT CAST(summary->>'apy' AS DOUBLE) AS apy FROM runs "
                               f"WHERE run_id = '{b['run_id']}'"))[0]["apy"]
     assert apy == b["apy"]
+    # one SELECT, over the store's own files only
+    for query, said in ((f"COPY (SELECT * FROM runs) TO '{two_runs[2]}/out.csv'", "one SELECT statement"),
+                        ("SELECT 1; SELECT 2", "not 2 statement(s)"),
+                        ("SELECT * FROM read_text('/etc/hostname')", "Permission Error")):
+        p = subprocess.run([sys.executable, "-m", "basiskit.cli", "runs", "sql", query], capture_output=True,
+                           text=True, env=dict(os.environ), timeout=120)
+        assert p.returncode == 2 and said in p.stderr and "Traceback" not in p.stderr, (query, p.stderr)
+    assert not (two_runs[2] / "out.csv").exists()
 
 
 def test_list_show_compare_export(two_runs, tmp_path):

@@ -20,7 +20,7 @@ import pytest
 from basiskit.live.execution import Order
 from basiskit.live.store import LiveStore
 from basiskit.paper.store import PaperStore
-from basiskit.results.db import StoreError
+from basiskit.results.db import RunStore, StoreBusy, StoreError
 from basiskit.results.stress_store import StressStore
 from basiskit.sessions.alerts import Alert
 
@@ -278,3 +278,81 @@ def test_an_earlier_releases_duckdb_store_is_migrated_once_and_kept(tmp_path):
     assert store.status("old-live")["status"] == "idle" and store.status("old-live")["halted"] is False
     again = LiveStore(db)  # opened again: nothing migrated twice
     assert again.list()[1] == 1 and [s["name"] for s in again.sessions()] == ["old-live"]
+
+
+def test_an_inner_rollback_dooms_the_outer_transaction(target, tmp_path):
+    store = store_of(StressStore, target, tmp_path)
+    store.create("r", "eth_basis", "running", "cli")
+    with pytest.raises(StoreError, match="rolled back"), store.transaction() as con:  # the outer transaction
+        con.execute("UPDATE runs SET progress = 0.5 WHERE run_id = 'r'")
+        with pytest.raises(ValueError), store.transaction() as inner:  # a failure caught inside
+            inner.execute("UPDATE runs SET error = 'x' WHERE run_id = 'r'")
+            raise ValueError("inner")
+        con.execute("UPDATE runs SET status = 'done' WHERE run_id = 'r'")  # refused: the transaction is gone
+    got = store.get("r")
+    assert (got["progress"], got["status"], got["error"]) == (0, "running", None)  # nothing of it was written
+    store.set_progress("r", 0.25)  # and the store goes on
+    assert store.get("r")["progress"] == 0.25
+
+
+def test_postgresql_waits_at_most_its_lock_timeout_and_reconnects_after_a_restart(pg_database, tmp_path):
+    import sqlalchemy as sa
+
+    from basiskit.results.sql import WRITE_LOCK, shown_url
+
+    store = store_of(PaperStore, pg_database, tmp_path, lock_timeout=0.5)
+    store.create_session("x", "btc_basis", "replay", 0, 7200, 2, {}, {})
+    tick = ("x", 0, 1_717_200_000, "{}", [1.0], 1.0, 1.0, {}, [], [], [], 0, 0, 0)
+    engine = sa.create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with engine.connect() as other:
+        other.exec_driver_sql("BEGIN")
+        other.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # as another process's transaction
+        t0 = time.monotonic()
+        with pytest.raises(StoreBusy, match="another process"):
+            store.commit_tick(*tick)
+        waited = time.monotonic() - t0
+        assert store.session("x")["last_tick"] is None  # reads go on; nothing of the tick was written
+        other.exec_driver_sql("ROLLBACK")
+    assert 0.45 <= waited < 3.0
+    store.commit_tick(*tick)  # once the other let go
+    assert store.session("x")["last_tick"] == 0
+    with engine.connect() as other:  # the server drops the store's connection (a restart, a failover)
+        other.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                              "AND datname = current_database()")
+    with pytest.raises(StoreBusy):
+        store.sessions()
+    assert [s["name"] for s in store.sessions()] == ["x"]  # a new connection
+    assert shown_url("postgresql://fund:pw1@db.internal:5433/fund?password=pw2") == \
+        "postgresql://fund@db.internal:5433/fund"
+
+
+def test_a_migration_cut_short_is_done_again_whole_and_the_old_logs_tail_is_kept(tmp_path):
+    """An old store whose last commits are only in its write-ahead log (its process ended before a checkpoint),
+    holding two paper events of one seq (the race earlier releases allowed): the migration fails whole (nothing
+    half-copied), naming the table and the fix, keeps the file and its log, and runs again once the old file is
+    mended; the log's rows are there."""
+    import sqlite3
+
+    import duckdb
+
+    db = tmp_path / "old.db"
+    script = ("import duckdb, os, sys; c = duckdb.connect(sys.argv[1]); c.execute(\"SET checkpoint_threshold = "
+              "'10GB'\"); c.execute('CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR, "
+              "summary JSON)'); c.execute('CREATE TABLE paper_events (session VARCHAR, seq INTEGER, message VARCHAR)');"
+              " c.execute(\"INSERT INTO runs VALUES ('a', 'eth_basis', 'done', '{\\\"apy\\\": 1}')\"); "
+              "c.execute(\"INSERT INTO paper_events VALUES ('p', 0, 'x'), ('p', 0, 'x again')\"); "
+              "c.execute('CHECKPOINT'); c.execute(\"INSERT INTO runs VALUES ('b', 'btc_basis', 'done', NULL)\"); "
+              "os._exit(0)")  # 'b' only in the log
+    subprocess.run([sys.executable, "-c", script, str(db)], check=True, timeout=60)
+    assert (tmp_path / "old.db.wal").exists()
+    with pytest.raises(StoreError, match=r"paper_events.*old\.db\.duckdb-legacy"):
+        RunStore(db)
+    legacy = tmp_path / "old.db.duckdb-legacy"
+    assert legacy.exists() and (tmp_path / "old.db.duckdb-legacy.wal").exists()
+    with sqlite3.connect(str(db), isolation_level=None) as c:
+        assert c.execute("SELECT count(*) FROM runs").fetchone()[0] == 0  # nothing half-copied
+    with duckdb.connect(str(legacy)) as c:  # the operator mends the old file
+        c.execute("DELETE FROM paper_events WHERE message = 'x again'")
+    store = RunStore(db)  # opened again: migrated whole
+    assert sorted(r["run_id"] for r in store.list()[0]) == ["a", "b"] and store.get("a")["summary"] == {"apy": 1}
+    assert RunStore(db).list()[1] == 2  # once

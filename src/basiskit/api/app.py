@@ -30,7 +30,7 @@ from ..live.store import LiveStore
 from ..live.watch import HeartbeatWatch
 from ..paper.store import PaperStore
 from ..results.compare import MAX_RUNS, MIN_RUNS, compare
-from ..results.db import StoreError, json_safe
+from ..results.db import StoreBusy, StoreError, json_safe
 from ..results.html import csp_for
 from ..results.panels import tearsheet_document
 from ..results.report import render as render_report
@@ -174,6 +174,10 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
         return JSONResponse(status_code=429, content={"detail": str(exc)},
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
+    @app.exception_handler(StoreBusy)
+    async def _store_busy(request: Request, exc: StoreBusy):  # another process holds the store, or it is down
+        return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "5"})
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         problems = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)",
@@ -183,6 +187,8 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
     def _run_or_404(run_id: str) -> dict:
         try:
             return store.get(run_id)
+        except StoreBusy:
+            raise
         except StoreError as exc:
             raise HTTPException(404, str(exc)) from None
 

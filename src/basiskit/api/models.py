@@ -69,10 +69,12 @@ def found_or_404(read):
     """A session store's read; its StoreError (no such session) as a 404 that says which sessions exist."""
     from fastapi import HTTPException
 
-    from ..results.db import StoreError
+    from ..results.db import StoreBusy, StoreError
 
     try:
         return read()
+    except StoreBusy as exc:  # busy or unreachable, not absent
+        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
     except StoreError as exc:
         raise HTTPException(404, str(exc)) from None
 

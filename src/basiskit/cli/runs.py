@@ -96,13 +96,19 @@ def runs_sql(query: Annotated[str, typer.Argument(help="A DuckDB SELECT over run
                                                        "sweep_runs, stress_tests.")],
              as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON objects.")] = False,
              db: DbOption = None) -> None:
-    """Plain SQL over the store (DuckDB, read-only): the operational tables as read now, every run's ticks and
-    events through views over their Parquet files."""
+    """One SELECT over the store (DuckDB; it reads no other file and writes none): the operational tables as read
+    now, every run's ticks and events through views over their Parquet files."""
     import duckdb
 
     store = open_store(db)
     con = run_or_fail(lambda: store.sql())
+    store.close()  # read: nothing of the store stays open while the query runs
     try:
+        statements = con.extract_statements(query)
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            err.print(f"error: QUERY: one SELECT statement, not {len(statements)} statement(s) "
+                      f"({', '.join(str(s.type).rsplit('.', 1)[-1] for s in statements) or 'none'})")
+            raise typer.Exit(2)
         cur = con.execute(query)
     except duckdb.Error as exc:
         err.print(f"error: {str(exc).splitlines()[0]}")

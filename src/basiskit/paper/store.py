@@ -173,10 +173,6 @@ class PaperStore(RunStore, AlertOutbox):
                     first_event_seq, first_order_seq, first_alert_seq) -> None:
         stamp = ts_of(t)
         tick = [name, k, stamp, delivery, json.dumps(quantities), nav, nav_usd, json.dumps(json_safe(risk))]
-        if not (events or orders or alerts):  # one statement is its own transaction
-            con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tick)
-            con.execute("UPDATE paper_sessions SET updated_at = ? WHERE name = ?", [now(), name])  # its age
-            return
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("INSERT INTO paper_ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tick)

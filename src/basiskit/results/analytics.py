@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,7 @@ class Analytics:
         wide = ticks.reset_index(drop=True)
         wide = wide.astype({c: "float64" for c in wide.columns if c != "timestamp" and wide[c].dtype != "float64"})
         for name, frame in (("ticks", wide), ("events", ev.reset_index(drop=True))):
-            part = folder / f".{name}.parquet.part"
+            part = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"  # one writer's own
             frame.to_parquet(part, index=False)
             os.replace(part, folder / f"{name}.parquet")
 

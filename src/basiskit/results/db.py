@@ -83,6 +83,19 @@ def owner_only(path: Path) -> None:
                 f.chmod(0o600)
 
 
+@contextmanager
+def _migration_lock(path: Path):
+    """An exclusive lock (flock on `<name>.migrate.lock`, beside the store) while a migration runs."""
+    import fcntl
+
+    fd = os.open(path.with_name(path.name + ".migrate.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _is_duckdb(path: Path) -> bool:
     """An earlier release's store: a DuckDB file (its header says DUCK at byte 8)."""
     try:
@@ -123,31 +136,53 @@ class RunStore:
         try:
             self._migrate_schema()
         except StoreError as exc:
-            if isinstance(self.path, Path) and "not a database" in str(exc) and _is_duckdb(self.path):
-                legacy = self._move_aside()  # an earlier release's DuckDB file: read into a new store at its path
-            else:
+            if not (isinstance(self.path, Path) and "not a database" in str(exc)):
                 raise
+            with _migration_lock(self.path):  # one process moves an earlier release's file aside
+                if _is_duckdb(self.path):
+                    self._move_aside()
+                else:  # another process did meanwhile
+                    self.db.close()
+                    self.db = Database(self.path, self.lock_timeout)
+                    self._migrate_schema()
+        if isinstance(self.path, Path):
+            aside = self.path.with_name(self.path.name + ".duckdb-legacy")
+            legacy = aside if aside.exists() else legacy
         if legacy is not None and not self._migrated(legacy):
             from .migrate import from_duckdb
 
-            from_duckdb(legacy, self)
+            with _migration_lock(self.path):  # once, whoever gets there first; retried on the next open if it failed
+                if not self._migrated(legacy):
+                    from_duckdb(legacy, self)
         if isinstance(self.path, Path):
             owner_only(self.path)
 
-    def _move_aside(self) -> Path:
+    def _move_aside(self) -> None:
+        """The DuckDB file (and its write-ahead log, which may hold its last commits) renamed to
+        `<name>.duckdb-legacy`, never over an existing file; an empty store made at its path."""
         self.db.close()
         legacy = self.path.with_name(self.path.name + ".duckdb-legacy")
-        os.replace(self.path, legacy)
+        wal, legacy_wal = self.path.with_name(self.path.name + ".wal"), legacy.with_name(legacy.name + ".wal")
+        try:
+            if wal.exists():
+                os.link(wal, legacy_wal)
+            os.link(self.path, legacy)
+        except FileExistsError:
+            raise StoreError(f"{self.path} is an earlier release's (DuckDB) store, and {legacy} already exists: move "
+                             "one of them away, then open the store again") from None
+        os.unlink(self.path)
+        if wal.exists():
+            os.unlink(wal)
         os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.db = Database(self.path, self.lock_timeout)
         self._migrate_schema()
-        return legacy
 
     def _migrate_schema(self) -> None:
         with self._conn() as con:
-            con.ddl("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ, note VARCHAR)")
-            con.execute("BEGIN")
+            con.execute("BEGIN")  # serialized: two processes opening a new store at once create it once
             try:
+                con.ddl("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ, "
+                        "note VARCHAR)")
                 have = con.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
                 if have > schema.CURRENT:
                     raise StoreError(f"store {self.where} has schema version {have}, newer than this release's "
@@ -212,7 +247,7 @@ class RunStore:
     def sql(self):
         """An in-memory DuckDB connection for plain SQL: `tick_values` and `events` are views over the runs' Parquet
         files; runs, sweeps, sweep_runs and stress_tests are the operational tables as read now (JSON columns as
-        JSON, so `summary->>'apy'` works)."""
+        JSON, so `summary->>'apy'` works, booleans as booleans). It reads no other file and writes none."""
         con = self.analytics.views()
         for table in ("runs", "sweeps", "sweep_runs", "stress_tests"):
             with self._conn() as c:
@@ -222,9 +257,16 @@ class RunStore:
             times = [c for c, kind in schema.column_types(table).items() if kind == "TIMESTAMPTZ"]
             for c in times:
                 frame[c] = pd.to_datetime(frame[c], utc=True)
+            for c in (c for c, kind in schema.column_types(table).items() if kind == "BOOLEAN"):
+                frame[c] = frame[c].map(lambda v: None if v is None else bool(v)).astype("boolean")
             con.register(f"_{table}", frame)
             casts = ", ".join(f"CAST({c} AS JSON) AS {c}" for c in json_cols)
             con.execute(f"CREATE VIEW {table} AS SELECT * {f'REPLACE ({casts})' if casts else ''} FROM _{table}")
+        # read-only: no file but the runs' Parquet files, no extension fetched or loaded, settings locked
+        con.execute(f"SET allowed_directories = ['{str(self.analytics.root / 'runs').replace(chr(39), chr(39) * 2)}/']")
+        for setting in ("enable_external_access = false", "autoinstall_known_extensions = false",
+                        "autoload_known_extensions = false", "lock_configuration = true"):
+            con.execute(f"SET {setting}")
         return con
 
     # --- writing -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """An earlier release's DuckDB store read into the current one: every row of every table both know (columns by name;
 a column the old file lacks stays NULL), and each run's tick_values and events written as the run's Parquet files.
 The old file is only read (it stays where it was, or beside the new store as `<name>.duckdb-legacy`); the migration
-is recorded in schema_version so it happens once."""
+is recorded in schema_version, last and in the rows' transaction, so it happens once and, cut short, again whole."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def from_duckdb(legacy: Path, store) -> dict[str, int]:
     copied: dict[str, int] = {}
     try:
         have = {r[0] for r in old.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        with store.transaction() as con:
+        ticks = _analytics(old, have, store)  # first: rewritten whole if a failure below makes it run again
+        with store.transaction() as con:  # every row and, last, the mark that it is done: all or nothing
             for table in schema.tables():
                 if table not in have:
                     continue
@@ -34,12 +35,18 @@ def from_duckdb(legacy: Path, store) -> dict[str, int]:
                 old_cols = [r[0] for r in old.execute(f"SELECT * FROM {table} LIMIT 0").description]
                 cols = [c for c in new_cols if c in old_cols]
                 rows = old.execute(f"SELECT {', '.join(_text(c, old, table) for c in cols)} FROM {table}").fetchall()
-                con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                                rows)
+                try:
+                    con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                    rows)
+                except StoreError as exc:
+                    raise StoreError(f"migrating {legacy} (an earlier release's store) into {store.where}: its table "
+                                     f"{table} cannot be copied ({str(exc).split(': ', 1)[-1]}); nothing was copied. "
+                                     f"Mend {legacy} with duckdb (e.g. remove the duplicate rows), then open the store "
+                                     "again: the migration runs again whole") from None
                 copied[table] = len(rows)
             con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                         [schema.CURRENT, pd.Timestamp.now("UTC").to_pydatetime(), f"migrated {legacy.name}"])
-        copied["runs_with_ticks"] = _analytics(old, have, store)
+        copied["runs_with_ticks"] = ticks
     finally:
         old.close()
     sys.stderr.write(f"store: migrated {legacy} into {store.where} ("

@@ -12,11 +12,13 @@ transaction-scoped advisory lock), as one writer at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import threading
 import time
+import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -49,11 +51,14 @@ def is_url(target: str | os.PathLike) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """A database URL without its password."""
+    """A database URL as it may be shown: scheme, user, host, port and database only (no password, wherever it was
+    given, and no query)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        u = sa.engine.make_url(url)
     except Exception:  # noqa: BLE001 (an unparsable URL: only its scheme is shown)
         return url.split(":", 1)[0] + "://..."
+    return (f"{u.drivername.split('+')[0]}://{u.username + '@' if u.username else ''}{u.host or ''}"
+            f"{':' + str(u.port) if u.port else ''}/{u.database or ''}")
 
 
 def engine_for(target: str | Path, busy_timeout: float) -> sa.Engine:
@@ -62,14 +67,18 @@ def engine_for(target: str | Path, busy_timeout: float) -> sa.Engine:
         url = sa.engine.make_url(target)
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
-        try:
-            return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                                    connect_args={"options": "-c timezone=UTC", "connect_timeout": 10})
+        ms = int(busy_timeout * 1000)
+        try:  # a row lock waits no longer than the store's lock timeout; a dead server is found within ~20 s
+            return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={
+                "options": f"-c timezone=UTC -c lock_timeout={ms} -c idle_in_transaction_session_timeout=60000",
+                "connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                "keepalives_count": 2, "tcp_user_timeout": 20_000})
         except ModuleNotFoundError as exc:
             raise StoreError(f"--db {shown_url(str(target))}: PostgreSQL needs the psycopg driver ({exc.name} is "
                              "missing): pip install 'basiskit[postgres]'") from None
     path = Path(target)
-    engine = sa.create_engine(f"sqlite:///{path}", isolation_level="AUTOCOMMIT", poolclass=NullPool,
+    engine = sa.create_engine(sa.engine.URL.create("sqlite", database=str(path)), isolation_level="AUTOCOMMIT",
+                              poolclass=NullPool,
                               connect_args={"timeout": busy_timeout, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -141,22 +150,30 @@ class Result:
 
 
 class Connection:
-    """One connection to the store (a process's, guarded by its store's lock)."""
+    """One DBAPI connection to the store in autocommit mode (a process's, guarded by its store's lock).
+
+    A failure inside a transaction rolls it back at once (PostgreSQL aborts it anyway) and dooms it: the caller's
+    ROLLBACK ends it, a COMMIT or any other statement in it raises. A lost connection (the server restarted) is
+    `broken`: the store opens a new one for its next operation."""
 
     def __init__(self, engine: sa.Engine, where: str, busy_timeout: float):
         self.backend = engine.dialect.name
         self.where, self.busy_timeout = where, busy_timeout
+        self._dbapi = engine.dialect.loaded_dbapi
         try:
-            self._con = engine.connect()
-        except sa.exc.OperationalError as exc:
-            raise StoreBusy(f"store {where} cannot be opened: {_reason(exc)}") from None
-        except sa.exc.DBAPIError as exc:
-            raise StoreError(f"store {where} cannot be opened: {_reason(exc)}") from None
+            self._raw = engine.raw_connection()
+        except (sa.exc.DBAPIError, self._dbapi.Error) as exc:
+            orig = getattr(exc, "orig", exc)
+            kind = StoreBusy if isinstance(orig, self._dbapi.OperationalError) else StoreError
+            raise kind(f"store {where} cannot be opened: {_reason(orig)}") from None
+        self.broken = False
         self._depth = 0
+        self._doomed: str | None = None
         self._cache: dict[str, str] = {}
 
     def close(self) -> None:
-        self._con.close()
+        with contextlib.suppress(Exception):
+            self._raw.close()
 
     @property
     def in_transaction(self) -> bool:
@@ -190,78 +207,137 @@ class Connection:
         params = tuple(_param(p, self.backend) for p in params)
         if self._depth or self.backend != "sqlite" or not word.startswith(_WRITES):
             return self._run(self._sql(sql), params)
-        self._begin()  # a lone write: its lock is taken as a transaction's is (below), not by SQLite's busy handler
+        return self._alone(lambda: self._run(self._sql(sql), params))
+
+    def executemany(self, sql: str, rows) -> None:
+        rows = [tuple(_param(p, self.backend) for p in r) for r in rows]
+        if rows:
+            self._alone(lambda: self._run(self._sql(sql), rows, many=True))  # all rows or none
+
+    def _alone(self, work):
+        """A write in its own transaction (or in the one open): its lock taken as a transaction's is (below), not
+        by SQLite's busy handler."""
+        self._begin()
         try:
-            got = self._run(self._sql(sql), params)
+            got = work()
         except BaseException:
             self._end(commit=False)
             raise
         self._end(commit=True)
         return got
 
-    def executemany(self, sql: str, rows) -> None:
-        rows = [tuple(_param(p, self.backend) for p in r) for r in rows]
-        if not rows:
-            return
-        self._begin()  # all rows or none
+    def _run(self, sql: str, params, many: bool = False) -> Result:
+        if self._doomed:
+            raise StoreError(f"store {self.where}: this transaction was rolled back ({self._doomed})")
+        cur = self._raw.cursor()
         try:
-            self._run(self._sql(sql), rows)
-        except BaseException:
-            self._end(commit=False)
-            raise
-        self._end(commit=True)
+            (cur.executemany if many else cur.execute)(sql, params)
+            if cur.description is None:
+                return Result([], [])
+            return Result([d[0] for d in cur.description], [tuple(_value(v) for v in r) for r in cur.fetchall()])
+        except self._dbapi.Error as exc:
+            busy = isinstance(exc, self._dbapi.OperationalError)
+            why = _reason(exc)
+            self._failed(why)
+            raise (StoreBusy if busy else StoreError)(f"store {self.where}: {why}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
 
-    def _run(self, sql: str, params) -> Result:
+    def _failed(self, why: str) -> None:
+        if self.backend != "sqlite" and getattr(self._raw.driver_connection, "broken", False):
+            self.broken = True  # the server is gone: nothing to roll back here
+            self._depth, self._doomed = 0, None
+            return
+        if self._depth:
+            self._rollback()
+            self._doomed = why
+
+    def _rollback(self) -> None:
+        cur = self._raw.cursor()
         try:
-            res = self._con.exec_driver_sql(sql, params)
-        except sa.exc.OperationalError as exc:
-            raise StoreBusy(f"store {self.where}: {_reason(exc)}") from None
-        except sa.exc.DBAPIError as exc:
-            raise StoreError(f"store {self.where}: {_reason(exc)}") from None
-        if not res.returns_rows:
-            return Result([], [])
-        return Result(list(res.keys()), [tuple(_value(v) for v in r) for r in res.fetchall()])
+            cur.execute("ROLLBACK")
+        except self._dbapi.Error:
+            if self.backend != "sqlite":
+                self.broken = True  # cannot even roll back: a new connection next time
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
 
     def _begin(self) -> Result:
         if self._depth == 0:
-            if self.backend == "sqlite":
-                self._lock_sqlite()
-            else:
-                self._run("BEGIN", ())
-                self._run(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})", ())
+            self._lock()
         self._depth += 1
         return Result([], [])
 
-    def _lock_sqlite(self) -> None:
-        """BEGIN IMMEDIATE: the write lock now, not at the first write (two writers never deadlock upgrading a read),
-        tried again every 0.5-3 ms up to the busy timeout. SQLite's own busy handler sleeps ever longer between tries
-        (up to 100 ms), so under steady contention one writer could wait out the others for seconds."""
+    def _lock(self) -> None:
+        """Start a write transaction once this process may write, trying every 0.5-3 ms up to the busy timeout.
+        SQLite: BEGIN IMMEDIATE (the write lock now, not at the first write, so two writers never deadlock
+        upgrading a read); its own busy handler sleeps ever longer between tries (up to 100 ms), so under steady
+        contention one writer could wait out the others for seconds. PostgreSQL: BEGIN, then the stores' advisory
+        lock (one writing transaction at a time, as on SQLite)."""
         deadline = time.monotonic() + self.busy_timeout
-        self._con.exec_driver_sql("PRAGMA busy_timeout=0")
+        if self.backend == "sqlite":
+            self._run("PRAGMA busy_timeout=0", ())
         try:
             while True:
                 try:
-                    self._con.exec_driver_sql("BEGIN IMMEDIATE")
-                    return
-                except sa.exc.OperationalError as exc:
-                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
-                        raise StoreBusy(f"store {self.where}: {_reason(exc)}") from None
+                    if self.backend == "sqlite":
+                        self._run("BEGIN IMMEDIATE", ())
+                        return
+                    self._run("BEGIN", ())
+                    self._depth = 1  # a failure below rolls it back
+                    if self._run(f"SELECT pg_try_advisory_xact_lock({WRITE_LOCK})", ()).fetchone()[0]:
+                        self._depth = 0
+                        return
+                    self._rollback()
+                    self._depth = 0
+                except StoreBusy:
+                    self._depth, self._doomed = 0, None
+                    if self.broken or time.monotonic() > deadline:
+                        raise
+                if time.monotonic() > deadline:
+                    raise StoreBusy(f"store {self.where}: another process held its write lock for over "
+                                    f"{self.busy_timeout:g} s (another process is writing to it)")
                 time.sleep(random.uniform(0.0005, 0.003))
+        except StoreError:
+            self._depth, self._doomed = 0, None
+            raise
         finally:
-            self._con.exec_driver_sql(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            if self.backend == "sqlite" and not self.broken:
+                self._run_quiet(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def _run_quiet(self, sql: str) -> None:
+        cur = self._raw.cursor()
+        try:
+            cur.execute(sql)
+        finally:
+            cur.close()
 
     def _end(self, commit: bool) -> Result:
         if self._depth == 0:
             return Result([], [])  # nothing open (a rollback after a commit went through)
         self._depth -= 1
-        if self._depth == 0 or not commit:
-            self._depth = 0
-            self._run("COMMIT" if commit else "ROLLBACK", ())
+        if self._doomed:
+            why = self._doomed
+            if self._depth == 0:
+                self._doomed = None
+            if commit:
+                raise StoreError(f"store {self.where}: this transaction was rolled back ({why}); nothing of it was "
+                                 "written")
+            return Result([], [])
+        if not commit:
+            self._rollback()  # an inner rollback ends the outer transaction too: it is doomed
+            if self._depth:
+                self._doomed = "an inner part of it failed"
+            return Result([], [])
+        if self._depth == 0:
+            self._run("COMMIT", ())
         return Result([], [])
 
 
-def _reason(exc: sa.exc.DBAPIError) -> str:
-    text = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+def _reason(exc: BaseException | None) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if "locked" in text or "busy" in text:
         text += " (another process is writing to it)"
     return text
@@ -279,17 +355,29 @@ class Database:
         self._con: Connection | None = None
         self._pid = os.getpid()
         self.lock = threading.RLock()
+        _DATABASES.add(self)
 
     def connection(self) -> Connection:
         if self._pid != os.getpid():  # a forked child: the parent's connection is not ours to use
-            self.engine.dispose(close=False)
-            self._con, self._pid, self.lock = None, os.getpid(), threading.RLock()
+            self._forked()
+        if self._con is not None and self._con.broken:  # the server went away: a new connection
+            self._con.close()
+            self._con = None
         if self._con is None:
             self._con = Connection(self.engine, self.where, self.busy_timeout)
         return self._con
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's connection is left alone (never closed here), the lock is new."""
+        self.engine.dispose(close=False)
+        self._con, self._pid, self.lock = None, os.getpid(), threading.RLock()
 
     def close(self) -> None:
         if self._con is not None and self._pid == os.getpid():
             self._con.close()
         self._con = None
         self.engine.dispose()
+
+
+_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [db._forked() for db in list(_DATABASES)])
