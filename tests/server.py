@@ -24,12 +24,14 @@ class Server:
     """The server reads its tokens from a file of the test's: one token with the run and trade roles (called
     "operate" here, as the old role that meant both), a read token, a run-only and a trade-only token."""
 
-    def __init__(self, db: Path, data: Path, log: Path, port: int | None = None, extra: tuple[str, ...] = ()):
+    def __init__(self, db: Path | str, data: Path, log: Path, port: int | None = None, extra: tuple[str, ...] = ()):
+        """`db`: a store file, or a postgresql:// URL (its analytics then beside the log)."""
         self.db, self.data, self.log, self.extra = db, data, log, extra
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
-        self.tokens = db.parent / f"{db.stem}.test-tokens"
+        self.tokens = (log.parent / "pg.test-tokens" if isinstance(db, str) else
+                       db.parent / f"{db.stem}.test-tokens")
         if not self.tokens.exists():
             both, read, run, trade = (secrets.token_urlsafe(24) for _ in range(4))
             self.tokens.write_text(f"run {both}\ntrade {both}\nread {read}\nrun {run}\ntrade {trade}\n")
@@ -52,6 +54,8 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> Server:
         env = {k: v for k, v in os.environ.items() if k != "BASISKIT_DATA"}
+        if isinstance(self.db, str):
+            env["BASISKIT_ANALYTICS"] = str(self.log.parent / "analytics")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "basiskit.cli", "serve", "--port", str(self.port), "--db", str(self.db),
              "--data", str(self.data), "--workers", "2", "--tokens", str(self.tokens), *self.extra],
