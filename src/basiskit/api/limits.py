@@ -21,6 +21,7 @@ class ServiceLimits:
     queue_backtests: int = 100
     queue_sweeps: int = 8
     queue_stress: int = 8
+    ray_local: bool = False  # sweeps with backend ray may start a Ray on this machine (without --ray-address)
     checking: int = 1  # requests checked (parsed, validated, data aligned) at once; the rest wait their turn, so
     # the event loop (/health, 429s) and the store's other callers are not starved of the interpreter
 

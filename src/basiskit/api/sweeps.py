@@ -95,6 +95,11 @@ class SweepManager:
 
     def _check(self, req: SweepRequest, limits: ServiceLimits, ray_address: str | None) -> SweepPlan:
         problems = []
+        if req.backend == "ray" and ray_address is None and not limits.ray_local:
+            problems.append(("backend", "ray", "this server starts no Ray of its own (Ray listens on every network "
+                             "interface, whatever address it is given): start it with --ray-address of a Ray cluster "
+                             "you run, or with --ray-local to let it start one on this machine (guarded only by "
+                             "Ray's token, ~/.ray/auth_token)"))
         if req.workers is not None and req.workers > limits.max_workers:
             problems.append(("workers", req.workers, f"above this server's limit of {limits.max_workers} worker "
                              "processes per sweep (serve --max-workers)"))

@@ -183,8 +183,10 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
               help="A Host name the server answers (repeatable; required with a --host other than loopback).")] = None,
           cors_origin: Annotated[list[str] | None, typer.Option(help="A browser origin allowed to call the API "
                                                                 "(repeatable; none by default).")] = None,
-          ray_address: Annotated[str | None, typer.Option(help="The Ray cluster sweeps with backend ray use "
-                                                          "(default: a local Ray).")] = None,
+          ray_address: Annotated[str | None, typer.Option(help="The Ray cluster sweeps with backend ray use.")] = None,
+          ray_local: Annotated[bool, typer.Option(help="Without --ray-address, let sweeps with backend ray start a "
+                                                  "Ray on this machine (it listens on every interface, guarded by "
+                                                  "Ray's token only).")] = False,
           max_workers: Annotated[int, typer.Option(min=1, help="Most worker processes one sweep may ask for.")]
           = ServiceLimits.max_workers,
           max_sweep_runs: Annotated[int, typer.Option(min=1, help="Most runs in one sweep.")]
@@ -220,7 +222,8 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
                   "`Authorization: Bearer TOKEN`")
     limits = ServiceLimits(max_workers=max_workers, max_sweep_runs=max_sweep_runs,
                            max_keep_ticks_runs=max_keep_ticks_runs, max_body_bytes=max_body_bytes, running=workers,
-                           queue_backtests=queue_backtests, queue_sweeps=queue_sweeps, queue_stress=queue_stress)
+                           queue_backtests=queue_backtests, queue_sweeps=queue_sweeps, queue_stress=queue_stress,
+                           ray_local=ray_local)
     allowed = hosts + (() if hosts and host not in LOOPBACK else ("127.0.0.1", "localhost", "[::1]"))
     if host not in LOOPBACK:
         allowed += (host,)

@@ -7,7 +7,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -151,7 +153,89 @@ class RayWorker:
         return self.worker.run(task, keep_ticks)
 
 
+class RayProcess(Backend):
+    """Ray's driver (RayActors) in a spawned child process of its own, fed tasks and giving back rows through
+    queues: a Ray failure, even one that ends its process, fails the sweep with what happened, never the process
+    that runs the sweep (the API's). A cancel or close ends the child (SIGTERM: it shuts down a Ray it started)."""
+
+    def __init__(self, data_dir: Path, workers: int, address: str | None):
+        ctx = multiprocessing.get_context("spawn")
+        self.inbox, self.outbox = ctx.Queue(), ctx.Queue()
+        self.proc = ctx.Process(target=_ray_driver, args=(str(data_dir), workers, address, self.inbox, self.outbox),
+                                name="basiskit-ray-driver", daemon=True)
+        self.proc.start()
+        kind, payload = self._next(lambda: False, RAY_START_S)
+        if kind != "ready":
+            self.close()
+            raise BasiskitError(f"Ray could not be started: {payload}")
+
+    def _next(self, cancelled: Callable[[], bool], timeout: float) -> tuple[str, object]:
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.outbox.get(timeout=CANCEL_POLL_S)
+            except queue.Empty:
+                if not self.proc.is_alive():
+                    return "error", f"its driver process ended (exit code {self.proc.exitcode})"
+                if cancelled():
+                    return "cancelled", None
+                if time.monotonic() > deadline:
+                    return "error", f"no answer from its driver process in {timeout:g} s"
+
+    def run(self, tasks, keep_ticks, cancelled):
+        tasks = list(tasks)
+        self.inbox.put(("run", tasks, keep_ticks))
+        for _ in tasks:
+            kind, payload = self._next(cancelled, RAY_TASK_S)
+            if kind == "cancelled":
+                return
+            if kind == "error":
+                raise BasiskitError(f"Ray failed: {payload}; the sweep stops (what finished is kept)")
+            yield payload
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()  # SIGTERM: the driver shuts down a Ray it started, then exits
+            self.proc.join(RAY_STOP_S)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # what it left of Ray (a driver killed -9
+            os.killpg(self.proc.pid, signal.SIGKILL)  # leaves its agents): its own process group
+
+
+RAY_START_S = 180.0  # the longest a Ray driver may take to start
+RAY_TASK_S = 3600.0  # the longest one run may take on Ray before the sweep gives up on it
+RAY_STOP_S = 30.0
+
+
+def _ray_driver(data_dir: str, workers: int, address: str | None, inbox, outbox) -> None:
+    """The child of RayProcess: RayActors over the dataset; runs what it is sent until told to stop."""
+    import sys
+
+    os.setpgrp()  # Ray's processes started here are this group's: the parent ends them all with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        backend = RayActors(Dataset(Path(data_dir)), workers, address)
+    except BaseException as exc:  # noqa: BLE001 (told to the parent, which fails the sweep with it)
+        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    try:
+        outbox.put(("ready", None))
+        while True:
+            _, tasks, keep_ticks = inbox.get()
+            try:
+                for row in backend.run(tasks, keep_ticks, lambda: False):
+                    outbox.put(("row", row))
+            except Exception as exc:  # noqa: BLE001 (an actor died, the cluster went away: the sweep fails)
+                outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        backend.close()
+
+
 def make_backend(kind: str, data_dir: Path, dataset: Dataset, workers: int, ray_address: str | None) -> Backend:
     if kind == "ray":
-        return RayActors(Dataset(data_dir), workers, ray_address)
+        return RayProcess(data_dir, workers, ray_address)
     return InProcess(dataset) if workers == 1 else LocalPool(data_dir, workers)
