@@ -164,6 +164,18 @@ def create_app(tokens: Tokens, db_path: Path | None = None, data_dir: Path | Non
                 "bearer": {"type": "http", "scheme": "bearer", "description": "a token of serve's tokens file"}}
             doc["security"] = [{"bearer": []}]
             doc["paths"]["/health"]["get"]["security"] = []
+            from ..config import preset_names
+
+            for name in ("BacktestRequest", "SweepRequest", "StressRequest"):  # a mode is one of the presets
+                schema = doc["components"]["schemas"].get(name, {}).get("properties", {}).get("mode")
+                if schema is not None:
+                    schema["enum"] = sorted(preset_names())
+            for kind, param in (("backtests", "run_id"), ("sweeps", "sweep_id"), ("stress", "stress_id")):
+                # OpenAPI links: what a created job's id leads to (clients and stateful testing follow them)
+                doc["paths"][f"/{kind}"]["post"]["responses"]["202"]["links"] = {
+                    op["operationId"]: {"operationId": op["operationId"], "parameters": {param: "$response.body#/id"}}
+                    for path, ops in doc["paths"].items() if path.startswith(f"/{kind}/{{{param}}}")
+                    for op in ops.values()}
             app.openapi_schema = doc
         return app.openapi_schema
 
