@@ -331,10 +331,10 @@ def _recorded_chain(full_data):
 LIVE_WINDOW = {"start": "2024-07-01T00:00:00Z", "end": "2024-07-04T00:00:00Z"}
 
 
-def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0, crash=None, resume=False, asked=None):
+def _live_session(full_data, tmp_path, cfg, cutoff, poll=30.0, crash=None, resume=False, asked=None, webhook=None):
     options = PaperOptions(
         feed="live", data=str(full_data), rpc_url="recorded", out=str(tmp_path / "runs"), poll_seconds=poll,
-        capture=str(tmp_path / "capture"),
+        capture=str(tmp_path / "capture"), webhook=webhook,
     )
     exchanges, chain = _recorded_venues(full_data, cutoff, crash, asked), _recorded_chain(full_data)
     factory = lambda d, n, g: LiveFeed(d, n, g, exchanges=exchanges, chain=chain, delay=0)  # noqa: E731
@@ -391,6 +391,34 @@ def test_a_feed_that_stops_delivering_makes_the_loop_wait_and_alert_then_go_on(f
     assert np.array_equal(result["out"].result.nav, expected.nav)
     ticks = session.store.table("live", "ticks")
     assert [t["tick"] for t in ticks] == list(range(len(expected.nav)))  # every hour once
+
+
+def test_a_feed_stale_at_its_first_hour_alerts_the_webhook_while_the_session_waits_for_it(full_data, tmp_path):
+    """The venues answer nothing from the start: the session waits for hour 0 while its market is being built, before
+    it has its row in the store; its staleness alert reaches the webhook meanwhile (not once the feed is back)."""
+    from server import free_port
+    from test_webhook_outbox import Receiver
+
+    cfg = load_run_config("btc_basis", [], ["data.staleness_hours.bar=0.5"], LIVE_WINDOW, Dataset(full_data))
+    cutoff = [T0 // 1000 - 3 * 3600]  # nothing at all for the window's first hours
+    received: list[dict] = []
+    port = free_port()
+    receiver = Receiver(port, received)
+    try:
+        session = _live_session(full_data, tmp_path, cfg, cutoff, poll=0.05, webhook=f"http://127.0.0.1:{port}/h")
+        result: dict = {}
+        worker = threading.Thread(target=lambda: result.update(out=session.run()), daemon=True)
+        worker.start()
+        assert wait_until(lambda: received, timeout=60), "no alert reached the webhook while the session waited"
+        assert session.store.sessions() == [] and worker.is_alive()  # still waiting for hour 0: no row yet
+        assert {a["kind"] for a in received} == {"staleness"} and received[0]["tick"] == 0
+        cutoff[0] = 10**10  # the venues answer: the session starts, runs and ends as the backtest
+        worker.join(120)
+        expected = Backtest(cfg, Dataset(full_data)).run()
+        assert np.array_equal(result["out"].result.nav, expected.nav)
+        assert [a["seq"] for a in session.store.table("live", "alerts")] == list(range(len(received)))
+    finally:
+        receiver.stop()
 
 
 def test_each_venue_gives_its_perps_mark_price():
