@@ -356,3 +356,32 @@ def test_a_migration_cut_short_is_done_again_whole_and_the_old_logs_tail_is_kept
     store = RunStore(db)  # opened again: migrated whole
     assert sorted(r["run_id"] for r in store.list()[0]) == ["a", "b"] and store.get("a")["summary"] == {"apy": 1}
     assert RunStore(db).list()[1] == 2  # once
+
+
+def test_the_default_store_migrates_an_earlier_releases_default_file_beside_it_once_even_after_a_failure(
+        tmp_path, monkeypatch):
+    """`basiskit.duckdb` in the user's data dir (an earlier release's default store) is read into `basiskit.db`
+    beside it and left in place; a first try refused (two paper events of one seq) runs again once it is mended,
+    though `basiskit.db` exists by then; after that, never again."""
+    import duckdb
+
+    monkeypatch.delenv("BASISKIT_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    from basiskit.results.db import default_db_path
+
+    old = default_db_path().with_name("basiskit.duckdb")
+    old.parent.mkdir(parents=True)
+    with duckdb.connect(str(old)) as c:
+        c.execute("CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, mode VARCHAR, status VARCHAR)")
+        c.execute("INSERT INTO runs VALUES ('a', 'eth_basis', 'done')")
+        c.execute("CREATE TABLE paper_events (session VARCHAR, seq INTEGER, message VARCHAR)")
+        c.execute("INSERT INTO paper_events VALUES ('p', 0, 'x'), ('p', 0, 'x again')")
+    with pytest.raises(StoreError, match="paper_events"):
+        RunStore()
+    assert default_db_path().exists() and old.exists()
+    with duckdb.connect(str(old)) as c:
+        c.execute("DELETE FROM paper_events WHERE message = 'x again'")
+    assert [r["run_id"] for r in RunStore().list()[0]] == ["a"] and old.exists()
+    store = RunStore()
+    store.delete("a")  # a change of the new store's own: the old file is not read into it again
+    assert RunStore().list()[1] == 0

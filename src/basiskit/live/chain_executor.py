@@ -13,7 +13,6 @@ the wallet's change as the session's own trades; gas is explained by the receipt
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from ..connectors.exchanges import OrderRefused, OrderUnknown, VenueOrder
@@ -104,7 +103,6 @@ class ChainExecutor:
         self.pool = self.w3.eth.contract(address=chain.market.pool, abi=POOL_WRITE + _read_abi())
         self.journal = None  # set by the Dispatcher: (client_id, step, details) -> None, committed at once
         self.history = None  # set by the Dispatcher: client_id -> its journal
-        self.released = contextlib.nullcontext  # set by the Dispatcher: the store let go of meanwhile
 
     # --- what it sends ------------------------------------------------------------------------------------------
     def handles(self, order) -> bool:
@@ -383,12 +381,11 @@ class ChainExecutor:
             return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=quick, poll_latency=0.1)
         except TimeExhausted:
             pass
-        with self.released():  # a block away (12 s on mainnet): other processes may use the store meanwhile
-            try:
-                return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout - quick,
-                                                                poll_latency=0.5)
-            except TimeExhausted:
-                raise OrderUnknown(f"no receipt for {tx_hash.hex()} within {self.receipt_timeout:g} s") from None
+        try:  # a block away (12 s on mainnet): polled less often
+            return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout - quick,
+                                                            poll_latency=0.5)
+        except TimeExhausted:
+            raise OrderUnknown(f"no receipt for {tx_hash.hex()} within {self.receipt_timeout:g} s") from None
 
     # --- after a crash or a timeout -----------------------------------------------------------------------------
     def lookup(self, order) -> VenueOrder | None:

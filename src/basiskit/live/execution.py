@@ -225,7 +225,6 @@ class Dispatcher:
         for ex in executors.values():  # executors of several steps journal each before it leaves
             if hasattr(ex, "journal"):
                 ex.journal = lambda cid, step, details: store.order_step(session, cid, "sending", step, details)
-                ex.released = store.released  # the store let go of while a transaction waits to be mined
                 ex.history = lambda cid: store.order_log(session, cid)
 
     # --- a tick's intents ---------------------------------------------------------------------------------------
@@ -430,8 +429,8 @@ class Dispatcher:
             return alerts
         day = self.store.day_notional(self.session, t, SENT)
         for o in current:
-            # an order's steps on one connection; the chain executor lets go of it while a transaction waits to be
-            # mined (store.released), so other processes are kept out for its quick steps only
+            # an order's steps one after another among this process's threads (each step is its own transaction:
+            # other processes read and write meanwhile)
             with self.store.held():
                 if self.halted():
                     break

@@ -21,8 +21,6 @@ from ..feeds.replay import Delivery, Feed
 class ClockedSession(Protocol):
     """What the clock calls on the session it drives (paper/session.py's PaperSession)."""
 
-    store: object  # waits and breathes between hours (PaperStore.wait, .breathe)
-
     def start(self, book, events) -> None: ...
     def before_tick(self, k: int) -> None: ...
     def after_tick(self, k: int, delivery: Delivery) -> None: ...
@@ -75,7 +73,7 @@ class PaperClock:
                 self.session.stale(k, t, stale)
                 if self.feed.final:
                     raise StaleFeed(_stale_message(stale, t))
-                self.session.store.wait(self.poll_seconds)
+                time.sleep(self.poll_seconds)
                 more = self.feed.hour(k, t)
                 if more is not None:
                     delivery.merge(more)
@@ -91,26 +89,23 @@ class PaperClock:
 
     def _poll(self, k: int, t: int) -> Delivery:
         while (delivery := self.feed.hour(k, t)) is None:
-            self.session.store.wait(self.poll_seconds)
+            time.sleep(self.poll_seconds)
         return delivery
 
     def _pace(self, k: int, t: int) -> None:
         ready_at = getattr(self.feed, "ready_at", None)
         if ready_at is not None:  # a live feed: hour t can be observed from ready_at(t) on (wall clock)
             while (delay := ready_at(t) - time.time()) > 0:
-                self.session.store.wait(min(delay, self.poll_seconds))
+                time.sleep(min(delay, self.poll_seconds))
             return
         if self.speed <= 0:
-            self.session.store.breathe()
             return
         if self._paced_from is None:
             self._paced_from = (k, time.monotonic())
         k0, w0 = self._paced_from
         delay = w0 + (k - k0) / self.speed - time.monotonic()
         if delay > 0:
-            self.session.store.wait(delay)
-        else:
-            self.session.store.breathe()
+            time.sleep(delay)
 
 
 def _stale_message(stale: list[Staleness], t: int) -> str:

@@ -238,7 +238,6 @@ class PaperSession:
             output.summary["capture_dir"] = self.options.capture
         store_output(output, self.cfg, self.store, "paper", Path(self.options.out))
         self.store.set_status(self.name, "done", summary=output.summary, results_dir=output.summary["results_dir"])
-        self.store.release()
         self._close_sender()
         return output
 
@@ -260,12 +259,9 @@ class PaperSession:
     def _stop(self, status: str, exc: BaseException) -> None:
         try:
             self.capture()
-            # a fresh connection: one a signal interrupted (mid-transaction) is let go, its tick rolled back
-            self.store.release()
-            if self.resuming:
+            if self.resuming:  # (a tick a signal interrupted mid-commit was rolled back by the store)
                 self.store.set_status(self.name, status, error=str(exc))
         finally:
-            self.store.release()
             self._close_sender()
 
     # --- the clock's calls ---------------------------------------------------------------------------

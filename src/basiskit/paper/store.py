@@ -15,7 +15,6 @@ the store while a session runs.
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 
 from ..results.db import RunStore, StoreError, json_safe, now
@@ -65,18 +64,6 @@ class PaperStore(RunStore, AlertOutbox):
                         options[ref] = options.get(ref) or given(options[url])
                         options[url] = None
                 con.execute("UPDATE paper_sessions SET options = ? WHERE name = ?", [json.dumps(options), name])
-
-    # --- a running session's pace ---------------------------------------------------------------------
-    def release(self) -> None:
-        """Nothing is held between ticks (each is its own transaction): kept for the session's calls."""
-
-    def wait(self, seconds: float) -> None:
-        """Sleep `seconds` (the session's pace)."""
-        if seconds > 0:
-            time.sleep(seconds)
-
-    def breathe(self) -> None:
-        """Between ticks of a session that never waits (speed 0): nothing to let go of."""
 
     # --- sessions ---------------------------------------------------------------------------------------
     def create_session(

@@ -120,8 +120,9 @@ class RunStore:
         else:
             self.path = Path(target)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists() and path is None and (old := self.path.with_name("basiskit.duckdb")).exists():
-                legacy = old  # the default store of an earlier release, beside the new one (left in place)
+            if path is None and (old := self.path.with_name("basiskit.duckdb")).exists():
+                legacy = old  # the default store of an earlier release, beside the new one (left in place; migrated
+                # once, by its mark in schema_version, and again whole if a migration was cut short)
             root = analytics or os.environ.get(ANALYTICS_ENV) or self.path.with_name(self.path.name + ".analytics")
             # owner-only before SQLite makes its journal files (they take the file's mode); an existing file is never
             # opened here: closing any descriptor of it would drop this process's SQLite locks on it
@@ -235,11 +236,6 @@ class RunStore:
         transaction, so other processes go on meanwhile."""
         with self.db.lock:
             yield
-
-    @contextmanager
-    def released(self):
-        """Inside held(): something slow happens (a transaction waiting to be mined); nothing is held to let go."""
-        yield
 
     def close(self) -> None:
         self.db.close()
