@@ -117,7 +117,7 @@ def test_the_capacity_curve_of_a_capital_sweep(tmp_path):
     for p in points:  # each point from its run, by hand
         (row,) = [r for r in result["runs"] if float(r["params"]["initial_capital"]) == p["capital"]]
         assert p["cost_share"] == -row["transaction_costs"] / p["capital"] and p["apy"] == row["apy"]
-    assert "capacity: APY and costs by capital" in render(result)
+    assert "capacity: APY by capital" in render(result)
 
 
 @pytest.mark.parametrize("key,value", [("costs.impact.coefficient", -1), ("costs.impact.coefficient", 50),

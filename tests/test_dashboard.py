@@ -145,7 +145,8 @@ def test_the_run_tearsheet_equals_the_api_and_the_ticks(browser, store):
     assert {k for k, _, _ in cards} >= {"total_return", "apy", "max_drawdown", "sharpe", "final_nav"}
     expected = {**result, "liquidations": result["liquidations"]["count"],
                 "longest_under_water": result["time_under_water"]["longest_hours"],
-                "under_water_share": result["time_under_water"]["fraction"]}
+                "under_water_share": result["time_under_water"]["fraction"], "exit_cost": result["exit"]["cost"],
+                "benchmark_apy": (result.get("benchmark") or {}).get("apy")}
     for key, value, title in cards:
         assert (value == "" and expected[key] is None) or float(value) == expected[key], key
         assert len(title) > 20
@@ -232,12 +233,16 @@ def test_compare_sweeps_stress_and_sessions_pages_show_the_apis_numbers(browser,
     apy = {(r["params"]["initial_capital"], r["params"]["target_ltv"]): r["apy"] for r in result["runs"]}
     z = js(browser, "return document.getElementById('sweep-heatmap').data[0].z")
     assert z == [[apy[(c, t)] for t in (0.75, 0.85)] for c in (100000, 10000000)]
-    capacity = js(browser, "const d = document.getElementById('sweep-capacity').data; return [d[0].x, d[0].y, d[1].y]")
+    capacity = js(browser, "const d = document.getElementById('sweep-capacity').data; "
+                           "return [d[0].x, d[0].y, d[3].y, d[1].y]")
     assert capacity[0] == [100000, 10000000]
     assert capacity[1] == pytest.approx([np.mean([apy[(c, t)] for t in (0.75, 0.85)]) for c in (100000, 10000000)])
     costs = {c: np.mean([-r["transaction_costs"] / c for r in result["runs"] if r["params"]["initial_capital"] == c])
              for c in (100000, 10000000)}
     assert capacity[2] == pytest.approx([costs[100000], costs[10000000]])
+    net = {c: np.mean([r["capacity"]["apy_net_of_exit"] for r in result["runs"] if r["params"]["initial_capital"] == c])
+           for c in (100000, 10000000)}  # APY net of the exit at the last hour, from each run's summary
+    assert capacity[3] == pytest.approx([net[100000], net[10000000]])
     assert js(browser, "return document.getElementById('sweep-parcoords').data[0].dimensions.length") == 3
     browser.find_element("id", "sweep-filter").send_keys("10000000")
     assert js(browser, "return [...document.querySelectorAll('#sweep-table tbody tr')]"

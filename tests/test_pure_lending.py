@@ -26,7 +26,9 @@ FLOWS = {  # a deposit and a withdrawal inside the sample window, in share-class
 
 @pytest.mark.parametrize("mode", ["pure_lending_usdt", "pure_lending_eth"])
 def test_return_equals_liquidity_index_ratio(full_data, mode):
-    cfg = load_run_config(mode, sets=["costs.enabled=false"], extra={"start": "2024-02-01", "end": "2025-02-01"})
+    # the observed index alone (the fund's own rate impact is tested in test_footprint.py)
+    cfg = load_run_config(mode, sets=["costs.enabled=false", "aave.rate_impact=false"],
+                          extra={"start": "2024-02-01", "end": "2025-02-01"})
     summary = summarize(run_backtest(cfg, Dataset(full_data)))
     raw = raw_csv(full_data, RESERVE[mode])
     index = raw["liquidity_index"]
@@ -85,7 +87,7 @@ def test_residual_within_1e9_of_nav_every_tick_with_flows(mode):
 
 
 def test_supply_yield_per_hour_is_scaled_balance_times_index_change():
-    cfg = load_run_config("pure_lending_usdt", sets=["costs.enabled=false"])
+    cfg = load_run_config("pure_lending_usdt", sets=["costs.enabled=false", "aave.rate_impact=false"])
     r = run_backtest(cfg, Dataset(SAMPLE_DIR))
     raw = raw_csv(SAMPLE_DIR, "aave/usdt_reserve_1d")
     start = pd.Timestamp(r.grid[0], unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")

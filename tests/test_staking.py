@@ -91,7 +91,8 @@ def test_lst_depeg_liquidation_by_hand(tmp_path):
     SyntheticMarket("2024-06-01", "2024-06-06", start_price={"ETH": 3000.0}, paths={"ETH": np.full(len(hours), 3000.0)},
                     lst_rate=rate, supply_apr=0.0).write(tmp_path / "d")
     cfg = load_run_config("eth_leveraged", sets=["costs.enabled=false", "rewards.enabled=false",
-                                                  "leverage.hf_floor=1.001"], extra={"initial_capital": 100})
+                                                  "leverage.hf_floor=1.001", "aave.rate_impact=false"],
+                          extra={"initial_capital": 100})  # the observed indexes, as the hand computation
     r = run_backtest(cfg, Dataset(tmp_path / "d"))
     # by hand: 100 ETH at LTV 0.85 -> collateral 666.67 ETH of weETH at 1.05, debt 566.67 WETH
     collateral_eth, debt = 100 / 0.15, 100 * 0.85 / 0.15

@@ -72,8 +72,11 @@ class SweepResult(BaseModel):
     params: list[str]
     runs: list[dict[str, Any]]
     best: dict[str, Any] | None
-    capacity: list[dict[str, Any]] | None = Field(None, description="when initial_capital is a param: per capital, "
-                                                  "the mean APY and transaction costs / capital")
+    capacity: list[dict[str, Any]] | None = Field(None, description=(
+        "when initial_capital is a param: per capital (ascending) the mean APY, APY net of exit, benchmark APY, "
+        "transaction costs, rate impact and exit cost as shares of the capital, liquidity-constrained hours; "
+        "`refused` where the Aave reserves could not lend it, `below_benchmark` from the first capital under the "
+        "benchmark"))
 
 
 class SweepManager:

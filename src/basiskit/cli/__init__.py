@@ -8,6 +8,7 @@ import os
 import typer
 
 from .backtest import backtest, modes
+from .capacity import capacity
 from .chain import chain_app
 from .data import data_app
 from .live import live_app
@@ -29,6 +30,7 @@ def _owner_only() -> None:
 app.command()(backtest)
 app.command()(sweep)
 app.command()(stress)
+app.command()(capacity)
 app.command()(modes)
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")

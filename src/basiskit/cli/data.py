@@ -88,3 +88,37 @@ def data_fetch(
         f"{dest}: {total} rows appended to {sum(1 for n in appended.values() if n)} of {len(appended)} series"
         + ("" if total else " (nothing new)")
     )
+
+
+@data_app.command("fit-rates")
+def data_fit_rates(
+    source: Annotated[Path | None, typer.Option(help="Full dataset (default: $BASISKIT_DATA).")] = None,
+    dest: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the package's file).")] = None,
+) -> None:
+    """Fit the Aave v3 rate strategies and reserve factors from the reserve snapshots, check them, write them."""
+    import json
+
+    from ..venues import rate_fit
+    from ..venues.rate_strategy import shipped_path
+
+    src = source or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
+    if src is None:
+        err.print(f"error: pass --source DIR (the full dataset) or set {ENV_VAR}.")
+        raise typer.Exit(2)
+    dataset = run_or_fail(lambda: Dataset(src))
+    doc = run_or_fail(lambda: rate_fit.fit_all(dataset))
+    t = Table(title="fitted Aave v3 rate strategies against the snapshots (APR, bp)")
+    for col in ("reserve", "strategies", "checked", "changing", "borrow median", "borrow p95", "supply median",
+                "supply p95"):
+        t.add_column(col, justify="left" if col == "reserve" else "right")
+    for symbol in doc["reserves"]:
+        c = rate_fit.check_reserve(dataset, symbol, doc)
+        doc["reserves"][symbol]["check"] = c
+        t.add_row(symbol, str(len(doc["reserves"][symbol]["strategies"])), f"{c['checked']}/{c['snapshots']}",
+                  str(c["changing"]), f"{c['borrow_median_bp']:.3f}", f"{c['borrow_p95_bp']:.2f}",
+                  f"{c['supply_median_bp']:.3f}", f"{c['supply_p95_bp']:.2f}")
+    path = dest or shipped_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    out.print(t)
+    out.print(f"written to {path}")

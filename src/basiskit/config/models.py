@@ -176,7 +176,13 @@ class RewardsConfig(Strict):
 
     enabled: bool = True
     sell_dust: bool = True
-    min_sell_value_usd: float = Field(100.0, ge=0, le=1e9)
+    min_sell_value_usd: float = Field(100.0, ge=0, le=1e9, description=(
+        "a sale starts when the tokens held are worth this, and each hour's slice must be worth it too"))
+    max_gas_share: float = Field(0.05, gt=0, le=1, description=(
+        "a slice of a sale is made when its gas is at most this share of what it sells"))
+    max_participation: float | None = Field(None, gt=0, le=1e6, description=(
+        "largest share of the pool's last closed hourly volume one hour's sale may take (default: "
+        "execution.max_participation); above 1 sells more than the pool traded, e.g. where the fund sells elsewhere"))
 
 
 class MarketNeutralConfig(Strict):
@@ -278,6 +284,19 @@ class Shock(Strict):
         return self
 
 
+class AaveConfig(Strict):
+    """The fund's own footprint on the Aave v3 reserves it uses (backtest, replay and paper; a live session's
+    observed reserve already holds the fund)."""
+
+    rate_impact: bool = Field(True, description=(
+        "accrue supply and debt at the reserve's rate strategy with the fund's own supply and debt added to the "
+        "observed reserve, less the same strategy without them (the spread over the observed indexes)"))
+    liquidity_policy: Literal["refuse", "partial"] = Field("refuse", description=(
+        "when the fund's borrowing needs more than the reserve's available liquidity (supply - debt of the "
+        "others) at some hour: refuse the run naming the reserve, the hour and the capital that fits, or take "
+        "what is available and wait for the rest (borrows only: safety actions are never limited)"))
+
+
 class LendingConfig(Strict):
     """Aave v3 supply: which reserve holds the capital."""
 
@@ -371,9 +390,13 @@ class RunConfig(Strict):
     risk: RiskConfig = RiskConfig()
     costs: CostsConfig = CostsConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    aave: AaveConfig = AaveConfig()
     prices: PricesConfig = PricesConfig()
     data: DataConfig = DataConfig()
     live: LiveConfig = LiveConfig()
+    benchmark: Literal["aave_usdt_supply", "etherfi_eeth_staking", "ethena_susde", "aave_weth_supply"] | None = Field(
+        None, description="the yield the run is judged against (capacity, tearsheet); default by share class: "
+        "aave_usdt_supply for USDT, etherfi_eeth_staking for ETH")
     stress: list[Shock] = Field(default_factory=list, max_length=20,
                                 description="stress scenario overlays (basiskit stress); empty: the history as it was")
 

@@ -19,13 +19,15 @@ from ..errors import ConfigError
 from ..execution.events import EventLog
 from ..execution.executor import Executor
 from ..portfolio.attribution import ATTRIBUTION_TYPES, N_SLOTS, SPOT_PRICE, TRANSACTION_COSTS, VOID
+from ..portfolio.benchmark import benchmark_of
 from ..portfolio.book import Book, PositionSpec
 from ..portfolio.currency import SHARE_CLASS_ASSET, ShareClassPricer
 from ..portfolio.instruments import Instrument
 from ..portfolio.risk import liquidation_summary
-from ..strategies.base import Strategy, StrategyContext, StrategyEnv
+from ..strategies.base import Hooks, Strategy, StrategyContext, StrategyEnv
 from ..strategies.registry import get_strategy
 from ..strategies.rules import run_config_problems
+from ..venues.aave_footprint import footprints, refusal
 from ..venues.costs import GasModel, slippage_from_dataset
 from .clock import BacktestClock
 from .loop import run_loop
@@ -63,19 +65,25 @@ class RunResult:
     data_root: str
 
 
-def _components(cfg: RunConfig, dataset: Dataset):
-    """Pricer, gas and slippage models, the strategy, and the market data they need."""
+def _components(cfg: RunConfig, dataset: Dataset, footprint: bool = True):
+    """Pricer, gas and slippage models, the strategy, the market data they need, the benchmark's need and the
+    fund's footprints on the Aave reserves it uses (none when `footprint` is off)."""
     pricer = ShareClassPricer(cfg)
     strategy_cls = get_strategy(cfg.strategy)
     gas = GasModel(cfg.costs, pricer, on_chain=strategy_cls.on_chain, reserve_floor_eth=cfg.live.gas_reserve_eth)
     slippage = slippage_from_dataset(dataset, cfg.costs)
     strategy: Strategy = strategy_cls(cfg, StrategyEnv(dataset, pricer, gas, slippage))
     needs = gas.needs() + strategy.needs() + pricer.needs()
+    fps = footprints(cfg, dataset, needs) if footprint else []
+    needs += [n for fp in fps for n in fp.needs()]
+    judge = benchmark_of(cfg, dataset)
+    if judge is not None and judge.need not in needs:
+        needs.append(judge.need)
     benchmark = None
     if BENCHMARK in dataset.meta:  # Ethena sUSDe APY, reported beside the run where it covers it
         benchmark = Need(BENCHMARK, "apy", "last", partial=True)
         needs.append(benchmark)
-    return pricer, gas, slippage, strategy, needs, benchmark
+    return pricer, gas, slippage, strategy, needs, benchmark, fps, judge
 
 
 def default_window(cfg: RunConfig, dataset: Dataset) -> tuple[int, int]:
@@ -88,16 +96,18 @@ class Backtest:
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, cache: MarketCache | None = None,
                  market_factory: Callable[[list[Need], int | None, int | None], MarketData] | None = None,
-                 check_capital: bool = True):
+                 check_capital: bool = True, footprint: bool = True):
         """Checks the config against this dataset (every rule, then, unless `check_capital` is off, the capital
         floor at the window start: a live plan manages a book that exists, whatever entering it would cost),
-        aligns the data (or takes it from `cache`, shared by the runs of a sweep) and wires the components."""
+        aligns the data (or takes it from `cache`, shared by the runs of a sweep) and wires the components.
+        `footprint` off: no rate impact and no liquidity limits (a live plan: the observed reserve holds the fund)."""
         problems = run_config_problems(cfg, dataset)
         if problems:
             raise ConfigError(problems)
         self.cfg = cfg
         self.dataset = dataset
-        self.pricer, self.gas, self.slippage, self.strategy, needs, self.benchmark = _components(cfg, dataset)
+        (self.pricer, self.gas, self.slippage, self.strategy, needs, self.benchmark,
+         self.footprints, self.judge) = _components(cfg, dataset, footprint)
         start = to_epoch(cfg.start) if cfg.start else None
         end = to_epoch(cfg.end) if cfg.end else None
         if market_factory is not None:  # a market fed hour by hour (paper trading)
@@ -117,6 +127,8 @@ class Backtest:
         wallet = PositionSpec(Instrument("wallet", "BaseToken", asset, asset), ones, ones, ones,
                               index_slot=VOID, rate_slot=VOID, price_slot=VOID)
         self.specs = [wallet, *self.strategy.bind(self.market)]
+        for fp in self.footprints:
+            fp.bind(self.market, self.specs)
         self.flows = self._flows(n)
         floor = self.strategy.capital_floor(0, cfg.initial_capital)
         problem = floor.problem(cfg.initial_capital, cfg.share_class, cfg.mode, iso(self.market.start))
@@ -124,6 +136,7 @@ class Backtest:
             raise ConfigError([problem])
         # The data hash covers every series and parameter file the run read.
         params = {name: dataset.params_files[name] for name in sorted(dataset.loaded_params())}
+        params |= {f"rate_strategies:{fp.symbol}": fp.params_hash for fp in self.footprints}
         self.data_hash = hashlib.sha256(f"{self.market.data_hash}{params}".encode()).hexdigest()
 
     def _flows(self, n: int) -> list[float]:
@@ -147,6 +160,10 @@ class Backtest:
         executor.unit_usd = self.market.derived(self.pricer.unit_usd)
         executor.usdt_usd = self.market.derived(self.pricer.usd_per_usdt)
         self.executor = executor
+        for fp in self.footprints:
+            fp.attach(book)
+            if self.cfg.aave.liquidity_policy == "partial":
+                executor.aave_room[fp.symbol] = fp.room
         self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
         return book
 
@@ -160,7 +177,9 @@ class Backtest:
         t0 = time.perf_counter()
         clock = BacktestClock(self.market.grid) if clock is None else clock
         clock.start(book, events)
-        history = run_loop(clock, book, self.strategy, self.strategy.hooks(), executor,
+        impact = [fp.hook for fp in self.footprints if fp.rate_impact and fp.hook is not None]
+        hooks = self.strategy.hooks() + Hooks(accruals=impact)
+        history = run_loop(clock, book, self.strategy, hooks, executor,
                            self.flows, 0, events, progress, self.flow_labels)
         engine_seconds = time.perf_counter() - t0
         self.market.finish()
@@ -205,6 +224,11 @@ class Backtest:
         report.summary["skipped_actions"] = dict(sorted(self.strategy.gate.skips.items()))
         report.summary.setdefault("liquidations", liquidation_summary([]))  # nothing borrowed, nothing to liquidate
         report.summary |= _closest_to_liquidation(report.columns, self.market.grid)
+        self._footprint_report(report, quantities)
+        report.summary["exit"] = self._exit(book, events)
+        if self.judge is not None:
+            report.summary["benchmark"] = {"name": self.judge.name, "about": self.judge.about,
+                                           "apy": self.judge.apy(self.market)}
         if self.benchmark is not None:
             lo, hi = self.market.partial_coverage[BENCHMARK]
             grid = self.market.grid
@@ -221,6 +245,57 @@ class Backtest:
             events=events, data_warnings=list(self.market.warnings), engine_seconds=engine_seconds,
             config_hash=config_hash(self.cfg), data_hash=self.data_hash, data_root=str(self.dataset.root),
         )
+
+
+    def _exit(self, book: Book, events: EventLog) -> dict | None:
+        """The liquidation value at the last hour: the strategy frees the whole NAV as for a withdrawal (never
+        split, at the impact of its full size) and sells its reward tokens in that hour, in a transaction that
+        is then undone; the costs it booked are the exit cost. Where the book holds an LST, the redemption queue
+        is the alternative: no swap slippage, the queue's wait."""
+        k = self.market.n_points - 1
+        nav = book.nav(k)
+        if nav <= 0.0:
+            return None
+        ex = self.executor
+        tx = ex.transaction(k)
+        n_events = len(events.events)
+        try:
+            self.strategy.raise_cash(k, nav)
+            self.strategy.sell_all_rewards(k)
+            cost = tx.cost()
+            freed = book.qty[0]
+            swaps = sum(float(e.details.get("slippage_cost", 0.0)) for e in events.events[n_events:]
+                        if str(e.details.get("operation", "")).startswith("swap_"))
+        finally:
+            tx.rollback()
+        out = {"cost": cost, "liquidation_nav": nav - cost, "cost_share": cost / nav, "unwound_share": freed / nav}
+        queue = self.strategy.redeem_queue_hours()
+        owes = any(spec.sign < 0 and book.qty[j] != 0.0 for j, spec in enumerate(self.specs))
+        if queue is not None and swaps > 0.0 and not owes:  # debt is repaid at once: no queue for a levered book
+            out["via_redeem_queue"] = {"cost": cost - swaps, "liquidation_nav": nav - cost + swaps,
+                                       "wait_hours": queue}
+        return out
+
+    def _footprint_report(self, report, quantities: np.ndarray) -> None:
+        """Utilisation with the fund, the rate impact and the liquidity constraints (refused: stops the run)."""
+        if not self.footprints:
+            return
+        shortfalls, impact = [], np.zeros(self.market.n_points)
+        for fp in self.footprints:
+            columns, short = fp.report(self.market, quantities)
+            report.columns |= columns
+            shortfalls += short
+            impact += np.asarray(fp.per_tick)
+        if self.cfg.aave.liquidity_policy == "refuse" and shortfalls:
+            raise refusal(self.cfg, shortfalls, min(fp.fit_ratio for fp in self.footprints))
+        report.columns["rate_impact"] = impact
+        constrained = {s.k for s in shortfalls} | {c[0] for c in self.executor.constrained}
+        worst = max(shortfalls, key=lambda s: s.shortfall, default=None)
+        report.summary["rate_impact"] = float(impact.sum())
+        report.summary["liquidity_policy"] = self.cfg.aave.liquidity_policy
+        report.summary["liquidity_constrained_hours"] = len(constrained)
+        report.summary["largest_liquidity_shortfall"] = None if worst is None else worst.as_dict()
+        report.summary["limited_borrows"] = len(self.executor.constrained)
 
 
 def warning_event(events: EventLog, w, start: int, n: int) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from ..portfolio.attribution import SLOT, TRANSACTION_COSTS
@@ -31,6 +33,8 @@ class Executor:
         self._bundles = 0  # bundles started: each gets its own id
         self.trigger = None  # the Trigger the running action answers (set by the strategy's ActionGate)
         self.reason_override: str | None = None  # every order answers this instead (a live plan's exit)
+        self.aave_room: dict[str, Callable[[int], float]] = {}  # reserve -> available to borrow (partial policy)
+        self.constrained: list[tuple[int, str, float, float]] = []  # (k, reserve, asked, taken) of limited borrows
         self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
         self.actions = 0  # how many actions ran: the loop re-runs the monitors when it moves
         self.perps: list[PerpMarket] = []  # perp markets whose fill state a transaction restores
@@ -123,8 +127,29 @@ class Executor:
                      self.intent(k, "aave_v3", op, "withdraw", amount, None, "aave_withdraw", reserve.symbol))
         return amount
 
+    def borrow_room(self, k: int, reserve: AaveReserve) -> float:
+        """What may be borrowed from the reserve at point k: unlimited unless aave.liquidity_policy is partial,
+        then what its other users left available (venues/aave_footprint.py)."""
+        room = self.aave_room.get(reserve.symbol)
+        return math.inf if room is None else max(room(k), 0.0)
+
+    def limit_borrow(self, k: int, reserve: AaveReserve, amount: float) -> float:
+        """`amount`, or what the reserve has available when that is less (aave.liquidity_policy partial: the rest
+        waits for a later hour); a limited borrow is an event and counts in the summary."""
+        room = self.borrow_room(k, reserve)
+        if amount <= room:
+            return amount
+        self.events.add(k, "liquidity_constrained", f"borrow of {amount:.6f} {reserve.symbol} limited to the "
+                        f"{room:.6f} the reserve has available", reserve=reserve.symbol, asked=amount, taken=room)
+        self.constrained.append((k, reserve.symbol, amount, room))
+        return room
+
     def aave_borrow(self, k: int, reserve: AaveReserve, debt_pos: int, dest: int, amount: float) -> None:
-        """Borrow `amount` at the variable rate: scaled debt += amount / variableBorrowIndex."""
+        """Borrow `amount` at the variable rate: scaled debt += amount / variableBorrowIndex; under
+        aave.liquidity_policy partial, no more than the reserve has available (the rest waits)."""
+        amount = self.limit_borrow(k, reserve, amount)
+        if amount <= 0.0:
+            return
         self.book.qty[debt_pos] += reserve.scaled_debt(amount, k)
         self.book.qty[dest] += amount
         op = f"aave_borrow_{reserve.symbol}"

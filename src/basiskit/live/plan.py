@@ -139,7 +139,7 @@ class Planner:
         try:
             # the book exists: no capital floor (a de-lever near liquidation manages a sliver of equity)
             bt = Backtest(cfg.model_copy(update={"initial_capital": max(capital, 1e-9)}), self.dataset,
-                          market_factory=build, check_capital=False)
+                          market_factory=build, check_capital=False, footprint=False)
         except ConfigError as exc:
             raise RunError(f"no plan at {iso(t)}: {exc}") from None
         events = EventLog()

@@ -35,7 +35,17 @@ HEADLINE = (
      "of the share index."),
     ("under_water_share", "Time under water", "pct", "Share of the run's hours spent below a previous peak of the "
      "share index."),
+    ("apy_net_of_exit", "APY net of exit", "pct", "The APY had the whole book been unwound at the last hour, "
+     "at the impact of its full size (the exit cost comes off the final NAV)."),
+    ("benchmark_apy", "Benchmark APY", "pct", "The config's `benchmark` (default: Aave USDT supply for USDT, EtherFi "
+     "eETH staking for ETH) compounded over the same window."),
     ("final_nav", "Final NAV", "ccy", "Every balance valued at the last hour, in the share class."),
+    ("exit_cost", "Exit cost", "ccy", "What unwinding the whole book at the last hour would cost (fees, slippage, "
+     "impact, gas), as the strategy frees cash for a withdrawal."),
+    ("rate_impact", "Rate impact", "ccy", "Extra Aave interest from the fund's own size: accrual at the rate "
+     "strategy with the fund's supply and debt in the reserve, less without them (in borrow cost, supply yield)."),
+    ("liquidity_constrained_hours", "Liquidity-constrained hours", "hours", "Hours the fund needed more of an Aave "
+     "reserve than its other users left available (supply - debt)."),
     ("min_health_factor", "Min health factor", "ratio", "Lowest Aave health factor of the run (liquidation "
      "below 1)."),
     ("liquidations", "Liquidations", "count", "Aave and perp liquidations the run went through."),
@@ -69,6 +79,10 @@ def headline(summary: dict) -> list[dict]:
     values["under_water_share"] = (summary.get("time_under_water") or {}).get("fraction")
     if "liquidations" in summary:
         values["liquidations"] = summary["liquidations"]["count"]
+    if summary.get("exit"):
+        values["exit_cost"] = summary["exit"]["cost"]
+    if summary.get("benchmark"):
+        values["benchmark_apy"] = summary["benchmark"]["apy"]
     return [{"key": key, "label": label, "value": values[key], "unit": unit, "definition": definition}
             for key, label, unit, definition in HEADLINE if key in values]
 
@@ -321,6 +335,19 @@ def _benchmark(ticks: pd.DataFrame, t: np.ndarray) -> Panel | None:
     return Panel("benchmark", "Share index against the Ethena sUSDe benchmark", fig)
 
 
+def _utilisation(ticks: pd.DataFrame, t: np.ndarray) -> Panel | None:
+    reserves = [c.split(":", 1)[1] for c in ticks.columns if c.startswith("utilisation_with_fund:")]
+    if not reserves:
+        return None
+    traces = []
+    for r in reserves:
+        traces += [(f"{r} observed", ticks[f"utilisation:{r}"], {}),
+                   (f"{r} with the fund", ticks[f"utilisation_with_fund:{r}"], {"line": {"dash": "dot"}})]
+    fig = go.Figure(_series(t, traces))
+    fig.update_layout(yaxis_tickformat=".0%")
+    return Panel("utilisation", "Aave utilisation: as observed, and with the fund's own supply and debt", fig)
+
+
 def panels(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dict | None, sheet: dict) -> list[Panel]:
     """Every chart panel of the tearsheet the run has data for, in reading order."""
     ccy = summary["share_class"]
@@ -330,7 +357,7 @@ def panels(summary: dict, ticks: pd.DataFrame, events: pd.DataFrame, config: dic
            _waterfall(totals["share_class"], ccy, "attribution"), _waterfall(totals["usd"], "USD", "attribution_usd"),
            _cumulative(ticks, t, ccy), _funding(ticks, t, ccy), _costs(costs_by_kind(events), ccy),
            _exposure(ticks, t), _net_delta(ticks, t), _risk(ticks, t, config), _distances(ticks, t),
-           *_intrabar(summary, ticks, t), _depeg(ticks, t), _benchmark(ticks, t)]
+           *_intrabar(summary, ticks, t), _depeg(ticks, t), _benchmark(ticks, t), _utilisation(ticks, t)]
     out = [p for p in out if p is not None]
     for p in out:
         p.figure.update_layout(height=360, margin={"l": 60, "r": 30, "t": 30, "b": 40}, legend={"orientation": "h"})

@@ -47,4 +47,13 @@ def summarize(r: RunResult) -> dict:
         "data_hash": r.data_hash,
         "data_source": r.data_root,
         **r.extra_summary,
+        "apy_net_of_exit": _apy_net_of_exit(r, index, hours),
     }
+
+
+def _apy_net_of_exit(r: RunResult, index: np.ndarray, hours: int) -> float | None:
+    """The APY had the book been unwound at the last hour: the share index scaled by liquidation NAV / NAV."""
+    exit_ = r.extra_summary.get("exit")
+    if not exit_ or r.nav[-1] <= 0.0:
+        return None
+    return metrics.apy(index * (exit_["liquidation_nav"] / float(r.nav[-1])), hours)

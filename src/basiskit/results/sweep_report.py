@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..errors import BasiskitError
+from .capacity import curve, run_figures
 from .html import page, script_json
 
 TOP_SPREAD = 20  # configs whose spread across windows is drawn
@@ -54,27 +55,48 @@ CAPITAL = "initial_capital"
 
 
 def capacity(result: dict) -> list[dict]:
-    """The capacity curve of a sweep over initial_capital: per capital (ascending), the mean APY and the mean
-    transaction costs as a share of the capital across the runs at that capital (every other param included)."""
-    by_capital: dict[float, list[dict]] = {}
-    for run in result["runs"]:
-        if run["apy"] is not None and run["transaction_costs"] is not None:
-            by_capital.setdefault(float(run["params"][CAPITAL]), []).append(run)
-    return [{"capital": c, "apy": float(np.mean([r["apy"] for r in runs])),
-             "cost_share": float(np.mean([-r["transaction_costs"] / c for r in runs])), "runs": len(runs)}
-            for c, runs in sorted(by_capital.items())]
+    """The capacity curve of a sweep over initial_capital: per capital (ascending), the mean APY (gross and net
+    of the exit), costs, rate impact and constrained hours across the runs at that capital (every other param
+    included); a capital whose runs were refused by aave.liquidity_policy is marked refused
+    (results/capacity.py)."""
+    return curve([(float(run["params"][CAPITAL]), _figures(run)) for run in result["runs"]])["points"]
+
+
+def _figures(run: dict) -> dict:
+    """A sweep run's capacity figures; a run stored before they existed gives its APY and costs."""
+    if run.get("capacity") is not None:
+        return run["capacity"]
+    if run["error"]:
+        return run_figures(None, run["error"])
+    capital = float(run["params"][CAPITAL])
+    costs = run.get("transaction_costs")
+    return {"refused": False, "error": None, "apy": run.get("apy"),
+            "cost_share": None if costs is None else -costs / capital}
 
 
 def capacity_figure(points: list[dict]) -> go.Figure:
     fig = go.Figure()
-    caps = [p["capital"] for p in points]
-    fig.add_trace(go.Scatter(x=caps, y=[p["apy"] for p in points], mode="lines+markers", name="APY"))
-    fig.add_trace(go.Scatter(x=caps, y=[p["cost_share"] for p in points], mode="lines+markers", yaxis="y2",
+    ran = [p for p in points if not p["refused"]]
+    caps = [p["capital"] for p in ran]
+    fig.add_trace(go.Scatter(x=caps, y=[p["apy"] for p in ran], mode="lines+markers", name="APY"))
+    fig.add_trace(go.Scatter(x=caps, y=[p["apy_net_of_exit"] for p in ran], mode="lines+markers",
+                             name="APY net of exit"))
+    bench = [p["benchmark_apy"] for p in ran]
+    if any(b is not None for b in bench):
+        name = next(p["benchmark"] for p in ran if p["benchmark"])
+        fig.add_trace(go.Scatter(x=caps, y=bench, mode="lines", name=f"benchmark ({name})", line={"dash": "dash"}))
+    fig.add_trace(go.Scatter(x=caps, y=[p["cost_share"] for p in ran], mode="lines+markers", yaxis="y2",
                              name="transaction costs / capital", line={"dash": "dot"}))
-    fig.update_layout(title="capacity: APY and costs by capital (market impact grows with size)",
+    fig.add_trace(go.Scatter(x=caps, y=[-(p["rate_impact_share"] or 0.0) for p in ran], mode="lines+markers",
+                             yaxis="y2", name="rate impact / capital", line={"dash": "dot"}))
+    refused = [p["capital"] for p in points if p["refused"]]
+    if refused:
+        fig.add_trace(go.Scatter(x=refused, y=[0.0] * len(refused), mode="markers", name="refused (liquidity)",
+                                 marker={"symbol": "x", "size": 12, "color": "#b00"}))
+    fig.update_layout(title="capacity: APY by capital (rate impact, market impact and exit paid for)",
                       xaxis={"title": "initial capital", "type": "log"},
                       yaxis={"title": "APY", "tickformat": ".2%"},
-                      yaxis2={"title": "costs / capital", "tickformat": ".2%", "overlaying": "y", "side": "right"})
+                      yaxis2={"title": "share of capital", "tickformat": ".2%", "overlaying": "y", "side": "right"})
     return fig
 
 

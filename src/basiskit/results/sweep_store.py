@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from .capacity import run_figures
 from .db import RunStore, StoreError, as_time, json_safe, now
 
 SWEEP_FIELDS = ("sweep_id", "mode", "status", "source", "created_at", "started_at", "finished_at", "progress",
@@ -131,12 +132,17 @@ class SweepStore(RunStore):
         """The sweep's result as `basiskit sweep --json` printed it."""
         sweep = self.get_sweep(sweep_id)
         runs = []
+        with self._conn() as con:
+            summaries = dict(con.execute("SELECT run_index, summary FROM sweep_runs WHERE sweep_id = ?",
+                                         [sweep_id]).fetchall())
         for r in self.sweep_runs(sweep_id).to_dict("records"):
             window = [_iso(r.pop("window_start")), _iso(r.pop("window_end"))]
             r.pop("run_id")
             index = r.pop("run_index")
+            summary = summaries.get(index)
             runs.append({"index": index, **{k: _clean(v) for k, v in r.items()}, "window": window,
-                         "params": json.loads(r["params"])})
+                         "params": json.loads(r["params"]),
+                         "capacity": run_figures(_json(summary), _clean(r["error"]))})
         return {"sweep_id": sweep_id, "mode": sweep["mode"], "status": sweep["status"], "n_runs": len(runs),
                 "n_failed": sum(r["error"] is not None for r in runs), "wall_seconds": sweep["wall_seconds"],
                 "objective": sweep["objective"], "constraints": sweep["constraints"],
@@ -167,3 +173,10 @@ def _clean(v):
     if hasattr(v, "item"):  # numpy scalars
         return v.item()
     return v
+
+
+def _json(value):
+    """A JSON column's value (text on SQLite, parsed already by some PostgreSQL drivers)."""
+    if value is None or isinstance(value, dict):
+        return value
+    return json.loads(value)

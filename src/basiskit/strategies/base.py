@@ -124,6 +124,13 @@ class Strategy(ABC):
     def report(self, quantities: np.ndarray, nav: np.ndarray) -> Report:
         return Report({}, {})
 
+    def sell_all_rewards(self, k: int) -> None:  # noqa: B027 (optional: only strategies holding rewards sell)
+        """Sell every reward token held at point k in that hour (the exit's liquidation value)."""
+
+    def redeem_queue_hours(self) -> float | None:
+        """The wait of the protocol's redemption queue of the LST the strategy holds (None: no LST)."""
+        return None
+
     def risk_now(self, k: int) -> dict:
         """What a risk manager reads at point k (after its tick): health factor, margin ratios, net delta,
         liquidation distances, LST depeg, as far as the strategy holds such positions."""

@@ -152,7 +152,8 @@ class MarketNeutral(Strategy):
             self.act(k, self.pacer.trigger(left, nav), self.rebalance)
             return
         held = self.qty[self.eth_pos]
-        if held < (reserve := self.reserve[k]) and k >= self.refill_at and self.eth_long(k) > held:
+        reserve = self.reserve[k]  # 0 without gas costs: nothing to keep (a wallet at -1e-18 is float noise)
+        if reserve > 0.0 and held < reserve and k >= self.refill_at and self.eth_long(k) > held:
             value = (reserve - held) * self.price[k] * self.fx[k]  # the reserve is refilled: gas is paid from it
             trigger = Trigger("gas_reserve", held / reserve, 1.0, corrects=value, max_cost=REFILL_COST * value)
             if self.act(k, trigger, self.refill_gas, reserve - held) is not None:
@@ -193,6 +194,12 @@ class MarketNeutral(Strategy):
                 trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
                                   corrects=delta_value * self.fx[k], urgent=not fits)
                 self.act(k, trigger, self.rehedge if fits else self.rebalance)
+
+    def sell_all_rewards(self, k: int) -> None:
+        self.leg.sell_all_rewards(k)
+
+    def redeem_queue_hours(self) -> float | None:
+        return self.leg.redeem_queue_hours()
 
     def raise_cash(self, k: int, amount: float) -> None:
         trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)

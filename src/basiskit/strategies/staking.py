@@ -93,6 +93,12 @@ class Staking(Strategy):
                               max_cost=MAX_COST_SHARE * spare, min_cost=self.gas.cost(self.sure_gas_units, k))
         self.rebalance(k, trigger)
 
+    def sell_all_rewards(self, k: int) -> None:
+        self.leg.sell_all_rewards(k)
+
+    def redeem_queue_hours(self) -> float | None:
+        return self.leg.redeem_queue_hours()
+
     def raise_cash(self, k: int, amount: float) -> None:
         self.rebalance(k, Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True), keep=amount)
 

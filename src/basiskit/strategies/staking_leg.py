@@ -182,6 +182,11 @@ class StakingLeg:
             self._hooks.accruals.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
                                                       self.units_held, self.lst.rate, STAKING_REWARDS,
                                                       self._sell_dust, self.grid))
+            self._selling = [False] * len(self.rewards)
+            for t in self.rewards:
+                t.liquidity.parent_usd = 0.0
+            if self.cfg.rewards.sell_dust:
+                self._hooks.accruals.append(self._sell_rewards)
 
     def hooks(self) -> Hooks:
         return self._hooks
@@ -305,19 +310,62 @@ class StakingLeg:
 
     # --- rewards ---------------------------------------------------------------------------------
     def _sell_dust(self, k: int, token: RewardToken, pos: int) -> None:
-        """Sell a reward token for the share-class asset when it is worth min_sell_value_usd and more than
-        the sale costs (gas, slippage)."""
-        if not self.cfg.rewards.sell_dust:
+        """On a credit: put the token up for sale (sold from this hour on by _sell_rewards)."""
+        if self.cfg.rewards.sell_dust:
+            self._selling[self.rewards.index(token)] = True
+
+    def _sell_rewards(self, k: int) -> None:
+        """Sell the reward tokens up for sale for the share-class asset, each hour no more than
+        execution.max_participation of the pool's last closed hour's volume (an hour without volume sells
+        nothing: the data has no one to sell to), while what is left is worth min_sell_value_usd and more
+        than the sale costs (gas, slippage). The impact is that of the whole sale (its first slice's size)."""
+        selling = self._selling
+        if not any(selling):
             return
-        units = self.qty[pos]
-        price = self.reward_prices[self.rewards.index(token)][k]
-        value_usd = units * price * self.unit_usd_at[k]
-        if value_usd < self.cfg.rewards.min_sell_value_usd:
-            return
-        trigger = Trigger(f"sell_dust:{token.symbol}", value_usd, self.cfg.rewards.min_sell_value_usd,
-                          corrects=units * price)
-        self.gate.attempt(k, trigger, lambda: self.ctx.executor.sell_to_wallet(
-            k, pos, units, price, f"{token.symbol}_{self.pricer.ccy}", token.symbol, token.liquidity))
+        cfg = self.cfg.rewards
+        for i, token in enumerate(self.rewards):
+            if not selling[i]:
+                continue
+            pos = self.reward_pos[i]
+            liquidity = token.liquidity
+            units = self.qty[pos]
+            price = self.reward_prices[i][k]
+            per_unit_usd = price * self.unit_usd_at[k]
+            value_usd = units * per_unit_usd
+            if value_usd < cfg.min_sell_value_usd:  # sold (or dust): the sale is over
+                selling[i] = False
+                liquidity.parent_usd = 0.0
+                continue
+            volume = liquidity.last_volume[k]
+            share = cfg.max_participation or self.cfg.execution.max_participation
+            cap_usd = share * volume * (1.0 - 1e-12) if volume > 0.0 else 0.0
+            sell_usd = min(value_usd, cap_usd)
+            # a slice worth making: min_sell_value_usd, and its gas at most rewards.max_gas_share of it
+            gas_usd = self.gas.cost(self.gas.units.swap, k) * self.unit_usd_at[k]
+            floor = max(cfg.min_sell_value_usd, gas_usd / cfg.max_gas_share)
+            if sell_usd < floor and sell_usd < value_usd:
+                continue  # the pool cannot take a sale worth making this hour: wait
+            if liquidity.parent_usd == 0.0:
+                liquidity.parent_usd = value_usd
+            sell = units if sell_usd >= value_usd else sell_usd / per_unit_usd
+            trigger = Trigger(f"sell_dust:{token.symbol}", value_usd, cfg.min_sell_value_usd,
+                              corrects=sell * price, every_hour=True)
+            self.gate.attempt(k, trigger, lambda pos=pos, sell=sell, price=price, token=token:
+                              self.ctx.executor.sell_to_wallet(k, pos, sell, price, f"{token.symbol}_{self.pricer.ccy}",
+                                                               token.symbol, token.liquidity))
+
+    def sell_all_rewards(self, k: int) -> None:
+        """Sell every reward token held in this one hour, at the impact of the whole sale (the exit)."""
+        for i, token in enumerate(self.rewards):
+            units = self.qty[self.reward_pos[i]]
+            price = self.reward_prices[i][k]
+            if units > 0.0 and price > 0.0:
+                token.liquidity.parent_usd = 0.0
+                self.ctx.executor.sell_to_wallet(k, self.reward_pos[i], units, price,
+                                                 f"{token.symbol}_{self.pricer.ccy}", token.symbol, token.liquidity)
+
+    def redeem_queue_hours(self) -> float:
+        return getattr(self.cfg.staking.redeem_queue_hours, self.cfg.lst)
 
     # --- actions -------------------------------------------------------------------------------
     def _loop_cycles(self) -> int:
@@ -418,6 +466,8 @@ class StakingLeg:
         loose = self.qty[self.lst_pos]
         if self.use_aave and loose > 1e-9 * max(self.lst_units(k), 1.0):  # LST held outside Aave backs nothing
             ex.aave_supply(k, self.collateral, self.a_pos, loose, source=self.lst_pos)
+        if self.borrowing:  # aave.liquidity_policy partial: no more than the reserve has available
+            borrow = ex.limit_borrow(k, self.weth, borrow) if borrow > 0 else borrow
         if self.borrowing and borrow > 0 and self.lev.entry == "flash_loan":
             # flash-borrow WETH, stake it with the wallet's ETH, supply, borrow to repay the flash loan
             with ex.bundle(k, "flash_loan_leverage", borrow, self.flash_premium, self.eth_value[k]):
@@ -434,11 +484,16 @@ class StakingLeg:
             b = min(d_target - d, room)
             if b <= self.lev.ltv_tolerance * 1e-3 * x:
                 break
+            b = ex.limit_borrow(k, self.weth, b)
+            if b <= self.lev.ltv_tolerance * 1e-3 * x:
+                break
             self.borrow(k, b)
             self._stake_and_supply(k, b)
         if abs(self.ltv(k) - self.target_ltv) > self.lev.ltv_tolerance:
-            self.ctx.events.add(k, "risk_alert", f"leverage loop stopped at LTV {self.ltv(k):.4f} after "
-                                f"{self.lev.loop_max_steps} steps (target {self.target_ltv:g})", ltv=self.ltv(k))
+            why = ("the reserve had no more WETH available (aave.liquidity_policy partial)" if ex.borrow_room(
+                k, self.weth) <= EPS else f"{self.lev.loop_max_steps} steps")
+            self.ctx.events.add(k, "risk_alert", f"leverage loop stopped at LTV {self.ltv(k):.4f} (target "
+                                f"{self.target_ltv:g}): {why}", ltv=self.ltv(k))
 
     def borrow(self, k: int, amount: float) -> None:
         x, d = self.collateral_eth(k), self.debt_eth(k)
@@ -550,6 +605,10 @@ class StakingLeg:
         for hook in self._hooks.accruals:
             if isinstance(hook, RewardsCredit):
                 summary["rewards_by_token"] = {s: {"units": u, "value": v} for s, (u, v) in hook.credited.items()}
+        # what is still held at the end (unsold: under min_sell_value_usd, or more than the pool's volume took)
+        summary["rewards_held"] = {t.symbol: {"units": float(quantities[pos][-1]),
+                                              "value": float(quantities[pos][-1]) * self.reward_prices[i][-1]}
+                                   for i, (t, pos) in enumerate(zip(self.rewards, self.reward_pos, strict=True))}
         return cols, summary
 
 

@@ -53,7 +53,7 @@ def run_json(plan: SweepPlan, row: dict) -> dict:
     return {"index": row["index"], "config_index": row["config_index"], "params": row["params"],
             "window": row["window"], **{k: row.get(k) for k in ROW_FIGURES}, "objective": row.get("objective"),
             "constraints_met": row.get("constraints_met"), "error": row["error"],
-            "command": plan.command(row["params"], row["window"])}
+            "command": plan.command(row["params"], row["window"]), "capacity": row.get("capacity")}
 
 
 def config_json(plan: SweepPlan, c: ConfigResult) -> dict:

@@ -10,6 +10,7 @@ from ..data.market import MarketCache
 from ..engine.run import Backtest
 from ..engine.runconfig import validate_run_config
 from ..errors import BasiskitError
+from ..results.capacity import run_figures
 from ..results.db import json_safe
 from ..results.summary import summarize
 from ..results.tables import events_table, ticks_table
@@ -37,6 +38,7 @@ class SweepWorker:
             summary = summarize(result)
         except BasiskitError as exc:
             row["error"] = str(exc)
+            row["capacity"] = run_figures(None, row["error"])
             return row
         except Exception as exc:  # a bug in one run must not end the sweep: keep its error with the run
             row["error"] = "".join(traceback.format_exception_only(exc)).strip()
@@ -44,6 +46,7 @@ class SweepWorker:
         row["window"] = [summary["start"], summary["end"]]
         row |= {key: summary_value(summary, key) for key in ROW_FIGURES}
         row["summary"] = json_safe(summary)
+        row["capacity"] = run_figures(row["summary"])
         if keep_ticks:  # the whole run, to store it as a backtest would be
             row["ticks"], row["events"] = ticks_table(result), events_table(result)
             row["config"] = cfg.model_dump(mode="json")

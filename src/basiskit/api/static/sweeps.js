@@ -123,13 +123,32 @@ async function showSweep(id) {
       { title: { text: "Parallel coordinates: every config" }, margin: { t: 80, l: 60, r: 60, b: 30 } });
   }
   if (result.capacity) {
-    const caps = result.capacity.map((p) => p.capital);
-    await plot("sweep-capacity", [{ x: caps, y: result.capacity.map((p) => p.apy), name: "APY", mode: "lines+markers" },
-      { x: caps, y: result.capacity.map((p) => p.cost_share), name: "transaction costs / capital", yaxis: "y2",
-        mode: "lines+markers", line: { dash: "dot" } }],
-      { title: { text: "Capacity: APY and costs by capital" }, xaxis: { title: { text: "initial capital" }, type: "log" },
+    const ran = result.capacity.filter((p) => !p.refused);
+    const refused = result.capacity.filter((p) => p.refused);
+    const caps = ran.map((p) => p.capital);
+    const traces = [{ x: caps, y: ran.map((p) => p.apy), name: "APY", mode: "lines+markers" },
+      { x: caps, y: ran.map((p) => p.apy_net_of_exit), name: "APY net of exit", mode: "lines+markers" },
+      { x: caps, y: ran.map((p) => p.benchmark_apy), name: `benchmark (${(ran.find((p) => p.benchmark) || {}).benchmark || "none"})`,
+        mode: "lines", line: { dash: "dash" } },
+      { x: caps, y: ran.map((p) => p.cost_share), name: "transaction costs / capital", yaxis: "y2",
+        mode: "lines+markers", line: { dash: "dot" } },
+      { x: caps, y: ran.map((p) => (p.rate_impact_share == null ? null : -p.rate_impact_share)), name: "rate impact / capital",
+        yaxis: "y2", mode: "lines+markers", line: { dash: "dot" } }];
+    if (refused.length) {
+      traces.push({ x: refused.map((p) => p.capital), y: refused.map(() => 0), name: "refused: the Aave reserve could not lend it",
+        mode: "markers", marker: { symbol: "x", size: 12, color: "#b00" } });
+    }
+    const below = result.capacity.find((p) => p.below_benchmark);
+    await plot("sweep-capacity", traces,
+      { title: { text: below ? `Capacity by capital: under the benchmark from ${below.capital.toLocaleString("en-US")}`
+                               : "Capacity by capital (rate impact, market impact and exit paid for)" },
+        xaxis: { title: { text: "initial capital" }, type: "log" },
         yaxis: { tickformat: ".2%", title: { text: "APY" } },
-        yaxis2: { tickformat: ".2%", overlaying: "y", side: "right", title: { text: "costs / capital" } } });
+        yaxis2: { tickformat: ".2%", overlaying: "y", side: "right", title: { text: "share of capital" } } });
+    const hours = ran.map((p) => p.constrained_hours || 0);
+    $("sweep-capacity-note").textContent = hours.some((h) => h > 0)
+      ? `liquidity-constrained hours by capital: ${ran.map((p, i) => `${p.capital.toLocaleString("en-US")}: ${hours[i]}`).join(", ")}`
+      : "";
   }
   window.lastSweep = { id, result, configs };
 }
