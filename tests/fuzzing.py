@@ -242,7 +242,7 @@ def build_and_run(d: Draw, dataset: Dataset, end: datetime | None = None) -> Out
     except RunError as exc:
         return Outcome("stopped", str(exc))
     except ConfigError as exc:  # aave.liquidity_policy refuse: the reserves could not lend that much
-        assert "than the Aave reserve had available" in str(exc), str(exc)
+        assert "borrowing would exceed what the Aave reserve had available" in str(exc), str(exc)
         return Outcome("refused", str(exc))
 
 

@@ -77,8 +77,12 @@ def capacity(
     out.print(_table(doc))
     below = doc["below_benchmark_from"]
     if below is not None:
-        out.print(f"from {below:,.0f} the APY net of exit falls under the benchmark (or the reserves refuse it)")
+        out.print(f"from {_capital(below)} the APY net of exit falls under the benchmark (or the reserves refuse it)")
     out.print(f"stored as sweep {doc['sweep_id']} (`basiskit sweeps show {doc['sweep_id']}`)")
+
+
+def _capital(c: float) -> str:
+    return f"{c:,.0f}" if c == round(c) else f"{c:,.2f}"
 
 
 def _pct(v) -> str:
@@ -93,10 +97,10 @@ def _table(doc: dict) -> Table:
         t.add_column(col, justify="right")
     for p in doc["points"]:
         if p["refused"]:
-            t.add_row(f"{p['capital']:,.0f}", "refused: the Aave reserve could not lend it", "", "", "", "", "", "",
+            t.add_row(_capital(p["capital"]), "refused: the Aave reserve could not lend it", "", "", "", "", "", "",
                       "below")
             continue
-        t.add_row(f"{p['capital']:,.0f}", _pct(p["apy"]), _pct(p["apy_net_of_exit"]), _pct(p["benchmark_apy"]),
+        t.add_row(_capital(p["capital"]), _pct(p["apy"]), _pct(p["apy_net_of_exit"]), _pct(p["benchmark_apy"]),
                   _pct(p["rate_impact_share"]), _pct(p["cost_share"]), _pct(p["exit_cost_share"]),
                   "" if p["constrained_hours"] is None else f"{p['constrained_hours']:.0f}",
                   "below" if p["below_benchmark"] else "")

@@ -21,10 +21,11 @@ PROGRESS_EVERY = 2048
 def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: Hooks, executor: Executor,
              flows: list[float], wallet: int, events: EventLog,
              progress: Callable[[int], None] | None = None,
-             flow_labels: dict[int, str] | None = None) -> list[list[float]]:
+             flow_labels: dict[int, str] | None = None, alarm=None) -> list[list[float]]:
     """Run every tick; returns the quantity of each position after each tick.
 
-    Per tick: accrue (indexes, prices), accrual hooks (funding, rewards), external flows, monitors
+    Per tick: the alarm when it is due (the fund's own Aave indexes written ahead: venues/aave_footprint.py),
+    accrue (indexes, prices), accrual hooks (funding, rewards), external flows, monitors
     (liquidations, risk), the strategy (acting through the executor); when it acted, the monitors run
     again on the new positions and the strategy may answer once more (the tight loop); then record.
     """
@@ -36,7 +37,11 @@ def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: Hooks,
     on_tick = strategy.on_tick
     accruals, monitors = hooks.accruals, hooks.monitors
     positions = list(zip(range(n_pos), history, strict=True))
+    if alarm is None:
+        alarm = _Never()
     for k in clock.ticks():
+        if k >= alarm.at:
+            alarm(k)
         if k:
             accrue(k)
             for hook in accruals:
@@ -59,6 +64,10 @@ def run_loop(clock: BacktestClock, book: Book, strategy: Strategy, hooks: Hooks,
     if progress is not None:
         progress(n)
     return history
+
+
+class _Never:
+    at = 2**62
 
 
 def _apply_flow(k: int, flow: float, book: Book, strategy: Strategy, wallet: int, events: EventLog,

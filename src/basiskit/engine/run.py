@@ -6,6 +6,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ..portfolio.risk import liquidation_summary
 from ..strategies.base import Hooks, Strategy, StrategyContext, StrategyEnv
 from ..strategies.registry import get_strategy
 from ..strategies.rules import run_config_problems
-from ..venues.aave_footprint import footprints, refusal
+from ..venues.aave_footprint import Alarm, footprints, refusal
 from ..venues.costs import GasModel, slippage_from_dataset
 from .clock import BacktestClock
 from .loop import run_loop
@@ -110,6 +111,7 @@ class Backtest:
          self.footprints, self.judge) = _components(cfg, dataset, footprint)
         start = to_epoch(cfg.start) if cfg.start else None
         end = to_epoch(cfg.end) if cfg.end else None
+        self.hour_by_hour = market_factory is not None
         if market_factory is not None:  # a market fed hour by hour (paper trading)
             self.market = market_factory(needs, start, end)
         elif cache is not None:
@@ -127,8 +129,8 @@ class Backtest:
         wallet = PositionSpec(Instrument("wallet", "BaseToken", asset, asset), ones, ones, ones,
                               index_slot=VOID, rate_slot=VOID, price_slot=VOID)
         self.specs = [wallet, *self.strategy.bind(self.market)]
-        for fp in self.footprints:
-            fp.bind(self.market, self.specs)
+        for fp in self.footprints:  # (may give the strategy's reserves and their positions the fund's own indexes)
+            fp.bind(self.market, self.specs, self.strategy.aave_reserves(), self.hour_by_hour)
         self.flows = self._flows(n)
         floor = self.strategy.capital_floor(0, cfg.initial_capital)
         problem = floor.problem(cfg.initial_capital, cfg.share_class, cfg.mode, iso(self.market.start))
@@ -160,11 +162,15 @@ class Backtest:
         executor.unit_usd = self.market.derived(self.pricer.unit_usd)
         executor.usdt_usd = self.market.derived(self.pricer.usd_per_usdt)
         self.executor = executor
+        self.alarm = Alarm()  # wakes the loop when the fund's own Aave indexes need writing
         for fp in self.footprints:
-            fp.attach(book)
+            fp.attach(book, self.alarm)
+            self.alarm.add(fp)
+            executor.footprints[fp.symbol] = fp
             if self.cfg.aave.liquidity_policy == "partial":
                 executor.aave_room[fp.symbol] = fp.room
-        self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n))
+        self.strategy.attach(StrategyContext(book, executor, events, wallet=0, n_points=n,
+                                             hour_by_hour=self.hour_by_hour))
         return book
 
     def run(self, progress: Callable[[int], None] | None = None, clock=None,
@@ -177,10 +183,12 @@ class Backtest:
         t0 = time.perf_counter()
         clock = BacktestClock(self.market.grid) if clock is None else clock
         clock.start(book, events)
-        impact = [fp.hook for fp in self.footprints if fp.rate_impact and fp.hook is not None]
-        hooks = self.strategy.hooks() + Hooks(accruals=impact)
+        guards = []  # a market fed hour by hour refuses at the hour it happens, not at the end of its window
+        if self.hour_by_hour and self.cfg.aave.liquidity_policy == "refuse":
+            guards = [partial(fp.guard, self.cfg) for fp in self.footprints]
+        hooks = self.strategy.hooks() + Hooks(monitors=guards)
         history = run_loop(clock, book, self.strategy, hooks, executor,
-                           self.flows, 0, events, progress, self.flow_labels)
+                           self.flows, 0, events, progress, self.flow_labels, self.alarm)
         engine_seconds = time.perf_counter() - t0
         self.market.finish()
         return self._reconcile(book, history, events, engine_seconds)
@@ -285,9 +293,10 @@ class Backtest:
             columns, short = fp.report(self.market, quantities)
             report.columns |= columns
             shortfalls += short
-            impact += np.asarray(fp.per_tick)
+            impact += fp.impact
         if self.cfg.aave.liquidity_policy == "refuse" and shortfalls:
-            raise refusal(self.cfg, shortfalls, min(fp.fit_ratio for fp in self.footprints))
+            raise refusal(self.cfg, shortfalls, min(fp.fit_ratio for fp in self.footprints),
+                          min(fp.kink_ratio for fp in self.footprints))
         report.columns["rate_impact"] = impact
         constrained = {s.k for s in shortfalls} | {c[0] for c in self.executor.constrained}
         worst = max(shortfalls, key=lambda s: s.shortfall, default=None)

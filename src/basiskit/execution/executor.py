@@ -33,6 +33,7 @@ class Executor:
         self._bundles = 0  # bundles started: each gets its own id
         self.trigger = None  # the Trigger the running action answers (set by the strategy's ActionGate)
         self.reason_override: str | None = None  # every order answers this instead (a live plan's exit)
+        self.footprints: dict = {}  # reserve -> its ReserveFootprint (venues/aave_footprint.py), told of every change
         self.aave_room: dict[str, Callable[[int], float]] = {}  # reserve -> available to borrow (partial policy)
         self.constrained: list[tuple[int, str, float, float]] = []  # (k, reserve, asked, taken) of limited borrows
         self.unit_usd: list[float] = []  # USD per share-class unit at each point (slippage buckets)
@@ -110,6 +111,7 @@ class Executor:
         qty = self.book.qty
         qty[self.wallet if source is None else source] -= amount
         qty[position] += reserve.scaled_amount(amount, k)
+        self.aave_changed(k, reserve.symbol)
         op = f"aave_supply_{reserve.symbol}"
         self.pay_gas(k, self.gas.units.supply, op, amount,
                      self.intent(k, "aave_v3", op, "supply", amount, None, "aave_supply", reserve.symbol))
@@ -122,10 +124,17 @@ class Executor:
         amount = reserve.balance(scaled, k)
         qty[position] -= scaled
         qty[self.wallet if dest is None else dest] += amount
+        self.aave_changed(k, reserve.symbol)
         op = f"aave_withdraw_{reserve.symbol}"
         self.pay_gas(k, self.gas.units.withdraw, op, amount,
                      self.intent(k, "aave_v3", op, "withdraw", amount, None, "aave_withdraw", reserve.symbol))
         return amount
+
+    def aave_changed(self, k: int, symbol: str) -> None:
+        """The fund's balance in a reserve changed at k (its own indexes follow it)."""
+        fp = self.footprints.get(symbol)
+        if fp is not None:
+            fp.moved(k)
 
     def borrow_room(self, k: int, reserve: AaveReserve) -> float:
         """What may be borrowed from the reserve at point k: unlimited unless aave.liquidity_policy is partial,
@@ -152,6 +161,7 @@ class Executor:
             return
         self.book.qty[debt_pos] += reserve.scaled_debt(amount, k)
         self.book.qty[dest] += amount
+        self.aave_changed(k, reserve.symbol)
         op = f"aave_borrow_{reserve.symbol}"
         self.pay_gas(k, self.gas.units.borrow, op, amount,
                      self.intent(k, "aave_v3", op, "borrow", amount, None, "aave_borrow", reserve.symbol))
@@ -163,6 +173,7 @@ class Executor:
         amount = reserve.debt(scaled, k)
         qty[debt_pos] -= scaled
         qty[source] -= amount
+        self.aave_changed(k, reserve.symbol)
         op = f"aave_repay_{reserve.symbol}"
         self.pay_gas(k, self.gas.units.repay, op, amount,
                      self.intent(k, "aave_v3", op, "repay", amount, None, "aave_repay", reserve.symbol))

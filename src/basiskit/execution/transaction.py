@@ -20,6 +20,7 @@ class Transaction:
         self.actions = executor.actions
         self.perps = [(p, p.entry_price, p.realized_pnl) for p in executor.perps]
         self.claims = executor.claims[:]
+        self.footprints = [(fp, fp.state()) for fp in executor.footprints.values()]
         self.nav = book.nav(k)
 
     @property
@@ -46,3 +47,5 @@ class Transaction:
         for perp, entry, realized in self.perps:
             perp.entry_price, perp.realized_pnl = entry, realized
         self.executor.claims = self.claims
+        for fp, state in self.footprints:  # the fund's own Aave indexes follow its restored balances
+            fp.restore(state)

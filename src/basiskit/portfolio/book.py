@@ -27,6 +27,7 @@ class PositionSpec:
     rate_slot: int
     price_slot: int
     sign: float = 1.0  # -1 for debts
+    index_written: bool = False  # the index list is the run's own, written during the run (never taken as constant)
 
 
 def _constant(values: list[float]) -> bool:
@@ -55,7 +56,8 @@ class Book:
         for row in self._rows:
             j, f1, f2, p, s1, s2, s3, sign = row
             factors = ((f1, s1), (f2, s2), (p, s3))
-            moving = [i for i, (f, _) in enumerate(factors) if not _constant(f)]
+            written = specs[j].index_written  # (constant at the start, e.g. a 0% rate, but not for the whole run)
+            moving = [i for i, (f, _) in enumerate(factors) if not _constant(f) or (i == 0 and written)]
             if len(moving) == 1:
                 i = moving[0]
                 f, slot = factors[i]

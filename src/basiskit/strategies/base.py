@@ -40,6 +40,7 @@ class StrategyContext:
     events: EventLog
     wallet: int
     n_points: int
+    hour_by_hour: bool = False  # a market fed hour by hour (paper): nothing later than the hour is known
 
 
 @dataclass
@@ -126,6 +127,10 @@ class Strategy(ABC):
 
     def sell_all_rewards(self, k: int) -> None:  # noqa: B027 (optional: only strategies holding rewards sell)
         """Sell every reward token held at point k in that hour (the exit's liquidation value)."""
+
+    def aave_reserves(self) -> list:
+        """The Aave reserves (venues/aave.AaveReserve) the strategy may hold positions in."""
+        return []
 
     def redeem_queue_hours(self) -> float | None:
         """The wait of the protocol's redemption queue of the LST the strategy holds (None: no LST)."""

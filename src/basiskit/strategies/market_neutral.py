@@ -201,6 +201,9 @@ class MarketNeutral(Strategy):
     def redeem_queue_hours(self) -> float | None:
         return self.leg.redeem_queue_hours()
 
+    def aave_reserves(self) -> list:
+        return [r for r in (self.leg.collateral, self.leg.weth) if r is not None]
+
     def raise_cash(self, k: int, amount: float) -> None:
         trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)
         self.act(k, trigger, self.rebalance, amount)

@@ -81,6 +81,9 @@ class PureLending(Strategy):
 
         self.gate.attempt(k, trigger, act)
 
+    def aave_reserves(self) -> list:
+        return [self.reserve]
+
     def raise_cash(self, k: int, amount: float) -> None:
         needed = amount + self.gas.cost(self.withdraw_units, k) - self.qty[self.ctx.wallet]
         if needed > 0.0:

@@ -99,6 +99,9 @@ class Staking(Strategy):
     def redeem_queue_hours(self) -> float | None:
         return self.leg.redeem_queue_hours()
 
+    def aave_reserves(self) -> list:
+        return [r for r in (self.leg.collateral, self.leg.weth) if r is not None]
+
     def raise_cash(self, k: int, amount: float) -> None:
         self.rebalance(k, Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True), keep=amount)
 

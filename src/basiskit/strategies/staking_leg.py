@@ -89,6 +89,14 @@ def _loop_path(target_ltv: float, max_ltv: float, max_steps: int, tolerance: flo
     return (d / x if reached is None else reached), needed
 
 
+SALE_LOOKAHEAD_HOURS = 720  # how far a waiting sale looks for the next hour it may act
+
+
+def cfg_share(cfg: RunConfig) -> float:
+    """The share of a pool's volume a reward sale may take (rewards.max_participation, else execution's)."""
+    return cfg.rewards.max_participation or cfg.execution.max_participation
+
+
 class StakingLeg:
     def __init__(self, cfg: RunConfig, env):
         self.cfg = cfg
@@ -156,6 +164,7 @@ class StakingLeg:
             specs.append(PositionSpec(self.weth.debt_token, self.weth.borrow_index, ones, self.eth_value,
                                       BORROW_COST, VOID, price_slot, sign=-1.0))
         self.reward_prices = [market.derived(partial(self.pricer.price, t.symbol)) for t in self.rewards]
+        self._market = market  # (its arrays of the lists above: a waiting reward sale looks ahead in them)
         for t, price in zip(self.rewards, self.reward_prices, strict=True):
             specs.append(PositionSpec(t.instrument, ones, ones, price, VOID, VOID, SPOT_PRICE))
         return specs
@@ -179,14 +188,21 @@ class StakingLeg:
         if self.claim_pos is not None:
             self._hooks.accruals.append(self._claim_matured)
         if self.rewards:
-            self._hooks.accruals.append(RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices,
-                                                      self.units_held, self.lst.rate, STAKING_REWARDS,
-                                                      self._sell_dust, self.grid))
+            self._credit = RewardsCredit(self.rewards, book, self.reward_pos, self.reward_prices, self.units_held,
+                                         self.lst.rate, STAKING_REWARDS, self._sell_dust, self.grid)
+            self._hooks.accruals.append(self._credit)
             self._selling = [False] * len(self.rewards)
+            self._sale_volume = [0.0] * len(self.rewards)  # USD the pool traded since each sale began
+            self._sale_sold = [0.0] * len(self.rewards)  # USD each sale has sold
+            self._waited_from = [0] * len(self.rewards)  # the first hour whose volume is not in the sale yet
+            self._acted = [False] * len(self.rewards)
+            self._ahead = None
+            self._scanned = False
+            self._share = cfg_share(self.cfg)
             for t in self.rewards:
                 t.liquidity.parent_usd = 0.0
-            if self.cfg.rewards.sell_dust:
-                self._hooks.accruals.append(self._sell_rewards)
+            if self.cfg.rewards.sell_dust:  # the first hour looks at what the book starts with (a live plan's)
+                self._credit.each_hour = self._sell_rewards
 
     def hooks(self) -> Hooks:
         return self._hooks
@@ -299,6 +315,8 @@ class StakingLeg:
             written_off = self.debt_eth(k)
             qty[self.debt_pos] = 0.0
             self.ctx.book.attribution[STAKING_YIELD][k] += written_off * self.eth_value[k]
+        for reserve in (self.collateral, self.weth):  # the fund's own indexes follow its balances
+            self.ctx.executor.aave_changed(k, reserve.symbol)
         record = {"k": k, "venue": "aave_v3", "health_factor": hf, "close_factor": close_factor,
                   "debt_before": debt, "repaid": repaid, "seized_units": seized_units,
                   "protocol_fee_units": call.protocol_fee, "rate": rate,
@@ -312,50 +330,103 @@ class StakingLeg:
     def _sell_dust(self, k: int, token: RewardToken, pos: int) -> None:
         """On a credit: put the token up for sale (sold from this hour on by _sell_rewards)."""
         if self.cfg.rewards.sell_dust:
-            self._selling[self.rewards.index(token)] = True
+            i = self.rewards.index(token)
+            if not self._selling[i]:  # a new sale: the pool's volume counts from this hour
+                self._selling[i] = True
+                self._sale_volume[i] = self._sale_sold[i] = 0.0
+                self._waited_from[i] = k
+            self._credit.each_hour = self._sell_rewards
+            self._credit.wake_at = k
 
     def _sell_rewards(self, k: int) -> None:
-        """Sell the reward tokens up for sale for the share-class asset, each hour no more than
-        execution.max_participation of the pool's last closed hour's volume (an hour without volume sells
-        nothing: the data has no one to sell to), while what is left is worth min_sell_value_usd and more
-        than the sale costs (gas, slippage). The impact is that of the whole sale (its first slice's size)."""
+        """Sell the reward tokens up for sale for the share-class asset within the participation limit, as a
+        percentage-of-volume order does: what a sale has sold stays within rewards.max_participation (default
+        execution.max_participation) of the USD volume the pool traded in the closed hours since the sale began
+        (an hour without volume adds nothing: the data has no one to sell to). A slice is made when it is worth
+        min_sell_value_usd and its gas is at most rewards.max_gas_share of it (or it sells all that is left); the
+        sale ends when what is left is worth less than min_sell_value_usd. Slices are hours apart: each pays the
+        impact of its own size."""
         selling = self._selling
-        if not any(selling):
-            return
-        cfg = self.cfg.rewards
+        if not self._scanned:  # a book that starts with rewards (a live plan's): they are up for sale
+            self._scanned = True
+            for i, pos in enumerate(self.reward_pos):
+                selling[i] = selling[i] or self.qty[pos] > 0.0
+        active = False
+        wake = self.ctx.n_points
         for i, token in enumerate(self.rewards):
-            if not selling[i]:
-                continue
-            pos = self.reward_pos[i]
-            liquidity = token.liquidity
-            units = self.qty[pos]
-            price = self.reward_prices[i][k]
-            per_unit_usd = price * self.unit_usd_at[k]
-            value_usd = units * per_unit_usd
-            if value_usd < cfg.min_sell_value_usd:  # sold (or dust): the sale is over
-                selling[i] = False
-                liquidity.parent_usd = 0.0
-                continue
-            volume = liquidity.last_volume[k]
-            share = cfg.max_participation or self.cfg.execution.max_participation
-            cap_usd = share * volume * (1.0 - 1e-12) if volume > 0.0 else 0.0
-            sell_usd = min(value_usd, cap_usd)
-            # a slice worth making: min_sell_value_usd, and its gas at most rewards.max_gas_share of it
-            gas_usd = self.gas.cost(self.gas.units.swap, k) * self.unit_usd_at[k]
-            floor = max(cfg.min_sell_value_usd, gas_usd / cfg.max_gas_share)
-            if sell_usd < floor and sell_usd < value_usd:
-                continue  # the pool cannot take a sale worth making this hour: wait
-            if liquidity.parent_usd == 0.0:
-                liquidity.parent_usd = value_usd
-            sell = units if sell_usd >= value_usd else sell_usd / per_unit_usd
-            trigger = Trigger(f"sell_dust:{token.symbol}", value_usd, cfg.min_sell_value_usd,
-                              corrects=sell * price, every_hour=True)
-            self.gate.attempt(k, trigger, lambda pos=pos, sell=sell, price=price, token=token:
-                              self.ctx.executor.sell_to_wallet(k, pos, sell, price, f"{token.symbol}_{self.pricer.ccy}",
-                                                               token.symbol, token.liquidity))
+            if selling[i] and self._sell_slice(k, i, token):
+                active = True
+                wake = min(wake, self._next_act(k, i, token))
+        if not active:
+            self._credit.each_hour = None  # nothing for sale: not called until the next credit
+        self._credit.wake_at = wake
+
+    def _next_act(self, k: int, i: int, token: RewardToken) -> int:
+        """The next hour token i's sale may act: the next one on a market fed hour by hour; in a backtest, the
+        first hour (within a month) where _sell_slice's own tests, on the same numbers in the same order, would
+        not wait (its pool's volume, price and gas from the data), so the hours between are skipped exactly."""
+        lo = k + 1
+        if self.ctx.hour_by_hour or self._acted[i]:  # (it acted this hour: look again next hour)
+            return lo
+        hi = min(k + SALE_LOOKAHEAD_HOURS, self.ctx.n_points - 1)
+        if hi < lo:
+            return self.ctx.n_points
+        cfg = self.cfg.rewards
+        if self._ahead is None:  # the data a waiting sale looks ahead in, once a run (the same operations as below)
+            arr = self._market.array_of
+            usd = arr(self.unit_usd_at)
+            self._ahead = [(np.where((v := arr(t.liquidity.last_volume)) > 0.0, v, 0.0), arr(p) * usd,
+                            self.gas.units.swap * (arr(self.gas.per_unit) * usd) / cfg.max_gas_share)
+                           for t, p in zip(self.rewards, self.reward_prices, strict=True)]
+        vol, per_unit, gas = self._ahead[i]
+        sold = np.cumsum(np.concatenate(([self._sale_volume[i]], vol[lo: hi + 1])))[1:]  # the sale's volume by then
+        allowance = self._share * sold * (1.0 - 1e-12) - self._sale_sold[i]
+        value = self.qty[self.reward_pos[i]] * per_unit[lo: hi + 1]
+        gas = gas[lo: hi + 1]
+        waits = (value >= cfg.min_sell_value_usd) & (allowance < value) & (
+            (allowance < cfg.min_sell_value_usd) | (allowance < gas))
+        acts = np.flatnonzero(~waits)
+        return lo + int(acts[0]) if acts.size else hi + 1
+
+    def _sell_slice(self, k: int, i: int, token: RewardToken) -> bool:
+        """One token's sale at hour k; False once it is over."""
+        cfg = self.cfg.rewards
+        start = self._waited_from[i]
+        if start < k:  # hours skipped while waiting: their volume, added in order
+            vol = self._market.array_of(token.liquidity.last_volume)[start:k]
+            self._sale_volume[i] = float(np.cumsum(np.concatenate(([self._sale_volume[i]],
+                                                                   np.where(vol > 0.0, vol, 0.0))))[-1])
+        volume = token.liquidity.last_volume[k]
+        if volume > 0.0:
+            self._sale_volume[i] += volume
+        self._waited_from[i] = k + 1
+        self._acted[i] = False
+        allowance = self._share * self._sale_volume[i] * (1.0 - 1e-12) - self._sale_sold[i]
+        pos = self.reward_pos[i]
+        price = self.reward_prices[i][k]
+        per_unit_usd = price * self.unit_usd_at[k]
+        value_usd = self.qty[pos] * per_unit_usd
+        if value_usd < cfg.min_sell_value_usd:  # sold (or dust): the sale is over
+            self._selling[i] = False
+            self._sale_volume[i] = self._sale_sold[i] = 0.0
+            return False
+        if allowance < value_usd and (allowance < cfg.min_sell_value_usd or allowance < self.gas.units.swap * (
+                self.gas.per_unit[k] * self.unit_usd_at[k]) / cfg.max_gas_share):
+            return True  # not yet a slice worth making: the pool's volume accrues to the sale
+        units = self.qty[pos]
+        sell = units if allowance >= value_usd else allowance / per_unit_usd
+        trigger = Trigger(f"sell_dust:{token.symbol}", value_usd, cfg.min_sell_value_usd, corrects=sell * price,
+                          every_hour=True)
+        done = self.gate.attempt(k, trigger, lambda: self.ctx.executor.sell_to_wallet(
+            k, pos, sell, price, f"{token.symbol}_{self.pricer.ccy}", token.symbol, token.liquidity))
+        if done is not None:
+            self._sale_sold[i] += sell * per_unit_usd
+        self._acted[i] = True  # acted (or tried): the next hour is looked at
+        return True
 
     def sell_all_rewards(self, k: int) -> None:
-        """Sell every reward token held in this one hour, at the impact of the whole sale (the exit)."""
+        """Sell every reward token held in this one hour, at the impact of its size (the exit; the slippage rate
+        is capped at 100%: a sale can lose the tokens, not more)."""
         for i, token in enumerate(self.rewards):
             units = self.qty[self.reward_pos[i]]
             price = self.reward_prices[i][k]

@@ -121,7 +121,8 @@ class SlippageModel:
         if not (volume > 0.0 and sigma >= 0.0 and liquidity.last_volume[k] > 0.0):
             return bucket
         order = max(notional_usd, liquidity.parent_usd)
-        return max(bucket, self.impact * sigma * math.sqrt(order / volume))
+        # at most the whole notional: a sale can lose what it sells, no more (a pool pays out something, >= 0)
+        return max(bucket, min(self.impact * sigma * math.sqrt(order / volume), 1.0))
 
     def check(self, pair: str) -> None:
         if pair not in self.overrides and pair not in self.table:

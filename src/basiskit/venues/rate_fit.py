@@ -25,6 +25,10 @@ SERIES = {"USDT": "aave/usdt_reserve_1d", "WETH": "aave/weth_reserve_1d", "weETH
 ON_LINE = 2e-5  # 0.2 bp: how far a snapshot may sit from its strategy's line (ray rounding, intra-block updates)
 MIN_SPREAD_U = 1e-3  # a line needs snapshots this far apart in utilisation
 DEFAULT_OPTIMAL = 0.9  # where no snapshot ever passed the kink: assumed, and said so
+DEFAULT_SLOPE2 = 0.8  # the same (WETH's identified slope2 over 2024-06..2025-07)
+MIN_ABOVE = 3  # snapshots above a kink that fix it
+KINK_TOLERANCE = 1e-3  # 10 bp, the median distance of those points from the slope2 line (above the kink a
+# utilisation 1e-4 off, e.g. from an action within the snapshot's block, moves the rate by about 8 bp)
 KINK_GRID = np.round(np.arange(0.45, 0.96, 0.005), 4)
 
 
@@ -93,8 +97,9 @@ def _seed(snap: Snapshots, i: int) -> tuple[float, float] | None:
 
 def _kink(snap: Snapshots, base: float, slope: float, members: list[int], above: list[int]
           ) -> tuple[float, float, float] | None:
-    """(U*, slope2, worst error) fitting the points above the kink, U* between the line's points and them."""
-    if not above:
+    """(U*, slope2, median error) fitting the points above the kink, U* between the line's points and them; None
+    unless MIN_ABOVE points fix it within KINK_TOLERANCE (one or two points fit many kinks exactly)."""
+    if len(above) < MIN_ABOVE:
         return None
     lo, hi = snap.u[members].max(), snap.u[above].min()
     best = None
@@ -105,10 +110,10 @@ def _kink(snap: Snapshots, base: float, slope: float, members: list[int], above:
         x = (snap.u[above] - opt) / (1.0 - opt)
         y = snap.borrow[above] - at_kink
         slope2 = max(float((x @ y) / (x @ x)), 0.0)
-        err = float(np.abs(y - slope2 * x).max())
+        err = float(np.median(np.abs(y - slope2 * x)))  # robust: a change's day may sit among them
         if best is None or err < best[2]:
             best = (float(opt), slope2, err)
-    return best
+    return best if best is not None and best[2] <= KINK_TOLERANCE else None
 
 
 def _reserve_factors(snap: Snapshots) -> list[dict]:
@@ -130,31 +135,38 @@ def _reserve_factors(snap: Snapshots) -> list[dict]:
     return out
 
 
+def _leg(snap: Snapshots, members: list[int]) -> tuple[float, float]:
+    """Base and slope1 / U* of a strategy's line (a line through one utilisation: base 0)."""
+    if np.ptp(snap.u[members]) >= MIN_SPREAD_U:
+        return _line(snap.u[members], snap.borrow[members])
+    return 0.0, float((snap.borrow[members] / snap.u[members]).mean())
+
+
 def fit_reserve(dataset: Dataset, symbol: str) -> dict:
-    """The dated strategies and reserve factors of one reserve, fitted from its snapshots."""
+    """The dated strategies and reserve factors of one reserve, fitted from its snapshots. A strategy whose kink
+    the snapshots do not fix takes U* and slope2 of the nearest one that does, an earlier one first (the
+    parameters Aave had most recently set), and says so in `kink`."""
     snap = Snapshots.of(dataset, symbol)
     segments = _segments(snap)
-    kinks = [k for seg in segments
-             if (k := _kink(snap, *_line(snap.u[seg["members"]], snap.borrow[seg["members"]]) if
-                            np.ptp(snap.u[seg["members"]]) >= MIN_SPREAD_U else (0.0, 0.0),
-                            seg["members"], seg["above"])) is not None]
-    pooled = (float(np.median([k[0] for k in kinks])), float(np.median([k[1] for k in kinks]))) if kinks else None
+    legs = [_leg(snap, seg["members"]) for seg in segments]
+    kinks = [_kink(snap, *leg, seg["members"], seg["above"]) for leg, seg in zip(legs, segments, strict=True)]
+    identified = [i for i, k in enumerate(kinks) if k is not None]
     strategies = []
-    for seg in segments:
+    for i, (seg, (base, slope), kink) in enumerate(zip(segments, legs, kinks, strict=True)):
         m = seg["members"]
-        if np.ptp(snap.u[m]) >= MIN_SPREAD_U:
-            base, slope = _line(snap.u[m], snap.borrow[m])
-        else:
-            base, slope = 0.0, float((snap.borrow[m] / snap.u[m]).mean())
-        kink = _kink(snap, base, slope, m, seg["above"])
+        floor = float(np.round(snap.u[m].max() + 0.005, 3))  # the kink lies above every point of the line
         if kink is not None:
-            optimal, slope2, how = kink[0], kink[1], "fitted"
-        elif pooled is not None:
-            optimal = max(pooled[0], float(np.round(snap.u[m].max() + 0.005, 3)))
-            slope2, how = pooled[1], "pooled: this strategy never passed its kink in the data"
+            optimal, slope2 = kink[0], kink[1]
+            how = f"identified: {len(seg['above'])} snapshots above it, median error {kink[2] * 1e4:.2f} bp"
+        elif identified:
+            j = max((j for j in identified if j < i), default=min(identified))
+            optimal, slope2 = max(kinks[j][0], floor), kinks[j][1]
+            how = (f"assumed: U* and slope2 of the strategy from {iso(snap.ts[segments[j]['members'][0]])} "
+                   f"({'earlier' if j < i else 'later'}; this one's snapshots do not fix its kink)")
         else:
-            optimal = max(DEFAULT_OPTIMAL, float(np.round(snap.u[m].max() + 0.005, 3)))
-            slope2, how = 0.8, "assumed: the reserve never passed its kink in the data (slope2 not identified)"
+            optimal, slope2 = max(DEFAULT_OPTIMAL, floor), DEFAULT_SLOPE2
+            how = (f"assumed: U* {DEFAULT_OPTIMAL:g} (or above every snapshot) and slope2 {DEFAULT_SLOPE2:g}: the "
+                   "reserve never passed a kink in the data")
         strategies.append({
             "from": iso(snap.ts[m[0]]), "base": max(base, 0.0), "slope1": slope * optimal, "slope2": slope2,
             "optimal_utilisation": optimal, "source": "fitted", "kink": how,

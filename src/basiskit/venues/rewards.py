@@ -8,6 +8,7 @@ run. Valued at market price; attribution staking_rewards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..data.market import MarketData, Need
@@ -63,6 +64,8 @@ class RewardsCredit:
         self.on_credit = on_credit
         self.grid = grid
         self.credited = {t.symbol: [0.0, 0.0] for t in tokens}  # units, value at credit
+        self.each_hour: Callable[[int], None] | None = None  # a sale under way: its hourly slice, after the credits
+        self.wake_at = 0  # ... from this hour on (a sale waiting for volume knows when it can next act)
 
     def held_over_period(self, k: int, token: RewardToken) -> float:
         """Average LST units held over [period_start, period_end + 1 day): hours before the run count as 0."""
@@ -95,3 +98,6 @@ class RewardsCredit:
             self.credited[token.symbol][0] += units
             self.credited[token.symbol][1] += value
             self.on_credit(k, token, pos)
+        each_hour = self.each_hour
+        if each_hour is not None and k >= self.wake_at:
+            each_hour(k)
