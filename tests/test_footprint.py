@@ -167,6 +167,10 @@ def test_the_partial_policy_borrows_what_is_available_and_says_so(full_data):
     assert s["largest_liquidity_shortfall"] is None or s["largest_liquidity_shortfall"]["reserve"] == "WETH"
     u = r.extra_columns["utilisation_with_fund:WETH"]
     assert u.max() <= 1.0 and u[0] == pytest.approx(1.0, abs=1e-9)  # the fund took every WETH there was
+    full = int((u >= 1.0 - 1e-12).sum())
+    assert s["full_utilisation_hours"] == {"WETH": full} and full >= 1  # and the run says so, with an alert
+    (alert,) = [e for e in r.events.of_type("risk_alert") if e.details.get("reserve") == "WETH"]
+    assert alert.k == 0 and alert.details["hours"] == full
     assert np.abs(r.residual).max() <= 1e-9 * r.nav.max()
 
 

@@ -305,6 +305,20 @@ class Backtest:
         report.summary["liquidity_constrained_hours"] = len(constrained)
         report.summary["largest_liquidity_shortfall"] = None if worst is None else worst.as_dict()
         report.summary["limited_borrows"] = len(self.executor.constrained)
+        # the fund alone takes a reserve to 100%: its debt pays the top of the rate curve, and others cannot withdraw
+        full = {}
+        for fp in self.footprints:
+            u = report.columns[f"utilisation_with_fund:{fp.symbol}"]
+            hours = np.flatnonzero(u >= 1.0 - 1e-12)
+            if hours.size:
+                full[fp.symbol] = int(hours.size)
+                k = int(hours[0])
+                rate = fp.rates.strategy_at(int(self.market.grid[k])).borrow_rate(1.0)
+                self.executor.events.add(k, "risk_alert", f"aave_v3 {fp.symbol}: the fund's borrowing takes the "
+                                         f"reserve to 100% utilisation ({hours.size} h in the run; borrow rate "
+                                         f"{rate:.2%} at 100%)", reserve=fp.symbol, hours=int(hours.size),
+                                         borrow_rate=rate)
+        report.summary["full_utilisation_hours"] = full
 
 
 def warning_event(events: EventLog, w, start: int, n: int) -> None:
