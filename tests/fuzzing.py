@@ -19,6 +19,7 @@ from basiskit.engine.runconfig import load_run_config
 from basiskit.errors import ConfigError, DataError, RunError
 from basiskit.portfolio.attribution import SLOT
 from basiskit.results.tables import ticks_table
+from basiskit.venues.aave_footprint import REFUSED_MARK
 
 HOUR = timedelta(hours=1)
 FORCED = ("health_factor", "margin_ratio", "risk_override", "withdrawal")  # safety actions and flows
@@ -242,7 +243,7 @@ def build_and_run(d: Draw, dataset: Dataset, end: datetime | None = None) -> Out
     except RunError as exc:
         return Outcome("stopped", str(exc))
     except ConfigError as exc:  # aave.liquidity_policy refuse: the reserves could not lend that much
-        assert "borrowing would exceed what the Aave reserve had available" in str(exc), str(exc)
+        assert REFUSED_MARK in str(exc), str(exc)
         return Outcome("refused", str(exc))
 
 

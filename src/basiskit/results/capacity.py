@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-REFUSED_MARK = "borrowing would exceed what the Aave reserve had available"  # a run aave.liquidity_policy refused
+from ..venues.aave_footprint import REFUSED_MARK  # in the error of a run aave.liquidity_policy refused
 
 
 def run_figures(summary: dict | None, error: str | None = None) -> dict:

@@ -28,13 +28,13 @@ from .hedge import PerpHedge, validate_hedge_config
 from .pacing import Pacer
 from .rebalance import RebalanceLog
 from .registry import register
-from .staking_leg import StakingLeg, validate_leverage_config
+from .staking_leg import OnStakingLeg, StakingLeg, validate_leverage_config
 
 REFILL_COST = 0.02  # the wallet's ETH under the gas reserve is bought back when that costs at most this share of it
 
 
 @register
-class MarketNeutral(Strategy):
+class MarketNeutral(OnStakingLeg, Strategy):
     name = "market_neutral"
     description = "Staked (optionally levered) ETH hedged with short ETH perps; USDT share class"
 
@@ -194,15 +194,6 @@ class MarketNeutral(Strategy):
                 trigger = Trigger("deviation", delta_value * self.fx[k] / nav, self.threshold,
                                   corrects=delta_value * self.fx[k], urgent=not fits)
                 self.act(k, trigger, self.rehedge if fits else self.rebalance)
-
-    def sell_all_rewards(self, k: int) -> None:
-        self.leg.sell_all_rewards(k)
-
-    def redeem_queue_hours(self) -> float | None:
-        return self.leg.redeem_queue_hours()
-
-    def aave_reserves(self) -> list:
-        return [r for r in (self.leg.collateral, self.leg.weth) if r is not None]
 
     def raise_cash(self, k: int, amount: float) -> None:
         trigger = Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True)

@@ -18,13 +18,13 @@ from .capital import MAX_COST_SHARE, CapitalFloor
 from .discipline import DUST, Backoff, Trigger
 from .rebalance import RebalanceLog
 from .registry import register
-from .staking_leg import StakingLeg, validate_leverage_config
+from .staking_leg import OnStakingLeg, StakingLeg, validate_leverage_config
 
 GAS_MARGIN = 1.5  # a move's own gas, set aside beside the reserve, as a multiple of its planned gas
 
 
 @register
-class Staking(Strategy):
+class Staking(OnStakingLeg, Strategy):
     name = "staking"
     description = "Stake ETH in an LST; optionally lever it on Aave eMode against WETH debt"
 
@@ -92,15 +92,6 @@ class Staking(Strategy):
             trigger = Trigger("idle_cash", spare / nav, self.threshold, corrects=spare,
                               max_cost=MAX_COST_SHARE * spare, min_cost=self.gas.cost(self.sure_gas_units, k))
         self.rebalance(k, trigger)
-
-    def sell_all_rewards(self, k: int) -> None:
-        self.leg.sell_all_rewards(k)
-
-    def redeem_queue_hours(self) -> float | None:
-        return self.leg.redeem_queue_hours()
-
-    def aave_reserves(self) -> list:
-        return [r for r in (self.leg.collateral, self.leg.weth) if r is not None]
 
     def raise_cash(self, k: int, amount: float) -> None:
         self.rebalance(k, Trigger("withdrawal", amount, self.qty[self.ctx.wallet], forced=True), keep=amount)

@@ -92,9 +92,20 @@ def _loop_path(target_ltv: float, max_ltv: float, max_steps: int, tolerance: flo
 SALE_LOOKAHEAD_HOURS = 720  # how far a waiting sale looks for the next hour it may act
 
 
-def cfg_share(cfg: RunConfig) -> float:
-    """The share of a pool's volume a reward sale may take (rewards.max_participation, else execution's)."""
-    return cfg.rewards.max_participation or cfg.execution.max_participation
+class OnStakingLeg:
+    """What a strategy built on a StakingLeg (`self.leg`) answers from it: its Aave reserves, its reward sales
+    at the exit, its redemption queue."""
+
+    leg: StakingLeg
+
+    def aave_reserves(self) -> list:
+        return [r for r in (self.leg.collateral, self.leg.weth) if r is not None]
+
+    def sell_all_rewards(self, k: int) -> None:
+        self.leg.sell_all_rewards(k)
+
+    def redeem_queue_hours(self) -> float | None:
+        return self.leg.redeem_queue_hours()
 
 
 class StakingLeg:
@@ -198,7 +209,8 @@ class StakingLeg:
             self._acted = [False] * len(self.rewards)
             self._ahead = None
             self._scanned = False
-            self._share = cfg_share(self.cfg)
+            # the share of a pool's volume a sale may take
+            self._share = self.cfg.rewards.max_participation or self.cfg.execution.max_participation
             for t in self.rewards:
                 t.liquidity.parent_usd = 0.0
             if self.cfg.rewards.sell_dust:  # the first hour looks at what the book starts with (a live plan's)

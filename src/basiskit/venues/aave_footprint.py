@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..portfolio.attribution import SLOT
 from ..portfolio.book import Book, PositionSpec
 from .aave import RESERVES
-from .rate_strategy import ReserveRates
+from .rate_strategy import ReserveRates, borrow_curve
 
 SECONDS_PER_YEAR = 365 * 24 * HOUR  # Aave v3 MathUtils: 365 days
 HOUR_YEARS = HOUR / SECONDS_PER_YEAR
@@ -56,6 +56,9 @@ class Alarm:
 
 
 NEVER = 2**62
+
+
+REFUSED_MARK = "borrowing would exceed what the Aave reserve had available"  # in every refusal (results/capacity.py)
 
 
 class LiquidityRefused(ConfigError):
@@ -206,8 +209,7 @@ class ReserveFootprint:
         if lo == 0 and upto >= 0:  # the first hour: nothing held before it
             for obs, own in self.own.values():
                 own[0] = obs[0]
-            lo = self.written = 0
-            lo = 1
+            self.written, lo = 0, 1
         if upto < lo:
             return
         a, q_s, q_d, c_l, c_b = self.anchor
@@ -227,11 +229,7 @@ class ReserveFootprint:
         fund_debt = q_d * c_b * arr(self.own["borrow"][0])[lo - 1: upto] if "borrow" in self.own else 0.0
         u0 = debt / supply
         u1 = np.minimum((debt + fund_debt) / (supply + fund_supply), 1.0)
-
-        def rate(u):  # Aave v3 DefaultReserveInterestRateStrategy (rate_strategy.RateStrategy.borrow_rate)
-            return np.where(u <= opt, base + s1 * u / opt, base + s1 + s2 * (u - opt) / (1.0 - opt))
-
-        r0, r1 = rate(u0), rate(u1)
+        r0, r1 = borrow_curve(u0, base, s1, s2, opt), borrow_curve(u1, base, s1, s2, opt)
         for which, q, c in sides:
             if q == 0.0:  # the fund holds none on this side: its index keeps its level over the observed
                 self._write(which, lo, upto, c, None, fresh)
@@ -347,8 +345,8 @@ def refusal(cfg, shortfalls: list[Shortfall], fit: float, kink: float) -> Liquid
     hours = len({s.k for s in shortfalls})
     unit = cfg.share_class
     reason = (
-        f"the fund's net {first.reserve} borrowing would exceed what the Aave reserve had available (supply - debt of "
-        f"the other users) on {hours} hour(s): first at {first.at} (the fund owes {first.need:,.2f} {first.reserve}, "
+        f"the fund's net {first.reserve} {REFUSED_MARK} (supply - debt of the other users) on {hours} hour(s): "
+        f"first at {first.at} (the fund owes {first.need:,.2f} {first.reserve}, "
         f"available {first.available:,.2f}), worst at {worst.at} in {worst.reserve} (owes {worst.need:,.2f}, "
         f"available {worst.available:,.2f}). About {cfg.initial_capital * fit:,.2f} {unit} fits every hour (taking "
         f"all there is: utilisation 100%, the top of the rate curve); about {cfg.initial_capital * kink:,.2f} {unit} "

@@ -36,10 +36,15 @@ class RateStrategy:
     optimal: float  # U*, the optimal utilisation (the kink)
 
     def borrow_rate(self, u: float) -> float:
-        """Variable borrow APR at utilisation u (Aave v3 DefaultReserveInterestRateStrategy)."""
-        if u <= self.optimal:
-            return self.base + self.slope1 * u / self.optimal
-        return self.base + self.slope1 + self.slope2 * (u - self.optimal) / (1.0 - self.optimal)
+        """Variable borrow APR at utilisation u."""
+        return float(borrow_curve(u, self.base, self.slope1, self.slope2, self.optimal))
+
+
+def borrow_curve(u, base, slope1, slope2, optimal):
+    """Variable borrow APR at utilisation u, elementwise over numbers or arrays (Aave v3
+    DefaultReserveInterestRateStrategy: base + slope1 u/U* up to the kink U*, + slope2 (u - U*)/(1 - U*) above)."""
+    return np.where(u <= optimal, base + slope1 * u / optimal,
+                    base + slope1 + slope2 * (u - optimal) / (1.0 - optimal))
 
 
 def shipped_path() -> Path:
